@@ -1,0 +1,1 @@
+"""Tenantry core: the domain and all I/O. Nothing here imports Textual."""

@@ -1,0 +1,285 @@
+"""Configuration: read from TOML, typed and validated at load.
+
+The file is found from ``--config PATH``, else ``$TENANTRY_CONFIG``, else
+``$XDG_CONFIG_HOME/tenantry/config.toml`` (``~/.config/tenantry/config.toml``).
+Every error names the file, the key and what is wrong, in one sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import tomli
+
+from core.errors import ConfigError
+from core.model import Service
+
+ADAPTERS = ("exchange", "ocs", "blackberry", "group", "http")
+
+
+@dataclass(frozen=True)
+class DirectoryConfig:
+    urls: tuple[str, ...]
+    base_dn: str
+    hosting_ou: str = "OU=Hosting"
+    bind_user: str = ""
+    password_env: str | None = None
+    password_file: Path | None = None
+    operator: str | None = None  # a named operator when binding as a service account
+    ca_file: Path | None = None
+    tls_verify: bool = True
+    start_tls: bool = True  # for ldap:// URLs; ldaps:// is TLS from the start
+    connect_timeout: float = 5.0
+    receive_timeout: float = 15.0
+    pool_size: int = 3
+    page_size: int = 500
+
+    @property
+    def hosting_dn(self) -> str:
+        return f"{self.hosting_ou},{self.base_dn}"
+
+
+@dataclass(frozen=True)
+class LayoutConfig:
+    """Names and markers of the hosting layout (PRODUCT §1)."""
+
+    marker_attribute: str = "businessCategory"
+    reseller_marker: str = "reseller"
+    customer_marker: str = "customer"
+    domains_attribute: str = "uPNSuffixes"
+    code_attribute: str = "description"
+    users_ou: str = "OU=Users"
+    roles_ou: str = "OU=Roles"
+    services_ou: str = "OU=Services"
+    sp_admins_group: str = "CN=Service Provider Administrators"
+    readonly_group: str = "CN=Tenantry Read Only"
+    reseller_admins_group: str = "CN=Reseller Administrators"
+    user_admin_role: str = "User Administrator"
+    plan_group_format: str = "{service} - {plan}"
+    address_book_attribute: str = "extensionAttribute1"
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    readonly: bool = False
+    low_bandwidth: bool = False
+    animations: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    service: Service
+    options: dict[str, Any] = field(default_factory=dict)  # adapter settings (url, auth, …)
+
+
+@dataclass(frozen=True)
+class Config:
+    directory: DirectoryConfig
+    layout: LayoutConfig = LayoutConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+    source: Path | None = None
+
+    def service(self, key: str) -> Service | None:
+        entry = self.services.get(key)
+        return entry.service if entry else None
+
+    def service_by_name(self, display_name: str) -> Service | None:
+        folded = display_name.casefold()
+        for entry in self.services.values():
+            if entry.service.display_name.casefold() == folded:
+                return entry.service
+        return None
+
+
+DEFAULT_SERVICES: dict[str, Service] = {
+    "exchange": Service("exchange", "Hosted Exchange", "exchange", True, ("Basic 2 GB", "Premium 50 GB")),
+    "ocs": Service("ocs", "Office Communications Server", "ocs", True),
+    "blackberry": Service("blackberry", "BlackBerry", "blackberry", True, ("Standard", "Enterprise")),
+    "sharepoint": Service("sharepoint", "SharePoint", "group", False),
+    "crm": Service("crm", "Hosted CRM", "http", False),
+}
+
+
+def default_path(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("TENANTRY_CONFIG"):
+        return Path(env["TENANTRY_CONFIG"])
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "tenantry" / "config.toml"
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load and validate the configuration; raise :class:`ConfigError` on any fault."""
+    file = Path(path) if path else default_path(environ)
+    try:
+        raw = tomli.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"The configuration file {file} does not exist (pass --config PATH, set TENANTRY_CONFIG, or use --demo).") from None
+    except OSError as error:
+        raise ConfigError(f"The configuration file {file} cannot be read: {error.strerror}.") from None
+    except (tomli.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file} is not valid TOML: {error}.") from None
+    return parse(raw, source=file)
+
+
+def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
+    """Validate an already-decoded TOML document."""
+    where = str(source) if source else "configuration"
+    sections = _Table(raw, where, "")
+    sections.allow_only({"directory", "layout", "console", "services"}, kind="section")
+    directory = _directory(sections.table("directory", required=True), where)
+    layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
+    console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
+    services = _services(sections.table("services"), where)
+    return Config(directory, layout, console, services, source)
+
+
+class _Table:
+    """A TOML table with typed accessors whose errors name file, key and fault."""
+
+    def __init__(self, data: dict[str, Any], where: str, prefix: str):
+        self.data, self.where, self.prefix = data, where, prefix
+
+    def name(self, key: str) -> str:
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where}: {self.name(key)} {problem}.")
+
+    def allow_only(self, keys: set[str], kind: str = "key") -> None:
+        for key in self.data:
+            if key not in keys:
+                label = f"[{self.name(key)}]" if kind == "section" else self.name(key)
+                raise ConfigError(f"{self.where}: unknown {kind} {label} (expected one of: {', '.join(sorted(keys))}).")
+
+    def table(self, key: str, required: bool = False) -> _Table:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise ConfigError(f"{self.where}: the [{self.name(key)}] section is missing.")
+            value = {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"must be a table, not {_kind(value)}")
+        return _Table(value, self.where, self.name(key))
+
+    def get(self, key: str, expected: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.where}: the required key {self.name(key)} is missing.")
+            return default
+        value = self.data[key]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        ok = isinstance(value, expected) and not (isinstance(value, bool) and expected in (int, float))
+        if not ok:
+            raise self.fail(key, f"must be {_kind_name(expected)}, not {_kind(value)}")
+        return value
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _kind_name(expected: type | tuple[type, ...]) -> str:
+    names = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}
+    return names.get(expected, str(expected)) if isinstance(expected, type) else "valid"
+
+
+def _dataclass_from(cls: type, table: _Table, where: str, section: str):
+    defaults = cls()
+    fields = {name: getattr(defaults, name) for name in cls.__dataclass_fields__}
+    table.allow_only(set(fields))
+    values = {name: table.get(name, type(default), default) for name, default in fields.items()}
+    for name, value in values.items():
+        if isinstance(value, str) and not value.strip():
+            raise table.fail(name, "must not be empty")
+    return cls(**values)
+
+
+def _directory(table: _Table, where: str) -> DirectoryConfig:
+    keys = set(DirectoryConfig.__dataclass_fields__)
+    table.allow_only(keys)
+    urls = table.get("urls", list, required=True)
+    if not urls or not all(isinstance(u, str) and u.lower().startswith(("ldap://", "ldaps://")) for u in urls):
+        raise table.fail("urls", "must be a non-empty list of ldap:// or ldaps:// URLs")
+    base_dn = table.get("base_dn", str, required=True)
+    if "=" not in base_dn:
+        raise table.fail("base_dn", f"must be a DN such as DC=example,DC=net, not {base_dn!r}")
+    password_env = table.get("password_env", str)
+    password_file = table.get("password_file", str)
+    if password_env and password_file:
+        raise table.fail("password_file", "cannot be set together with password_env")
+    if "password" in table.data:
+        raise table.fail("password", "is not allowed: use password_env or password_file")
+    ca_file = table.get("ca_file", str)
+    tls_verify = table.get("tls_verify", bool, True)
+    if ca_file and not tls_verify:
+        raise table.fail("tls_verify", "cannot be false when ca_file is set")
+    numbers = {}
+    for key, low in (("connect_timeout", 0.1), ("receive_timeout", 0.1), ("pool_size", 1), ("page_size", 1)):
+        default = getattr(DirectoryConfig, key)
+        value = table.get(key, type(default), default)
+        if value < low:
+            raise table.fail(key, f"must be at least {low}")
+        numbers[key] = value
+    return DirectoryConfig(
+        urls=tuple(urls),
+        base_dn=base_dn,
+        hosting_ou=table.get("hosting_ou", str, "OU=Hosting"),
+        bind_user=table.get("bind_user", str, required=True),
+        password_env=password_env,
+        password_file=Path(password_file).expanduser() if password_file else None,
+        operator=table.get("operator", str),
+        ca_file=Path(ca_file).expanduser() if ca_file else None,
+        tls_verify=tls_verify,
+        start_tls=table.get("start_tls", bool, True),
+        **numbers,
+    )
+
+
+def _services(table: _Table, where: str) -> dict[str, ServiceConfig]:
+    if not table.data:
+        return {key: ServiceConfig(service) for key, service in DEFAULT_SERVICES.items()}
+    services: dict[str, ServiceConfig] = {}
+    for key in table.data:
+        entry = table.table(key)
+        display_name = entry.get("display_name", str, required=True)
+        adapter = entry.get("adapter", str, required=True)
+        if adapter not in ADAPTERS:
+            raise entry.fail("adapter", f"must be one of {', '.join(ADAPTERS)}, not {adapter!r}")
+        movable = entry.get("movable", bool, adapter in ("exchange", "ocs", "blackberry"))
+        plans = entry.get("plans", list, [])
+        if not all(isinstance(p, str) and p.strip() for p in plans):
+            raise entry.fail("plans", "must be a list of plan names")
+        options = {k: v for k, v in entry.data.items() if k not in {"display_name", "adapter", "movable", "plans"}}
+        if "password" in options or "token" in options:
+            raise entry.fail("token" if "token" in options else "password", "is not allowed: use token_env/token_file or password_env/password_file")
+        services[key] = ServiceConfig(Service(key, display_name, adapter, movable, tuple(plans)), options)
+    return services
+
+
+def read_password(config: DirectoryConfig, prompt: Callable[[str], str] | None = None, environ: dict[str, str] | None = None) -> str:
+    """The bind password: from the named environment variable, the file, or a prompt."""
+    env = os.environ if environ is None else environ
+    if config.password_env:
+        value = env.get(config.password_env)
+        if value:
+            return value
+        if prompt is None:
+            raise ConfigError(f"The environment variable {config.password_env} (directory.password_env) is not set.")
+    if config.password_file:
+        try:
+            value = config.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise ConfigError(f"The password file {config.password_file} (directory.password_file) cannot be read: {error.strerror}.") from None
+        if not value:
+            raise ConfigError(f"The password file {config.password_file} (directory.password_file) is empty.")
+        return value
+    if prompt is None or not sys.stdin.isatty():
+        raise ConfigError("No bind password: set directory.password_env or directory.password_file, or run on a terminal to be asked.")
+    return prompt(f"Password for {config.bind_user}: ")

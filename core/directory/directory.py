@@ -1,0 +1,289 @@
+"""The async directory API the rest of the project uses (no ldap3 above this layer)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+
+import ldap3
+
+from core.config import Config
+from core.directory import ops
+from core.directory.dialect import ActiveDirectory
+from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
+from core.directory.layout import Layout, dn_key, same_dn
+from core.directory.pool import ConnectionPool
+from core.errors import DirectoryError, NotFound, UsageError
+from core.model import Customer, Operator, Reseller, Rights, User
+
+GROUP_GLOBAL_SECURITY = "-2147483646"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A value that is already taken by another object."""
+
+    kind: str  # "upn" | "address" | "sip" | "sam" | "cn"
+    value: str
+    dn: str
+
+
+class Directory:
+    """Async access to the hosting directory.
+
+    ``pool`` runs blocking ldap3 calls in threads; ``dialect`` covers the few places
+    where a directory differs from Active Directory (the embedded demo directory).
+    """
+
+    def __init__(self, config: Config, pool: ConnectionPool, dialect: Any = None, bound_as: str | None = None):
+        self.config = config
+        self.layout = Layout(config)
+        self.pool = pool
+        self.dialect = dialect or ActiveDirectory()
+        self.bound_as = bound_as or config.directory.bind_user
+        self.page_size = config.directory.page_size
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> Directory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- reading: resellers and customers --------------------------------------
+    async def resellers(self) -> list[Reseller]:
+        entries = await self.pool.run(
+            lambda c: ops.search(c, self.layout.hosting_dn, self.layout.marked(self.config.layout.reseller_marker), "sub", ["ou"])
+        )
+        return sorted((self.layout.reseller_from(e) for e in entries), key=lambda r: r.name.casefold())
+
+    async def customer_pages(self, search: str | None = None, *, with_services: bool = True) -> AsyncIterator[list[Customer]]:
+        """Customers matching ``search`` (name or domain), one server page at a time."""
+        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        async for page in self._pages(self.layout.hosting_dn, self.layout.customer_filter(search), "sub", attributes):
+            if with_services:
+                yield list(await asyncio.gather(*(self._customer_with_groups(e) for e in page)))
+            else:
+                yield [self.layout.customer_from(e) for e in page]
+
+    async def customers(self, search: str | None = None, *, limit: int | None = None, with_services: bool = True) -> list[Customer]:
+        found: list[Customer] = []
+        async for page in self.customer_pages(search, with_services=with_services):
+            found.extend(page)
+            if limit is not None and len(found) >= limit:
+                found = found[:limit]
+                break
+        return sorted(found, key=lambda c: c.name.casefold())
+
+    async def _customer_with_groups(self, entry: ops.Entry) -> Customer:
+        groups = await self.pool.run(lambda c: ops.search(c, entry.dn, "(objectClass=group)", "sub", ["cn"]))
+        return self.layout.customer_from(entry, [g.dn for g in groups])
+
+    async def customer(self, name_or_domain: str) -> Customer:
+        """The customer named so, or owning that domain; :class:`NotFound` otherwise."""
+        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        entries = await self.pool.run(
+            lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_exact_filter(name_or_domain), "sub", attributes)
+        )
+        if not entries:
+            raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain.")
+        if len(entries) > 1:
+            raise UsageError(f"{name_or_domain!r} matches {len(entries)} customers; use the customer's domain instead.")
+        return await self._customer_with_groups(entries[0])
+
+    async def customer_at(self, dn: str) -> Customer:
+        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
+        if entry is None:
+            raise NotFound(f"The customer {dn} no longer exists.")
+        return await self._customer_with_groups(entry)
+
+    # -- reading: users ------------------------------------------------------
+    async def user_pages(self, customer: Customer, search: str | None = None) -> AsyncIterator[list[User]]:
+        """The customer's users matching ``search``, one server page at a time."""
+        base = self.layout.users_dn(customer.dn)
+        async for page in self._pages(base, self.layout.user_filter(search), "one", self.layout.user_list_attributes):
+            yield [self.layout.user_from(e) for e in page]
+
+    async def users(self, customer: Customer, search: str | None = None, *, limit: int | None = None) -> list[User]:
+        found: list[User] = []
+        async for page in self.user_pages(customer, search):
+            found.extend(page)
+            if limit is not None and len(found) >= limit:
+                found = found[:limit]
+                break
+        return sorted(found, key=lambda u: (u.display_name or u.cn).casefold())
+
+    async def user(self, identity: str) -> User:
+        """One user with every attribute the core needs, by UPN, sAMAccountName or DN."""
+        attributes = self.layout.user_detail_attributes
+        if "=" in identity and "," in identity:
+            entry = await self.pool.run(lambda c: ops.read(c, identity, attributes))
+            entries = [entry] if entry else []
+        else:
+            entries = await self.pool.run(
+                lambda c: ops.search(c, self.layout.hosting_dn, self.layout.user_identity_filter(identity), "sub", attributes)
+            )
+        if not entries:
+            raise NotFound(f"No user {identity!r} exists below the hosting OU.")
+        return self.layout.user_from(entries[0])
+
+    async def _pages(self, base: str, search_filter: str, scope: str, attributes: list[str]) -> AsyncIterator[list[ops.Entry]]:
+        # A paged search's cookie belongs to the connection: keep one for all pages.
+        async with self.pool.slot() as slot:
+            cookie: bytes | None = None
+            while True:
+                page, cookie = await self.pool.run_on(
+                    slot,
+                    lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, self.page_size, k),
+                )
+                yield page
+                if not cookie:
+                    return
+
+    # -- the operator -----------------------------------------------------------
+    async def operator(self, identity: str | None = None) -> Operator:
+        """The operator (the bound account, or the named one) with rights from nested groups."""
+        who = identity or self.config.directory.operator or self.bound_as
+        if "=" in who and "," in who:
+            entry = await self.pool.run(lambda c: ops.read(c, who, ["displayName", "cn"]))
+        else:
+            found = await self.pool.run(
+                lambda c: ops.search(c, self.config.directory.base_dn, self.layout.user_identity_filter(who), "sub", ["displayName", "cn"])
+            )
+            entry = found[0] if found else None
+        if entry is None:
+            raise NotFound(f"The operator account {who!r} does not exist in the directory.")
+        groups = await self.pool.run(lambda c: self.dialect.nested_groups(c, entry.dn, self.config.directory.base_dn))
+        name = entry.first("displayName") or entry.first("cn") or who
+        return Operator(name=name, dn=entry.dn, bound_as=self.bound_as, rights=self._rights(groups))
+
+    def _rights(self, groups: Iterable[str]) -> Rights:
+        names = self.config.layout
+        sp_admin = readonly = False
+        resellers: set[str] = set()
+        customers: set[str] = set()
+        for group in groups:
+            if same_dn(group, self.layout.sp_admins_dn):
+                sp_admin = True
+            elif same_dn(group, self.layout.readonly_dn):
+                readonly = True
+            elif dn_key(group)[0] == dn_key(names.reseller_admins_group)[0]:
+                resellers.add(parent_dn(group))
+            elif dn_key(group)[0] == ("cn", names.user_admin_role.casefold()) and dn_key(parent_dn(group))[0] == dn_key(names.roles_ou)[0]:
+                customers.add(parent_dn(parent_dn(group)))
+        return Rights(sp_admin, frozenset(resellers), frozenset(customers), readonly)
+
+    # -- uniqueness ---------------------------------------------------------------
+    async def conflicts(
+        self,
+        *,
+        upn: str | None = None,
+        addresses: Sequence[str] = (),
+        sip: str | None = None,
+        sam: str | None = None,
+        cn: tuple[str, str] | None = None,
+        exclude_dn: str | None = None,
+    ) -> list[Conflict]:
+        """Objects other than ``exclude_dn`` already holding any of these values."""
+        clauses: list[str] = []
+        if upn:
+            clauses.append(f"(userPrincipalName={filter_value(upn)})")
+        for address in addresses:
+            value = filter_value(address)
+            clauses.append(f"(proxyAddresses=smtp:{value})(mail={value})")
+        if sip:
+            clauses.append(f"(msRTCSIP-PrimaryUserAddress={filter_value(sip)})")
+        if sam:
+            clauses.append(f"(sAMAccountName={filter_value(sam)})")
+        found: list[Conflict] = []
+        if clauses:
+            attributes = ["userPrincipalName", "proxyAddresses", "mail", "msRTCSIP-PrimaryUserAddress", "sAMAccountName"]
+            search_filter = f"(|{''.join(clauses)})"
+            entries = await self.pool.run(lambda c: ops.search(c, self.config.directory.base_dn, search_filter, "sub", attributes))
+            for entry in entries:
+                if not same_dn(entry.dn, exclude_dn):
+                    found.extend(_classify_conflict(entry, upn, addresses, sip, sam))
+        if cn:
+            name, parent = cn
+            target = child_dn("CN", name, parent)
+            entry = await self.pool.run(lambda c: ops.read(c, target, ["cn"]))
+            if entry is not None and not same_dn(entry.dn, exclude_dn):
+                found.append(Conflict("cn", name, entry.dn))
+        return found
+
+    # -- writes ------------------------------------------------------------------
+    async def add_user(self, dn: str, attributes: Mapping[str, Any]) -> None:
+        values = {"objectClass": ["top", "person", "organizationalPerson", "user"], **attributes}
+        await self.pool.run(lambda c: self.dialect.add(c, dn, values), retry=False)
+
+    async def set_password(self, dn: str, password: str) -> None:
+        encoded = f'"{password}"'.encode("utf-16-le")
+        await self.pool.run(lambda c: self.dialect.set_password(c, dn, encoded), retry=False)
+
+    async def modify(self, dn: str, changes: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> None:
+        """Compare-and-swap: for each attribute, ``(expected old values, new values)``.
+
+        The old values are deleted and the new ones added in one operation, so the
+        write fails with :class:`ChangedUnderneath` if a value changed in between.
+        """
+        request: dict[str, list[tuple[Any, list[Any]]]] = {}
+        for attribute, (old, new) in changes.items():
+            old_set = {v.casefold(): v for v in old}
+            new_set = {v.casefold(): v for v in new}
+            removed = [v for k, v in old_set.items() if k not in new_set or old_set[k] != new_set[k]]
+            added = [v for k, v in new_set.items() if k not in old_set or old_set[k] != new_set[k]]
+            steps: list[tuple[Any, list[Any]]] = []
+            if removed:
+                steps.append((ldap3.MODIFY_DELETE, removed))
+            if added:
+                steps.append((ldap3.MODIFY_ADD, added))
+            if steps:
+                request[attribute] = steps
+        if request:
+            await self.pool.run(lambda c: ops.modify(c, dn, request, compare_and_swap=True), retry=False)
+
+    async def move(self, dn: str, new_parent: str, new_cn: str | None = None) -> str:
+        """Move (and optionally rename) an object; returns its new DN."""
+        cn = new_cn or rdn_value(dn)
+        return await self.pool.run(lambda c: self.dialect.move(c, dn, rdn("CN", cn), new_parent), retry=False)
+
+    async def add_member(self, group_dn: str, member_dn: str) -> bool:
+        """Add ``member_dn`` to the group; ``False`` if it was a member already."""
+        return await self.pool.run(lambda c: self.dialect.change_member(c, group_dn, member_dn, True), retry=False)
+
+    async def remove_member(self, group_dn: str, member_dn: str) -> bool:
+        """Remove ``member_dn`` from the group; ``False`` if it was not a member."""
+        return await self.pool.run(lambda c: self.dialect.change_member(c, group_dn, member_dn, False), retry=False)
+
+    async def create_group(self, dn: str, sam: str, description: str | None = None) -> None:
+        values: dict[str, Any] = {"objectClass": ["top", "group"], "sAMAccountName": sam, "groupType": GROUP_GLOBAL_SECURITY}
+        if description:
+            values["description"] = description
+        await self.pool.run(lambda c: self.dialect.add(c, dn, values), retry=False)
+
+    async def delete(self, dn: str) -> None:
+        await self.pool.run(lambda c: ops.delete(c, dn), retry=False)
+
+    async def exists(self, dn: str) -> bool:
+        return await self.pool.run(lambda c: ops.read(c, dn, ["objectClass"])) is not None
+
+
+def _classify_conflict(entry: ops.Entry, upn, addresses, sip, sam) -> list[Conflict]:
+    out: list[Conflict] = []
+    if upn and any(v.casefold() == upn.casefold() for v in entry.get("userPrincipalName")):
+        out.append(Conflict("upn", upn, entry.dn))
+    held = {v.split(":", 1)[1].casefold() for v in entry.get("proxyAddresses") if v.lower().startswith("smtp:")}
+    held |= {v.casefold() for v in entry.get("mail")}
+    out.extend(Conflict("address", a, entry.dn) for a in addresses if a.casefold() in held)
+    if sip and any(v.casefold() == sip.casefold() for v in entry.get("msRTCSIP-PrimaryUserAddress")):
+        out.append(Conflict("sip", sip, entry.dn))
+    if sam and any(v.casefold() == sam.casefold() for v in entry.get("sAMAccountName")):
+        out.append(Conflict("sam", sam, entry.dn))
+    return out
+
+
+__all__ = ["Conflict", "Directory", "DirectoryError"]

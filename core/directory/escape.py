@@ -1,0 +1,97 @@
+"""Escaping for LDAP filters (RFC 4515) and DN attribute values (RFC 4514).
+
+Every value put into a filter goes through :func:`filter_value`; every RDN is built
+with :func:`rdn`. Nothing else in the project builds filters or DNs from strings.
+"""
+
+from __future__ import annotations
+
+_FILTER_SPECIAL = frozenset(b"*()\\\x00")
+_DN_SPECIAL = frozenset(',+"\\<>;=')
+
+
+def filter_value(value: str) -> str:
+    """Escape ``value`` for use inside an LDAP filter assertion.
+
+    ``*``, ``(``, ``)``, ``\\``, NUL and every other control byte become ``\\XX`` so
+    that no input can widen a filter or add a clause to it. Other characters,
+    non-ASCII included, are kept as they are (ldap3 sends them as UTF-8).
+    """
+    out: list[str] = []
+    for char in value:
+        code = ord(char)
+        if code < 0x80 and (code in _FILTER_SPECIAL or code < 0x20 or code == 0x7F):
+            out.append(f"\\{code:02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def dn_value(value: str) -> str:
+    """Escape ``value`` for use as the value of an RDN."""
+    if value == "":
+        raise ValueError("an RDN value cannot be empty")
+    out: list[str] = []
+    last = len(value) - 1
+    for index, char in enumerate(value):
+        code = ord(char)
+        if char in _DN_SPECIAL:
+            out.append("\\" + char)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\{code:02X}")
+        elif char == " " and index in (0, last):
+            out.append("\\ ")
+        elif char == "#" and index == 0:
+            out.append("\\#")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def rdn(attribute: str, value: str) -> str:
+    """Build one RDN, e.g. ``rdn("CN", "Smith, John")`` → ``CN=Smith\\, John``."""
+    return f"{attribute}={dn_value(value)}"
+
+
+def child_dn(attribute: str, value: str, parent: str) -> str:
+    """The DN of the entry named ``attribute=value`` directly below ``parent``."""
+    return f"{rdn(attribute, value)},{parent}"
+
+
+def _unescape(value: str) -> str:
+    raw = bytearray()
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value):
+            pair = value[index + 1 : index + 3]
+            if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
+                raw.append(int(pair, 16))
+                index += 3
+                continue
+            raw.extend(value[index + 1].encode())
+            index += 2
+            continue
+        raw.extend(char.encode())
+        index += 1
+    return raw.decode("utf-8", errors="replace")
+
+
+def split_dn(dn: str) -> list[tuple[str, str]]:
+    """Split ``dn`` into ``(attribute, value)`` pairs with the values unescaped."""
+    from ldap3.utils.dn import parse_dn
+
+    return [(attr, _unescape(value)) for attr, value, _sep in parse_dn(dn, escape=False)]
+
+
+def rdn_value(dn: str) -> str:
+    """The unescaped value of the first RDN of ``dn`` (e.g. a user's CN)."""
+    return split_dn(dn)[0][1]
+
+
+def parent_dn(dn: str) -> str:
+    """``dn`` without its first RDN (kept exactly as the server spelled it)."""
+    from ldap3.utils.dn import parse_dn
+
+    parts = parse_dn(dn, escape=False)
+    return ",".join(f"{attr}={value}" for attr, value, _sep in parts[1:])

@@ -1,0 +1,179 @@
+"""The hosting layout: where things live, how to find them, and entry → model."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from core.config import Config
+from core.directory.escape import filter_value, parent_dn, rdn_value, split_dn
+from core.directory.ops import Entry
+from core.model import Customer, Plan, Reseller, User
+
+UAC_DISABLED = 0x2
+
+USER_LIST_ATTRIBUTES = [
+    "cn", "displayName", "givenName", "sn", "sAMAccountName", "userPrincipalName", "mail",
+    "userAccountControl", "memberOf", "uSNChanged", "msRTCSIP-PrimaryUserAddress",
+]
+EXCHANGE_ATTRIBUTES = ["proxyAddresses", "mailNickname", "legacyExchangeDN"]
+OCS_ATTRIBUTES = ["msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled"]
+COMMON_ATTRIBUTES = [
+    "description", "department", "company", "title", "physicalDeliveryOfficeName", "telephoneNumber",
+    "mobile", "facsimileTelephoneNumber", "streetAddress", "l", "st", "postalCode", "c", "co", "manager",
+]
+
+
+def dn_key(dn: str) -> tuple[tuple[str, str], ...]:
+    """A comparison key for DNs: attribute names and values case-folded, escaping undone."""
+    return tuple((attr.lower(), value.casefold()) for attr, value in split_dn(dn))
+
+
+def same_dn(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and dn_key(a) == dn_key(b)
+
+
+class Layout:
+    def __init__(self, config: Config):
+        self.config = config
+        self.names = config.layout
+        self.hosting_dn = config.directory.hosting_dn
+        self.base_dn = config.directory.base_dn
+        self.sp_admins_dn = f"{self.names.sp_admins_group},{self.hosting_dn}"
+        self.readonly_dn = f"{self.names.readonly_group},{self.hosting_dn}"
+        self._plan_pattern = re.compile(
+            "^" + re.escape(self.names.plan_group_format)
+            .replace(re.escape("{service}"), "(?P<service>.+?)")
+            .replace(re.escape("{plan}"), "(?P<plan>.+)") + "$"
+        )
+        self.user_list_attributes = list(USER_LIST_ATTRIBUTES)
+        self.user_detail_attributes = sorted(
+            {*USER_LIST_ATTRIBUTES, *EXCHANGE_ATTRIBUTES, *OCS_ATTRIBUTES, *COMMON_ATTRIBUTES,
+             self.names.address_book_attribute, "objectGUID", "whenChanged"}
+        )
+
+    # -- where things are ---------------------------------------------------
+    def users_dn(self, customer_dn: str) -> str:
+        return f"{self.names.users_ou},{customer_dn}"
+
+    def roles_dn(self, customer_dn: str) -> str:
+        return f"{self.names.roles_ou},{customer_dn}"
+
+    def services_dn(self, customer_dn: str) -> str:
+        return f"{self.names.services_ou},{customer_dn}"
+
+    def reseller_admins_dn(self, reseller_dn: str) -> str:
+        return f"{self.names.reseller_admins_group},{reseller_dn}"
+
+    def customer_of(self, user_dn: str) -> str:
+        """The customer DN of a user DN (``CN=…,OU=Users,<customer>``)."""
+        return parent_dn(parent_dn(user_dn))
+
+    # -- filters ------------------------------------------------------------
+    def marked(self, marker: str) -> str:
+        return f"(&(objectClass=organizationalUnit)({self.names.marker_attribute}={filter_value(marker)}))"
+
+    def customer_filter(self, text: str | None = None) -> str:
+        base = self.marked(self.names.customer_marker)
+        if not text:
+            return base
+        value = filter_value(text)
+        return f"(&{base}(|(ou=*{value}*)({self.names.domains_attribute}=*{value}*)))"
+
+    def customer_exact_filter(self, name_or_domain: str) -> str:
+        value = filter_value(name_or_domain)
+        return f"(&{self.marked(self.names.customer_marker)}(|(ou={value})({self.names.domains_attribute}={value})))"
+
+    @staticmethod
+    def user_filter(text: str | None = None) -> str:
+        base = "(&(objectClass=user)(!(objectClass=computer)))"
+        if not text:
+            return base
+        value = filter_value(text)
+        matches = "".join(f"({a}=*{value}*)" for a in ("displayName", "userPrincipalName", "mail", "sAMAccountName"))
+        return f"(&{base}(|{matches}))"
+
+    @staticmethod
+    def user_identity_filter(identity: str) -> str:
+        value = filter_value(identity)
+        attr = "userPrincipalName" if "@" in identity else "sAMAccountName"
+        return f"(&(objectClass=user)({attr}={value}))"
+
+    # -- entry → model ------------------------------------------------------
+    def reseller_from(self, entry: Entry) -> Reseller:
+        return Reseller(entry.first("ou") or rdn_value(entry.dn), entry.dn)
+
+    def customer_from(self, entry: Entry, groups: Iterable[str] = ()) -> Customer:
+        parent = parent_dn(entry.dn)
+        is_direct = same_dn(parent, self.hosting_dn)
+        services, plans, roles = self.classify_groups(entry.dn, groups)
+        return Customer(
+            name=entry.first("ou") or rdn_value(entry.dn),
+            dn=entry.dn,
+            reseller=None if is_direct else rdn_value(parent),
+            reseller_dn=None if is_direct else parent,
+            domains=tuple(entry.get(self.names.domains_attribute)),
+            code=entry.first(self.names.code_attribute),
+            services=services,
+            plans=plans,
+            roles=roles,
+        )
+
+    def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[Plan, ...], tuple[str, ...]]:
+        """Split group DNs into this customer's services, plans and roles."""
+        services_key = dn_key(self.services_dn(customer_dn))
+        roles_key = dn_key(self.roles_dn(customer_dn))
+        services: list[str] = []
+        plans: list[Plan] = []
+        roles: list[str] = []
+        for group_dn in group_dns:
+            parts = dn_key(group_dn)
+            name = rdn_value(group_dn)
+            if parts[1:] == services_key:
+                service = self.config.service_by_name(name)
+                if service is not None:
+                    services.append(service.key)
+                    continue
+                plan = self._plan_from(name)
+                if plan is not None:
+                    plans.append(plan)
+                else:
+                    services.append(name)  # a service the configuration does not know
+            elif parts[1:] == roles_key:
+                roles.append(name)
+        return tuple(sorted(set(services))), tuple(sorted(set(plans), key=lambda p: (p.service, p.name))), tuple(sorted(set(roles)))
+
+    def _plan_from(self, group_name: str) -> Plan | None:
+        match = self._plan_pattern.match(group_name)
+        if not match:
+            return None
+        service = self.config.service_by_name(match["service"])
+        return Plan(service.key, match["plan"]) if service else None
+
+    def user_from(self, entry: Entry) -> User:
+        customer_dn = self.customer_of(entry.dn)
+        groups = tuple(entry.get("memberOf"))
+        services, plans, roles = self.classify_groups(customer_dn, groups)
+        uac = entry.first("userAccountControl")
+        sip = entry.first("msRTCSIP-PrimaryUserAddress")
+        return User(
+            dn=entry.dn,
+            cn=entry.first("cn") or rdn_value(entry.dn),
+            sam=entry.first("sAMAccountName") or "",
+            upn=entry.first("userPrincipalName"),
+            display_name=entry.first("displayName"),
+            first=entry.first("givenName"),
+            last=entry.first("sn"),
+            email=entry.first("mail"),
+            enabled=not (int(uac) & UAC_DISABLED) if uac and uac.lstrip("-").isdigit() else True,
+            customer_dn=customer_dn,
+            services=services,
+            plans=plans,
+            roles=roles,
+            groups=groups,
+            proxy_addresses=tuple(entry.get("proxyAddresses")),
+            sip=sip,
+            guid=entry.first("objectGUID"),
+            usn_changed=entry.first("uSNChanged"),
+            attributes=tuple(sorted((name, tuple(values)) for name, values in entry.attributes.items())),
+        )

@@ -1,0 +1,224 @@
+"""A few bound ldap3 connections, used from asyncio through worker threads.
+
+Each connection is checked out by one task at a time and driven in a thread
+(``asyncio.to_thread``), so independent calls run in parallel without blocking the
+event loop. Servers are tried in the configured order (fail-over), TLS certificates
+are verified unless the configuration says otherwise, and a dropped connection is
+re-opened (reads are retried once; writes report the loss instead of guessing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, TypeVar
+from urllib.parse import urlsplit
+
+import ldap3
+from ldap3.core import exceptions as lexc
+
+from core.config import DirectoryConfig
+from core.errors import (
+    AuthenticationFailed,
+    CertificateError,
+    DirectoryError,
+    DirectoryUnavailable,
+)
+
+T = TypeVar("T")
+
+_DROPPED = (
+    lexc.LDAPSocketReceiveError,
+    lexc.LDAPSocketSendError,
+    lexc.LDAPSessionTerminatedByServerError,
+    lexc.LDAPSocketOpenError,
+    lexc.LDAPSocketCloseError,
+    lexc.LDAPCommunicationError,
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    host: str
+    port: int
+    use_ssl: bool
+
+
+def parse_url(url: str) -> Endpoint:
+    parts = urlsplit(url)
+    use_ssl = parts.scheme.lower() == "ldaps"
+    if not parts.hostname:
+        raise DirectoryError(f"The directory URL {url!r} has no host name.")
+    return Endpoint(url, parts.hostname, parts.port or (636 if use_ssl else 389), use_ssl)
+
+
+class ConnectionFactory:
+    """Opens one bound connection, trying each URL in order."""
+
+    def __init__(self, config: DirectoryConfig, password: str):
+        self.config = config
+        self._password = password
+        self.bound_url: str | None = None
+
+    def _tls(self) -> ldap3.Tls:
+        if not self.config.tls_verify:
+            return ldap3.Tls(validate=ssl.CERT_NONE)
+        ca = str(self.config.ca_file) if self.config.ca_file else None
+        return ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca, version=ssl.PROTOCOL_TLS_CLIENT)
+
+    def _server(self, endpoint: Endpoint) -> ldap3.Server:
+        return ldap3.Server(
+            endpoint.host,
+            port=endpoint.port,
+            use_ssl=endpoint.use_ssl,
+            tls=self._tls(),
+            get_info=ldap3.NONE,
+            connect_timeout=self.config.connect_timeout,
+        )
+
+    def open(self) -> ldap3.Connection:
+        """Open and bind; raise one of the project's errors if no server will do."""
+        failures: list[Exception] = []
+        for url in self.config.urls:
+            endpoint = parse_url(url)
+            try:
+                conn = self._open_one(endpoint)
+            except AuthenticationFailed:
+                raise  # the same identity would be refused by every DC
+            except DirectoryError as error:
+                failures.append(error)
+                continue
+            self.bound_url = url
+            return conn
+        certificate = [f for f in failures if isinstance(f, CertificateError)]
+        if certificate:
+            raise certificate[0]
+        if len(failures) == 1:
+            raise failures[0]
+        raise DirectoryUnavailable(
+            f"No domain controller could be reached ({'; '.join(str(f).rstrip('.') for f in failures)})."
+        )
+
+    def _open_one(self, endpoint: Endpoint) -> ldap3.Connection:
+        conn = ldap3.Connection(
+            self._server(endpoint),
+            user=self.config.bind_user,
+            password=self._password,
+            authentication=ldap3.SIMPLE,
+            client_strategy=ldap3.SAFE_SYNC,
+            receive_timeout=self.config.receive_timeout,
+            raise_exceptions=False,
+            auto_referrals=False,
+            read_only=False,
+        )
+        try:
+            conn.open()
+            if not endpoint.use_ssl and self.config.start_tls:
+                conn.start_tls()
+            status, result, _response, _request = conn.bind()
+        except (lexc.LDAPStartTLSError, lexc.LDAPSocketOpenError, lexc.LDAPSSLConfigurationError) as error:
+            raise _connect_error(endpoint, error) from None
+        except lexc.LDAPException as error:
+            raise DirectoryUnavailable(f"The domain controller at {endpoint.url} failed: {error}.") from None
+        if not status:
+            conn.unbind()
+            raise bind_error(endpoint.url, self.config.bind_user, result)
+        return conn
+
+
+def _connect_error(endpoint: Endpoint, error: Exception) -> DirectoryError:
+    text = str(error)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate" in text.lower() or "hostname" in text.lower():
+        return CertificateError(
+            f"The TLS certificate of {endpoint.url} could not be verified (check directory.ca_file and the server name)."
+        )
+    if "timed out" in text or "timeout" in text.lower():
+        return DirectoryUnavailable(f"The domain controller at {endpoint.url} did not answer in time.")
+    return DirectoryUnavailable(f"The domain controller at {endpoint.url} cannot be reached.")
+
+
+def bind_error(url: str, user: str, result: dict[str, Any]) -> DirectoryError:
+    code = result.get("result")
+    if code == 49:
+        return AuthenticationFailed(f"The domain controller at {url} refused the password for {user}.")
+    if code == 8:
+        return DirectoryError(f"The domain controller at {url} requires TLS for binding: use ldaps:// or StartTLS.")
+    return DirectoryError(f"Binding as {user} at {url} failed: {result.get('description', 'unknown error')}.")
+
+
+class _Slot:
+    """One pooled connection; re-opening replaces the connection, not the slot."""
+
+    def __init__(self, conn: Any):
+        self.conn = conn
+
+
+class ConnectionPool:
+    """Up to ``size`` connections, each used by one task at a time in a thread."""
+
+    def __init__(self, opener: Callable[[], Any], size: int):
+        self._opener = opener
+        self._size = size
+        self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._slots: list[_Slot] = []
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Open the first connection now, so configuration errors surface at once."""
+        self._idle.put_nowait(await self._new_slot())
+
+    async def _new_slot(self) -> _Slot:
+        slot = _Slot(await asyncio.to_thread(self._opener))
+        self._slots.append(slot)
+        return slot
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[_Slot]:
+        """Check out one connection for several calls (a paged search needs that)."""
+        slot = await self._checkout()
+        try:
+            yield slot
+        finally:
+            self._idle.put_nowait(slot)
+
+    async def _checkout(self) -> _Slot:
+        if self._idle.empty():
+            async with self._lock:
+                if self._idle.empty() and len(self._slots) < self._size:
+                    return await self._new_slot()
+        return await self._idle.get()
+
+    async def run(self, operation: Callable[[Any], T], *, retry: bool = True) -> T:
+        """Run ``operation(connection)`` in a thread; re-open a dropped connection."""
+        async with self.slot() as slot:
+            return await self.run_on(slot, operation, retry=retry)
+
+    async def run_on(self, slot: _Slot, operation: Callable[[Any], T], *, retry: bool = True) -> T:
+        try:
+            return await asyncio.to_thread(operation, slot.conn)
+        except _DROPPED:
+            await self._reopen(slot)
+            if not retry:
+                raise DirectoryUnavailable(
+                    "The connection to the domain controller dropped during a write; "
+                    "check the object before trying again."
+                ) from None
+        try:
+            return await asyncio.to_thread(operation, slot.conn)
+        except _DROPPED:
+            raise DirectoryUnavailable("The connection to the domain controller keeps dropping.") from None
+
+    async def _reopen(self, slot: _Slot) -> None:
+        old = slot.conn
+        slot.conn = await asyncio.to_thread(self._opener)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(old.unbind)
+
+    async def close(self) -> None:
+        for slot in self._slots:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(slot.conn.unbind)
+        self._slots.clear()

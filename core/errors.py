@@ -1,0 +1,57 @@
+"""The project's own errors. Each carries one sentence fit to show a user."""
+
+from __future__ import annotations
+
+
+class TenantryError(Exception):
+    """Base of every error the user may see; ``str(error)`` is one clear sentence."""
+
+    exit_code = 1
+
+
+class ConfigError(TenantryError):
+    """The configuration file is missing, unreadable or invalid."""
+
+    exit_code = 2
+
+
+class UsageError(TenantryError):
+    """The command line or an argument names something that does not exist."""
+
+    exit_code = 2
+
+
+class NotFound(UsageError):
+    """A customer, user or other object named by the operator does not exist."""
+
+
+class DirectoryError(TenantryError):
+    """The directory could not do what was asked."""
+
+    exit_code = 2
+
+
+class DirectoryUnavailable(DirectoryError):
+    """No domain controller could be reached (or the connection dropped for good)."""
+
+
+class AuthenticationFailed(DirectoryError):
+    """The bind identity or its password was refused."""
+
+
+class CertificateError(DirectoryError):
+    """The domain controller's TLS certificate could not be verified."""
+
+
+class ChangedUnderneath(DirectoryError):
+    """A compare-and-swap write found a value other than the one it expected."""
+
+
+class AlreadyExists(DirectoryError):
+    """An object with that name or value exists already."""
+
+
+class PermissionDenied(TenantryError):
+    """The operator's rights do not allow the action."""
+
+    exit_code = 3

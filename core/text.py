@@ -1,0 +1,27 @@
+"""The one sanitiser for untrusted text (PRODUCT §7).
+
+Every string read from the directory or an HTTP API passes through :func:`plain`
+before it is shown: control characters (C0, DEL, C1 — which covers ESC and CSI) are
+removed. The result is still *text*, not markup: callers hand it to widgets as
+``rich.text.Text`` / ``Content`` or with ``markup=False``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_LINE_BREAKS = re.compile(r"[\t\n]+")
+
+
+def plain(value: object, *, single_line: bool = True) -> str:
+    """Return ``value`` as a printable string with every control character removed.
+
+    Tabs and newlines become a single space when ``single_line`` (table cells,
+    titles); otherwise they are kept (detail panels, logs).
+    """
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub("", text)
+    if single_line:
+        text = _LINE_BREAKS.sub(" ", text)
+    return text
