@@ -202,8 +202,9 @@ def _dataclass_from(cls: type, table: _Table, where: str, section: str):
 
 
 def _directory(table: _Table, where: str) -> DirectoryConfig:
-    keys = set(DirectoryConfig.__dataclass_fields__)
-    table.allow_only(keys)
+    if "password" in table.data:
+        raise table.fail("password", "is not allowed: use password_env or password_file")
+    table.allow_only(set(DirectoryConfig.__dataclass_fields__))
     urls = table.get("urls", list, required=True)
     if not urls or not all(isinstance(u, str) and u.lower().startswith(("ldap://", "ldaps://")) for u in urls):
         raise table.fail("urls", "must be a non-empty list of ldap:// or ldaps:// URLs")
@@ -214,8 +215,6 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     password_file = table.get("password_file", str)
     if password_env and password_file:
         raise table.fail("password_file", "cannot be set together with password_env")
-    if "password" in table.data:
-        raise table.fail("password", "is not allowed: use password_env or password_file")
     ca_file = table.get("ca_file", str)
     tls_verify = table.get("tls_verify", bool, True)
     if ca_file and not tls_verify:
