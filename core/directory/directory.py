@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 import ldap3
 
@@ -36,13 +36,26 @@ class Directory:
     where a directory differs from Active Directory (the embedded demo directory).
     """
 
-    def __init__(self, config: Config, pool: ConnectionPool, dialect: Any = None, bound_as: str | None = None):
+    def __init__(
+        self,
+        config: Config,
+        pool: ConnectionPool,
+        dialect: Any = None,
+        bound_as: str | None = None,
+        server: Callable[[], str | None] = lambda: None,
+    ):
         self.config = config
+        self._server = server
         self.layout = Layout(config)
         self.pool = pool
         self.dialect = dialect or ActiveDirectory()
         self.bound_as = bound_as or config.directory.bind_user
         self.page_size = config.directory.page_size
+
+    @property
+    def server(self) -> str | None:
+        """The URL of the domain controller currently bound (after fail-over)."""
+        return self._server()
 
     async def close(self) -> None:
         await self.pool.close()

@@ -24,7 +24,7 @@ from core.errors import (
 )
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
-BINARY_ATTRIBUTES = frozenset({"objectguid", "objectsid"})
+BINARY_ATTRIBUTES = frozenset({"objectguid", "objectsid", "tokengroups"})
 
 SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
 

@@ -109,7 +109,7 @@ class ConnectionFactory:
             password=self._password,
             authentication=ldap3.SIMPLE,
             client_strategy=ldap3.SAFE_SYNC,
-            receive_timeout=self.config.receive_timeout,
+            receive_timeout=max(1, round(self.config.receive_timeout)),  # ldap3 packs it as an integer
             raise_exceptions=False,
             auto_referrals=False,
             read_only=False,

@@ -1,0 +1,98 @@
+"""Shared fixtures. Each block below has an owner; add new fixtures in a block of your own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+
+# =====================================================================================
+# BEGIN samba_dc block (owner: tests/samba_dc.py) ----------------------------------
+#
+# samba_dc     session-scoped: a real Samba AD DC on 127.0.0.1:389/636 loaded with
+#              core.demo.seed.build_seed(); yields tests.samba_dc.DCInfo.
+# samba_admin  a bound Administrator connection (LDAPS, verified), closed afterwards.
+#
+# Tests that use them carry @pytest.mark.dc. The DC is shared by the whole session:
+# a test that changes it must create its own objects and delete them again.
+# The timings of provision/schema/seed/start appear in the terminal summary.
+# =====================================================================================
+
+from samba_dc import DCInfo, SambaDC, SambaDCError, throwaway_password  # noqa: E402
+
+from core.demo.seed import build_seed  # noqa: E402
+
+
+class _SambaDCSummary:
+    """A plugin registered by the fixture, so no module-level hook names are taken."""
+
+    def __init__(self, dc: SambaDC) -> None:
+        self.dc = dc
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        timings = self.dc.timings
+        if not timings:
+            return
+        parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
+        terminalreporter.write_sep("-", "samba_dc")
+        terminalreporter.write_line(
+            f"Samba AD DC ready in {sum(timings.values()):.1f}s ({parts}); "
+            f"{len(self.dc.seed.entries)} seed entries; {self.dc.targetdir}"
+        )
+
+
+@pytest.fixture(scope="session")
+def samba_dc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DCInfo]:
+    seed = build_seed()
+    dc = SambaDC(
+        tmp_path_factory.mktemp("samba-dc"),
+        admin_password=throwaway_password(),
+        operator_passwords={op.name: throwaway_password() for op in seed.operators},
+        seed=seed,
+    )
+    request.config.pluginmanager.register(_SambaDCSummary(dc), "tenantry-samba-dc-summary")
+    try:
+        info = dc.run()
+    except SambaDCError as exc:
+        error = str(exc)
+    else:
+        error = None
+    if error is not None:
+        dc.stop()
+        pytest.fail(f"the Samba test DC did not start: {error}", pytrace=False)
+    try:
+        yield info
+    finally:
+        dc.stop()
+
+
+@pytest.fixture
+def samba_admin(samba_dc: DCInfo):
+    conn = samba_dc.connect()
+    try:
+        yield conn
+    finally:
+        conn.unbind()
+
+
+# END samba_dc block -------------------------------------------------------------------
+
+
+# =====================================================================================
+# BEGIN directory block (owner: tests/directory_fixtures.py, tests/strict_run.py) -----
+# dc_directory / demo_directory: the project's Directory on the test DC / the demo.
+# directory: parametrised over both, for tests that must hold for the two alike.
+# A skipped test fails the run (strict_run).
+# =====================================================================================
+
+from directory_fixtures import (  # noqa: E402,F401
+    dc_config_file,
+    dc_directory,
+    demo_directory,
+    directory,
+    sp_password,
+)
+from strict_run import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402,F401
+
+# END directory block -------------------------------------------------------------------
