@@ -6,6 +6,10 @@ with :func:`rdn`. Nothing else in the project builds filters or DNs from strings
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from ldap3.utils.dn import parse_dn
+
 _FILTER_SPECIAL = frozenset(b"*()\\\x00")
 _DN_SPECIAL = frozenset(',+"\\<>;=')
 
@@ -18,10 +22,15 @@ def filter_value(value: str) -> str:
     non-ASCII included, are kept as they are (ldap3 sends them as UTF-8).
     """
     out: list[str] = []
-    for char in value:
+    last = len(value) - 1
+    for index, char in enumerate(value):
         code = ord(char)
         if code < 0x80 and (code in _FILTER_SPECIAL or code < 0x20 or code == 0x7F):
             out.append(f"\\{code:02x}")
+        elif char.isspace() and index in (0, last):
+            # ldap3 strips whitespace around an assertion value before sending it:
+            # outer spaces go as escapes so "  Leading Spaces GmbH" is looked up as is.
+            out.append("".join(f"\\{byte:02x}" for byte in char.encode("utf-8")))
         else:
             out.append(char)
     return "".join(out)
@@ -41,7 +50,7 @@ def dn_value(value: str) -> str:
             out.append(f"\\{code:02X}")
         elif char == " " and index in (0, last):
             out.append("\\ ")
-        elif char == "#" and index == 0:
+        elif char == "#":  # RFC 4514 needs it only first; ldap3's parser (and Samba) want it always
             out.append("\\#")
         else:
             out.append(char)
@@ -77,11 +86,14 @@ def _unescape(value: str) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+@lru_cache(maxsize=1 << 16)
+def _split(dn: str) -> tuple[tuple[str, str], ...]:
+    return tuple((attr, _unescape(value)) for attr, value, _sep in parse_dn(dn, escape=False))
+
+
 def split_dn(dn: str) -> list[tuple[str, str]]:
     """Split ``dn`` into ``(attribute, value)`` pairs with the values unescaped."""
-    from ldap3.utils.dn import parse_dn
-
-    return [(attr, _unescape(value)) for attr, value, _sep in parse_dn(dn, escape=False)]
+    return list(_split(dn))
 
 
 def rdn_value(dn: str) -> str:
@@ -89,9 +101,8 @@ def rdn_value(dn: str) -> str:
     return split_dn(dn)[0][1]
 
 
+@lru_cache(maxsize=1 << 16)
 def parent_dn(dn: str) -> str:
     """``dn`` without its first RDN (kept exactly as the server spelled it)."""
-    from ldap3.utils.dn import parse_dn
-
     parts = parse_dn(dn, escape=False)
     return ",".join(f"{attr}={value}" for attr, value, _sep in parts[1:])
