@@ -1,0 +1,633 @@
+"""The job journal: what a job is about to do, has done and must undo, kept on disk.
+
+A job is a list of steps run in order by the executor. Before a step runs, the
+executor calls :meth:`Journal.step_starting` with the data needed to undo it; that is
+committed to disk (WAL, ``synchronous=FULL``) before the call returns. After the step,
+:meth:`~Journal.step_done` or :meth:`~Journal.step_failed` records the outcome. So
+whenever the process dies — SIGKILL, power loss — the journal holds, for every step
+that may have changed anything, the data to put it back, and the job can be resumed or
+rolled back (PRODUCT §2, last paragraph).
+
+One SQLite file, ``journal.sqlite3`` in the state directory unless a path is given,
+with two tables, ``jobs`` and ``steps``. Every method is one short transaction under
+the write lock (``BEGIN IMMEDIATE``): the check of the current state and the change
+are atomic even with another process or thread writing the same file.
+
+Step specs, undo data, results and job meta are JSON dicts the executor defines; the
+journal stores them opaquely after passing them through :func:`core.audit.redact`, so
+a password or token put in by mistake never reaches the file. Error strings are stored
+as given: keep secrets out of them.
+
+Step states and who may move them (anything else raises ``ValueError``)::
+
+    pending ──step_starting──▶ running ──step_done──▶ done
+                                  │  ╲──step_failed─▶ failed ──step_starting (retry)──▶ running
+    {done, failed, running, undo_failed, undoing} ──undo_starting──▶ undoing
+    undoing ──undo_done──▶ undone          undoing ──undo_failed──▶ undo_failed
+
+``step_starting`` needs the job ``running`` and every earlier step ``done``;
+``undo_starting`` needs the job ``rolling_back`` and no later step still in effect
+(``done``/``running``/``undoing``). Job statuses: see ``_JOB_TRANSITIONS`` and
+:meth:`Journal.set_status`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Iterable
+
+from core.audit import redact
+from core.errors import NotFound
+from core.state import StateError, ensure_schema, open_database, state_dir
+
+JOURNAL_FILE = "journal.sqlite3"
+
+
+class JobStatus(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    DONE = "done"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"
+    NEEDS_ATTENTION = "needs_attention"
+    FAILED = "failed"
+
+
+class StepState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    UNDOING = "undoing"
+    UNDONE = "undone"
+    UNDO_FAILED = "undo_failed"
+
+
+FINISHED = frozenset({JobStatus.DONE, JobStatus.ROLLED_BACK, JobStatus.FAILED})
+
+# States in which a step's change may be present in the directory / services.
+# (A FAILED step is taken to have changed nothing; an executor whose step can fail
+# half-way undoes it explicitly: undo_starting accepts FAILED.)
+IN_EFFECT = frozenset({StepState.DONE, StepState.RUNNING, StepState.UNDOING, StepState.UNDO_FAILED})
+
+_JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PLANNED: frozenset({JobStatus.RUNNING, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.RUNNING,  # resuming after a crash
+            JobStatus.DONE,
+            JobStatus.ROLLING_BACK,
+            JobStatus.ROLLED_BACK,  # nothing was in effect
+            JobStatus.NEEDS_ATTENTION,
+            JobStatus.FAILED,  # nothing was in effect
+        }
+    ),
+    JobStatus.ROLLING_BACK: frozenset({JobStatus.ROLLING_BACK, JobStatus.ROLLED_BACK, JobStatus.NEEDS_ATTENTION}),
+    JobStatus.NEEDS_ATTENTION: frozenset({JobStatus.RUNNING, JobStatus.ROLLING_BACK, JobStatus.NEEDS_ATTENTION}),
+    JobStatus.DONE: frozenset(),
+    JobStatus.ROLLED_BACK: frozenset(),
+    JobStatus.FAILED: frozenset(),
+}
+
+# Which step states each step call accepts, and the job statuses it may happen in.
+_STEP_CALLS: dict[str, tuple[frozenset[StepState], StepState, frozenset[JobStatus]]] = {
+    "step_starting": (
+        frozenset({StepState.PENDING, StepState.FAILED}),
+        StepState.RUNNING,
+        frozenset({JobStatus.RUNNING}),
+    ),
+    "step_done": (
+        frozenset({StepState.RUNNING}),
+        StepState.DONE,
+        frozenset({JobStatus.RUNNING, JobStatus.ROLLING_BACK}),
+    ),
+    "step_failed": (
+        frozenset({StepState.RUNNING}),
+        StepState.FAILED,
+        frozenset({JobStatus.RUNNING, JobStatus.ROLLING_BACK}),
+    ),
+    "undo_starting": (
+        frozenset({StepState.DONE, StepState.FAILED, StepState.RUNNING, StepState.UNDOING, StepState.UNDO_FAILED}),
+        StepState.UNDOING,
+        frozenset({JobStatus.ROLLING_BACK}),
+    ),
+    "undo_done": (frozenset({StepState.UNDOING}), StepState.UNDONE, frozenset({JobStatus.ROLLING_BACK})),
+    "undo_failed": (frozenset({StepState.UNDOING}), StepState.UNDO_FAILED, frozenset({JobStatus.ROLLING_BACK})),
+}
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    index: int
+    user: str
+    action: str
+    target: str
+    spec: dict
+    state: StepState
+    undo: dict | None
+    result: dict | None
+    error: str | None
+    started_at: str | None
+    finished_at: str | None
+    undo_started_at: str | None = None
+    undo_finished_at: str | None = None
+    undo_error: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: str
+    status: JobStatus
+    operator: str
+    bound_as: str
+    users: tuple[str, ...]
+    customers: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    error: str | None
+    steps: tuple[StepRecord, ...]
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def is_finished(self) -> bool:
+        """Done, rolled back or failed: nothing left to resume or roll back."""
+        return self.status in FINISHED
+
+    @property
+    def done_steps(self) -> tuple[StepRecord, ...]:
+        """The steps that completed, in order."""
+        return tuple(s for s in self.steps if s.state is StepState.DONE)
+
+    @property
+    def remaining_steps(self) -> tuple[StepRecord, ...]:
+        """The steps a resume still has to run, in order (pending, running, failed)."""
+        return tuple(s for s in self.steps if s.state in (StepState.PENDING, StepState.RUNNING, StepState.FAILED))
+
+    @property
+    def steps_to_undo(self) -> tuple[StepRecord, ...]:
+        """The steps whose change may be in effect, last first: the order a rollback undoes them.
+
+        A ``running`` step here was interrupted: it may or may not have happened, so its
+        undo must cope with both (compare before writing). ``failed`` steps are not
+        listed; see ``IN_EFFECT``.
+        """
+        return tuple(s for s in reversed(self.steps) if s.state in IN_EFFECT)
+
+    def step(self, index: int) -> StepRecord:
+        return self.steps[index]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _new_job_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
+
+
+def _dump(value: dict | None, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} must be a dict or None, not {type(value).__name__}")
+    try:
+        return json.dumps(redact(value), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} is not JSON-able: {exc}") from None
+
+
+def _load(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _strings(name: str, values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a list of strings, not a single string")
+    result = tuple(values)
+    if not all(isinstance(v, str) for v in result):
+        raise TypeError(f"{name} must be a list of strings")
+    return result
+
+
+_SCHEMA_VERSION = 1
+
+
+def _in(values: Iterable[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS jobs (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,   -- creation order, for newest-first listing
+    id         TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ({_in(JobStatus)})),
+    operator   TEXT NOT NULL,
+    bound_as   TEXT NOT NULL,
+    users      TEXT NOT NULL,                       -- JSON list of strings
+    customers  TEXT NOT NULL,                       -- JSON list of strings
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    error      TEXT,
+    meta       TEXT NOT NULL                        -- JSON object (redacted)
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE TABLE IF NOT EXISTS steps (
+    job_id           TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    idx              INTEGER NOT NULL CHECK (idx >= 0),
+    user             TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    target           TEXT NOT NULL,
+    spec             TEXT NOT NULL,                 -- JSON object (redacted)
+    state            TEXT NOT NULL CHECK (state IN ({_in(StepState)})),
+    undo             TEXT,                          -- JSON object (redacted), written before the step runs
+    result           TEXT,                          -- JSON object (redacted)
+    error            TEXT,
+    started_at       TEXT,
+    finished_at      TEXT,
+    undo_started_at  TEXT,
+    undo_finished_at TEXT,
+    undo_error       TEXT,
+    PRIMARY KEY (job_id, idx)
+) WITHOUT ROWID;
+"""
+
+_JOB_COLUMNS = "id, kind, status, operator, bound_as, users, customers, created_at, updated_at, error, meta"
+_STEP_COLUMNS = (
+    "job_id, idx, user, action, target, spec, state, undo, result, error, started_at, finished_at,"
+    " undo_started_at, undo_finished_at, undo_error"
+)
+
+
+class Journal:
+    """The job journal in ``path`` (default ``<state dir>/journal.sqlite3``).
+
+    Synchronous and thread-safe; every write is committed durably before it returns.
+    Several ``Journal`` objects, in one process or several, may use the same file.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else state_dir() / JOURNAL_FILE
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = open_database(self.path)
+        try:
+            ensure_schema(self._db, _SCHEMA, _SCHEMA_VERSION, f"The journal {self.path}")
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ transactions
+
+    def _transaction(self, write: bool):
+        return _Transaction(self, write)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ValueError("The journal is closed.")
+        return self._db
+
+    # ------------------------------------------------------------------ writing
+
+    def create_job(
+        self,
+        kind: str,
+        operator: str,
+        bound_as: str,
+        users: Iterable[str],
+        customers: Iterable[str],
+        steps: list[dict],
+        meta: dict | None = None,
+    ) -> str:
+        """Record a new ``planned`` job with its steps (all ``pending``); return its id."""
+        for name, text in (("kind", kind), ("operator", operator), ("bound_as", bound_as)):
+            if not isinstance(text, str):
+                raise TypeError(f"{name} must be a string")
+        if not kind:
+            raise ValueError("A job needs a kind.")
+        users_t = _strings("users", users)
+        customers_t = _strings("customers", customers)
+        if not steps:
+            raise ValueError("A job needs at least one step.")
+        rows = []
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict):
+                raise TypeError(f"step {index} must be a dict")
+            for key in ("user", "action", "target"):
+                if not isinstance(step.get(key), str):
+                    raise ValueError(f"Step {index} needs a string {key!r}.")
+            rows.append((index, step["user"], step["action"], step["target"], _dump(step, f"step {index}")))
+        meta_json = _dump(meta or {}, "meta")
+        now = _now()
+        with self._transaction(write=True) as db:
+            for _attempt in range(20):
+                job_id = _new_job_id()
+                if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                    break
+            else:  # pragma: no cover - 20 collisions of 16 random bits in one second
+                raise StateError("Could not choose a free job id; try again.")
+            db.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    job_id,
+                    kind,
+                    JobStatus.PLANNED.value,
+                    operator,
+                    bound_as,
+                    json.dumps(users_t, ensure_ascii=False),
+                    json.dumps(customers_t, ensure_ascii=False),
+                    now,
+                    now,
+                    meta_json,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO steps (job_id, idx, user, action, target, spec, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(job_id, *row, StepState.PENDING.value) for row in rows],
+            )
+        return job_id
+
+    def step_starting(self, job_id: str, index: int, undo: dict | None) -> None:
+        """Mark step ``index`` running and store its undo data — call this *before* the step runs.
+
+        Accepted on a ``pending`` step, or on a ``failed`` one to retry it (the executor
+        asserts the failure changed nothing; the new undo data replaces the old).
+        """
+        undo_json = _dump(undo, f"undo data of step {index}")
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, steps = self._check_step(db, job_id, index, "step_starting")
+            blocking = [s for s in steps[:index] if s != StepState.DONE]
+            if blocking:
+                raise ValueError(f"Step {index} of job {job_id} cannot start before every earlier step is done.")
+            db.execute(
+                "UPDATE steps SET state = ?, undo = ?, result = NULL, error = NULL, started_at = ?, finished_at = NULL"
+                " WHERE job_id = ? AND idx = ?",
+                (StepState.RUNNING.value, undo_json, now, job_id, index),
+            )
+            self._touch(db, job_id, now)
+
+    def step_done(self, job_id: str, index: int, result: dict | None = None) -> None:
+        """Mark a running step done, with what it returned (e.g. the new DN)."""
+        result_json = _dump(result, f"result of step {index}")
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, _ = self._check_step(db, job_id, index, "step_done")
+            db.execute(
+                "UPDATE steps SET state = ?, result = ?, finished_at = ? WHERE job_id = ? AND idx = ?",
+                (StepState.DONE.value, result_json, now, job_id, index),
+            )
+            self._touch(db, job_id, now)
+
+    def step_failed(self, job_id: str, index: int, error: str) -> None:
+        """Mark a running step failed, with one sentence saying why."""
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, _ = self._check_step(db, job_id, index, "step_failed")
+            db.execute(
+                "UPDATE steps SET state = ?, error = ?, finished_at = ? WHERE job_id = ? AND idx = ?",
+                (StepState.FAILED.value, str(error), now, job_id, index),
+            )
+            self._touch(db, job_id, now)
+
+    def undo_starting(self, job_id: str, index: int) -> None:
+        """Mark a step's undo as running — before the undo runs. Re-entrant after a crash
+        (an ``undoing`` step may be started again), so undo actions must be idempotent."""
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, steps = self._check_step(db, job_id, index, "undo_starting")
+            still_live = (StepState.DONE, StepState.RUNNING, StepState.UNDOING)
+            later = [i for i, s in enumerate(steps) if i > index and s in still_live]
+            if later:
+                raise ValueError(
+                    f"Step {index} of job {job_id} cannot be undone while step {later[-1]} after it is still in effect."
+                )
+            db.execute(
+                "UPDATE steps SET state = ?, undo_started_at = ?, undo_finished_at = NULL, undo_error = NULL"
+                " WHERE job_id = ? AND idx = ?",
+                (StepState.UNDOING.value, now, job_id, index),
+            )
+            self._touch(db, job_id, now)
+
+    def undo_done(self, job_id: str, index: int) -> None:
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, _ = self._check_step(db, job_id, index, "undo_done")
+            db.execute(
+                "UPDATE steps SET state = ?, undo_finished_at = ? WHERE job_id = ? AND idx = ?",
+                (StepState.UNDONE.value, now, job_id, index),
+            )
+            self._touch(db, job_id, now)
+
+    def undo_failed(self, job_id: str, index: int, error: str) -> None:
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, _ = self._check_step(db, job_id, index, "undo_failed")
+            db.execute(
+                "UPDATE steps SET state = ?, undo_error = ?, undo_finished_at = ? WHERE job_id = ? AND idx = ?",
+                (StepState.UNDO_FAILED.value, str(error), now, job_id, index),
+            )
+            self._touch(db, job_id, now)
+
+    def set_status(self, job_id: str, status: JobStatus, error: str | None = None) -> None:
+        """Move the job to ``status``; ``error`` replaces the job's error (``None`` clears it).
+
+        ``done`` needs every step done; ``rolled_back`` and ``failed`` need no step in
+        effect (none ``done``, ``running``, ``undoing`` or ``undo_failed``). Finished jobs
+        (done, rolled back, failed) never change again.
+        """
+        status = JobStatus(status)
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, current = self._resolve(db, job_id)
+            if status not in _JOB_TRANSITIONS[current]:
+                raise ValueError(f"Job {job_id} is {current}; it cannot become {status}.")
+            states = self._step_states(db, job_id)
+            if status is JobStatus.DONE:
+                pending = [i for i, s in enumerate(states) if s != StepState.DONE]
+                if pending:
+                    raise ValueError(f"Job {job_id} cannot be done: step {pending[0]} is {states[pending[0]]}.")
+            if status in (JobStatus.ROLLED_BACK, JobStatus.FAILED):
+                live = [i for i, s in enumerate(states) if s in IN_EFFECT]
+                if live:
+                    raise ValueError(
+                        f"Job {job_id} cannot be {status}: step {live[-1]} is {states[live[-1]]}"
+                        " and may still be in effect."
+                    )
+            db.execute(
+                "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+                (status.value, None if error is None else str(error), now, job_id),
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def job(self, job_id: str) -> JobRecord:
+        """The job with this id, or the only job whose id starts with it; else ``NotFound``."""
+        with self._transaction(write=False) as db:
+            job_id, _ = self._resolve(db, job_id)
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            step_rows = db.execute(
+                f"SELECT {_STEP_COLUMNS} FROM steps WHERE job_id = ? ORDER BY idx", (job_id,)
+            ).fetchall()
+        return _job_record(row, step_rows)
+
+    def jobs(self, limit: int = 50, unfinished_only: bool = False) -> list[JobRecord]:
+        """Newest first; ``unfinished_only`` keeps planned, running, rolling back and needs-attention jobs."""
+        query = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        params: list[Any] = []
+        if unfinished_only:
+            query += f" WHERE status NOT IN ({_in(FINISHED)})"
+        query += " ORDER BY seq DESC LIMIT ?"
+        params.append(int(limit))
+        with self._transaction(write=False) as db:
+            rows = db.execute(query, params).fetchall()
+            by_job: dict[str, list[tuple]] = {row[0]: [] for row in rows}
+            if rows:
+                marks = ", ".join("?" for _ in rows)
+                for step_row in db.execute(
+                    f"SELECT {_STEP_COLUMNS} FROM steps WHERE job_id IN ({marks}) ORDER BY job_id, idx",
+                    [row[0] for row in rows],
+                ):
+                    by_job[step_row[0]].append(step_row)
+        return [_job_record(row, by_job[row[0]]) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ checks
+
+    @staticmethod
+    def _resolve(db: sqlite3.Connection, job_id: str) -> tuple[str, JobStatus]:
+        """The full id and status of the job ``job_id`` names (exactly, or as a unique prefix)."""
+        wanted = str(job_id).strip()
+        if wanted:
+            row = db.execute("SELECT id, status FROM jobs WHERE id = ?", (wanted,)).fetchone()
+            if row is not None:
+                return row[0], JobStatus(row[1])
+            rows = db.execute(
+                "SELECT id, status FROM jobs WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT 6", (len(wanted), wanted)
+            ).fetchall()
+            if len(rows) == 1:
+                return rows[0][0], JobStatus(rows[0][1])
+            if len(rows) > 1:
+                shown = ", ".join(r[0] for r in rows[:5]) + (", …" if len(rows) > 5 else "")
+                raise NotFound(f"More than one job starts with “{wanted}” ({shown}); give more of the id.")
+        raise NotFound(f"No job “{wanted}” in the journal.")
+
+    @staticmethod
+    def _step_states(db: sqlite3.Connection, job_id: str) -> list[StepState]:
+        return [StepState(r[0]) for r in db.execute("SELECT state FROM steps WHERE job_id = ? ORDER BY idx", (job_id,))]
+
+    def _check_step(self, db: sqlite3.Connection, job_id: str, index: int, call: str) -> tuple[str, list[StepState]]:
+        accepted, target, statuses = _STEP_CALLS[call]
+        job_id, status = self._resolve(db, job_id)
+        if status not in statuses:
+            raise ValueError(f"Job {job_id} is {status}: {call} needs it {' or '.join(sorted(statuses))}.")
+        states = self._step_states(db, job_id)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(states):
+            raise ValueError(f"Job {job_id} has no step {index!r} (it has {len(states)}).")
+        state = states[index]
+        if state not in accepted:
+            raise ValueError(f"Step {index} of job {job_id} is {state}; {call} cannot make it {target}.")
+        return job_id, states
+
+    @staticmethod
+    def _touch(db: sqlite3.Connection, job_id: str, now: str) -> None:
+        db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (now, job_id))
+
+
+class _Transaction:
+    """``with`` block: the Journal's lock, then ``BEGIN IMMEDIATE`` (write) or ``BEGIN``
+    (a consistent read snapshot), committed on success, rolled back on any error."""
+
+    def __init__(self, journal: Journal, write: bool) -> None:
+        self.journal = journal
+        self.write = write
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.journal._lock.acquire()
+        try:
+            db = self.journal._connection()
+            db.execute("BEGIN IMMEDIATE" if self.write else "BEGIN")
+        except sqlite3.Error as exc:
+            self.journal._lock.release()
+            raise StateError(f"The journal {self.journal.path} cannot be used: {exc}.") from None
+        except BaseException:
+            self.journal._lock.release()
+            raise
+        self.db = db
+        return db
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                try:
+                    self.db.execute("COMMIT")
+                except sqlite3.Error as error:
+                    self._rollback()
+                    raise StateError(f"The journal {self.journal.path} could not record the change: {error}.") from None
+            else:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise StateError(f"The journal {self.journal.path} could not record the change: {exc}.") from exc
+            return False
+        finally:
+            self.journal._lock.release()
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _step_record(row: tuple) -> StepRecord:
+    return StepRecord(
+        index=row[1],
+        user=row[2],
+        action=row[3],
+        target=row[4],
+        spec=_load(row[5]),
+        state=StepState(row[6]),
+        undo=_load(row[7]),
+        result=_load(row[8]),
+        error=row[9],
+        started_at=row[10],
+        finished_at=row[11],
+        undo_started_at=row[12],
+        undo_finished_at=row[13],
+        undo_error=row[14],
+    )
+
+
+def _job_record(row: tuple, step_rows: Iterable[tuple]) -> JobRecord:
+    return JobRecord(
+        id=row[0],
+        kind=row[1],
+        status=JobStatus(row[2]),
+        operator=row[3],
+        bound_as=row[4],
+        users=tuple(json.loads(row[5])),
+        customers=tuple(json.loads(row[6])),
+        created_at=row[7],
+        updated_at=row[8],
+        error=row[9],
+        meta=_load(row[10]),
+        steps=tuple(_step_record(r) for r in step_rows),
+    )

@@ -1,0 +1,134 @@
+"""Where Tenantry keeps its state (the job journal and the audit log), and how it opens it.
+
+The directory is ``$TENANTRY_STATE_DIR`` if set, else ``$XDG_STATE_HOME/tenantry``,
+else ``~/.local/state/tenantry`` (the XDG Base Directory rules: an empty or relative
+``XDG_STATE_HOME`` is ignored). It is created on first use with mode 0700, since the
+journal names users and customers; a directory that exists already keeps the
+permissions its owner gave it. Its SQLite files are created 0600.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+
+from core.errors import ConfigError, TenantryError
+
+APP = "tenantry"
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+class StateError(TenantryError):
+    """A state file (journal or audit log) is unreadable, corrupt or of a newer version."""
+
+    exit_code = 1
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Return the state directory, creating it (mode 0700) if it does not exist."""
+    env = os.environ if environ is None else environ
+    path = _locate(env)
+    if not path.is_dir():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700)
+            os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+        except FileExistsError:
+            if not path.is_dir():
+                raise ConfigError(f"The state directory {path} exists but is not a directory.") from None
+        except OSError as exc:
+            raise ConfigError(f"The state directory {path} cannot be created: {exc.strerror or exc}.") from None
+    return path
+
+
+def _locate(env: Mapping[str, str]) -> Path:
+    explicit = env.get("TENANTRY_STATE_DIR", "")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_STATE_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / APP
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".local" / "state" / APP
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed, mode 0600) a SQLite file for durable, shared use.
+
+    WAL mode so readers never block the writer, ``synchronous=FULL`` so a commit is on
+    disk (WAL fsynced) before it returns, and a busy timeout so a second process or
+    thread waits for the write lock instead of failing. The connection is in autocommit
+    mode (callers wrap each unit in ``BEGIN IMMEDIATE`` … ``COMMIT``) and may be used
+    from several threads, one at a time: callers hold their own lock around it.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Create the file ourselves so it is private from the first byte; SQLite gives its
+        # -wal and -shm companions the permissions of the main file.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        connection = sqlite3.connect(
+            path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StateError(f"The state file {path} cannot be opened: {reason}.") from None
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StateError(f"The state file {path} cannot be put in WAL mode (it is in {mode} mode).")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        connection.close()
+        raise StateError(f"The state file {path} is not a usable SQLite database: {exc}.") from None
+    except StateError:
+        connection.close()
+        raise
+    return connection
+
+
+def ensure_schema(connection: sqlite3.Connection, script: str, version: int, what: str) -> None:
+    """Create the tables of ``script`` unless ``PRAGMA user_version`` says they exist.
+
+    ``what`` names the file in messages ("The journal /path"). A file written by a newer
+    schema is refused rather than misread. Safe when two processes open a new file at
+    once: the script is idempotent and runs under the write lock.
+    """
+    try:
+        current = connection.execute("PRAGMA user_version").fetchone()[0]
+        if current == version:
+            return
+        if current > version:
+            raise StateError(f"{what} was written by a newer Tenantry (schema {current}); upgrade Tenantry to use it.")
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(script):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {version}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    except sqlite3.DatabaseError as exc:
+        raise StateError(f"{what} is not a usable SQLite database: {exc}.") from None
+
+
+def _statements(script: str) -> list[str]:
+    """Split a schema script into statements (``sqlite3.complete_statement`` knows triggers)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
