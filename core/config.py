@@ -15,8 +15,9 @@ from typing import Any, Callable
 
 import tomli
 
-from core.errors import ConfigError
-from core.model import Service
+from core.errors import ConfigError, UsageError
+from core.mapping import Formats
+from core.model import Customer, Service
 
 ADAPTERS = ("exchange", "ocs", "blackberry", "group", "http")
 
@@ -71,6 +72,20 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True)
+class MappingConfig:
+    """Formats of new UPNs, emails, SIP URIs and usernames; per customer if configured."""
+
+    default: Formats = Formats()
+    customers: dict[str, Formats] = field(default_factory=dict)  # by customer name or code
+
+    def formats_for(self, customer: Customer) -> Formats:
+        for key in (customer.name, customer.code):
+            if key and key in self.customers:
+                return self.customers[key]
+        return self.default
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     service: Service
     options: dict[str, Any] = field(default_factory=dict)  # adapter settings (url, auth, …)
@@ -82,6 +97,7 @@ class Config:
     layout: LayoutConfig = LayoutConfig()
     console: ConsoleConfig = ConsoleConfig()
     services: dict[str, ServiceConfig] = field(default_factory=dict)
+    mapping: MappingConfig = MappingConfig()
     source: Path | None = None
 
     def service(self, key: str) -> Service | None:
@@ -131,12 +147,13 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     """Validate an already-decoded TOML document."""
     where = str(source) if source else "configuration"
     sections = _Table(raw, where, "")
-    sections.allow_only({"directory", "layout", "console", "services"}, kind="section")
+    sections.allow_only({"directory", "layout", "console", "services", "mapping"}, kind="section")
     directory = _directory(sections.table("directory", required=True), where)
     layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
     services = _services(sections.table("services"), where)
-    return Config(directory, layout, console, services, source)
+    mapping = _mapping(sections.table("mapping"))
+    return Config(directory, layout, console, services, mapping, source)
 
 
 class _Table:
@@ -260,6 +277,28 @@ def _services(table: _Table, where: str) -> dict[str, ServiceConfig]:
             raise entry.fail("token" if "token" in options else "password", "is not allowed: use token_env/token_file or password_env/password_file")
         services[key] = ServiceConfig(Service(key, display_name, adapter, movable, tuple(plans)), options)
     return services
+
+
+def _formats(table: _Table, base: Formats) -> Formats:
+    fields = ("upn", "email", "sip", "sam")
+    formats = Formats(**{name: table.get(name, str, getattr(base, name)) for name in fields})
+    try:
+        formats.check(f"{table.where}: [{table.prefix}]")
+    except UsageError as error:
+        raise ConfigError(str(error)) from None
+    return formats
+
+
+def _mapping(table: _Table) -> MappingConfig:
+    table.allow_only({"upn", "email", "sip", "sam", "customers"})
+    default = _formats(_Table({k: v for k, v in table.data.items() if k != "customers"}, table.where, table.prefix), Formats())
+    customers_table = table.table("customers")
+    customers = {}
+    for name in customers_table.data:
+        entry = customers_table.table(name)
+        entry.allow_only({"upn", "email", "sip", "sam"})
+        customers[name] = _formats(entry, default)
+    return MappingConfig(default, customers)
 
 
 def read_password(config: DirectoryConfig, prompt: Callable[[str], str] | None = None, environ: dict[str, str] | None = None) -> str:

@@ -281,6 +281,13 @@ class Directory:
     async def delete(self, dn: str) -> None:
         await self.pool.run(lambda c: ops.delete(c, dn), retry=False)
 
+    async def values(self, dn: str, attributes: list[str]) -> dict[str, list[str]]:
+        """The current values of ``attributes`` of ``dn`` (an empty list when unset)."""
+        entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
+        if entry is None:
+            raise NotFound(f"{dn} does not exist.")
+        return {a: entry.get(a) for a in attributes}
+
     async def exists(self, dn: str) -> bool:
         return await self.pool.run(lambda c: ops.read(c, dn, ["objectClass"])) is not None
 

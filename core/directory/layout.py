@@ -134,7 +134,7 @@ class Layout:
                 if service is not None:
                     services.append(service.key)
                     continue
-                plan = self._plan_from(name)
+                plan = self.plan_of_group(name)
                 if plan is not None:
                     plans.append(plan)
                 else:
@@ -143,7 +143,8 @@ class Layout:
                 roles.append(name)
         return tuple(sorted(set(services))), tuple(sorted(set(plans), key=lambda p: (p.service, p.name))), tuple(sorted(set(roles)))
 
-    def _plan_from(self, group_name: str) -> Plan | None:
+    def plan_of_group(self, group_name: str) -> Plan | None:
+        """The plan a group named ``group_name`` stands for, if it is a plan group."""
         match = self._plan_pattern.match(group_name)
         if not match:
             return None

@@ -1,0 +1,285 @@
+"""Run a plan as a journaled, all-or-nothing job, as a stream of progress events.
+
+Before each step the journal records it with its undo (the step itself: every action
+has a defined inverse); after it, the outcome. A failing step stops the job and the
+done steps are undone in reverse order; if an undo fails too, the job is left
+``needs_attention`` with exactly what remains. Every step is idempotent and checks its
+precondition (compare-and-swap), so a job interrupted by a crash can be resumed or
+rolled back by another process (``resume`` / ``rollback``). Rights are checked again
+here, on the job and on every step's target, whoever the caller is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from core import plan as p
+from core.audit import Audit
+from core.directory import Directory
+from core.directory.escape import parent_dn, rdn_value
+from core.directory.layout import dn_key
+from core.errors import AlreadyExists, ChangedUnderneath, NotFound, PermissionDenied, TenantryError
+from core.journal import JobRecord, JobStatus, Journal, StepState
+from core.model import Operator
+from core.plan import Plan, Step
+from core.rights import copy_problems, move_problems
+from core.services.base import ServiceAdapter
+
+
+class Refused(TenantryError):
+    """The job was refused before anything was written."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # job_started | step_started | step_done | step_failed | rolling_back | step_undone | undo_failed | job_finished
+    job: str
+    index: int | None = None
+    step: Step | None = None
+    message: str = ""
+    status: str | None = None  # the final status, on job_finished
+
+
+StepHook = Callable[[int, Step], Awaitable[None]]
+
+
+class Executor:
+    def __init__(
+        self,
+        directory: Directory,
+        adapters: dict[str, ServiceAdapter],
+        journal: Journal,
+        audit: Audit,
+        *,
+        before_step: StepHook | None = None,
+    ):
+        self.directory = directory
+        self.adapters = adapters
+        self.journal = journal
+        self.audit = audit
+        self.before_step = before_step  # tests inject faults here
+
+    # -- public ------------------------------------------------------------------
+    async def run(self, plan: Plan, operator: Operator) -> AsyncIterator[Event]:
+        """Start a job for ``plan`` and run it to the end (done or rolled back)."""
+        if not plan.ok or not plan.steps:
+            raise Refused("The plan has problems; nothing was written.")
+        scope = await self._authorize(plan.source, plan.destination, operator)
+        for change in plan.users:
+            current = await self.directory.user(change.dn_before)
+            if current.usn_changed != change.usn_changed:
+                self._audit(operator, plan, "refused", None, "the user changed since it was read")
+                raise Refused(f"{change.user} changed since the plan was made; plan again.")
+        self._check_targets(plan.steps, scope)
+        job_id = await asyncio.to_thread(
+            self.journal.create_job,
+            plan.kind,
+            operator.name,
+            operator.bound_as,
+            [c.user for c in plan.users],
+            [n for n in (plan.source, plan.destination) if n],
+            [s.to_json() for s in plan.steps],
+            {"users": [c.__dict__ for c in plan.users]},
+        )
+        await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
+        yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")
+        async for event in self._forward(job_id, operator, resuming=False):
+            yield event
+
+    async def resume(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
+        job = await asyncio.to_thread(self.journal.job, job_id)
+        if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
+            raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
+        scope = await self._authorize(*_customers(job), operator)
+        self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        if job.status != JobStatus.RUNNING:
+            await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
+        yield Event("job_started", job.id, message="resuming")
+        async for event in self._forward(job.id, operator, resuming=True):
+            yield event
+
+    async def rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
+        job = await asyncio.to_thread(self.journal.job, job_id)
+        if job.is_finished:
+            raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be rolled back.")
+        scope = await self._authorize(*_customers(job), operator)
+        self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        yield Event("job_started", job.id, message="rolling back")
+        async for event in self._backward(job.id, operator, reason="rolled back on request"):
+            yield event
+
+    # -- running -------------------------------------------------------------------
+    async def _forward(self, job_id: str, operator: Operator, *, resuming: bool) -> AsyncIterator[Event]:
+        job = await asyncio.to_thread(self.journal.job, job_id)
+        for record in job.steps:
+            if record.state == StepState.DONE:
+                continue
+            step = Step.from_json(record.spec)
+            yield Event("step_started", job_id, record.index, step)
+            try:
+                await asyncio.to_thread(self.journal.step_starting, job_id, record.index, {"inverse": _inverse_name(step)})
+                if self.before_step is not None:
+                    await self.before_step(record.index, step)
+                result = await self._perform(step, resuming=resuming or record.state != StepState.PENDING)
+            except (TenantryError, OSError) as error:
+                message = str(error) or type(error).__name__
+                await asyncio.to_thread(self.journal.step_failed, job_id, record.index, message)
+                yield Event("step_failed", job_id, record.index, step, message)
+                async for event in self._backward(job_id, operator, reason=message, failed_http=step if step.action == p.HTTP else None):
+                    yield event
+                return
+            await asyncio.to_thread(self.journal.step_done, job_id, record.index, result)
+            yield Event("step_done", job_id, record.index, step)
+        await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.DONE)
+        job = await asyncio.to_thread(self.journal.job, job_id)
+        self._audit_job(operator, job, "done")
+        yield Event("job_finished", job_id, status=JobStatus.DONE.value, message="done")
+
+    async def _backward(self, job_id: str, operator: Operator, *, reason: str, failed_http: Step | None = None) -> AsyncIterator[Event]:
+        await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.ROLLING_BACK, reason)
+        yield Event("rolling_back", job_id, message=reason)
+        job = await asyncio.to_thread(self.journal.job, job_id)
+        # A failed HTTP call may have half-happened: undo it too (undo is idempotent).
+        records = list(job.steps_to_undo)
+        if failed_http is not None:
+            records = [s for s in job.steps if s.state == StepState.FAILED and s.action == p.HTTP] + records
+        remaining: list[str] = []
+        for record in records:
+            step = Step.from_json(record.spec)
+            try:
+                await asyncio.to_thread(self.journal.undo_starting, job_id, record.index)
+                await self._undo(step, record.result)
+            except (TenantryError, OSError) as error:
+                message = str(error) or type(error).__name__
+                await asyncio.to_thread(self.journal.undo_failed, job_id, record.index, message)
+                remaining.append(f"step {record.index + 1} ({step.action} {step.target}): {message}")
+                yield Event("undo_failed", job_id, record.index, step, message)
+                continue
+            await asyncio.to_thread(self.journal.undo_done, job_id, record.index)
+            yield Event("step_undone", job_id, record.index, step)
+        if remaining:
+            detail = f"{reason}; undo incomplete: " + "; ".join(remaining)
+            await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.NEEDS_ATTENTION, detail)
+            status = JobStatus.NEEDS_ATTENTION
+        else:
+            await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.ROLLED_BACK, reason)
+            status = JobStatus.ROLLED_BACK
+        job = await asyncio.to_thread(self.journal.job, job_id)
+        self._audit_job(operator, job, status.value, reason)
+        yield Event("job_finished", job_id, status=status.value, message=job.error or reason)
+
+    # -- steps and their inverses --------------------------------------------------------
+    async def _perform(self, step: Step, *, resuming: bool) -> dict[str, Any] | None:
+        d = self.directory
+        if step.action == p.MODIFY:
+            await self._swap(step.target, step.before, step.after)
+        elif step.action == p.MOVE:
+            if not (resuming and not await d.exists(step.target) and await d.exists(step.after)):
+                await d.move(step.target, parent_dn(step.after), rdn_value(step.after))
+        elif step.action == p.ADD_MEMBER:
+            await d.add_member(step.target, step.after)
+        elif step.action == p.REMOVE_MEMBER:
+            await d.remove_member(step.target, step.before)
+        elif step.action == p.CREATE_GROUP:
+            try:
+                await d.create_group(step.target, step.after["sam"], step.after.get("description"))
+            except AlreadyExists:
+                if not resuming:
+                    raise
+        elif step.action == p.HTTP:
+            return await self.adapters[step.service].perform(step)
+        else:
+            raise ValueError(f"unknown step action {step.action!r}")
+        return None
+
+    async def _undo(self, step: Step, result: dict[str, Any] | None) -> None:
+        d = self.directory
+        if step.action == p.MODIFY:
+            await self._swap(step.target, step.after, step.before)
+        elif step.action == p.MOVE:
+            if await d.exists(step.after):
+                await d.move(step.after, parent_dn(step.target), rdn_value(step.target))
+        elif step.action == p.ADD_MEMBER:
+            await d.remove_member(step.target, step.after)
+        elif step.action == p.REMOVE_MEMBER:
+            await d.add_member(step.target, step.before)
+        elif step.action == p.CREATE_GROUP:
+            try:
+                await d.delete(step.target)
+            except NotFound:
+                pass
+        elif step.action == p.HTTP:
+            await self.adapters[step.service].undo(step, result)
+
+    async def _swap(self, dn: str, old: dict[str, list[str]], new: dict[str, list[str]]) -> None:
+        """Compare-and-swap; if it finds the target state already there, that is success."""
+        try:
+            await self.directory.modify(dn, {a: (old.get(a, []), new.get(a, [])) for a in new})
+        except ChangedUnderneath:
+            current = await self.directory.values(dn, list(new))
+            if any(_folded(current.get(a, [])) != _folded(v) for a, v in new.items()):
+                raise
+
+    # -- rights and audit --------------------------------------------------------------
+    async def _authorize(self, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
+        customers = [await self.directory.customer(name) for name in (source, destination) if name]
+        if len(customers) == 2:
+            problems = move_problems(operator, customers[0], customers[1])
+        else:
+            problems = copy_problems(operator, customers[0])
+        if problems:
+            raise PermissionDenied(" ".join(x.message for x in problems))
+        return [dn_key(c.dn) for c in customers]
+
+    @staticmethod
+    def _check_targets(steps, scope: list[tuple]) -> None:
+        for step in steps:
+            if step.action == p.HTTP:
+                continue
+            for dn in (step.target, step.after if step.action == p.MOVE else None):
+                key = dn_key(dn) if dn else None
+                if key is not None and not any(key[-len(s):] == s for s in scope):
+                    raise PermissionDenied(f"A step touches {dn}, outside the customers of this job; nothing was written.")
+
+    def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
+        self.audit.record(
+            operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
+            users=[c.user for c in plan.users], customers=[n for n in (plan.source, plan.destination) if n],
+            result=result, job=job, detail=detail,
+        )
+
+    def _audit_job(self, operator: Operator, job: JobRecord, result: str, detail: str = "") -> None:
+        self.audit.record(
+            operator=operator.name, bound_as=operator.bound_as, action=job.kind, users=list(job.users),
+            customers=list(job.customers), result=result, job=job.id, detail=detail,
+        )
+
+
+def _customers(job: JobRecord) -> tuple[str | None, str | None]:
+    names = list(job.customers) + [None, None]
+    return names[0], names[1]
+
+
+def _inverse_name(step: Step) -> str:
+    return {
+        p.MODIFY: "modify back", p.MOVE: "move back", p.ADD_MEMBER: "remove member",
+        p.REMOVE_MEMBER: "add member", p.CREATE_GROUP: "delete group", p.HTTP: "service undo",
+    }[step.action]
+
+
+def _folded(values) -> set[str]:
+    return {str(v).casefold() for v in values}
+
+
+def audit_refusal(audit: Audit, operator: Operator, plan: Plan) -> None:
+    """Record a refused plan; one refused for rights is a denied attempt."""
+    denied = any(x.code == p.NOT_ALLOWED for x in plan.problems)
+    audit.record(
+        operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
+        users=[c.user for c in plan.users], customers=[n for n in (plan.source, plan.destination) if n],
+        result="denied" if denied else "refused", detail="; ".join(x.message for x in plan.problems),
+    )

@@ -1,0 +1,147 @@
+"""User mapping: the new UPN, email, SIP URI and username of a user in a customer.
+
+Values come from templates (``{first}.{last}@{domain}``, ``{f}{last}@{domain}``,
+``{sam}@{domain}``, …) with accents folded and the characters each attribute cannot
+hold removed. Address rules of PRODUCT §2: addresses in the source customer's domains
+leave with the user, the old ``legacyExchangeDN`` stays reachable as an ``X500:``
+address, and exactly one ``SMTP:`` primary remains.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+
+from core.errors import UsageError
+
+PLACEHOLDERS = frozenset({"first", "last", "f", "l", "sam", "upn_prefix", "domain", "code", "email_prefix"})
+
+_SPECIAL_FOLDS = str.maketrans({
+    "ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
+    "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "TH", "ı": "i",
+})
+_LOCAL_PART_ILLEGAL = re.compile(r"[^a-z0-9.'_+-]")
+_SAM_ILLEGAL = re.compile(r"[\"/\\\[\]:;|=,+*?<>@\s]")
+SAM_MAX = 20
+
+
+def fold(text: str) -> str:
+    """``"Renée Müller-Łukasz"`` → ``"Renee Muller-Lukasz"``: accents and ligatures folded."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_SPECIAL_FOLDS))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def local_part(text: str) -> str:
+    """A valid email/UPN local part: folded, lower-case, no illegal characters or stray dots."""
+    cleaned = _LOCAL_PART_ILLEGAL.sub("", fold(text).lower().replace(" ", ""))
+    return re.sub(r"\.{2,}", ".", cleaned).strip(".")
+
+
+def sam_account_name(text: str) -> str:
+    """A valid sAMAccountName: folded, no illegal characters, at most 20, no trailing dot."""
+    cleaned = _SAM_ILLEGAL.sub("", fold(text))
+    return cleaned[:SAM_MAX].rstrip(".")
+
+
+@dataclass(frozen=True)
+class Formats:
+    """The templates of one customer (configurable per customer)."""
+
+    upn: str = "{upn_prefix}@{domain}"
+    email: str = "{first}.{last}@{domain}"
+    sip: str = "{email_prefix}@{domain}"
+    sam: str = "{sam}"
+
+    def check(self, where: str) -> None:
+        for name in ("upn", "email", "sip", "sam"):
+            template = getattr(self, name)
+            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            unknown = fields - PLACEHOLDERS
+            if unknown:
+                raise UsageError(
+                    f"{where}: the {name} format {template!r} uses unknown placeholder {{{sorted(unknown)[0]}}} "
+                    f"(known: {', '.join(sorted(PLACEHOLDERS))})."
+                )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a template may use about a user."""
+
+    first: str
+    last: str
+    sam: str
+    upn_prefix: str
+
+
+def render(template: str, identity: Identity, domain: str, code: str | None, *, email_prefix: str = "") -> str:
+    """Fill ``template``; every user-derived part is cleaned for a local part or username."""
+    values = {
+        "first": local_part(identity.first),
+        "last": local_part(identity.last),
+        "f": local_part(identity.first)[:1],
+        "l": local_part(identity.last)[:1],
+        "sam": identity.sam,
+        "upn_prefix": local_part(identity.upn_prefix),
+        "domain": domain.lower(),
+        "code": (code or "").lower(),
+        "email_prefix": email_prefix,
+    }
+    return template.format(**values)
+
+
+def split_address(address: str) -> tuple[str, str]:
+    local, _, domain = address.rpartition("@")
+    return local, domain.lower()
+
+
+def address_problem(address: str, what: str) -> str | None:
+    """Why ``address`` is not a usable email/UPN, or ``None``."""
+    local, domain = split_address(address)
+    if not local or not domain or "." not in domain:
+        return f"The {what} {address!r} is not of the form name@domain."
+    if local != local_part(local) and local.lower() != local_part(local):
+        return f"The {what} {address!r} contains characters an address cannot hold."
+    return None
+
+
+def proxy_addresses(
+    current: tuple[str, ...],
+    new_primary: str,
+    source_domains: tuple[str, ...],
+    legacy_exchange_dn: str | None,
+) -> tuple[str, ...]:
+    """The user's proxyAddresses after a move.
+
+    Addresses in the source customer's domains leave; the new primary is the only
+    ``SMTP:``; other ``smtp:`` aliases and every non-SMTP address stay; the old
+    ``legacyExchangeDN`` is kept as an ``X500:`` address.
+    """
+    leaving = {d.casefold() for d in source_domains}
+    kept: list[str] = [f"SMTP:{new_primary}"]
+    seen = {new_primary.casefold()}
+    for value in current:
+        kind, _, address = value.partition(":")
+        if kind.lower() == "smtp":
+            _local, domain = split_address(address)
+            if domain.casefold() in leaving or address.casefold() in seen:
+                continue
+            seen.add(address.casefold())
+            kept.append(f"smtp:{address}")
+        elif value not in kept:
+            kept.append(value)
+    if legacy_exchange_dn:
+        x500 = f"X500:{legacy_exchange_dn}"
+        if all(v.casefold() != x500.casefold() for v in kept):
+            kept.append(x500)
+    return tuple(kept)
+
+
+def legacy_exchange_dn(old: str | None, mail_nickname: str, unique: str) -> str:
+    """A new legacyExchangeDN in the same organisation, named after the new nickname."""
+    prefix = "/o=Hosting/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients"
+    if old and "/cn=" in old:
+        prefix = old.rsplit("/cn=", 1)[0]
+    return f"{prefix}/cn={mail_nickname}{unique}"

@@ -1,0 +1,226 @@
+"""Preflight and plan of a move (PRODUCT §2): every problem at once, or the exact steps.
+
+``preflight`` reads the user and both customers fresh, asks each service adapter,
+checks rights, mapping, domains and collisions, and returns a :class:`Plan` whose
+``problems`` list every refusal, or whose ``steps`` are everything the job will do:
+the user's one compare-and-swap modify, its move, role groups to create, membership
+changes and the services' HTTP calls.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from core import plan as p
+from core.config import Config
+from core.directory import Directory
+from core.directory.escape import child_dn, rdn_value
+from core.directory.layout import dn_key
+from core.mapping import Identity, address_problem, render, sam_account_name, split_address
+from core.model import Customer, Operator, Plan as ServicePlan, User
+from core.plan import Plan, Problem, Step, UserChange
+from core.rights import move_problems
+from core.services.base import MoveContext, ServiceAdapter
+from core.text import plain
+
+
+@dataclass(frozen=True)
+class MoveRequest:
+    user: str  # UPN, sAMAccountName or DN
+    destination: str  # customer name or domain
+    upn: str | None = None
+    email: str | None = None
+    plans: dict[str, str] = field(default_factory=dict)  # service key → destination plan name
+
+
+@dataclass(frozen=True)
+class Mapping:
+    upn: str
+    email: str | None
+    sip: str | None
+    sam: str
+
+
+def map_user(config: Config, user: User, destination: Customer, request: MoveRequest) -> Mapping:
+    """The user's new UPN, email, SIP URI and username in ``destination``."""
+    formats = config.mapping.formats_for(destination)
+    domain = destination.default_domain or ""
+    upn_prefix = split_address(user.upn)[0] if user.upn else user.sam
+    identity = Identity(first=user.first or "", last=user.last or user.cn, sam=user.sam, upn_prefix=upn_prefix)
+    upn = request.upn or render(formats.upn, identity, domain, destination.code)
+    email = None
+    if user.email or "exchange" in user.services:
+        email = request.email or render(formats.email, identity, domain, destination.code)
+    sip = None
+    if "ocs" in user.services or user.sip:
+        prefix = split_address(email or upn)[0]
+        sip = "sip:" + render(formats.sip, identity, domain, destination.code, email_prefix=prefix)
+    sam = sam_account_name(render(formats.sam, identity, domain, destination.code)) or user.sam
+    return Mapping(upn=upn, email=email, sip=sip, sam=sam)
+
+
+def _role_group_sam(customer: Customer, role: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", role.lower()).strip("-")
+    return f"{(customer.code or 'c').lower()}-role-{slug}"[:64]
+
+
+class MovePlanner:
+    def __init__(self, config: Config, directory: Directory, adapters: dict[str, ServiceAdapter]):
+        self.config = config
+        self.directory = directory
+        self.adapters = adapters
+        self.layout = directory.layout
+
+    async def preflight(self, operator: Operator, request: MoveRequest, *, readonly_mode: bool = False) -> Plan:
+        user = await self.directory.user(request.user)
+        source = await self.directory.customer_at(user.customer_dn)
+        destination = await self.directory.customer(request.destination)
+        problems: list[Problem] = []
+        problems += move_problems(operator, source, destination, readonly_mode=readonly_mode)
+        if dn_key(source.dn) == dn_key(destination.dn):
+            problems.append(Problem(p.SAME_CUSTOMER, f"{plain(user.upn or user.sam)} already belongs to {plain(destination.name)}."))
+        plans = self._service_problems(user, destination, request, problems)
+        mapping = map_user(self.config, user, destination, request)
+        problems += self._mapping_problems(user, source, destination, mapping)
+        new_dn = child_dn("CN", user.cn, self.layout.users_dn(destination.dn))
+        problems += await self._collisions(user, destination, mapping)
+        contexts = {}
+        for key in user.services:
+            adapter = self.adapters.get(key)
+            if adapter is None or not adapter.movable or not adapter.customer_has(destination):
+                continue
+            context = MoveContext(user, source, destination, new_dn, mapping.upn, mapping.email, mapping.sip, mapping.sam, plans.get(key))
+            remote, found = await adapter.inspect(context)
+            problems += found
+            contexts[key] = MoveContext(**{**context.__dict__, "remote": remote})
+        change = UserChange(
+            user=request.user, dn_before=user.dn, dn_after=new_dn, upn_before=user.upn, upn_after=mapping.upn,
+            email_before=user.email, email_after=mapping.email, usn_changed=user.usn_changed,
+        )
+        if problems:
+            return Plan("move", source.name, destination.name, (change,), (), tuple(replace(x, user=request.user) for x in problems))
+        steps = await self._steps(user, source, destination, mapping, new_dn, contexts, plans)
+        return Plan("move", source.name, destination.name, (change,), tuple(steps))
+
+    # -- problems ------------------------------------------------------------
+    def _service_problems(self, user: User, destination: Customer, request: MoveRequest, problems: list[Problem]) -> dict[str, ServicePlan | None]:
+        chosen: dict[str, ServicePlan | None] = {}
+        for key in user.services:
+            adapter = self.adapters.get(key)
+            name = adapter.service.display_name if adapter else key
+            if adapter is None or not adapter.movable:
+                problems.append(Problem(p.UNMOVABLE_SERVICE, f"{plain(name)} cannot be moved: deprovision it from {plain(user.upn or user.sam)} first."))
+                continue
+            if not adapter.customer_has(destination):
+                problems.append(Problem(p.SERVICE_MISSING, f"{plain(destination.name)} has no {plain(name)}: provision it there first."))
+                continue
+            current = adapter.user_plan(user)
+            offered = [pl for pl in destination.plans if pl.service == key]
+            wanted = request.plans.get(key) or (current.name if current else None)
+            if not offered:
+                chosen[key] = None
+            elif wanted and any(pl.name == wanted for pl in offered):
+                chosen[key] = ServicePlan(key, wanted)
+            else:
+                names = ", ".join(plain(pl.name) for pl in offered)
+                problems.append(Problem(p.PLAN_MISSING, f"{plain(destination.name)} has no {plain(name)} plan {plain(wanted or '(none)')!s}; choose one of: {names}."))
+        return chosen
+
+    def _mapping_problems(self, user: User, source: Customer, destination: Customer, mapping: Mapping) -> list[Problem]:
+        problems = []
+        values = [("UPN", mapping.upn)] + ([("email address", mapping.email)] if mapping.email else [])
+        for what, value in values:
+            problem = address_problem(value, what)
+            if problem:
+                problems.append(Problem(p.INVALID_VALUE, problem))
+            elif not destination.owns_domain(split_address(value)[1]):
+                problems.append(Problem(p.FOREIGN_DOMAIN, f"The {what} {plain(value)} is in a domain {plain(destination.name)} does not own."))
+        leaving = {d.casefold() for d in source.domains}
+        for value in user.proxy_addresses:
+            kind, _, address = value.partition(":")
+            domain = split_address(address)[1]
+            if kind.lower() == "smtp" and domain.casefold() not in leaving and not destination.owns_domain(domain):
+                problems.append(Problem(p.FOREIGN_DOMAIN, f"The alias {plain(address)} would stay with the user but {plain(destination.name)} does not own its domain."))
+        return problems
+
+    async def _collisions(self, user: User, destination: Customer, mapping: Mapping) -> list[Problem]:
+        addresses = [mapping.email] if mapping.email else []
+        conflicts = await self.directory.conflicts(
+            upn=mapping.upn,
+            addresses=addresses,
+            sip=mapping.sip,
+            sam=mapping.sam if mapping.sam.casefold() != user.sam.casefold() else None,
+            cn=(user.cn, self.layout.users_dn(destination.dn)),
+            exclude_dn=user.dn,
+        )
+        labels = {"upn": "UPN", "address": "email address", "sip": "SIP URI", "sam": "username", "cn": "name"}
+        return [
+            Problem(p.COLLISION, f"The {labels[c.kind]} {plain(c.value)} is already used by {plain(c.dn)}.")
+            for c in conflicts
+        ]
+
+    # -- steps ---------------------------------------------------------------
+    async def _steps(
+        self,
+        user: User,
+        source: Customer,
+        destination: Customer,
+        mapping: Mapping,
+        new_dn: str,
+        contexts: dict[str, MoveContext],
+        plans: dict[str, ServicePlan | None],
+    ) -> list[Step]:
+        who = user.upn or user.sam
+        changes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        if mapping.upn != user.upn:
+            changes["userPrincipalName"] = ((user.upn,) if user.upn else (), (mapping.upn,))
+        if mapping.sam != user.sam:
+            changes["sAMAccountName"] = ((user.sam,), (mapping.sam,))
+        http_steps: list[Step] = []
+        for key, context in contexts.items():
+            service_move = self.adapters[key].plan_move(context)
+            changes.update(service_move.attributes)
+            http_steps.extend(service_move.steps)
+        steps: list[Step] = []
+        if changes:
+            steps.append(Step(who, p.MODIFY, user.dn, {a: list(o) for a, (o, _n) in changes.items()}, {a: list(n) for a, (_o, n) in changes.items()}))
+        steps.append(Step(who, p.MOVE, user.dn, user.dn, new_dn))
+        steps += await self._membership_steps(who, user, source, destination, new_dn, plans)
+        steps += http_steps
+        return steps
+
+    async def _membership_steps(
+        self, who: str, user: User, source: Customer, destination: Customer, new_dn: str, plans: dict[str, ServicePlan | None]
+    ) -> list[Step]:
+        layout = self.layout
+        add: list[Step] = []
+        remove: list[Step] = []
+        source_services, source_roles = dn_key(layout.services_dn(source.dn)), dn_key(layout.roles_dn(source.dn))
+        for group_dn in user.groups:
+            parent = dn_key(group_dn)[1:]
+            name = rdn_value(group_dn)
+            if parent == source_services:
+                target_parent = layout.services_dn(destination.dn)
+                name = self._destination_group_name(name, plans)
+            elif parent == source_roles:
+                target_parent = layout.roles_dn(destination.dn)
+            else:
+                continue  # groups outside the customer's services and roles stay
+            remove.append(Step(who, p.REMOVE_MEMBER, group_dn, new_dn, None))
+            target = child_dn("CN", name, target_parent)
+            if parent == source_roles and not await self.directory.exists(target):
+                add.append(Step(who, p.CREATE_GROUP, target, None, {"sam": _role_group_sam(destination, name), "description": name}))
+            elif parent == source_services and not await self.directory.exists(target):
+                continue  # a plan group the destination lacks was reported in preflight
+            add.append(Step(who, p.ADD_MEMBER, target, None, new_dn))
+        return add + remove
+
+    def _destination_group_name(self, group_name: str, plans: dict[str, ServicePlan | None]) -> str:
+        """A plan group maps to the chosen destination plan's group; others keep their name."""
+        current = self.layout.plan_of_group(group_name)
+        chosen = plans.get(current.service) if current else None
+        if current is None or chosen is None:
+            return group_name
+        service = self.adapters[current.service].service
+        return self.config.layout.plan_group_format.format(service=service.display_name, plan=chosen.name)

@@ -1,0 +1,99 @@
+"""Plans: what a job will change, step by step, decided before anything is written.
+
+A :class:`Step` is plain data (JSON-able) so that the journal can hold it and a
+crashed job can be resumed or rolled back by another process. Each step's undo is
+derived from the step itself (see ``core/execute.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Step actions
+MODIFY = "modify"  # target: DN; before/after: {attribute: [values]} (compare-and-swap)
+MOVE = "move"  # target: DN before; after: DN after
+ADD_MEMBER = "add_member"  # target: group DN; after: member DN
+REMOVE_MEMBER = "remove_member"  # target: group DN; before: member DN
+CREATE_GROUP = "create_group"  # target: group DN; after: {"sam": …, "description": …}
+HTTP = "http"  # target: service key; before/after: the service's view; request/undo in spec
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a job cannot run, in one sentence."""
+
+    code: str
+    message: str
+    user: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"code": self.code, "message": self.message}
+        if self.user:
+            out["user"] = self.user
+        return out
+
+
+# Problem codes (PRODUCT §2's six refusals, and a few of the machinery's own)
+NOT_ALLOWED = "not_allowed"
+UNMOVABLE_SERVICE = "unmovable_service"
+SERVICE_MISSING = "service_missing"
+COLLISION = "collision"
+FOREIGN_DOMAIN = "foreign_domain"
+SAME_CUSTOMER = "same_customer"
+CHANGED = "changed"
+INVALID_VALUE = "invalid_value"
+PLAN_MISSING = "plan_missing"
+
+
+@dataclass(frozen=True)
+class Step:
+    user: str
+    action: str
+    target: str
+    before: Any = None
+    after: Any = None
+    service: str | None = None
+    request: dict[str, Any] | None = None  # for HTTP steps: method, url, json
+    undo_request: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Step:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+
+    def public(self) -> dict[str, Any]:
+        """The ``--json`` shape of PRODUCT §5: user, action, target, before, after."""
+        return {"user": self.user, "action": self.action, "target": self.target, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """What happens to one user: identity before and after (for the result screen)."""
+
+    user: str  # identity as the operator named it
+    dn_before: str
+    dn_after: str
+    upn_before: str | None
+    upn_after: str | None
+    email_before: str | None
+    email_after: str | None
+    usn_changed: str | None = None  # the read the plan was made from
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered list of steps over one or more users, or the problems that forbid it."""
+
+    kind: str  # "move" | "copy"
+    source: str | None  # customer names
+    destination: str | None
+    users: tuple[UserChange, ...] = ()
+    steps: tuple[Step, ...] = ()
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems

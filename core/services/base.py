@@ -1,0 +1,85 @@
+"""The one protocol every service adapter implements.
+
+An adapter answers, without I/O, whether its service is provisioned for a customer
+and for a user (and on which plan), whether it is movable, and which changes a move
+needs: directory attributes (merged by the planner into the user's single
+compare-and-swap modify) and extra steps (HTTP calls), each with its undo. Adapters
+that talk to an API also ``inspect`` the remote side during preflight (read-only)
+and ``perform``/``undo`` their own steps when the job runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import LayoutConfig
+from core.model import Customer, Plan, Service, User
+from core.plan import Problem, Step
+
+Changes = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # attribute → (old values, new values)
+
+
+@dataclass(frozen=True)
+class MoveContext:
+    """Everything an adapter may use to plan its part of moving one user."""
+
+    user: User  # freshly read
+    source: Customer
+    destination: Customer
+    new_dn: str
+    upn: str
+    email: str | None
+    sip: str | None
+    sam: str
+    plan: Plan | None  # the destination plan for this service, if it has plans
+    remote: dict[str, Any] = field(default_factory=dict)  # what ``inspect`` found
+
+
+@dataclass(frozen=True)
+class ServiceMove:
+    attributes: Changes = field(default_factory=dict)
+    steps: tuple[Step, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+class ServiceAdapter:
+    """Base adapter: directory group membership only (the planner swaps the groups)."""
+
+    def __init__(self, service: Service, options: dict[str, Any], layout: LayoutConfig):
+        self.service = service
+        self.options = options
+        self.layout = layout
+
+    @property
+    def key(self) -> str:
+        return self.service.key
+
+    @property
+    def movable(self) -> bool:
+        return self.service.movable
+
+    def customer_has(self, customer: Customer) -> bool:
+        return self.key in customer.services
+
+    def user_has(self, user: User) -> bool:
+        return self.key in user.services
+
+    def user_plan(self, user: User) -> Plan | None:
+        return next((p for p in user.plans if p.service == self.key), None)
+
+    async def inspect(self, context: MoveContext) -> tuple[dict[str, Any], list[Problem]]:
+        """Read the remote side (no writes); returns what the plan needs and any problems."""
+        return {}, []
+
+    def plan_move(self, context: MoveContext) -> ServiceMove:
+        return ServiceMove()
+
+    async def perform(self, step: Step) -> dict[str, Any] | None:
+        raise NotImplementedError(f"{self.key} has no steps of its own")
+
+    async def undo(self, step: Step, result: dict[str, Any] | None) -> None:
+        raise NotImplementedError(f"{self.key} has no steps of its own")
+
+    async def aclose(self) -> None:
+        """Release clients (HTTP adapters)."""
