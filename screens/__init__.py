@@ -1,0 +1,1 @@
+"""One Textual Screen per file. Screens talk to ``core/`` only, never to ldap3 or httpx."""

@@ -1,0 +1,1 @@
+"""The console: the Textual App, shared widgets, styles and the command-line entry point."""

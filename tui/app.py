@@ -1,0 +1,206 @@
+"""The Tenantry console: the App owns the directory, the operator and the global keys.
+
+The first screen paints at once; the directory is opened (or awaited) in a worker
+behind it, and screens ask for it with :meth:`TenantryApp.wait_for_directory`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Union
+from urllib.parse import urlsplit
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.content import Content
+from textual.screen import Screen
+
+from core.config import Config, ConsoleConfig
+from core.errors import TenantryError
+from core.model import Operator
+from core.text import plain
+from screens.customers import CustomersScreen
+
+if TYPE_CHECKING:
+    from core.directory import Directory
+
+log = logging.getLogger("tenantry.console")
+
+DirectoryOpener = Callable[[], Awaitable["Directory"]]
+DirectorySource = Union["Directory", DirectoryOpener]
+
+
+class TenantryApp(App[None]):
+    """The console.
+
+    ``directory`` is an open :class:`~core.directory.Directory` (the caller keeps
+    ownership and closes it) or an async callable that opens one (the app then owns
+    it and closes it on exit). ``config`` may be ``None`` when the directory brings
+    its own (the demo directory); the console settings then default until it opens.
+    """
+
+    CSS_PATH = Path(__file__).with_name("theme.tcss")  # absolute: subclasses elsewhere keep it
+    TITLE = "Tenantry"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+    ]
+
+    def __init__(
+        self,
+        directory: DirectorySource,
+        config: Config | None = None,
+        operator: Operator | None = None,
+        *,
+        readonly: bool | None = None,
+        low_bandwidth: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        console = config.console if config else ConsoleConfig()
+        self.readonly = console.readonly if readonly is None else readonly
+        self.low_bandwidth = console.low_bandwidth if low_bandwidth is None else low_bandwidth
+        self.operator = operator
+        self._opener: DirectoryOpener | None = directory if callable(directory) else None
+        self._owns_directory = self._opener is not None  # what the app opens, it closes
+        self.directory: Directory | None = None if self._opener else directory  # type: ignore[assignment]
+        self._open_error: TenantryError | None = None
+        self._opened = asyncio.Event()  # set once the directory is open, or failed to open
+        if self._opener is None:
+            self._opened.set()
+        if not console.animations or self.low_bandwidth:
+            self.animation_level = "none"
+        if self.low_bandwidth:
+            self.theme = "ansi-dark"  # the terminal's own colours: short escape sequences
+        self._refresh_title()
+
+    @classmethod
+    def for_command_line(cls, args: argparse.Namespace, config: Config | None, opener: DirectoryOpener) -> TenantryApp:
+        """The app for ``tenantry [--readonly] [--low-bandwidth]`` (flags only ever switch on)."""
+        return cls(
+            opener,
+            config,
+            readonly=True if getattr(args, "readonly", False) else None,
+            low_bandwidth=True if getattr(args, "low_bandwidth", False) else None,
+        )
+
+    def run(self, *, mouse: bool | None = None, **kwargs: Any) -> None:  # type: ignore[override]
+        """Run; in low-bandwidth mode the mouse is off (no hover repaints over SSH)."""
+        return super().run(mouse=not self.low_bandwidth if mouse is None else mouse, **kwargs)
+
+    # -- screens -----------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        return CustomersScreen(self.wait_for_directory, debounce=0.3 if self.low_bandwidth else 0.15)
+
+    def on_customers_screen_customer_selected(self, message: CustomersScreen.CustomerSelected) -> None:
+        # The users screen comes here; until then, say which customer was opened.
+        self.notify(f"Customer opened: {plain(message.customer.name)}", markup=False)
+
+    # -- the directory -------------------------------------------------------------
+    def on_mount(self) -> None:
+        # After the first paint: an opener may import ldap3 or bind synchronously at
+        # first, and the operator should see the console while that happens.
+        self.call_after_refresh(self._open_directory)
+
+    @work(exclusive=True, group="directory", exit_on_error=False)
+    async def _open_directory(self) -> None:
+        """Open the directory (if given an opener), then read who the operator is."""
+        if self._opener is not None:
+            try:
+                self.directory = await self._opener()
+            except TenantryError as error:
+                self._open_error = error
+            except Exception as error:  # a defect below: one sentence here, the details in the log
+                log.exception("opening the directory failed")
+                self._open_error = TenantryError(f"The directory could not be opened ({type(error).__name__}).")
+            else:
+                if self.config is None:
+                    self.config = self.directory.config
+                self._refresh_title()
+            finally:
+                self._opened.set()
+        if self.directory is not None and self.operator is None:
+            await self._read_operator(self.directory)
+
+    async def _read_operator(self, directory: Directory) -> None:
+        """Who is at the keyboard (name and rights), when the caller did not say."""
+        try:
+            self.operator = await directory.operator()
+        except Exception:  # the title keeps the bind identity; rights are enforced in core/
+            log.warning("the operator could not be read", exc_info=True)
+        else:
+            self._refresh_title()
+
+    async def wait_for_directory(self) -> Directory:
+        """The open directory, waiting while it opens; raises the error that stopped it."""
+        await self._opened.wait()
+        if self._open_error is not None:
+            raise self._open_error
+        if self.directory is None:
+            raise TenantryError("The directory is not open yet.")
+        return self.directory
+
+    async def on_unmount(self) -> None:
+        if self._owns_directory and self.directory is not None:
+            try:
+                await self.directory.close()
+            except Exception:  # closing must never turn a clean exit into a traceback
+                log.exception("closing the directory failed")
+
+    # -- title, help, errors ----------------------------------------------------------
+    @property
+    def server(self) -> str:
+        """The domain controller the directory is bound to (its host), or ``""``."""
+        url = getattr(self.directory, "server", None)
+        if not url and self.config is not None and self.config.directory.urls:
+            url = self.config.directory.urls[0]
+        if not url:
+            return ""
+        return urlsplit(url).hostname or url
+
+    def _refresh_title(self) -> None:
+        who = self.operator.name if self.operator else getattr(self.directory, "bound_as", None)
+        parts = [plain(who)] if who else []
+        if self.server:
+            parts.append(f"on {plain(self.server)}")
+        if self.readonly:
+            parts.append("(read-only)")
+        self.sub_title = " ".join(parts)
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        # Content(...) is literal text, never markup; plain() strips control characters.
+        return super().format_title(plain(title), plain(sub_title))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The command palette (ctrl+p): Textual's commands, then ours."""
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Keys", "List the keys that work here", self.action_help)
+        if isinstance(screen, CustomersScreen):
+            yield SystemCommand("Search customers", "Find a customer by name or domain", screen.action_focus_search)
+
+    def action_help(self) -> None:
+        """List the keys active here (a full help screen comes with the other screens)."""
+        lines: list[str] = []
+        seen: set[str] = set()
+        for active in self.screen.active_bindings.values():
+            binding = active.binding
+            # the Footer's keys plus our own hidden ones (they have ids), not the widgets' internals
+            wanted = binding.show or (binding.id is not None and not binding.system)
+            key = self.get_key_display(binding)
+            if wanted and binding.description and key not in seen:
+                seen.add(key)
+                lines.append(f"{key:>6}  {binding.description}")
+        self.notify("\n".join(lines), title="Keys", markup=False, timeout=8)
+
+    def show_error(self, error: BaseException) -> None:
+        """Tell the operator, in one sentence, that something failed (never a traceback)."""
+        if isinstance(error, TenantryError):
+            sentence = str(error)
+        else:
+            log.error("unexpected error", exc_info=error)
+            sentence = f"Something went wrong ({type(error).__name__}); the details are in the log."
+        self.notify(plain(sentence), severity="error", markup=False, timeout=10)
