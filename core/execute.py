@@ -56,7 +56,9 @@ class Executor:
         audit: Audit,
         *,
         before_step: StepHook | None = None,
+        readonly: bool = False,
     ):
+        self.readonly = readonly
         self.directory = directory
         self.adapters = adapters
         self.journal = journal
@@ -228,9 +230,9 @@ class Executor:
     async def _authorize(self, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
         customers = [await self.directory.customer(name) for name in (source, destination) if name]
         if len(customers) == 2:
-            problems = move_problems(operator, customers[0], customers[1])
+            problems = move_problems(operator, customers[0], customers[1], readonly_mode=self.readonly)
         else:
-            problems = copy_problems(operator, customers[0])
+            problems = copy_problems(operator, customers[0], readonly_mode=self.readonly)
         if problems:
             raise PermissionDenied(" ".join(x.message for x in problems))
         return [dn_key(c.dn) for c in customers]

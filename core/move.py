@@ -66,18 +66,19 @@ def _role_group_sam(customer: Customer, role: str) -> str:
 
 
 class MovePlanner:
-    def __init__(self, config: Config, directory: Directory, adapters: dict[str, ServiceAdapter]):
+    def __init__(self, config: Config, directory: Directory, adapters: dict[str, ServiceAdapter], *, readonly: bool = False):
         self.config = config
+        self.readonly = readonly
         self.directory = directory
         self.adapters = adapters
         self.layout = directory.layout
 
-    async def preflight(self, operator: Operator, request: MoveRequest, *, readonly_mode: bool = False) -> Plan:
+    async def preflight(self, operator: Operator, request: MoveRequest) -> Plan:
         user = await self.directory.user(request.user)
         source = await self.directory.customer_at(user.customer_dn)
         destination = await self.directory.customer(request.destination)
         problems: list[Problem] = []
-        problems += move_problems(operator, source, destination, readonly_mode=readonly_mode)
+        problems += move_problems(operator, source, destination, readonly_mode=self.readonly)
         if dn_key(source.dn) == dn_key(destination.dn):
             problems.append(Problem(p.SAME_CUSTOMER, f"{plain(user.upn or user.sam)} already belongs to {plain(destination.name)}."))
         plans = self._service_problems(user, destination, request, problems)

@@ -53,7 +53,7 @@ def customers(seed: Seed, config: Config) -> dict[str, SeedCustomer]:
             reseller=parent.attributes["ou"][0] if is_reseller else None,
             domains=tuple(entry.attributes.get(layout.domains_attribute, ())),
             code=_one(entry.attributes, layout.code_attribute),
-            services=tuple(sorted(services)),
+            services=tuple(sorted(services, key=list(config.services).index)),
             users=users,
         )
     return out

@@ -18,19 +18,22 @@ from typing import Any, Awaitable, Callable
 
 from core.config import Config, load, read_password
 from core.errors import TenantryError
+from core.session import Session
+from core.state import state_dir
 
 log = logging.getLogger("tenantry")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="configuration file (default: $TENANTRY_CONFIG or ~/.config/tenantry/config.toml)")
-    parser.add_argument("--demo", action="store_true", help="use the embedded demo directory instead of a domain controller")
+    default = argparse.SUPPRESS if parser.prog != "tenantry" else None
+    parser.add_argument("--config", metavar="PATH", default=default, help="configuration file (default: $TENANTRY_CONFIG or ~/.config/tenantry/config.toml)")
+    parser.add_argument("--demo", action="store_true", default=default or False, help="use the embedded demo directory instead of a domain controller")
+    parser.add_argument("--readonly", action="store_true", default=default or False, help="refuse every write action")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description="Console for multi-tenant Active Directory hosting.")
     _common(parser)
-    parser.add_argument("--readonly", action="store_true", help="hide and refuse every write action")
     parser.add_argument("--low-bandwidth", action="store_true", help="for slow links: no animations, fewer refreshes, the terminal's own colours")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -44,6 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("customer", metavar="CUSTOMER", help="the customer's name or one of its domains")
     users.add_argument("--search", metavar="TEXT", help="only users whose display name, UPN, email or username contains TEXT")
     users.add_argument("--json", action="store_true", help="print JSON")
+
+    move = commands.add_parser("move", help="move a user to another customer")
+    _common(move)
+    move.add_argument("user", metavar="USER", help="the user's UPN, sAMAccountName or DN")
+    move.add_argument("--to", required=True, metavar="CUSTOMER", help="the destination customer's name or one of its domains")
+    move.add_argument("--upn", metavar="VALUE", help="the new UPN (default: from the destination's format)")
+    move.add_argument("--email", metavar="VALUE", help="the new primary email address (default: from the destination's format)")
+    move.add_argument("--plan", action="append", metavar="SERVICE=PLAN", help="the destination plan of a service (default: the same name)")
+    move.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
+    move.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    move.add_argument("--json", action="store_true", help="print JSON")
+
+    jobs = commands.add_parser("jobs", help="list jobs and their status")
+    _common(jobs)
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many jobs (newest first)")
+    jobs.add_argument("--json", action="store_true", help="print JSON")
+    for name, text in (("resume", "finish an interrupted job"), ("rollback", "undo an unfinished job")):
+        command = commands.add_parser(name, help=text)
+        _common(command)
+        command.add_argument("job", metavar="JOB", help="the job id (or a unique prefix)")
+    audit = commands.add_parser("audit", help="show the audit log")
+    _common(audit)
+    audit.add_argument("--search", metavar="TEXT", help="only entries mentioning TEXT")
+    audit.add_argument("--limit", type=int, default=200, help="at most this many entries (newest first)")
+    audit.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -57,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except TenantryError as error:
         print(f"tenantry: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:  # e.g. `tenantry customers | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         print("tenantry: interrupted.", file=sys.stderr)
         return 130
@@ -66,48 +97,77 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-async def open_directory(args: argparse.Namespace):
-    """The directory the command works on: the demo one, or the configured DCs."""
+def directory_opener(args: argparse.Namespace) -> tuple[Config | None, Callable[[], Awaitable[Any]]]:
+    """The configuration and an opener for the directory the command works on.
+
+    The configuration is read and the password asked for *now*, before any console
+    takes over the terminal; the opener binds later.
+    """
     if args.demo:
         from core.demo.directory import open_demo
 
-        return await open_demo()
+        return None, open_demo
     config = load(args.config)
     if not config.directory.tls_verify:
         print("tenantry: warning: TLS certificate verification is off (directory.tls_verify = false).", file=sys.stderr)
     password = read_password(config.directory, prompt=getpass.getpass)
-    from core.directory import connect
 
-    return await connect(config, password)
+    async def open_configured():
+        from core.directory import connect
+
+        return await connect(config, password)
+
+    return config, open_configured
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from tui import report
+    from tui import job_commands, report
 
-    commands: dict[str, Callable[[Any, argparse.Namespace], Awaitable[int]]] = {
+    reads: dict[str, Callable[[Any, argparse.Namespace], Awaitable[int]]] = {
         "customers": report.customers,
         "users": report.users,
     }
-    directory = await open_directory(args)
+    jobs: dict[str, Callable[[Any, argparse.Namespace], Awaitable[int]]] = {
+        "move": job_commands.move,
+        "jobs": job_commands.jobs,
+        "resume": job_commands.resume,
+        "rollback": job_commands.rollback,
+        "audit": job_commands.audit,
+    }
+    _config, opener = directory_opener(args)
+    directory = await opener()
+    if args.command in reads:
+        try:
+            return await reads[args.command](directory, args)
+        finally:
+            await directory.close()
+    session = await Session.open(directory, readonly=args.readonly, state=_state(args))
     try:
-        return await commands[args.command](directory, args)
+        return await jobs[args.command](session, args)
     finally:
-        await directory.close()
+        await session.close()
+
+
+def _state(args: argparse.Namespace) -> Path:
+    """Demo jobs are kept apart from real ones: the demo directory lives in memory."""
+    folder = state_dir()
+    if args.demo:
+        folder = folder / "demo"
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
 
 
 def _console(args: argparse.Namespace) -> int:
     from tui.app import TenantryApp
 
-    config: Config | None = None if args.demo else load(args.config)
-    app = TenantryApp.for_command_line(args, config, lambda: open_directory(args))
+    config, opener = directory_opener(args)
+    app = TenantryApp.for_command_line(args, config, opener)
     app.run()
     return app.return_code or 0
 
 
 def _write_crash_report() -> Path:
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tenantry"
-    state.mkdir(parents=True, exist_ok=True)
-    path = state / "crash.log"
+    path = state_dir() / "crash.log"
     with path.open("a", encoding="utf-8") as handle:
         handle.write(traceback.format_exc() + "\n")
     return path

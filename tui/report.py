@@ -45,7 +45,7 @@ def user_json(user: User) -> dict[str, Any]:
 async def customers(directory: Directory, args: argparse.Namespace) -> int:
     found = await directory.customers(args.search)
     if args.json:
-        _print_json([customer_json(c) for c in found])
+        print_json([customer_json(c) for c in found])
     else:
         rows = [(c.name, c.reseller or "—", ", ".join(c.domains), ", ".join(c.services)) for c in found]
         _print_table(("CUSTOMER", "RESELLER", "DOMAINS", "SERVICES"), rows)
@@ -57,7 +57,7 @@ async def users(directory: Directory, args: argparse.Namespace) -> int:
     customer = await directory.customer(args.customer)
     found = await directory.users(customer, args.search)
     if args.json:
-        _print_json([user_json(u) for u in found])
+        print_json([user_json(u) for u in found])
     else:
         rows = [
             (u.display_name or u.cn, u.upn or "", u.email or "", ", ".join(u.services), ", ".join(u.roles), "yes" if u.enabled else "no")
@@ -68,8 +68,8 @@ async def users(directory: Directory, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, default=str)
     sys.stdout.write("\n")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
@@ -73,22 +74,18 @@ class Directory:
         )
         return sorted((self.layout.reseller_from(e) for e in entries), key=lambda r: r.name.casefold())
 
-    async def customer_pages(self, search: str | None = None, *, with_services: bool = True) -> AsyncIterator[list[Customer]]:
-        """Customers matching ``search`` (name or domain), one server page at a time."""
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
-        async for page in self._pages(self.layout.hosting_dn, self.layout.customer_filter(search), "sub", attributes):
-            if with_services:
-                yield list(await asyncio.gather(*(self._customer_with_groups(e) for e in page)))
-            else:
-                yield [self.layout.customer_from(e) for e in page]
-
     async def customers(self, search: str | None = None, *, limit: int | None = None, with_services: bool = True) -> list[Customer]:
-        found: list[Customer] = []
-        async for page in self.customer_pages(search, with_services=with_services):
-            found.extend(page)
-            if limit is not None and len(found) >= limit:
-                found = found[:limit]
-                break
+        """Customers whose name or a domain contains ``search``, sorted by name.
+
+        With ``limit``, the server is asked for no more than that and the services of
+        only those customers are read (one small search each, in parallel).
+        """
+        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        entries = await self._collect(self.layout.hosting_dn, self.layout.customer_filter(search), "sub", attributes, limit)
+        if with_services:
+            found = list(await asyncio.gather(*(self._customer_with_groups(e) for e in entries)))
+        else:
+            found = [self.layout.customer_from(e) for e in entries]
         return sorted(found, key=lambda c: c.name.casefold())
 
     async def _customer_with_groups(self, entry: ops.Entry) -> Customer:
@@ -122,13 +119,10 @@ class Directory:
             yield [self.layout.user_from(e) for e in page]
 
     async def users(self, customer: Customer, search: str | None = None, *, limit: int | None = None) -> list[User]:
-        found: list[User] = []
-        async for page in self.user_pages(customer, search):
-            found.extend(page)
-            if limit is not None and len(found) >= limit:
-                found = found[:limit]
-                break
-        return sorted(found, key=lambda u: (u.display_name or u.cn).casefold())
+        """The customer's users matching ``search`` (at most ``limit``), sorted by name."""
+        base = self.layout.users_dn(customer.dn)
+        entries = await self._collect(base, self.layout.user_filter(search), "one", self.layout.user_list_attributes, limit)
+        return sorted((self.layout.user_from(e) for e in entries), key=lambda u: (u.display_name or u.cn).casefold())
 
     async def user(self, identity: str) -> User:
         """One user with every attribute the core needs, by UPN, sAMAccountName or DN."""
@@ -144,18 +138,32 @@ class Directory:
             raise NotFound(f"No user {identity!r} exists below the hosting OU.")
         return self.layout.user_from(entries[0])
 
-    async def _pages(self, base: str, search_filter: str, scope: str, attributes: list[str]) -> AsyncIterator[list[ops.Entry]]:
+    async def _pages(
+        self, base: str, search_filter: str, scope: str, attributes: list[str], page_size: int | None = None
+    ) -> AsyncIterator[list[ops.Entry]]:
         # A paged search's cookie belongs to the connection: keep one for all pages.
+        # Callers that stop early close the generator (contextlib.aclosing) to free it.
+        size = page_size or self.page_size
         async with self.pool.slot() as slot:
             cookie: bytes | None = None
             while True:
                 page, cookie = await self.pool.run_on(
                     slot,
-                    lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, self.page_size, k),
+                    lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, size, k),
                 )
                 yield page
                 if not cookie:
                     return
+
+    async def _collect(self, base: str, search_filter: str, scope: str, attributes: list[str], limit: int | None) -> list[ops.Entry]:
+        entries: list[ops.Entry] = []
+        page_size = min(self.page_size, limit) if limit else None
+        async with contextlib.aclosing(self._pages(base, search_filter, scope, attributes, page_size)) as pages:
+            async for page in pages:
+                entries.extend(page)
+                if limit is not None and len(entries) >= limit:
+                    return entries[:limit]
+        return entries
 
     # -- the operator -----------------------------------------------------------
     async def operator(self, identity: str | None = None) -> Operator:

@@ -141,7 +141,16 @@ class Layout:
                     services.append(name)  # a service the configuration does not know
             elif parts[1:] == roles_key:
                 roles.append(name)
-        return tuple(sorted(set(services))), tuple(sorted(set(plans), key=lambda p: (p.service, p.name))), tuple(sorted(set(roles)))
+        order = {key: index for index, key in enumerate(self.config.services)}
+
+        def by_order(key: str) -> tuple[int, str]:  # the configured order, unknown services last
+            return order.get(key, len(order)), key
+
+        return (
+            tuple(sorted(set(services), key=by_order)),
+            tuple(sorted(set(plans), key=lambda p: (by_order(p.service), p.name))),
+            tuple(sorted(set(roles))),
+        )
 
     def plan_of_group(self, group_name: str) -> Plan | None:
         """The plan a group named ``group_name`` stands for, if it is a plan group."""

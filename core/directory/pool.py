@@ -154,6 +154,7 @@ class _Slot:
 
     def __init__(self, conn: Any):
         self.conn = conn
+        self.busy: asyncio.Future | None = None  # the thread still using ``conn``, if any
 
 
 class ConnectionPool:
@@ -182,7 +183,12 @@ class ConnectionPool:
         try:
             yield slot
         finally:
-            self._idle.put_nowait(slot)
+            if slot.busy is not None and not slot.busy.done():
+                # A cancelled caller: its thread still uses the connection. Hand the
+                # connection back only when that call has really finished.
+                slot.busy.add_done_callback(lambda _f: self._idle.put_nowait(slot))
+            else:
+                self._idle.put_nowait(slot)
 
     async def _checkout(self) -> _Slot:
         if self._idle.empty():
@@ -198,7 +204,7 @@ class ConnectionPool:
 
     async def run_on(self, slot: _Slot, operation: Callable[[Any], T], *, retry: bool = True) -> T:
         try:
-            return await asyncio.to_thread(operation, slot.conn)
+            return await self._in_thread(slot, operation)
         except _DROPPED:
             await self._reopen(slot)
             if not retry:
@@ -207,9 +213,16 @@ class ConnectionPool:
                     "check the object before trying again."
                 ) from None
         try:
-            return await asyncio.to_thread(operation, slot.conn)
+            return await self._in_thread(slot, operation)
         except _DROPPED:
             raise DirectoryUnavailable("The connection to the domain controller keeps dropping.") from None
+
+    @staticmethod
+    async def _in_thread(slot: _Slot, operation: Callable[[Any], T]) -> T:
+        slot.busy = asyncio.ensure_future(asyncio.to_thread(operation, slot.conn))
+        result = await asyncio.shield(slot.busy)
+        slot.busy = None
+        return result
 
     async def _reopen(self, slot: _Slot) -> None:
         old = slot.conn

@@ -1,0 +1,161 @@
+"""Headless job commands: ``move``, ``jobs``, ``resume``, ``rollback``, ``audit``.
+
+Exit codes (PRODUCT §5): 0 done; 2 usage or configuration; 3 refused by preflight;
+4 failed and rolled back; 5 failed and left a job to resume (needs attention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, AsyncIterator
+
+from core.errors import UsageError
+from core.execute import Event, audit_refusal
+from core.journal import JobRecord
+from core.move import MoveRequest
+from core.plan import Plan
+from core.session import Session
+from core.text import plain
+from tui.report import print_json
+
+EXIT_FOR_STATUS = {"done": 0, "planned": 0, "refused": 3, "rolled_back": 4, "needs_attention": 5, "running": 5, "rolling_back": 5}
+
+
+def _parse_plans(values: list[str] | None) -> dict[str, str]:
+    plans = {}
+    for value in values or []:
+        key, sep, name = value.partition("=")
+        if not sep or not key or not name:
+            raise UsageError(f"--plan takes SERVICE=PLAN (e.g. exchange=Premium 50 GB), not {value!r}.")
+        plans[key.strip()] = name.strip()
+    return plans
+
+
+async def move(session: Session, args: argparse.Namespace) -> int:
+    request = MoveRequest(args.user, args.to, upn=args.upn, email=args.email, plans=_parse_plans(args.plan))
+    plan = await session.planner().preflight(session.operator, request)
+    if not plan.ok:
+        audit_refusal(session.audit, session.operator, plan)
+        return _finish(args, plan, None, "refused")
+    if args.dry_run:
+        return _finish(args, plan, None, "planned")
+    if not args.json:
+        _print_plan(plan)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("Not on a terminal: pass --yes to run the move without confirmation.")
+        change = plan.users[0]
+        answer = input(f"Move {plain(change.user)} from {plain(plan.source)} to {plain(plan.destination)}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was changed.", file=sys.stderr)
+            return 0
+    job, status = await _follow(session.executor().run(plan, session.operator), args.json)
+    return _finish(args, plan, job, status)
+
+
+async def resume(session: Session, args: argparse.Namespace) -> int:
+    job, status = await _follow(session.executor().resume(args.job, session.operator), False)
+    return EXIT_FOR_STATUS.get(status, 5)
+
+
+async def rollback(session: Session, args: argparse.Namespace) -> int:
+    job, status = await _follow(session.executor().rollback(args.job, session.operator), False)
+    return 0 if status == "rolled_back" else 5
+
+
+async def jobs(session: Session, args: argparse.Namespace) -> int:
+    records = session.journal.jobs(limit=args.limit)
+    if args.json:
+        print_json([_job_json(j) for j in records])
+        return 0
+    for job in records:
+        done = len(job.done_steps)
+        print(f"{job.id}  {job.status.value:<15} {job.kind:<5} {done}/{len(job.steps)} steps  "
+              f"{plain(', '.join(job.users))}  {plain(' → '.join(job.customers))}  {job.created_at}")
+    if not records:
+        print("No jobs yet.", file=sys.stderr)
+    return 0
+
+
+async def audit(session: Session, args: argparse.Namespace) -> int:
+    entries = session.audit.entries(search=args.search, limit=args.limit)
+    if args.json:
+        print_json([{**e.__dict__, "users": list(e.users), "customers": list(e.customers)} for e in entries])
+        return 0
+    for e in entries:
+        print(f"{e.time}  {plain(e.operator)} (as {plain(e.bound_as)})  {e.action}  {e.result:<15} "
+              f"{plain(', '.join(e.users))}  {plain(' → '.join(e.customers))}  {e.job or ''}  {plain(e.detail)}")
+    return 0
+
+
+async def _follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None, str]:
+    """Consume a job's events, showing progress on stderr; returns (job id, final status)."""
+    job, status = None, "failed"
+    async for event in events:
+        job = event.job
+        if event.kind == "job_finished":
+            status = event.status or status
+        if quiet:
+            continue
+        if event.kind == "step_done":
+            print(f"  ✓ {event.index + 1}. {event.step.action} {plain(event.step.target)}", file=sys.stderr)
+        elif event.kind == "step_failed":
+            print(f"  ✗ {event.index + 1}. {event.step.action}: {plain(event.message)}", file=sys.stderr)
+        elif event.kind == "rolling_back":
+            print("  rolling back…", file=sys.stderr)
+        elif event.kind == "step_undone":
+            print(f"  ↶ {event.index + 1}. {event.step.action} undone", file=sys.stderr)
+        elif event.kind == "undo_failed":
+            print(f"  ! {event.index + 1}. undo failed: {plain(event.message)}", file=sys.stderr)
+        elif event.kind == "job_started":
+            print(f"job {event.job}: {plain(event.message)}", file=sys.stderr)
+        elif event.kind == "job_finished":
+            print(f"job {event.job}: {status.replace('_', ' ')}" + (f" — {plain(event.message)}" if status != "done" else ""), file=sys.stderr)
+    return job, status
+
+
+def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) -> int:
+    if args.json:
+        print_json({
+            "job": job,
+            "status": status,
+            "problems": [p.to_json() for p in plan.problems],
+            "plan": [s.public() for s in plan.steps],
+            "users": [u.__dict__ for u in plan.users],
+        })
+    elif status == "refused":
+        print(f"tenantry: the move is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)
+        for problem in plan.problems:
+            print(f"  - {plain(problem.message)}", file=sys.stderr)
+    elif status == "planned":
+        _print_plan(plan)
+        print("Dry run: nothing was written.", file=sys.stderr)
+    elif status == "done":
+        change = plan.users[0]
+        print(f"Moved {plain(change.user)} to {plain(plan.destination)}: UPN {plain(change.upn_after)}"
+              + (f", email {plain(change.email_after)}" if change.email_after else "") + ".")
+    return EXIT_FOR_STATUS.get(status, 5)
+
+
+def _print_plan(plan: Plan) -> None:
+    print(f"Plan: {plan.kind} from {plain(plan.source)} to {plain(plan.destination)}, {len(plan.steps)} steps")
+    for index, step in enumerate(plan.steps, 1):
+        print(f"{index:>3}. {step.action} {plain(step.target)}")
+        if isinstance(step.before, dict) or isinstance(step.after, dict):
+            before, after = step.before or {}, step.after or {}
+            for attribute in after:
+                print(f"       {attribute}: {plain('; '.join(map(str, before.get(attribute, [])))) or '—'} → "
+                      f"{plain('; '.join(map(str, after.get(attribute, [])))) or '—'}")
+        elif step.after is not None or step.before is not None:
+            print(f"       {plain(step.before) or '—'} → {plain(step.after) or '—'}")
+
+
+def _job_json(job: JobRecord) -> dict[str, Any]:
+    return {
+        "job": job.id, "kind": job.kind, "status": job.status.value, "operator": job.operator,
+        "bound_as": job.bound_as, "users": list(job.users), "customers": list(job.customers),
+        "created_at": job.created_at, "updated_at": job.updated_at, "error": job.error,
+        "steps": [{"index": s.index, "action": s.action, "target": s.target, "state": s.state.value, "error": s.error} for s in job.steps],
+    }
+
