@@ -55,3 +55,15 @@ class PermissionDenied(TenantryError):
     """The operator's rights do not allow the action."""
 
     exit_code = 3
+
+
+class ServiceError(TenantryError):
+    """A service's API (BlackBerry, a provisioning endpoint) failed, refused the call or could not be reached.
+
+    ``service`` is the configured service key; ``status`` the HTTP status when there was an answer.
+    """
+
+    def __init__(self, message: str, *, service: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.service = service
+        self.status = status

@@ -93,6 +93,7 @@ from directory_fixtures import (  # noqa: E402,F401
     directory,
     sp_password,
 )
+from provisioning_server import provisioning_server  # noqa: E402,F401
 from strict_run import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402,F401
 
 # END directory block -------------------------------------------------------------------

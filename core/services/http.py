@@ -1,0 +1,188 @@
+"""A generic HTTP provisioning API, for any service that keeps its own user records.
+
+Configuration (``[services.<key>]``, besides the client options of
+:mod:`core.services.http_client`):
+
+``user_path``
+    Where a user's record is read (default ``"/users/{upn}"``, relative to ``url``).
+``move_method`` / ``move_path``
+    The call that re-homes a user (default ``PUT /users/{upn}``).
+``move_body``
+    The JSON body of that call, a table of strings with placeholders (default
+    ``{ customer = "{destination}", upn = "{new_upn}", email = "{new_email}" }``).
+``undo_path``
+    Where the user is after the move, for the undo call made with the same method
+    (default: ``move_path`` with ``{upn}`` read as the new UPN, i.e. the record
+    follows its UPN). The undo body has the same keys as ``move_body`` with the
+    values the record had when it was inspected.
+
+Placeholders: ``{upn}`` ``{sam}`` ``{email}`` (the user now), ``{new_upn}``
+``{new_sam}`` ``{new_email}`` (after the move), ``{source}`` ``{destination}`` (the
+customers' codes, else their names). In paths they are percent-encoded.
+
+``inspect`` reads the record (a problem if there is none) and checks that the new
+UPN is not already another record's. ``perform`` and ``undo`` are idempotent: when
+the record is no longer at the path they write to, they check whether it already
+holds the values they would write.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+from urllib.parse import quote
+
+from core.errors import ConfigError
+from core.model import Customer
+from core.plan import COLLISION, HTTP, SERVICE_MISSING, Problem, Step
+from core.services.base import MoveContext, ServiceAdapter, ServiceMove
+from core.services.http_client import ServiceClient, ServiceError
+from core.text import plain
+
+DEFAULT_USER_PATH = "/users/{upn}"
+DEFAULT_MOVE_BODY = {"customer": "{destination}", "upn": "{new_upn}", "email": "{new_email}"}
+PLACEHOLDERS = frozenset({"upn", "sam", "email", "new_upn", "new_sam", "new_email", "source", "destination"})
+
+
+def _code(customer: Customer) -> str:
+    return customer.code or customer.name
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+class HttpAdapter(ServiceAdapter):
+    """Re-homes a user in a generic provisioning API with one call (see the module docstring)."""
+
+    def __init__(self, service, options, layout, *, transport=None, environ=None):
+        super().__init__(service, options, layout)
+        self._transport = transport
+        self._environ = environ
+        self._client: ServiceClient | None = None
+        where = f"services.{service.key}"
+        self.user_path = self._template(where, "user_path", options.get("user_path", DEFAULT_USER_PATH), path=True)
+        self.move_path = self._template(where, "move_path", options.get("move_path", self.user_path), path=True)
+        self.undo_path = self._template(where, "undo_path", options.get("undo_path", self.move_path.replace("{upn}", "{new_upn}")), path=True)
+        method = options.get("move_method", "PUT")
+        if not isinstance(method, str) or method.upper() not in ("PUT", "POST", "PATCH"):
+            raise ConfigError(f"{where}.move_method must be PUT, POST or PATCH, not {plain(repr(method))}.")
+        self.move_method = method.upper()
+        body = options.get("move_body", DEFAULT_MOVE_BODY)
+        if not isinstance(body, dict) or not body:
+            raise ConfigError(f"{where}.move_body must be a table of field = \"template\".")
+        self.move_body = {str(k): self._template(where, f"move_body.{k}", v) for k, v in body.items()}
+
+    @staticmethod
+    def _template(where: str, name: str, value: Any, path: bool = False) -> str:
+        if not isinstance(value, str) or (path and not value.startswith("/")):
+            raise ConfigError(f"{where}.{name} must be {'a path starting with /' if path else 'a string'}, not {plain(repr(value))}.")
+        try:
+            unknown = _fields(value) - PLACEHOLDERS
+        except ValueError:
+            raise ConfigError(f"{where}.{name} has an unbalanced brace: {plain(value)!r}.") from None
+        if unknown:
+            raise ConfigError(f"{where}.{name} uses unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(sorted(PLACEHOLDERS))}).")
+        return value
+
+    @property
+    def client(self) -> ServiceClient:
+        if self._client is None:
+            self._client = ServiceClient(
+                self.key, self.options, display_name=self.service.display_name, transport=self._transport, environ=self._environ
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def __repr__(self) -> str:
+        return f"HttpAdapter(key={self.key!r}, client={self._client!r})"
+
+    # -- values -------------------------------------------------------------------------
+
+    @staticmethod
+    def _values(context: MoveContext) -> dict[str, str]:
+        user = context.user
+        return {
+            "upn": user.upn or "",
+            "sam": user.sam,
+            "email": user.email or "",
+            "new_upn": context.upn,
+            "new_sam": context.sam,
+            "new_email": context.email or "",
+            "source": _code(context.source),
+            "destination": _code(context.destination),
+        }
+
+    @staticmethod
+    def _path(template: str, values: dict[str, str]) -> str:
+        return template.format(**{k: quote(v, safe="@") for k, v in values.items()})
+
+    async def _read(self, path: str) -> dict[str, Any] | None:
+        response = await self.client.request("GET", path, allow=(404,))
+        if response.status == 404:
+            return None
+        if not isinstance(response.body, dict):
+            raise ServiceError(f"{self.service.display_name} sent a user record that is not a JSON object ({plain(path)}).", service=self.key)
+        return response.body
+
+    # -- preflight and plan ---------------------------------------------------------------
+
+    async def inspect(self, context: MoveContext) -> tuple[dict[str, Any], list[Problem]]:
+        name = self.service.display_name
+        who = context.user.upn or context.user.sam
+        values = self._values(context)
+        record = await self._read(self._path(self.user_path, values))
+        if record is None:
+            return {}, [Problem(SERVICE_MISSING, f"{name} has no user {values['upn'] or values['sam']}.", who)]
+        problems = []
+        new_path = self._path(self.user_path, {**values, "upn": values["new_upn"], "sam": values["new_sam"], "email": values["new_email"]})
+        if new_path != self._path(self.user_path, values) and await self._read(new_path) is not None:
+            problems.append(Problem(COLLISION, f"{name} already has a user {values['new_upn']}.", who))
+        return {"record": {k: record.get(k) for k in self.move_body}}, problems
+
+    def plan_move(self, context: MoveContext) -> ServiceMove:
+        who = context.user.upn or context.user.sam
+        if "record" not in context.remote:
+            return ServiceMove(problems=(Problem(SERVICE_MISSING, f"{self.service.display_name} was not inspected for {who}.", who),))
+        values = self._values(context)
+        after = {k: template.format(**values) for k, template in self.move_body.items()}
+        before = dict(context.remote["record"])
+        path, undo_path = self._path(self.move_path, values), self._path(self.undo_path, values)
+        step = Step(
+            user=who,
+            action=HTTP,
+            target=f"{self.key}: {self.move_method} {plain(path)}",
+            before={k: plain(v) if isinstance(v, str) else v for k, v in before.items()},
+            after=after,
+            service=self.key,
+            # "check": where the record is once this call has been made, to tell a
+            # repeated call (after a crash) from a real failure.
+            request={"method": self.move_method, "path": path, "json": after, "check": undo_path},
+            undo_request={"method": self.move_method, "path": undo_path, "json": before, "check": path},
+        )
+        return ServiceMove(steps=(step,))
+
+    # -- run ---------------------------------------------------------------------------------
+
+    async def perform(self, step: Step) -> dict[str, Any] | None:
+        return await self._call(step.request or {})
+
+    async def undo(self, step: Step, result: dict[str, Any] | None) -> None:
+        await self._call(step.undo_request or {})
+
+    async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        method, path, body = request["method"], request["path"], request.get("json")
+        idempotent = method == "PUT"
+        response = await self.client.request(method, path, json=body, idempotent=idempotent, allow=(404,))
+        if response.status == 404:
+            # Already done (a resumed job): the record is where the call puts it, with its values.
+            check = request.get("check")
+            record = await self._read(check) if check else None
+            if record is None or any(record.get(k) != v for k, v in (body or {}).items()):
+                raise ServiceError(f"{self.service.display_name} has no user at {plain(path)}.", service=self.key, status=404)
+            return {"status": 200, "already": True}
+        return {"status": response.status}
