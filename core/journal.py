@@ -99,7 +99,8 @@ _JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 # Which step states each step call accepts, and the job statuses it may happen in.
 _STEP_CALLS: dict[str, tuple[frozenset[StepState], StepState, frozenset[JobStatus]]] = {
     "step_starting": (
-        frozenset({StepState.PENDING, StepState.FAILED}),
+        # running: a step interrupted by a crash is started again when the job resumes
+        frozenset({StepState.PENDING, StepState.FAILED, StepState.RUNNING}),
         StepState.RUNNING,
         frozenset({JobStatus.RUNNING}),
     ),
@@ -357,8 +358,9 @@ class Journal:
     def step_starting(self, job_id: str, index: int, undo: dict | None) -> None:
         """Mark step ``index`` running and store its undo data — call this *before* the step runs.
 
-        Accepted on a ``pending`` step, or on a ``failed`` one to retry it (the executor
-        asserts the failure changed nothing; the new undo data replaces the old).
+        Accepted on a ``pending`` step, on a ``failed`` one to retry it (the executor
+        asserts the failure changed nothing; the new undo data replaces the old), or on a
+        ``running`` one that a crash interrupted (its action is idempotent).
         """
         undo_json = _dump(undo, f"undo data of step {index}")
         now = _now()
@@ -367,11 +369,15 @@ class Journal:
             blocking = [s for s in steps[:index] if s != StepState.DONE]
             if blocking:
                 raise ValueError(f"Step {index} of job {job_id} cannot start before every earlier step is done.")
-            db.execute(
-                "UPDATE steps SET state = ?, undo = ?, result = NULL, error = NULL, started_at = ?, finished_at = NULL"
-                " WHERE job_id = ? AND idx = ?",
-                (StepState.RUNNING.value, undo_json, now, job_id, index),
-            )
+            if steps[index] == StepState.RUNNING:
+                # Restarted after a crash: keep the undo data recorded before the first try.
+                db.execute("UPDATE steps SET started_at = ? WHERE job_id = ? AND idx = ?", (now, job_id, index))
+            else:
+                db.execute(
+                    "UPDATE steps SET state = ?, undo = ?, result = NULL, error = NULL, started_at = ?, finished_at = NULL"
+                    " WHERE job_id = ? AND idx = ?",
+                    (StepState.RUNNING.value, undo_json, now, job_id, index),
+                )
             self._touch(db, job_id, now)
 
     def step_done(self, job_id: str, index: int, result: dict | None = None) -> None:

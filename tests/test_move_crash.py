@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*argv: str, state: Path, password: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, PASSWORD_ENV: password, "TENANTRY_STATE_DIR": str(state)}
+    env = {**os.environ, PASSWORD_ENV: password, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
 
 
