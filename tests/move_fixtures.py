@@ -36,7 +36,8 @@ class TestUser:
 
 async def make_user(directory: Directory, source_name: str = SOURCE, *, cn: str | None = None,
                     services: tuple[str, ...] = ("exchange", "ocs"), roles: tuple[str, ...] = ("Customer Administrator", EXTRA_ROLE),
-                    exchange_plan: str = "Premium 50 GB", destination_name: str = DESTINATION) -> TestUser:
+                    exchange_plan: str = "Premium 50 GB", blackberry_plan: str = "Standard",
+                    destination_name: str = DESTINATION) -> TestUser:
     """A user of ``source_name`` with the given services (groups and attributes) and roles."""
     source = await directory.customer(source_name)
     destination = await directory.customer(destination_name)
@@ -66,6 +67,8 @@ async def make_user(directory: Directory, source_name: str = SOURCE, *, cn: str 
         await directory.add_member(child_dn("CN", display[key], layout.services_dn(source.dn)), dn)
     if "exchange" in services:
         await directory.add_member(child_dn("CN", f"Hosted Exchange - {exchange_plan}", layout.services_dn(source.dn)), dn)
+    if "blackberry" in services:
+        await directory.add_member(child_dn("CN", f"BlackBerry - {blackberry_plan}", layout.services_dn(source.dn)), dn)
     for role in roles:
         group = child_dn("CN", role, layout.roles_dn(source.dn))
         if not await directory.exists(group):
@@ -86,15 +89,20 @@ async def remove_user(directory: Directory, user: TestUser) -> None:
 
 
 async def snapshot(directory: Directory, *customers: Customer) -> dict:
-    """Every attribute of every object below the customers' Users, Roles and Services OUs
-    (without the replication metadata AD updates on any write)."""
+    """The state a move may touch: every attribute of the objects below the customers'
+    Roles and Services OUs and of the test users (the ``Mover`` ones) below their Users
+    OUs, and the names of everything else there (a big customer has 1,550 users) —
+    without the replication metadata AD updates on any write."""
     state: dict = {}
     layout = directory.layout
     for customer in customers:
         for base in (layout.users_dn(customer.dn), layout.roles_dn(customer.dn), layout.services_dn(customer.dn)):
-            entries = await directory.pool.run(lambda c, b=base: ops.search(c, b, "(objectClass=*)", "one", ["*"]))
+            full = base != layout.users_dn(customer.dn)
+            entries = await directory.pool.run(
+                lambda c, b=base, f=full: ops.search(c, b, "(objectClass=*)" if f else "(!(cn=Mover*))", "one", ["*"] if f else ["cn"])
+            )
+            if not full:
+                entries += await directory.pool.run(lambda c, b=base: ops.search(c, b, "(cn=Mover*)", "one", ["*"]))
             for entry in entries:
-                state[dn_key(entry.dn)] = {
-                    k: sorted(v) for k, v in entry.attributes.items() if k not in VOLATILE
-                }
+                state[dn_key(entry.dn)] = {k: sorted(v) for k, v in entry.attributes.items() if k not in VOLATILE}
     return state

@@ -113,8 +113,7 @@ async def test_same_customer_is_refused(session, mover):
 async def test_every_kind_of_collision(session, mover):
     d = session.directory
     destination = await d.customer(DESTINATION)
-    holder = (await d.users(destination, limit=5))[0]
-    holder = await d.user(holder.dn)
+    holder = next(u for u in await d.users(destination, limit=50) if u.email)
     # a user of the destination with the same CN blocks the move (the CN must be unique in the OU)
     twin = await make_user(d, DESTINATION, cn=mover.cn, destination_name=SOURCE, roles=())
     try:
