@@ -199,3 +199,25 @@ def _seed_operators():
 
 
 __all__ = ["operator"]
+
+
+async def test_a_move_makes_exactly_the_writes_its_plan_needs(session, mover, monkeypatch, capsys):
+    from core.directory import ops
+
+    plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION))
+    counts = {"write": 0, "read": 0}
+    for name, kind in (("add", "write"), ("modify", "write"), ("modify_dn", "write"), ("delete", "write"),
+                       ("search_page", "read"), ("read", "read")):
+        original = getattr(ops, name)
+
+        def counted(*args, _original=original, _kind=kind, **kwargs):
+            counts[_kind] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(ops, name, counted)
+    events, status = await run(session, plan)
+    assert status == "done"
+    ldap_steps = [s for s in plan.steps if s.action != p.HTTP]
+    assert counts["write"] == len(ldap_steps)
+    with capsys.disabled():
+        print(f"\n  move: {len(ldap_steps)} LDAP steps -> {counts['write']} writes, {counts['read']} reads while running")
