@@ -21,7 +21,7 @@ from core.mapping import Identity, address_problem, render, sam_account_name, sp
 from core.model import Customer, Operator, Plan as ServicePlan, User
 from core.plan import Plan, Problem, Step, UserChange
 from core.rights import move_problems
-from core.services.base import MoveContext, ServiceAdapter
+from core.services.base import MoveContext, ServiceAdapter, ServiceMove
 from core.text import plain
 
 
@@ -31,6 +31,7 @@ class MoveRequest:
     destination: str  # customer name or domain
     upn: str | None = None
     email: str | None = None
+    sam: str | None = None
     plans: dict[str, str] = field(default_factory=dict)  # service key → destination plan name
 
 
@@ -56,7 +57,7 @@ def map_user(config: Config, user: User, destination: Customer, request: MoveReq
     if "ocs" in user.services or user.sip:
         prefix = split_address(email or upn)[0]
         sip = "sip:" + render(formats.sip, identity, domain, destination.code, email_prefix=prefix)
-    sam = sam_account_name(render(formats.sam, identity, domain, destination.code)) or user.sam
+    sam = request.sam or sam_account_name(render(formats.sam, identity, domain, destination.code)) or user.sam
     return Mapping(upn=upn, email=email, sip=sip, sam=sam)
 
 
@@ -85,8 +86,8 @@ class MovePlanner:
         mapping = map_user(self.config, user, destination, request)
         problems += self._mapping_problems(user, source, destination, mapping)
         new_dn = child_dn("CN", user.cn, self.layout.users_dn(destination.dn))
-        problems += await self._collisions(user, destination, mapping)
-        contexts = {}
+        problems += await self._collisions(user, source, mapping, destination.dn)
+        service_moves: dict[str, ServiceMove] = {}
         for key in user.services:
             adapter = self.adapters.get(key)
             if adapter is None or not adapter.movable or not adapter.customer_has(destination):
@@ -94,14 +95,16 @@ class MovePlanner:
             context = MoveContext(user, source, destination, new_dn, mapping.upn, mapping.email, mapping.sip, mapping.sam, plans.get(key))
             remote, found = await adapter.inspect(context)
             problems += found
-            contexts[key] = MoveContext(**{**context.__dict__, "remote": remote})
+            if not found:
+                service_moves[key] = adapter.plan_move(replace(context, remote=remote))
+                problems += service_moves[key].problems
         change = UserChange(
             user=request.user, dn_before=user.dn, dn_after=new_dn, upn_before=user.upn, upn_after=mapping.upn,
             email_before=user.email, email_after=mapping.email, usn_changed=user.usn_changed,
         )
         if problems:
             return Plan("move", source.name, destination.name, (change,), (), tuple(replace(x, user=request.user) for x in problems))
-        steps = await self._steps(user, source, destination, mapping, new_dn, contexts, plans)
+        steps = await self._steps(user, source, destination, mapping, new_dn, service_moves, plans)
         return Plan("move", source.name, destination.name, (change,), tuple(steps))
 
     # -- problems ------------------------------------------------------------
@@ -145,14 +148,20 @@ class MovePlanner:
                 problems.append(Problem(p.FOREIGN_DOMAIN, f"The alias {plain(address)} would stay with the user but {plain(destination.name)} does not own its domain."))
         return problems
 
-    async def _collisions(self, user: User, destination: Customer, mapping: Mapping) -> list[Problem]:
+    async def _collisions(self, user: User, source: Customer, mapping: Mapping, destination_dn: str) -> list[Problem]:
+        # the new primary, and every alias that stays with the user (not in the source's domains)
         addresses = [mapping.email] if mapping.email else []
+        leaving = {d.casefold() for d in source.domains}
+        for value in user.proxy_addresses:
+            kind, _, address = value.partition(":")
+            if kind.lower() == "smtp" and split_address(address)[1].casefold() not in leaving:
+                addresses.append(address)
         conflicts = await self.directory.conflicts(
             upn=mapping.upn,
             addresses=addresses,
             sip=mapping.sip,
             sam=mapping.sam if mapping.sam.casefold() != user.sam.casefold() else None,
-            cn=(user.cn, self.layout.users_dn(destination.dn)),
+            cn=(user.cn, self.layout.users_dn(destination_dn)),
             exclude_dn=user.dn,
         )
         labels = {"upn": "UPN", "address": "email address", "sip": "SIP URI", "sam": "username", "cn": "name"}
@@ -169,7 +178,7 @@ class MovePlanner:
         destination: Customer,
         mapping: Mapping,
         new_dn: str,
-        contexts: dict[str, MoveContext],
+        service_moves: dict[str, ServiceMove],
         plans: dict[str, ServicePlan | None],
     ) -> list[Step]:
         who = user.upn or user.sam
@@ -179,8 +188,7 @@ class MovePlanner:
         if mapping.sam != user.sam:
             changes["sAMAccountName"] = ((user.sam,), (mapping.sam,))
         http_steps: list[Step] = []
-        for key, context in contexts.items():
-            service_move = self.adapters[key].plan_move(context)
+        for service_move in service_moves.values():
             changes.update(service_move.attributes)
             http_steps.extend(service_move.steps)
         steps: list[Step] = []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.audit import Audit
 from core.config import Config
+from core.demo.services import demo_adapters
 from core.directory import Directory
 from core.execute import Executor, StepHook
 from core.journal import Journal
@@ -29,15 +30,30 @@ class Session:
     readonly: bool = False
 
     @classmethod
-    async def open(cls, directory: Directory, *, readonly: bool = False, state: Path | None = None) -> Session:
-        """Resolve the operator's rights and open the journal and audit log in ``state``."""
+    async def open(
+        cls,
+        directory: Directory,
+        *,
+        readonly: bool = False,
+        state: Path | None = None,
+        adapters: dict[str, ServiceAdapter] | None = None,
+    ) -> Session:
+        """Resolve the operator's rights and open the journal and audit log in ``state``.
+
+        The service adapters are ``adapters`` if given, else the configured ones; on the
+        embedded demo directory their HTTP calls go to its in-process backend.
+        """
         config = directory.config
         folder = state or state_dir()
         operator = await directory.operator()
+        if adapters is None:
+            adapters = demo_adapters(directory)  # None unless this is the demo directory
+        if adapters is None:
+            adapters = build_adapters(config)
         return cls(
             config=config,
             directory=directory,
-            adapters=build_adapters(config),
+            adapters=adapters,
             journal=Journal(folder / "journal.sqlite3"),
             audit=Audit(folder / "audit.sqlite3"),
             operator=operator,

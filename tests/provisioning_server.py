@@ -1,21 +1,15 @@
 """A real HTTP server on 127.0.0.1 for the HTTP adapters' tests.
 
-It keeps in memory, behind a bearer token it generates:
-
-- BlackBerry UEM-shaped resources: tenants, each with users and groups
-  (``/{tenant}/api/v1/users[?query=field=value]``, ``…/users/{guid}``,
-  ``…/users/{guid}/groups``, ``/{tenant}/api/v1/groups[?query=name=…]``,
-  ``…/groups/{guid}/users``), with UEM's answers: ``{"users": […]}``,
-  ``{"groups": […]}``, ``201`` + ``Location`` on create, ``409`` on a duplicate
-  username or address, ``404`` with ``{"message": …}`` for an unknown tenant, user
-  or group;
-- a generic provisioning API under ``/provisioning``: ``GET``/``PUT
-  /provisioning/users/{upn}`` (a PUT with another ``upn`` in its body renames the
-  record).
-
-Tests can make a chosen call fail (:meth:`ProvisioningServer.fail_next`), read every
-call made (:attr:`ProvisioningServer.calls`), seed data (:meth:`seed_tenant`,
-:meth:`seed_record`), compare states (:meth:`snapshot`) and :meth:`reset` it all.
+The resources, routes and JSON answers are those of
+:class:`core.demo.provisioning.ProvisioningBackend` (BlackBerry UEM-shaped tenants,
+users and groups under ``/{tenant}/api/v1``; the generic records API under
+``/provisioning/users/{upn}``): the demo answers from the same backend in process.
+This module adds what only the tests need: the socket (HTTP, or HTTPS with
+``certfile``), a bearer token it generates (or basic credentials), fault injection
+(:meth:`ProvisioningServer.fail_next`) and a log of every call
+(:attr:`ProvisioningServer.calls`). Seeding and reading (:meth:`seed_tenant`,
+:meth:`seed_record`, :meth:`snapshot`, :meth:`users`, :meth:`members`) go to the
+backend; :meth:`reset` forgets it all.
 
 Usage (the ``provisioning_server`` fixture is session-scoped; reset it per test)::
 
@@ -31,22 +25,21 @@ Usage (the ``provisioning_server`` fixture is session-scoped; reset it per test)
 
 from __future__ import annotations
 
+import base64
 import fnmatch
-import json
 import re
 import secrets
 import ssl
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from core.demo.provisioning import ProvisioningBackend, Reply, Request
 
 
 @dataclass(frozen=True)
@@ -66,44 +59,15 @@ class _Failure:
     times: int
 
 
-@dataclass
-class _Tenant:
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)  # guid → user
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # guid → {"guid","name","description","members": set}
-
-
-class _Reply(Exception):
-    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None):
-        self.status, self.body, self.headers = status, body, headers or {}
-
-
-def _unescape_query(value: str) -> tuple[str, bool]:
-    """UEM query value → (literal text, prefix match?): ``\\`` escapes, trailing ``*`` is a prefix."""
-    out, i, prefix = [], 0, False
-    while i < len(value):
-        char = value[i]
-        if char == "\\" and i + 1 < len(value):
-            out.append(value[i + 1])
-            i += 2
-            continue
-        if char == "*" and i == len(value) - 1:
-            prefix = True
-        else:
-            out.append(char)
-        i += 1
-    return "".join(out), prefix
-
-
 class ProvisioningServer:
-    """The server and its in-memory state; thread-safe."""
+    """The server around a :class:`ProvisioningBackend`; thread-safe."""
 
     def __init__(self, *, certfile: str | None = None, keyfile: str | None = None) -> None:
         self.token = secrets.token_urlsafe(24)
         self.basic: tuple[str, str] | None = None  # accepted basic credentials, if set
         self.stall = 2.0  # seconds a "timeout" failure sleeps (longer than the tests' client timeout)
-        self._lock = threading.Lock()
-        self._tenants: dict[str, _Tenant] = {}
-        self._records: dict[str, dict[str, Any]] = {}  # generic API: upn (casefolded) → record
+        self.backend = ProvisioningBackend()
+        self._lock = threading.Lock()  # guards the planned failures
         self._failures: list[_Failure] = []
         self.calls: list[Call] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -131,9 +95,8 @@ class ProvisioningServer:
 
     def reset(self) -> None:
         """Forget every tenant, record, planned failure and logged call."""
+        self.backend.reset()
         with self._lock:
-            self._tenants.clear()
-            self._records.clear()
             self._failures.clear()
             self.calls.clear()
             self.basic = None
@@ -154,53 +117,38 @@ class ProvisioningServer:
         with self._lock:
             self._failures.append(_Failure(method.upper(), path_pattern, kind, message, times))
 
+    # -- the backend's state ---------------------------------------------------------------
+
     def seed_tenant(self, tenant: str, *, users: list[dict[str, Any]] = (), groups: dict[str, list[str]] | None = None) -> dict[str, str]:
         """Create a tenant with users (UEM fields; ``guid`` optional) and groups (name → member usernames).
 
         Returns the guids given, by username and by group name.
         """
-        guids: dict[str, str] = {}
-        with self._lock:
-            state = self._tenants.setdefault(tenant, _Tenant())
-            for user in users:
-                record = dict(user)
-                record.setdefault("guid", str(uuid.uuid4()))
-                state.users[record["guid"]] = record
-                guids[record["username"]] = record["guid"]
-            for name, members in (groups or {}).items():
-                guid = str(uuid.uuid4())
-                by_name = {u["username"].casefold(): g for g, u in state.users.items()}
-                state.groups[guid] = {"guid": guid, "name": name, "description": "", "members": {by_name[m.casefold()] for m in members}}
-                guids[name] = guid
-        return guids
+        return self.backend.seed_tenant(tenant, users=users, groups=groups)
 
     def seed_record(self, upn: str, **fields: Any) -> None:
         """A user record of the generic API."""
-        with self._lock:
-            self._records[upn.casefold()] = {"upn": upn, **fields}
+        self.backend.seed_record(upn, **fields)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state, GUIDs replaced by usernames/names (UEM gives a re-created user a new GUID)."""
-        with self._lock:
-            tenants = {}
-            for name, state in self._tenants.items():
-                users = {u["username"]: {k: v for k, v in u.items() if k != "guid"} for u in state.users.values()}
-                groups = {
-                    g["name"]: sorted(state.users[m]["username"] for m in g["members"] if m in state.users) for g in state.groups.values()
-                }
-                tenants[name] = {"users": users, "groups": groups}
-            return {"tenants": tenants, "records": {k: dict(v) for k, v in self._records.items()}}
+        return self.backend.snapshot()
 
     def users(self, tenant: str) -> dict[str, dict[str, Any]]:
         """The users of a tenant by username (with their guid)."""
-        with self._lock:
-            return {u["username"]: dict(u) for u in self._tenants[tenant].users.values()}
+        return self.backend.users(tenant)
 
     def members(self, tenant: str, group: str) -> list[str]:
-        with self._lock:
-            state = self._tenants[tenant]
-            g = next(g for g in state.groups.values() if g["name"] == group)
-            return sorted(state.users[m]["username"] for m in g["members"] if m in state.users)
+        return self.backend.members(tenant, group)
+
+    def group_guid(self, tenant: str, name: str) -> str:
+        return self.backend.group_guid(tenant, name)
+
+    @property
+    def _tenants(self) -> dict[str, Any]:
+        """The backend's tenants, read-only use: test_http_adapters' ``_group_guid`` reads
+        them (``server.group_guid(tenant, name)`` is the public way)."""
+        return self.backend._tenants
 
     def calls_to(self, method: str | None = None, pattern: str = "*") -> list[Call]:
         return [c for c in list(self.calls) if (method is None or c.method == method) and fnmatch.fnmatchcase(c.path, pattern)]
@@ -223,8 +171,6 @@ class ProvisioningServer:
         if secrets.compare_digest(header.encode(), f"Bearer {self.token}".encode()):
             return True
         if self.basic:
-            import base64
-
             expected = "Basic " + base64.b64encode(f"{self.basic[0]}:{self.basic[1]}".encode()).decode()
             return secrets.compare_digest(header.encode(), expected.encode())
         return False
@@ -240,44 +186,27 @@ class ProvisioningServer:
                 pass
 
             def _serve(self) -> None:
-                parts = urlsplit(self.path)
-                path = unquote(parts.path)
-                query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
                 length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = ValueError
-                server.calls.append(Call(self.command, path, query, None if body is ValueError else body))
-                failure = server._take_failure(self.command, path)
+                request = Request.parse(self.command, self.path, self.rfile.read(length) if length else b"")
+                server.calls.append(Call(request.method, request.path, request.query, request.body))
+                failure = server._take_failure(request.method, request.path)
                 if failure is not None:
-                    if failure.kind == "timeout":
-                        time.sleep(server.stall)
-                        self.close_connection = True
-                        return
-                    if failure.kind == "disconnect":
+                    if failure.kind in ("timeout", "disconnect"):
+                        if failure.kind == "timeout":
+                            time.sleep(server.stall)
                         self.close_connection = True
                         return
                     if failure.kind == "malformed":
                         return self._send(200, b'{"users": [ {"guid": ', {"Content-Type": "application/json"})
                     status = int(failure.kind.split(":")[1])
-                    payload = {"message": failure.message} if failure.message is not None else {"message": f"Injected {status}."}
-                    return self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+                    message = failure.message if failure.message is not None else f"Injected {status}."
+                    return self._reply(Reply(status, {"message": message}))
                 if not server._authorised(self.headers.get("Authorization")):
-                    return self._json(401, {"message": "Not authenticated."})
-                if body is ValueError:
-                    return self._json(400, {"message": "The request body is not JSON."})
-                try:
-                    with server._lock:
-                        status, payload, headers = server._route(self.command, parts.path, query, body)
-                except _Reply as reply:
-                    status, payload, headers = reply.status, reply.body, reply.headers
-                self._json(status, payload, headers)
+                    return self._reply(Reply(401, {"message": "Not authenticated."}))
+                self._reply(server.backend.handle(request, base_url=server.url))
 
-            def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self._send(status, data, {"Content-Type": "application/json", **(headers or {})})
+            def _reply(self, reply: Reply) -> None:
+                self._send(reply.status, reply.content(), {"Content-Type": "application/json", **reply.headers})
 
             def _send(self, status: int, data: bytes, headers: dict[str, str]) -> None:
                 self.send_response(status)
@@ -297,121 +226,6 @@ class ProvisioningServer:
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _safe
 
         return Handler
-
-    # -- routes (called with the lock held) -------------------------------------------------
-
-    def _route(self, method: str, raw_path: str, query: dict[str, str], body: Any) -> tuple[int, Any, dict[str, str]]:
-        # Split the raw path first, then decode each segment: "%2F" stays inside its segment.
-        segments = [unquote(s) for s in raw_path.split("/")[1:]]
-        if segments[:2] == ["provisioning", "users"] and len(segments) == 3:
-            return self._generic(method, segments[2], body)
-        if len(segments) < 4 or segments[1:3] != ["api", "v1"]:
-            raise _Reply(404, {"message": "No such resource."})
-        tenant = self._tenants.get(segments[0])
-        if tenant is None:
-            raise _Reply(404, {"message": "Tenant not found."})
-        parts = [s for s in segments[3:] if s] or [""]
-        base = f"{self.url}/{raw_path.split('/')[1]}/api/v1"
-        if parts[0] == "users":
-            return self._users(tenant, method, parts[1:], query, body, base)
-        if parts[0] == "groups":
-            return self._groups(tenant, method, parts[1:], query, body)
-        raise _Reply(404, {"message": "No such resource."})
-
-    @staticmethod
-    def _filter(items: list[dict[str, Any]], query: str | None, fields: set[str]) -> list[dict[str, Any]]:
-        if not query:
-            return items
-        # "field=value[,field=value]" with "\" escaping; commas split only when unescaped.
-        terms = re.split(r"(?<!\\),", query)
-        out = items
-        for term in terms:
-            name, _, value = term.partition("=")
-            if name not in fields:
-                raise _Reply(400, {"message": f"Invalid search query field {name}."})
-            text, prefix = _unescape_query(value)
-            folded = text.casefold()
-            out = [i for i in out if (str(i.get(name, "")).casefold().startswith(folded) if prefix else str(i.get(name, "")).casefold() == folded)]
-        return out
-
-    def _users(self, tenant: _Tenant, method: str, parts: list[str], query: dict[str, str], body: Any, base: str):
-        if not parts:
-            if method == "GET":
-                users = sorted(tenant.users.values(), key=lambda u: u.get("displayName", ""))
-                found = self._filter(users, query.get("query"), {"username", "emailAddress", "displayName", "firstName", "lastName"})
-                return 200, {"users": [dict(u) for u in found]}, {}
-            if method == "POST":
-                if not isinstance(body, dict) or not body.get("username"):
-                    raise _Reply(400, {"message": "A username is required."})
-                for user in tenant.users.values():
-                    if user["username"].casefold() == str(body["username"]).casefold():
-                        raise _Reply(409, {"message": "A user with this username already exists."})
-                    if body.get("emailAddress") and str(user.get("emailAddress", "")).casefold() == str(body["emailAddress"]).casefold():
-                        raise _Reply(409, {"message": "A user with this email address already exists."})
-                guid = str(uuid.uuid4())
-                tenant.users[guid] = {**{k: v for k, v in body.items() if k != "password"}, "guid": guid}
-                return 201, None, {"Location": f"{base}/users/{guid}"}
-            raise _Reply(405, {"message": "Method not allowed."})
-        user = tenant.users.get(parts[0])
-        if user is None:
-            raise _Reply(404, {"message": "User not found."})
-        if len(parts) == 1:
-            if method == "GET":
-                return 200, dict(user), {}
-            if method == "DELETE":
-                del tenant.users[parts[0]]
-                for group in tenant.groups.values():
-                    group["members"].discard(parts[0])
-                return 204, None, {}
-            raise _Reply(405, {"message": "Method not allowed."})
-        if parts[1:] == ["groups"] and method == "GET":
-            groups = [g for g in tenant.groups.values() if parts[0] in g["members"]]
-            return 200, {"groups": [self._group(g) for g in groups]}, {}
-        raise _Reply(404, {"message": "No such resource."})
-
-    @staticmethod
-    def _group(group: dict[str, Any]) -> dict[str, Any]:
-        return {"guid": group["guid"], "name": group["name"], "description": group["description"], "directoryLinked": False}
-
-    def _groups(self, tenant: _Tenant, method: str, parts: list[str], query: dict[str, str], body: Any):
-        if not parts:
-            if method == "GET":
-                found = self._filter(list(tenant.groups.values()), query.get("query"), {"name"})
-                return 200, {"groups": [self._group(g) for g in found]}, {}
-            raise _Reply(405, {"message": "Method not allowed."})
-        group = tenant.groups.get(parts[0])
-        if group is None:
-            raise _Reply(404, {"message": "Group not found."})
-        if parts[1:] == ["users"]:
-            if method == "GET":
-                return 200, {"users": [dict(tenant.users[m]) for m in group["members"] if m in tenant.users]}, {}
-            if method in ("POST", "DELETE"):
-                guids = [u.get("guid") for u in (body or {}).get("users", [])] if isinstance(body, dict) else []
-                if not guids or any(g not in tenant.users for g in guids):
-                    raise _Reply(404 if guids else 400, {"message": "User not found." if guids else "No users given."})
-                for guid in guids:
-                    (group["members"].add if method == "POST" else group["members"].discard)(guid)
-                return 204, None, {}
-        raise _Reply(404, {"message": "No such resource."})
-
-    def _generic(self, method: str, upn: str, body: Any):
-        key = upn.casefold()
-        record = self._records.get(key)
-        if record is None:
-            raise _Reply(404, {"message": f"No user {upn}."})
-        if method == "GET":
-            return 200, dict(record), {}
-        if method == "PUT":
-            if not isinstance(body, dict):
-                raise _Reply(400, {"message": "A JSON object is required."})
-            new_upn = body.get("upn") or record["upn"]
-            if new_upn.casefold() != key and new_upn.casefold() in self._records:
-                raise _Reply(409, {"message": f"A user {new_upn} already exists."})
-            updated = {**record, **body, "upn": new_upn}
-            del self._records[key]
-            self._records[new_upn.casefold()] = updated
-            return 200, dict(updated), {}
-        raise _Reply(405, {"message": "Method not allowed."})
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import fcntl
 import ipaddress
 import json
 import os
@@ -32,6 +33,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,7 @@ REALM = "EXAMPLE.NET"
 NETBIOS_DOMAIN = "EXAMPLE"
 HOST_NAME = "tenantrydc"
 LOOPBACK = "127.0.0.1"
+LOCK_WAIT = 900  # seconds to wait for another run's test DC to stop
 LDAP_PORT = 389
 LDAPS_PORT = 636
 
@@ -243,8 +246,8 @@ def _make_ca(common_name: str):
     return key, cert
 
 
-def write_certificates(tls_dir: Path) -> dict[str, Path]:
-    """Write a CA, a server certificate for localhost/127.0.0.1, and an unrelated CA."""
+def write_certificates(tls_dir: Path, address: str = LOOPBACK) -> dict[str, Path]:
+    """Write a CA, a server certificate for localhost and ``address``, and an unrelated CA."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -267,7 +270,7 @@ def write_certificates(tls_dir: Path) -> dict[str, Path]:
         .not_valid_after(now + _dt.timedelta(days=30))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(address))]
             ),
             critical=False,
         )
@@ -423,11 +426,11 @@ def delegations(seed: Seed) -> list[tuple[str, str]]:
     return pairs
 
 
-def _port_free(port: int) -> bool:
+def _port_free(port: int, address: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((LOOPBACK, port))
+            sock.bind((address, port))
         except OSError as exc:
             if exc.errno in (errno.EADDRINUSE, errno.EACCES):
                 return False
@@ -476,6 +479,8 @@ class SambaDC:
         self.smbconf = self.targetdir / "etc" / "smb.conf"
         self.log_path = self.targetdir / "samba.log"
         self.timings: dict[str, float] = {}
+        self.address = LOOPBACK
+        self._address_lock = None  # held while this DC may run (see check_prerequisites)
         self.process: subprocess.Popen[bytes] | None = None
         self._log_fh = None
         self.tls_paths: dict[str, Path] = {}
@@ -497,13 +502,27 @@ class SambaDC:
                     f"'{tool}' is not installed: the directory tests need the Debian packages "
                     "samba (with samba-ad-dc/python3-samba) on the test machine"
                 )
-        busy = [port for port in (LDAP_PORT, LDAPS_PORT) if not _port_free(port)]
-        if busy:
-            raise SambaDCError(
-                "cannot start the test DC: port(s) "
-                + ", ".join(f"{LOOPBACK}:{p}" for p in busy)
-                + " already in use (another LDAP server or a leftover samba process?)"
-            )
+        # Another test run on this machine (a second checkout, a helper's run) uses
+        # the same ports: wait for it to finish rather than fail. The lock is held
+        # until stop(); the kernel drops it if this process dies.
+        lock = open(Path(tempfile.gettempdir()) / "tenantry-test-dc.lock", "w")
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.close()
+                    raise SambaDCError(f"another test DC kept running for {LOCK_WAIT} s; giving up") from None
+                time.sleep(1)
+        self._address_lock = lock
+        if all(_port_free(port) for port in (LDAP_PORT, LDAPS_PORT)):
+            return
+        raise SambaDCError(
+            f"cannot start the test DC: port {LDAP_PORT} or {LDAPS_PORT} of {LOOPBACK} is in use "
+            "(another LDAP server or a leftover samba process?)"
+        )
 
     def provision(self) -> None:
         start = time.monotonic()
@@ -523,12 +542,12 @@ class SambaDC:
                 f"--realm={REALM}",
                 f"--domain={NETBIOS_DOMAIN}",
                 f"--host-name={HOST_NAME}",
-                f"--host-ip={LOOPBACK}",
+                f"--host-ip={self.address}",
                 f"--adminpass={self.admin_password}",
             ],
             "samba-tool domain provision",
         )
-        self.tls_paths = write_certificates(self.targetdir / "tls")
+        self.tls_paths = write_certificates(self.targetdir / "tls", self.address)
         self._configure()
         self.timings["provision"] = time.monotonic() - start
 
@@ -652,6 +671,9 @@ class SambaDC:
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
+        if self._address_lock is not None:
+            self._address_lock.close()  # releases the address for the next run
+            self._address_lock = None
 
     # -- helpers -------------------------------------------------------------------
     def log_tail(self, lines: int = 30) -> str:
@@ -662,8 +684,8 @@ class SambaDC:
 
     def info(self) -> DCInfo:
         return DCInfo(
-            ldaps_url=f"ldaps://{LOOPBACK}:{LDAPS_PORT}",
-            ldap_url=f"ldap://{LOOPBACK}:{LDAP_PORT}",
+            ldaps_url=f"ldaps://{self.address}:{LDAPS_PORT}",
+            ldap_url=f"ldap://{self.address}:{LDAP_PORT}",
             ca_file=str(self.tls_paths["ca"]),
             wrong_ca_file=str(self.tls_paths["wrong_ca"]),
             base_dn=self.seed.base_dn,

@@ -120,6 +120,13 @@ async def test_every_kind_of_collision(session, mover):
         plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION, upn=holder.upn, email=holder.email))
         kinds = {x.message.split(" ")[1] for x in plan.problems if x.code == p.COLLISION}
         assert {"UPN", "email", "name"} <= kinds, plan.problems
+        plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION, sam=holder.sam))
+        assert any(x.code == p.COLLISION and x.message.startswith(f"The username {holder.sam} ") for x in plan.problems), plan.problems
+        # an alias that stays with the user (it is in a destination domain) and is someone else's address
+        mine = (await d.user(mover.dn)).proxy_addresses
+        await d.modify(mover.dn, {"proxyAddresses": (list(mine), [*mine, f"smtp:{holder.email}"])})
+        plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION))
+        assert any(x.code == p.COLLISION and f"email address {holder.email} " in x.message for x in plan.problems), plan.problems
         sip_holder = next(u for u in await d.users(destination, limit=400) if u.sip)
         plan = await session.planner().preflight(
             session.operator, MoveRequest(mover.upn, DESTINATION, email=sip_holder.sip.removeprefix("sip:")))

@@ -28,7 +28,9 @@ async def session(samba_dc, sp_password, provisioning_server, monkeypatch, tmp_p
     services = "".join(
         f'\n[services.{key}]\ndisplay_name = "{name}"\nadapter = "{adapter}"\n{extra}'
         for key, name, adapter, extra in (
-            ("exchange", "Hosted Exchange", "exchange", 'plans = ["Basic 2 GB", "Premium 50 GB"]\n'),
+            ("exchange", "Hosted Exchange", "exchange",
+             f'plans = ["Basic 2 GB", "Premium 50 GB"]\nurl = "{provisioning_server.url}/provisioning"\ntoken_env = "{TOKEN_ENV}"\n'
+             'timeout = 1\nbackoff = 0.01\nmove_path = "/users/{upn}"\n'),
             ("ocs", "Office Communications Server", "ocs", ""),
             ("blackberry", "BlackBerry", "blackberry",
              f'plans = ["Standard", "Enterprise"]\nurl = "{provisioning_server.url}"\ntoken_env = "{TOKEN_ENV}"\ntimeout = 1\nbackoff = 0.01\n'),
@@ -52,6 +54,7 @@ async def seeded_user(session, server):
         groups={"Standard": [user.upn], "Enterprise": []},
     )
     server.seed_tenant(user.destination.code.lower(), groups={"Standard": [], "Enterprise": []})
+    server.seed_record(user.upn, customer=user.source.code, upn=user.upn, email=user.upn)  # the mail platform's mailbox
     return user
 
 
@@ -62,7 +65,7 @@ async def test_happy_path_with_exchange_ocs_blackberry_and_two_roles(session, pr
         plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
         assert plan.ok, plan.problems
         http = [s for s in plan.steps if s.action == p.HTTP]
-        assert len(http) == 2 and all(s.service == "blackberry" for s in http)
+        assert [s.service for s in http] == ["exchange", "blackberry", "blackberry"]
         ldap_steps = [s for s in plan.steps if s.action != p.HTTP]
         # one modify, one move, add+remove for 3 services, 2 plan groups and 2 roles, one role group to create
         assert [s.action for s in ldap_steps].count(p.MODIFY) == 1
@@ -85,6 +88,7 @@ async def test_happy_path_with_exchange_ocs_blackberry_and_two_roles(session, pr
         assert server.members(destination_tenant, "Standard") == [change.upn_after]
         assert server.users(source_tenant) == {}
         calls = [(c.method, c.path) for c in server.calls]
+        assert ("PUT", f"/provisioning/users/{user.upn}") in calls  # the mailbox was re-homed on the mail platform
         assert ("POST", f"/{destination_tenant}/api/v1/users") in calls
         assert any(m == "DELETE" and path.startswith(f"/{source_tenant}/api/v1/users/") for m, path in calls)
     finally:
@@ -105,7 +109,10 @@ async def test_a_real_failure_at_each_step_leaves_directory_and_service_as_befor
         try:
             before = (await snapshot(d, user.source, user.destination), server.snapshot())
             plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
-            if action == p.HTTP:  # the service itself answers 500 to the step's write
+            if action == p.HTTP and op is None:  # the mail platform answers 500
+                server.fail_next("PUT", "/provisioning/users/*", "status:500", message="Injected fault")
+                hook = None
+            elif action == p.HTTP:  # the UEM service answers 500 to the step's write
                 method, tenant = ("POST", user.destination) if op == "create_user" else ("DELETE", user.source)
                 server.fail_next(method, f"/{tenant.code.lower()}/api/v1/users*", "status:500", message="Injected fault")
                 hook = None

@@ -145,10 +145,16 @@ def _print_plan(plan: Plan) -> None:
         if isinstance(step.before, dict) or isinstance(step.after, dict):
             before, after = step.before or {}, step.after or {}
             for attribute in after:
-                print(f"       {attribute}: {plain('; '.join(map(str, before.get(attribute, [])))) or '—'} → "
-                      f"{plain('; '.join(map(str, after.get(attribute, [])))) or '—'}")
+                print(f"       {attribute}: {_value(before.get(attribute))} → {_value(after.get(attribute))}")
         elif step.after is not None or step.before is not None:
             print(f"       {plain(step.before) or '—'} → {plain(step.after) or '—'}")
+
+
+def _value(value: Any) -> str:
+    """One attribute's values (a list) or one field of a service record, as plain text."""
+    if value is None or value == []:
+        return "—"
+    return plain("; ".join(map(str, value)) if isinstance(value, list) else str(value))
 
 
 def _job_json(job: JobRecord) -> dict[str, Any]:

@@ -6,8 +6,12 @@ compare-and-swap modify, so a move costs one LDAP write for all of them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from core.mapping import legacy_exchange_dn, proxy_addresses, split_address
+from core.plan import Problem, Step
 from core.services.base import Changes, MoveContext, ServiceAdapter, ServiceMove
+from core.services.http import HttpAdapter
 
 
 def _change(changes: Changes, attribute: str, old: tuple[str, ...], new: tuple[str, ...]) -> None:
@@ -16,8 +20,28 @@ def _change(changes: Changes, attribute: str, old: tuple[str, ...], new: tuple[s
 
 
 class ExchangeAdapter(ServiceAdapter):
-    """Hosted Exchange, directory side: mail, proxyAddresses, mailNickname,
-    legacyExchangeDN and the tenant's address-book segregation value."""
+    """Hosted Exchange: the directory side (mail, proxyAddresses, mailNickname,
+    legacyExchangeDN, the tenant's address-book segregation value) and, when the
+    service has a ``url``, the mail platform's provisioning call that re-homes the
+    mailbox (a generic HTTP call: see :mod:`core.services.http` for its options,
+    e.g. ``move_path = "/mailboxes/{upn}"``)."""
+
+    def __init__(self, service, options, layout, **client: Any):
+        super().__init__(service, options, layout)
+        self.platform = HttpAdapter(service, options, layout, **client) if options.get("url") else None
+
+    async def inspect(self, context: MoveContext) -> tuple[dict[str, Any], list[Problem]]:
+        return await self.platform.inspect(context) if self.platform else ({}, [])
+
+    async def perform(self, step: Step) -> dict[str, Any] | None:
+        return await self.platform.perform(step)
+
+    async def undo(self, step: Step, result: dict[str, Any] | None) -> None:
+        await self.platform.undo(step, result)
+
+    async def aclose(self) -> None:
+        if self.platform:
+            await self.platform.aclose()
 
     def plan_move(self, context: MoveContext) -> ServiceMove:
         user = context.user
@@ -39,7 +63,8 @@ class ExchangeAdapter(ServiceAdapter):
         segregation = self.layout.address_book_attribute
         if context.destination.code:
             _change(changes, segregation, context.user.attribute(segregation), (context.destination.code,))
-        return ServiceMove(attributes=changes)
+        steps = self.platform.plan_move(context).steps if self.platform else ()
+        return ServiceMove(attributes=changes, steps=steps)
 
 
 class OcsAdapter(ServiceAdapter):
