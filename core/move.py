@@ -104,7 +104,7 @@ class MovePlanner:
         )
         if problems:
             return Plan("move", source.name, destination.name, (change,), (), tuple(replace(x, user=request.user) for x in problems))
-        steps = await self._steps(user, source, destination, mapping, new_dn, service_moves, plans)
+        steps = self._steps(user, source, destination, mapping, new_dn, service_moves, plans)
         return Plan("move", source.name, destination.name, (change,), tuple(steps))
 
     # -- problems ------------------------------------------------------------
@@ -171,7 +171,7 @@ class MovePlanner:
         ]
 
     # -- steps ---------------------------------------------------------------
-    async def _steps(
+    def _steps(
         self,
         user: User,
         source: Customer,
@@ -195,17 +195,20 @@ class MovePlanner:
         if changes:
             steps.append(Step(who, p.MODIFY, user.dn, {a: list(o) for a, (o, _n) in changes.items()}, {a: list(n) for a, (_o, n) in changes.items()}))
         steps.append(Step(who, p.MOVE, user.dn, user.dn, new_dn))
-        steps += await self._membership_steps(who, user, source, destination, new_dn, plans)
+        steps += self._membership_steps(who, user, source, destination, new_dn, plans)
         steps += http_steps
         return steps
 
-    async def _membership_steps(
+    def _membership_steps(
         self, who: str, user: User, source: Customer, destination: Customer, new_dn: str, plans: dict[str, ServicePlan | None]
     ) -> list[Step]:
         layout = self.layout
         add: list[Step] = []
         remove: list[Step] = []
         source_services, source_roles = dn_key(layout.services_dn(source.dn)), dn_key(layout.roles_dn(source.dn))
+        # What the destination has was read with it: no lookup per group.
+        roles_there = {r.casefold() for r in destination.roles}
+        services_there = self._service_groups(destination)
         for group_dn in user.groups:
             parent = dn_key(group_dn)[1:]
             name = rdn_value(group_dn)
@@ -218,12 +221,22 @@ class MovePlanner:
                 continue  # groups outside the customer's services and roles stay
             remove.append(Step(who, p.REMOVE_MEMBER, group_dn, new_dn, None))
             target = child_dn("CN", name, target_parent)
-            if parent == source_roles and not await self.directory.exists(target):
+            if parent == source_roles and name.casefold() not in roles_there:
                 add.append(Step(who, p.CREATE_GROUP, target, None, {"sam": _role_group_sam(destination, name), "description": name}))
-            elif parent == source_services and not await self.directory.exists(target):
+            elif parent == source_services and name.casefold() not in services_there:
                 continue  # a plan group the destination lacks was reported in preflight
             add.append(Step(who, p.ADD_MEMBER, target, None, new_dn))
         return add + remove
+
+    def _service_groups(self, customer: Customer) -> set[str]:
+        """The (case-folded) names of the customer's service and plan groups."""
+        def display(key: str) -> str:
+            adapter = self.adapters.get(key)
+            return adapter.service.display_name if adapter else key
+
+        names = {display(key).casefold() for key in customer.services}
+        names |= {self.config.layout.plan_group_format.format(service=display(pl.service), plan=pl.name).casefold() for pl in customer.plans}
+        return names
 
     def _destination_group_name(self, group_name: str, plans: dict[str, ServicePlan | None]) -> str:
         """A plan group maps to the chosen destination plan's group; others keep their name."""
