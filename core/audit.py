@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from core.state import StateError, ensure_schema, open_database, state_dir
+from core.state import StateError, StateFile
 
 AUDIT_FILE = "audit.sqlite3"
 
@@ -141,23 +139,13 @@ def _strings(name: str, values: Iterable[str]) -> tuple[str, ...]:
     return result
 
 
-class Audit:
+class Audit(StateFile):
     """The audit log in ``path`` (default ``<state dir>/audit.sqlite3``)."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else state_dir() / AUDIT_FILE
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = open_database(self.path)
-        try:
-            ensure_schema(self._db, _SCHEMA, _SCHEMA_VERSION, f"The audit log {self.path}")
-        except BaseException:
-            self.close()
-            raise
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise ValueError("The audit log is closed.")
-        return self._db
+    FILE = AUDIT_FILE
+    LABEL = "The audit log"
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = _SCHEMA_VERSION
 
     def record(
         self,
@@ -231,15 +219,4 @@ class Audit:
         except sqlite3.Error as exc:
             raise StateError(f"The audit log {self.path} {what}: {exc}.") from exc
 
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    def __enter__(self) -> "Audit":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 

@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Iterable
 
 from core.audit import redact
 from core.errors import NotFound
-from core.state import StateError, ensure_schema, open_database, state_dir
+from core.state import StateError, StateFile
 
 JOURNAL_FILE = "journal.sqlite3"
 
@@ -268,32 +266,22 @@ _STEP_COLUMNS = (
 )
 
 
-class Journal:
+class Journal(StateFile):
     """The job journal in ``path`` (default ``<state dir>/journal.sqlite3``).
 
     Synchronous and thread-safe; every write is committed durably before it returns.
     Several ``Journal`` objects, in one process or several, may use the same file.
     """
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = Path(path) if path is not None else state_dir() / JOURNAL_FILE
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = open_database(self.path)
-        try:
-            ensure_schema(self._db, _SCHEMA, _SCHEMA_VERSION, f"The journal {self.path}")
-        except BaseException:
-            self.close()
-            raise
+    FILE = JOURNAL_FILE
+    LABEL = "The journal"
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = _SCHEMA_VERSION
 
     # ------------------------------------------------------------------ transactions
 
     def _transaction(self, write: bool):
         return _Transaction(self, write)
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise ValueError("The journal is closed.")
-        return self._db
 
     # ------------------------------------------------------------------ writing
 
@@ -504,17 +492,6 @@ class Journal:
                     by_job[step_row[0]].append(step_row)
         return [_job_record(row, by_job[row[0]]) for row in rows]
 
-    def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    def __enter__(self) -> "Journal":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ checks
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -132,3 +133,40 @@ def _statements(script: str) -> list[str]:
     if current.strip():
         statements.append(current.strip())
     return statements
+
+
+class StateFile:
+    """One SQLite file of the state directory (the journal, the audit log), opened with
+    its schema checked; usable from several threads (``_lock``) and as a context manager."""
+
+    FILE = ""  # the file name in the state directory
+    LABEL = ""  # how sentences name it, e.g. "The journal"
+    SCHEMA = ""  # the CREATE statements
+    SCHEMA_VERSION = 1
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path is not None else state_dir() / self.FILE
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = open_database(self.path)
+        try:
+            ensure_schema(self._db, self.SCHEMA, self.SCHEMA_VERSION, f"{self.LABEL} {self.path}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ValueError(f"{self.LABEL} is closed.")
+        return self._db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
