@@ -21,12 +21,15 @@ from textual.screen import Screen
 
 from core.config import Config, ConsoleConfig
 from core.errors import TenantryError
-from core.model import Operator
+from core.model import Customer, Operator, User
 from core.text import plain
 from screens.customers import CustomersScreen
+from screens.users import UsersScreen
 
 if TYPE_CHECKING:
     from core.directory import Directory
+    from core.execute import Executor
+    from core.session import Session
 
 log = logging.getLogger("tenantry.console")
 
@@ -58,6 +61,7 @@ class TenantryApp(App[None]):
         *,
         readonly: bool | None = None,
         low_bandwidth: bool | None = None,
+        state: Path | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -72,6 +76,9 @@ class TenantryApp(App[None]):
         self._opened = asyncio.Event()  # set once the directory is open, or failed to open
         if self._opener is None:
             self._opened.set()
+        self.state = state  # where the journal and audit log live (None: core.state.state_dir())
+        self.session: Session | None = None  # opened on the first write (see wait_for_session)
+        self._session_lock = asyncio.Lock()
         if not console.animations or self.low_bandwidth:
             self.animation_level = "none"
         if self.low_bandwidth:
@@ -93,12 +100,72 @@ class TenantryApp(App[None]):
         return super().run(mouse=not self.low_bandwidth if mouse is None else mouse, **kwargs)
 
     # -- screens -----------------------------------------------------------------
+    @property
+    def search_debounce(self) -> float:
+        """Seconds a search (or a live check) waits for the next keystroke."""
+        return 0.3 if self.low_bandwidth else 0.15
+
     def get_default_screen(self) -> Screen:
-        return CustomersScreen(self.wait_for_directory, debounce=0.3 if self.low_bandwidth else 0.15)
+        return CustomersScreen(self.wait_for_directory, debounce=self.search_debounce)
 
     def on_customers_screen_customer_selected(self, message: CustomersScreen.CustomerSelected) -> None:
-        # The users screen comes here; until then, say which customer was opened.
-        self.notify(f"Customer opened: {plain(message.customer.name)}", markup=False)
+        self.open_customer(message.customer)
+
+    def open_customer(self, customer: Customer, search: str | None = None) -> UsersScreen:
+        """Show the users of ``customer`` (optionally already searched)."""
+        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search)
+        self.push_screen(screen)
+        return screen
+
+    # -- moving a user ---------------------------------------------------------------
+    def on_users_screen_move_user(self, message: UsersScreen.MoveUser) -> None:
+        self.start_move(message.user, message.customer)
+
+    def start_move(self, user: User, source: Customer) -> None:
+        """Open the move wizard on ``user`` (of ``source``)."""
+        if self.readonly:
+            self.notify("Tenantry runs in read-only mode: nothing can be changed.", severity="warning", markup=False)
+            return
+        self._move_flow(user, source)
+
+    @work(exclusive=True, group="move-flow", exit_on_error=False)
+    async def _move_flow(self, user: User, source: Customer) -> None:
+        from screens.move_flow import MoveDraft, MoveFlow
+        from screens.move_result import OPEN
+
+        try:
+            session = await self.wait_for_session()
+            detailed = await session.directory.user(user.dn)
+        except Exception as error:  # one sentence, never a traceback
+            self.show_error(error)
+            return
+        draft = MoveDraft(session, detailed, source)
+        flow = MoveFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
+        action, outcome = await flow.run()
+        origin = self.screen
+        if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
+            origin.reload()  # the moved user left (or a failed move left things as they were)
+        if action == OPEN and outcome is not None and outcome.change is not None and outcome.destination is not None:
+            if isinstance(origin, UsersScreen):
+                await self.pop_screen()
+            self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
+
+    def move_executor(self, session: Session) -> Executor:
+        """The executor a move runs with (a test subclass injects failures here)."""
+        return session.executor()
+
+    async def wait_for_session(self) -> Session:
+        """The operator's session (journal, audit log, adapters), opened on first use."""
+        from core.session import Session
+
+        async with self._session_lock:
+            if self.session is None:
+                directory = await self.wait_for_directory()
+                self.session = await Session.open(directory, readonly=self.readonly, state=self.state)
+                if self.operator is None:
+                    self.operator = self.session.operator
+                    self._refresh_title()
+            return self.session
 
     # -- the directory -------------------------------------------------------------
     def on_mount(self) -> None:
@@ -145,11 +212,25 @@ class TenantryApp(App[None]):
         return self.directory
 
     async def on_unmount(self) -> None:
+        if self.session is not None:
+            await self._close_session(self.session)
         if self._owns_directory and self.directory is not None:
             try:
                 await self.directory.close()
             except Exception:  # closing must never turn a clean exit into a traceback
                 log.exception("closing the directory failed")
+
+    @staticmethod
+    async def _close_session(session: Session) -> None:
+        """Close what the session opened; the directory is closed below, by its owner."""
+        from core.services import close_adapters
+
+        try:
+            await close_adapters(session.adapters)
+            session.journal.close()
+            session.audit.close()
+        except Exception:
+            log.exception("closing the session failed")
 
     # -- title, help, errors ----------------------------------------------------------
     @property
@@ -179,7 +260,11 @@ class TenantryApp(App[None]):
         """The command palette (ctrl+p): Textual's commands, then ours."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("Keys", "List the keys that work here", self.action_help)
-        if isinstance(screen, CustomersScreen):
+        if isinstance(screen, UsersScreen):
+            yield SystemCommand("Search users", "Find a user of this customer", screen.action_focus_search)
+            if not self.readonly and screen.highlighted is not None:
+                yield SystemCommand("Move the highlighted user", "Move it to another customer", screen.action_move)
+        elif isinstance(screen, CustomersScreen):
             yield SystemCommand("Search customers", "Find a customer by name or domain", screen.action_focus_search)
 
     def action_help(self) -> None:

@@ -1,0 +1,82 @@
+"""Move wizard, the end: what changed (the new UPN and email), and what next —
+move another user, or open the moved user in its new customer."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from core.text import plain
+from screens.move_flow import MoveDraft, Outcome, WizardStep
+from screens.move_step import StepParts
+
+ANOTHER = "another"
+OPEN = "open"
+
+HEADLINES = {
+    "done": "✓ {who} now belongs to {destination}.",
+    "rolled_back": "✗ The move of {who} failed and was rolled back: nothing changed.",
+    "needs_attention": "✗ The move of {who} failed and could not be fully rolled back.",
+    "refused": "✗ The move of {who} was refused: nothing was written.",
+}
+
+
+def result_text(draft: MoveDraft, outcome: Outcome) -> Text:
+    destination = plain(outcome.destination.name if outcome.destination else "")
+    headline = HEADLINES.get(outcome.status, "The move ended: {status}.")
+    lines = [Text(headline.format(who=draft.who, destination=destination, status=plain(outcome.status)), style="bold")]
+    change = outcome.change
+    if outcome.status == "done" and change is not None:
+        lines.append(Text(""))
+        lines.append(Text.assemble(("UPN    ", "bold"), plain(change.upn_before or "(none)"), ("  →  ", "dim"), plain(change.upn_after or "(none)")))
+        lines.append(Text.assemble(("Email  ", "bold"), plain(change.email_before or "(none)"), ("  →  ", "dim"), plain(change.email_after or "(none)")))
+        lines.append(Text.assemble(("DN     ", "bold"), plain(change.dn_after)))
+    elif outcome.message:
+        lines.append(Text(""))
+        lines.append(Text.assemble(("Reason  ", "bold"), plain(outcome.message, single_line=False)))
+    if outcome.job:
+        lines.append(Text(""))
+        lines.append(Text.assemble(("Job    ", "bold"), plain(outcome.job), ("  (in the journal and the audit log)", "dim")))
+    if outcome.status == "needs_attention":
+        lines.append(Text("Resume or roll back this job from the jobs list (tenantry jobs / resume / rollback).", style="italic"))
+    return Text("\n").join(lines)
+
+
+class ResultStep(StepParts, Screen[str | None]):
+    STEP = WizardStep.RUN
+    AUTO_FOCUS = "#result"
+    BINDINGS = [
+        Binding("enter", "another", "Move another user", priority=True, id="move.another"),
+        Binding("o", "open", "Open the new user", id="move.open"),
+        Binding("escape", "close", "Back to the users", id="move.done"),
+    ]
+
+    def __init__(self, draft: MoveDraft, outcome: Outcome) -> None:
+        super().__init__()
+        self.draft = draft
+        self.outcome = outcome
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield self.trail()
+        with VerticalScroll(id="result"):
+            yield Static(result_text(self.draft, self.outcome), id="result-text")
+        yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open":
+            return self.outcome.status == "done"
+        return True
+
+    def action_another(self) -> None:
+        self.dismiss(ANOTHER)
+
+    def action_open(self) -> None:
+        self.dismiss(OPEN)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
