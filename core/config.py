@@ -8,6 +8,7 @@ Every error names the file, the key and what is wrong, in one sentence.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +72,45 @@ class ConsoleConfig:
     animations: bool = False
 
 
+# What a copied user takes over from its template (PRODUCT §3): the common attributes
+# of the organisation, never the person's identity. ``[mapping] copy_attributes``.
+DEFAULT_COPY_ATTRIBUTES: tuple[str, ...] = (
+    "department", "company", "title", "physicalDeliveryOfficeName", "streetAddress", "postOfficeBox",
+    "l", "st", "postalCode", "c", "co", "countryCode", "manager", "facsimileTelephoneNumber", "wWWHomePage",
+)
+# Phone numbers of which only the prefix is copied: the number without its last group
+# of digits (the extension), e.g. "+44 20 7946 0123" → "+44 20 7946". A number
+# without a separator is not copied. ``[mapping] copy_phone_prefixes``.
+DEFAULT_COPY_PHONE_PREFIXES: tuple[str, ...] = ("telephoneNumber",)
+# Never copied, whatever the configuration says (a ConfigError names the first one
+# found): a person's identity and credentials …
+IDENTITY_ATTRIBUTES = frozenset(a.casefold() for a in (
+    "cn", "name", "displayName", "givenName", "sn", "initials", "middleName", "sAMAccountName",
+    "userPrincipalName", "mail", "proxyAddresses", "mailNickname", "legacyExchangeDN", "targetAddress",
+    "msRTCSIP-PrimaryUserAddress", "msRTCSIP-Line", "objectSid", "sIDHistory", "objectGUID",
+    "unicodePwd", "userPassword", "dBCSPwd", "ntPwdHistory", "lmPwdHistory", "supplementalCredentials",
+    "homeDirectory", "homeDrive", "profilePath", "employeeID", "employeeNumber", "altSecurityIdentities",
+    "userCertificate", "userSMIMECertificate", "thumbnailPhoto", "jpegPhoto", "msExchMailboxGuid",
+))
+# … and what Tenantry or the directory itself sets on a new account.
+MANAGED_ATTRIBUTES = frozenset(a.casefold() for a in (
+    "objectClass", "objectCategory", "distinguishedName", "memberOf", "member", "directReports",
+    "userAccountControl", "pwdLastSet", "accountExpires", "lockoutTime", "badPwdCount", "logonCount",
+    "lastLogon", "lastLogonTimestamp", "primaryGroupID", "sAMAccountType", "instanceType",
+    "uSNChanged", "uSNCreated", "whenChanged", "whenCreated", "nTSecurityDescriptor",
+    "msRTCSIP-UserEnabled", "adminCount",
+))
+
+
 @dataclass(frozen=True)
 class MappingConfig:
-    """Formats of new UPNs, emails, SIP URIs and usernames; per customer if configured."""
+    """Formats of new UPNs, emails, SIP URIs and usernames; per customer if configured;
+    and what a copy takes over from its template."""
 
     default: Formats = Formats()
     customers: dict[str, Formats] = field(default_factory=dict)  # by customer name or code
+    copy_attributes: tuple[str, ...] = DEFAULT_COPY_ATTRIBUTES
+    copy_phone_prefixes: tuple[str, ...] = DEFAULT_COPY_PHONE_PREFIXES
 
     def formats_for(self, customer: Customer) -> Formats:
         for key in (customer.name, customer.code):
@@ -289,16 +323,45 @@ def _formats(table: _Table, base: Formats) -> Formats:
     return formats
 
 
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+_COPY_KEYS = ("copy_attributes", "copy_phone_prefixes")
+
+
 def _mapping(table: _Table) -> MappingConfig:
-    table.allow_only({"upn", "email", "sip", "sam", "customers"})
-    default = _formats(_Table({k: v for k, v in table.data.items() if k != "customers"}, table.where, table.prefix), Formats())
+    table.allow_only({"upn", "email", "sip", "sam", "customers", *_COPY_KEYS})
+    formats = {k: v for k, v in table.data.items() if k not in ("customers", *_COPY_KEYS)}
+    default = _formats(_Table(formats, table.where, table.prefix), Formats())
     customers_table = table.table("customers")
     customers = {}
     for name in customers_table.data:
         entry = customers_table.table(name)
         entry.allow_only({"upn", "email", "sip", "sam"})
         customers[name] = _formats(entry, default)
-    return MappingConfig(default, customers)
+    copied = {key: _copy_list(table, key, default) for key, default in
+              (("copy_attributes", DEFAULT_COPY_ATTRIBUTES), ("copy_phone_prefixes", DEFAULT_COPY_PHONE_PREFIXES))}
+    both = {a.casefold() for a in copied["copy_attributes"]} & {a.casefold() for a in copied["copy_phone_prefixes"]}
+    if both:
+        raise table.fail("copy_phone_prefixes", f"names {sorted(both)[0]}, which copy_attributes copies whole; list it in one of them")
+    return MappingConfig(default, customers, copied["copy_attributes"], copied["copy_phone_prefixes"])
+
+
+def _copy_list(table: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of attribute names a copy takes over; identity and managed attributes refused."""
+    values = table.get(key, list, list(default))
+    seen: set[str] = set()
+    out: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not _ATTRIBUTE_NAME.match(value):
+            raise table.fail(key, f"must be a list of LDAP attribute names, and {value!r} is not one")
+        folded = value.casefold()
+        if folded in IDENTITY_ATTRIBUTES:
+            raise table.fail(key, f"lists {value}, an identity attribute: a copy never takes over a person's names, addresses, IDs, password or home directory")
+        if folded in MANAGED_ATTRIBUTES:
+            raise table.fail(key, f"lists {value}, which Tenantry or the directory sets itself on a new account")
+        if folded not in seen:
+            seen.add(folded)
+            out.append(value)
+    return tuple(out)
 
 
 def read_password(config: DirectoryConfig, prompt: Callable[[str], str] | None = None, environ: dict[str, str] | None = None) -> str:

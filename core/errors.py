@@ -51,6 +51,10 @@ class AlreadyExists(DirectoryError):
     """An object with that name or value exists already."""
 
 
+class PasswordRefused(DirectoryError):
+    """The domain controller refused a new password (its policy, a password filter)."""
+
+
 class PermissionDenied(TenantryError):
     """The operator's rights do not allow the action."""
 

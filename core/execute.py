@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
 from core import plan as p
 from core.audit import Audit
 from core.directory import Directory
 from core.directory.escape import parent_dn, rdn_value
 from core.directory.layout import dn_key
-from core.errors import AlreadyExists, ChangedUnderneath, NotFound, PermissionDenied, TenantryError
+from core.errors import AlreadyExists, ChangedUnderneath, DirectoryError, NotFound, PermissionDenied, TenantryError, UsageError
 from core.journal import JobRecord, JobStatus, Journal, StepState
 from core.model import Operator
 from core.plan import Plan, Step
@@ -32,6 +32,15 @@ class Refused(TenantryError):
     """The job was refused before anything was written."""
 
     exit_code = 3
+
+
+class PasswordRequired(UsageError):
+    """A copy's job sets the new user's password and was given none (passwords are never
+    journaled: a resumed copy needs it again)."""
+
+
+def _needs_password(steps: Iterable[Step]) -> bool:
+    return any(step.action == p.SET_PASSWORD for step in steps)
 
 
 @dataclass(frozen=True)
@@ -64,51 +73,69 @@ class Executor:
         self.journal = journal
         self.audit = audit
         self.before_step = before_step  # tests inject faults here
+        self._secrets: dict[str, str] = {}  # in memory only: never journaled, logged or audited
 
     # -- public ------------------------------------------------------------------
-    async def run(self, plan: Plan, operator: Operator) -> AsyncIterator[Event]:
-        """Start a job for ``plan`` and run it to the end (done or rolled back)."""
+    async def run(self, plan: Plan, operator: Operator, *, secrets: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
+        """Start a job for ``plan`` and run it to the end (done or rolled back).
+
+        ``secrets``: ``{"password": …}``, the new user's password of a copy, kept in
+        memory for the ``set_password`` step and nowhere else.
+        """
         if not plan.ok or not plan.steps:
             raise Refused("The plan has problems; nothing was written.")
-        scope = await self._authorize(plan.source, plan.destination, operator)
+        if _needs_password(plan.steps) and not (secrets or {}).get("password"):
+            raise PasswordRequired("The copy needs the new user's password; nothing was written.")
+        scope = await self._authorize(plan.kind, plan.source, plan.destination, operator)
         for change in plan.users:
             current = await self.directory.user(change.dn_before)
             if current.usn_changed != change.usn_changed:
                 self._audit(operator, plan, "refused", None, "the user changed since it was read")
                 raise Refused(f"{change.user} changed since the plan was made; plan again.")
         self._check_targets(plan.steps, scope)
+        self._secrets = dict(secrets or {})
         job_id = await asyncio.to_thread(
             self.journal.create_job,
             plan.kind,
             operator.name,
             operator.bound_as,
             [c.user for c in plan.users],
-            [n for n in (plan.source, plan.destination) if n],
+            _names(plan.source, plan.destination),
             [s.to_json() for s in plan.steps],
             {"users": [c.__dict__ for c in plan.users]},
         )
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
         yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")
-        async for event in self._forward(job_id, operator, resuming=False):
-            yield event
+        try:
+            async for event in self._forward(job_id, operator, resuming=False):
+                yield event
+        finally:
+            self._secrets = {}
 
-    async def resume(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
+    async def resume(self, job_id: str, operator: Operator, *, secrets: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
+        """Finish an interrupted job; a copy whose password is not set yet needs ``secrets["password"]`` again."""
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
-        scope = await self._authorize(*_customers(job), operator)
+        if needs_password_to_resume(job) and not (secrets or {}).get("password"):
+            raise PasswordRequired(f"Job {job.id} still has to set the new user's password, which is never kept: give it again (--password-stdin).")
+        scope = await self._authorize(job.kind, *_customers(job), operator)
         self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        self._secrets = dict(secrets or {})
         if job.status != JobStatus.RUNNING:
             await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
         yield Event("job_started", job.id, message="resuming")
-        async for event in self._forward(job.id, operator, resuming=True):
-            yield event
+        try:
+            async for event in self._forward(job.id, operator, resuming=True):
+                yield event
+        finally:
+            self._secrets = {}
 
     async def rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.is_finished:
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be rolled back.")
-        scope = await self._authorize(*_customers(job), operator)
+        scope = await self._authorize(job.kind, *_customers(job), operator)
         self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
         yield Event("job_started", job.id, message="rolling back")
         async for event in self._backward(job.id, operator, reason="rolled back on request"):
@@ -192,6 +219,20 @@ class Executor:
             except AlreadyExists:
                 if not resuming:
                     raise
+        elif step.action == p.ADD_USER:
+            try:
+                await d.add_user(step.target, step.after)
+            except AlreadyExists:
+                # After a crash the account may be there already: only this job's counts.
+                if not (resuming and await self._created_by(step, None)):
+                    raise
+            guid = (await d.values(step.target, ["objectGUID"])).get("objectGUID") or [None]
+            return {"guid": guid[0]}
+        elif step.action == p.SET_PASSWORD:
+            password = self._secrets.get("password")
+            if not password:
+                raise PasswordRequired("The new user's password is needed again to set it; nothing more was written.")
+            await d.set_password(step.target, password)
         elif step.action == p.HTTP:
             return await self.adapters[step.service].perform(step)
         else:
@@ -214,8 +255,36 @@ class Executor:
                 await d.delete(step.target)
             except NotFound:
                 pass
+        elif step.action == p.ADD_USER:
+            if not await d.exists(step.target):
+                return
+            if not await self._created_by(step, result):
+                raise DirectoryError(f"{step.target} is not the account this job created; it was left alone.")
+            try:
+                await d.delete(step.target)
+            except NotFound:
+                pass
+        elif step.action == p.SET_PASSWORD:
+            pass  # undone with the account itself (the add_user step's undo deletes it)
         elif step.action == p.HTTP:
             await self.adapters[step.service].undo(step, result)
+
+    async def _created_by(self, step: Step, result: dict[str, Any] | None) -> bool:
+        """Whether the account at ``step.target`` is the one ``step`` created: the same
+        objectGUID as its result, or — the result lost in a crash — the same username
+        and UPN as it was created with."""
+        try:
+            current = await self.directory.values(step.target, ["objectGUID", "sAMAccountName", "userPrincipalName"])
+        except NotFound:
+            return False
+        guid = (result or {}).get("guid")
+        if guid:
+            return _folded(current.get("objectGUID", [])) == {str(guid).casefold()}
+        wanted = step.after or {}
+        return all(
+            _folded(current.get(attribute, [])) == _folded(wanted.get(attribute, []))
+            for attribute in ("sAMAccountName", "userPrincipalName")
+        )
 
     async def _swap(self, dn: str, old: dict[str, list[str]], new: dict[str, list[str]]) -> None:
         """Compare-and-swap; if it finds the target state already there, that is success."""
@@ -227,12 +296,12 @@ class Executor:
                 raise
 
     # -- rights and audit --------------------------------------------------------------
-    async def _authorize(self, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
-        customers = [await self.directory.customer(name) for name in (source, destination) if name]
-        if len(customers) == 2:
-            problems = move_problems(operator, customers[0], customers[1], readonly_mode=self.readonly)
-        else:
+    async def _authorize(self, kind: str, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
+        customers = [await self.directory.customer(name) for name in _names(source, destination)]
+        if kind == "copy" or len(customers) == 1:
             problems = copy_problems(operator, customers[0], readonly_mode=self.readonly)
+        else:
+            problems = move_problems(operator, customers[0], customers[1], readonly_mode=self.readonly)
         if problems:
             raise PermissionDenied(" ".join(x.message for x in problems))
         return [dn_key(c.dn) for c in customers]
@@ -250,7 +319,7 @@ class Executor:
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(
             operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-            users=[c.user for c in plan.users], customers=[n for n in (plan.source, plan.destination) if n],
+            users=[c.user for c in plan.users], customers=_names(plan.source, plan.destination),
             result=result, job=job, detail=detail,
         )
 
@@ -266,10 +335,25 @@ def _customers(job: JobRecord) -> tuple[str | None, str | None]:
     return names[0], names[1]
 
 
+def _names(*names: str | None) -> list[str]:
+    """The customers' names, each once (a copy's source and destination are the same)."""
+    out: list[str] = []
+    for name in names:
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def needs_password_to_resume(job: JobRecord) -> bool:
+    """Whether resuming ``job`` has to set a password (its ``set_password`` step is not done)."""
+    return any(s.action == p.SET_PASSWORD and s.state != StepState.DONE for s in job.steps)
+
+
 def _inverse_name(step: Step) -> str:
     return {
         p.MODIFY: "modify back", p.MOVE: "move back", p.ADD_MEMBER: "remove member",
         p.REMOVE_MEMBER: "add member", p.CREATE_GROUP: "delete group", p.HTTP: "service undo",
+        p.ADD_USER: "delete user", p.SET_PASSWORD: "none (the user's deletion)",
     }[step.action]
 
 
@@ -282,6 +366,6 @@ def audit_refusal(audit: Audit, operator: Operator, plan: Plan) -> None:
     denied = any(x.code == p.NOT_ALLOWED for x in plan.problems)
     audit.record(
         operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-        users=[c.user for c in plan.users], customers=[n for n in (plan.source, plan.destination) if n],
+        users=[c.user for c in plan.users], customers=_names(plan.source, plan.destination),
         result="denied" if denied else "refused", detail="; ".join(x.message for x in plan.problems),
     )

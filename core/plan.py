@@ -17,6 +17,9 @@ ADD_MEMBER = "add_member"  # target: group DN; after: member DN
 REMOVE_MEMBER = "remove_member"  # target: group DN; before: member DN
 CREATE_GROUP = "create_group"  # target: group DN; after: {"sam": …, "description": …}
 HTTP = "http"  # target: service key; before/after: the service's view; request/undo in spec
+ADD_USER = "add_user"  # target: the new user's DN; after: {attribute: [values]} (created disabled); undo: delete it
+SET_PASSWORD = "set_password"  # target: DN; no data at all: the password is given to the executor in memory;
+#                                 no undo of its own (the user's deletion undoes it)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ SAME_CUSTOMER = "same_customer"
 CHANGED = "changed"
 INVALID_VALUE = "invalid_value"
 PLAN_MISSING = "plan_missing"
+WEAK_PASSWORD = "weak_password"  # the new user's password breaks the domain's policy
 
 
 @dataclass(frozen=True)

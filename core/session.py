@@ -8,6 +8,7 @@ from pathlib import Path
 
 from core.audit import Audit
 from core.config import Config
+from core.copy import CopyPlanner
 from core.demo.services import demo_adapters
 from core.directory import Directory
 from core.execute import Executor, StepHook
@@ -62,6 +63,9 @@ class Session:
 
     def planner(self) -> MovePlanner:
         return MovePlanner(self.config, self.directory, self.adapters, readonly=self.readonly)
+
+    def copier(self) -> CopyPlanner:
+        return CopyPlanner(self.config, self.directory, self.adapters, readonly=self.readonly)
 
     def executor(self, *, before_step: StepHook | None = None) -> Executor:
         return Executor(self.directory, self.adapters, self.journal, self.audit, before_step=before_step, readonly=self.readonly)

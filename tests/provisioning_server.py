@@ -126,7 +126,7 @@ class ProvisioningServer:
         """
         return self.backend.seed_tenant(tenant, users=users, groups=groups)
 
-    def seed_record(self, upn: str, **fields: Any) -> None:
+    def seed_record(self, upn: str, /, **fields: Any) -> None:
         """A user record of the generic API."""
         self.backend.seed_record(upn, **fields)
 

@@ -505,18 +505,21 @@ class SambaDC:
         # Another test run on this machine (a second checkout, a helper's run) uses
         # the same ports: wait for it to finish rather than fail. The lock is held
         # until stop(); the kernel drops it if this process dies.
-        lock = open(Path(tempfile.gettempdir()) / "tenantry-test-dc.lock", "w")
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    lock.close()
-                    raise SambaDCError(f"another test DC kept running for {LOCK_WAIT} s; giving up") from None
-                time.sleep(1)
-        self._address_lock = lock
+        # run() and start() both call this: take the lock once (a second open file of
+        # the same process would wait for the first one's lock for ever).
+        if self._address_lock is None:
+            lock = open(Path(tempfile.gettempdir()) / "tenantry-test-dc.lock", "w")
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        lock.close()
+                        raise SambaDCError(f"another test DC kept running for {LOCK_WAIT} s; giving up") from None
+                    time.sleep(1)
+            self._address_lock = lock
         if all(_port_free(port) for port in (LDAP_PORT, LDAPS_PORT)):
             return
         raise SambaDCError(

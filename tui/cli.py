@@ -59,6 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     move.add_argument("--json", action="store_true", help="print JSON")
 
+    copy = commands.add_parser("copy", help="copy a user into a new user of the same customer")
+    _common(copy)
+    copy.add_argument("user", metavar="USER", help="the template user's UPN, sAMAccountName or DN")
+    copy.add_argument("--first", required=True, metavar="F", help="the new user's first name")
+    copy.add_argument("--last", required=True, metavar="L", help="the new user's last name")
+    copy.add_argument("--display-name", metavar="NAME", help="the display name, also the account's name (default: \"F L\")")
+    copy.add_argument("--username", metavar="U", help="the new sAMAccountName (default: from the customer's format)")
+    copy.add_argument("--upn", metavar="VALUE", help="the new UPN, in a domain of the customer (default: from the customer's format)")
+    copy.add_argument("--email", metavar="VALUE", help="the new primary email address (default: from the customer's format)")
+    copy.add_argument("--services", metavar="LIST", help="comma-separated service keys to copy (default: all the template's; \"\" for none)")
+    copy.add_argument("--plan", action="append", metavar="SERVICE=PLAN", help="the plan of a copied service (default: the template's)")
+    secret = copy.add_mutually_exclusive_group()
+    secret.add_argument("--password-stdin", action="store_true", help="read the new user's password from the first line of stdin (needs --yes)")
+    secret.add_argument("--generate-password", action="store_true", help="generate a password; it is shown once on stderr when the copy is done")
+    copy.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
+    copy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    copy.add_argument("--json", action="store_true", help="print JSON (never the password)")
+
     jobs = commands.add_parser("jobs", help="list jobs and their status")
     _common(jobs)
     jobs.add_argument("--limit", type=int, default=50, help="at most this many jobs (newest first)")
@@ -67,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text)
         _common(command)
         command.add_argument("job", metavar="JOB", help="the job id (or a unique prefix)")
+        if name == "resume":
+            command.add_argument("--password-stdin", action="store_true",
+                                 help="an interrupted copy's new password (never kept), from the first line of stdin")
     audit = commands.add_parser("audit", help="show the audit log")
     _common(audit)
     audit.add_argument("--search", metavar="TEXT", help="only entries mentioning TEXT")
@@ -129,6 +150,7 @@ async def _run(args: argparse.Namespace) -> int:
     }
     jobs: dict[str, Callable[[Any, argparse.Namespace], Awaitable[int]]] = {
         "move": job_commands.move,
+        "copy": job_commands.copy,
         "jobs": job_commands.jobs,
         "resume": job_commands.resume,
         "rollback": job_commands.rollback,

@@ -1,20 +1,27 @@
-"""Headless job commands: ``move``, ``jobs``, ``resume``, ``rollback``, ``audit``.
+"""Headless job commands: ``move``, ``copy``, ``jobs``, ``resume``, ``rollback``, ``audit``.
 
 Exit codes (PRODUCT §5): 0 done; 2 usage or configuration; 3 refused by preflight;
 4 failed and rolled back; 5 failed and left a job to resume (needs attention).
+
+A copy's new password comes from ``--password-stdin`` (one line), a masked prompt
+asked twice on a terminal, or ``--generate-password``; never from the command line.
+A generated password is printed once, on stderr, when the copy is done — never in the
+``--json`` output (stdout often ends up in logs), the journal or the audit log.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from typing import Any, AsyncIterator
 
+from core.copy import CopyRequest, account_password_problems
 from core.errors import UsageError
-from core.execute import Event, audit_refusal
+from core.execute import Event, Refused, audit_refusal, needs_password_to_resume
 from core.journal import JobRecord
 from core.move import MoveRequest
-from core.plan import Plan
+from core.plan import Plan, Step
 from core.session import Session
 from core.text import plain
 from tui.report import print_json
@@ -54,8 +61,92 @@ async def move(session: Session, args: argparse.Namespace) -> int:
     return _finish(args, plan, job, status)
 
 
+async def copy(session: Session, args: argparse.Namespace) -> int:
+    if args.password_stdin and not (args.yes or args.dry_run):
+        raise UsageError("--password-stdin reads the password from stdin, which cannot also answer the confirmation: add --yes.")
+    services = None
+    if args.services is not None:
+        services = tuple(k.strip() for k in args.services.split(",") if k.strip())
+    request = CopyRequest(
+        args.user, args.first, args.last, display_name=args.display_name, username=args.username,
+        upn=args.upn, email=args.email, services=services, plans=_parse_plans(args.plan),
+    )
+    password = _read_stdin_password() if args.password_stdin else None
+    copier = session.copier()
+    plan = await copier.preflight(session.operator, request, password)
+    if plan.ok and password is None and not args.dry_run:
+        if args.generate_password:
+            password = await copier.generate_password(plan)  # passes the domain's policy
+        elif sys.stdin.isatty():
+            password = await _prompt_password(copier, plan)  # checked against the policy
+        else:
+            raise UsageError("Give the new user's password with --password-stdin or --generate-password (never on the command line).")
+    if not plan.ok:
+        audit_refusal(session.audit, session.operator, plan)
+        return _finish(args, plan, None, "refused")
+    if args.dry_run:
+        return _finish(args, plan, None, "planned")
+    if not args.json:
+        _print_plan(plan)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("Not on a terminal: pass --yes to run the copy without confirmation.")
+        change = plan.users[0]
+        answer = input(f"Create {plain(change.upn_after)} in {plain(plan.destination)} as a copy of {plain(change.user)}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was changed.", file=sys.stderr)
+            return 0
+    job, status = await _follow(session.executor().run(plan, session.operator, secrets={"password": password}), args.json)
+    code = _finish(args, plan, job, status)
+    if status == "done" and args.generate_password:
+        print(f"Password of {plain(plan.users[0].upn_after)} (shown once, kept nowhere): {password}", file=sys.stderr)
+    return code
+
+
+def _read_stdin_password() -> str:
+    line = sys.stdin.readline()
+    password = line[:-1] if line.endswith("\n") else line
+    password = password[:-1] if password.endswith("\r") else password
+    if not password:
+        raise UsageError("--password-stdin read an empty password.")
+    return password
+
+
+async def _prompt_password(copier, plan: Plan, tries: int = 3) -> str:
+    """Ask twice, masked, until the two agree and the domain's policy accepts it."""
+    who = plain(plan.users[0].upn_after) if plan.users else "the new user"
+    for _ in range(tries):
+        first = getpass.getpass(f"New password for {who}: ")
+        if getpass.getpass("Again: ") != first:
+            print("The two passwords differ; try again.", file=sys.stderr)
+            continue
+        problems = await copier.password_problems(plan, first)
+        if not problems:
+            return first
+        for problem in problems:
+            print(f"  - {plain(problem.message)}", file=sys.stderr)
+    raise UsageError("No acceptable password was given; nothing was changed.")
+
+
 async def resume(session: Session, args: argparse.Namespace) -> int:
-    job, status = await _follow(session.executor().resume(args.job, session.operator), False)
+    secrets = None
+    job = session.journal.job(args.job)
+    if needs_password_to_resume(job):
+        if getattr(args, "password_stdin", False):
+            password = _read_stdin_password()
+        elif sys.stdin.isatty():
+            password = getpass.getpass("The new user's password (it was never kept): ")
+            if getpass.getpass("Again: ") != password:
+                raise UsageError("The two passwords differ; nothing was changed.")
+        else:
+            raise UsageError(f"Job {job.id} still has to set the new user's password, which is never kept: give it again with --password-stdin.")
+        problems = account_password_problems(
+            await session.directory.password_policy(), [Step.from_json(s.spec) for s in job.steps], password
+        )
+        if problems:
+            raise Refused(" ".join(x.message for x in problems) + " Nothing was changed.")
+        secrets = {"password": password}
+    job_id, status = await _follow(session.executor().resume(job.id, session.operator, secrets=secrets), False)
     return EXIT_FOR_STATUS.get(status, 5)
 
 
@@ -125,12 +216,16 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
             "users": [u.__dict__ for u in plan.users],
         })
     elif status == "refused":
-        print(f"tenantry: the move is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)
+        print(f"tenantry: the {plan.kind} is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)
         for problem in plan.problems:
             print(f"  - {plain(problem.message)}", file=sys.stderr)
     elif status == "planned":
         _print_plan(plan)
         print("Dry run: nothing was written.", file=sys.stderr)
+    elif status == "done" and plan.kind == "copy":
+        change = plan.users[0]
+        print(f"Created {plain(change.upn_after)} in {plain(plan.destination)} as a copy of {plain(change.user)}"
+              + (f", email {plain(change.email_after)}" if change.email_after else "") + ".")
     elif status == "done":
         change = plan.users[0]
         print(f"Moved {plain(change.user)} to {plain(plan.destination)}: UPN {plain(change.upn_after)}"
@@ -139,7 +234,11 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
 
 
 def _print_plan(plan: Plan) -> None:
-    print(f"Plan: {plan.kind} from {plain(plan.source)} to {plain(plan.destination)}, {len(plan.steps)} steps")
+    if plan.kind == "copy":
+        change = plan.users[0]
+        print(f"Plan: copy {plain(change.user)} into {plain(change.upn_after)} in {plain(plan.destination)}, {len(plan.steps)} steps")
+    else:
+        print(f"Plan: {plan.kind} from {plain(plan.source)} to {plain(plan.destination)}, {len(plan.steps)} steps")
     for index, step in enumerate(plan.steps, 1):
         print(f"{index:>3}. {step.action} {plain(step.target)}")
         if isinstance(step.before, dict) or isinstance(step.after, dict):

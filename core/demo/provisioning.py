@@ -9,9 +9,10 @@
   ``{"groups": […]}``, ``201`` + ``Location`` on create, ``409`` on a duplicate
   username or address, ``404`` with ``{"message": …}`` for an unknown tenant, user
   or group;
-- a generic provisioning API under ``/provisioning``: ``GET``/``PUT
+- a generic provisioning API under ``/provisioning``: ``GET``/``PUT``/``DELETE
   /provisioning/users/{upn}`` (a PUT with another ``upn`` in its body renames the
-  record).
+  record) and ``POST /provisioning/users`` (creates a record: 201, or 409 when its
+  ``upn`` is taken).
 
 It answers a parsed :class:`Request` with a :class:`Reply` and opens no socket. Two
 front ends use it: the demo, through an :class:`httpx.MockTransport`
@@ -187,7 +188,7 @@ class ProvisioningBackend:
                     guids[name] = guid
         return guids
 
-    def seed_record(self, upn: str, **fields: Any) -> None:
+    def seed_record(self, upn: str, /, **fields: Any) -> None:
         """A user record of the generic API."""
         with self._lock:
             self._records[upn.casefold()] = {"upn": upn, **fields}
@@ -237,8 +238,10 @@ class ProvisioningBackend:
         raw_segments = request.raw_path.split("/")[1:]
         segments = [unquote(s) for s in raw_segments]
         prefix = GENERIC_PREFIX.strip("/")
-        if segments[:2] == [prefix, "users"] and len(segments) == 3:
+        if segments[:2] == [prefix, "users"] and len(segments) == 3 and segments[2]:
             return self._generic(request.method, segments[2], request.body)
+        if segments[:2] == [prefix, "users"] and len(segments) in (2, 3):
+            return self._generic_create(request.method, request.body)
         if len(segments) < 4 or segments[1:3] != ["api", "v1"]:
             raise _Answer(404, {"message": "No such resource."})
         tenant = self._tenants.get(segments[0])
@@ -325,4 +328,19 @@ class ProvisioningBackend:
             del self._records[key]
             self._records[new_upn.casefold()] = updated
             return Reply(200, dict(updated))
+        if method == "DELETE":
+            del self._records[key]
+            return Reply(204)
         raise _Answer(405, {"message": "Method not allowed."})
+
+    def _generic_create(self, method: str, body: Any) -> Reply:
+        """``POST /provisioning/users`` with a record holding its ``upn``: 201, or 409 if taken."""
+        if method != "POST":
+            raise _Answer(405, {"message": "Method not allowed."})
+        if not isinstance(body, dict) or not isinstance(body.get("upn"), str) or not body["upn"]:
+            raise _Answer(400, {"message": "A JSON object with a upn is required."})
+        key = body["upn"].casefold()
+        if key in self._records:
+            raise _Answer(409, {"message": f"A user {body['upn']} already exists."})
+        self._records[key] = dict(body)
+        return Reply(201, dict(body))

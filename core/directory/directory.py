@@ -15,8 +15,9 @@ from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import Layout, dn_key, same_dn
 from core.directory.pool import ConnectionPool
-from core.errors import DirectoryError, NotFound, UsageError
+from core.errors import DirectoryError, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
+from core.password import PasswordPolicy
 
 GROUP_GLOBAL_SECURITY = "-2147483646"
 
@@ -198,6 +199,25 @@ class Directory:
                 customers.add(parent_dn(parent_dn(group)))
         return Rights(sp_admin, frozenset(resellers), frozenset(customers), readonly)
 
+    # -- the domain ------------------------------------------------------------------
+    async def password_policy(self) -> PasswordPolicy:
+        """The domain's password policy, from the domain root (``minPwdLength``, the
+        complexity bit of ``pwdProperties``, ``pwdHistoryLength``)."""
+        base = self.config.directory.base_dn
+        entry = await self.pool.run(lambda c: ops.read(c, base, ["minPwdLength", "pwdProperties", "pwdHistoryLength"]))
+        if entry is None:
+            raise NotFound(f"The domain root {base} (directory.base_dn) does not exist.")
+
+        def number(name: str, default: int) -> int:
+            value = entry.first(name)
+            return int(value) if value and value.lstrip("-").isdigit() else default
+
+        return PasswordPolicy(
+            min_length=max(0, number("minPwdLength", 0)),
+            complex=bool(number("pwdProperties", 0) & 1),  # DOMAIN_PASSWORD_COMPLEX
+            history_length=max(0, number("pwdHistoryLength", 0)),
+        )
+
     # -- uniqueness ---------------------------------------------------------------
     async def conflicts(
         self,
@@ -242,8 +262,20 @@ class Directory:
         await self.pool.run(lambda c: self.dialect.add(c, dn, values), retry=False)
 
     async def set_password(self, dn: str, password: str) -> None:
+        """Set (reset) an account's password over TLS; :class:`PasswordRefused` when the
+        domain controller's policy refuses it. The password is in no message."""
         encoded = f'"{password}"'.encode("utf-16-le")
-        await self.pool.run(lambda c: self.dialect.set_password(c, dn, encoded), retry=False)
+        try:
+            await self.pool.run(lambda c: self.dialect.set_password(c, dn, encoded), retry=False)
+        except DirectoryError as error:
+            code, detail = getattr(error, "ldap_code", None), getattr(error, "server_message", "")
+            # Samba answers constraintViolation (19); Windows unwillingToPerform (53) with 0000052D.
+            if not (code == 19 or (code == 53 and "0000052d" in detail.lower())):
+                raise
+            raise PasswordRefused(
+                f"The domain controller refused the password of {dn}: it breaks the domain's password policy"
+                + (f" ({detail})" if detail else "") + "."
+            ) from None
 
     async def modify(self, dn: str, changes: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> None:
         """Compare-and-swap: for each attribute, ``(expected old values, new values)``.

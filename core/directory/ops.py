@@ -165,7 +165,15 @@ def delete(conn: Any, dn: str) -> None:
 
 
 def result_error(result: dict, doing: str) -> DirectoryError:
-    """Turn an LDAP result into one of the project's errors with a clear sentence."""
+    """Turn an LDAP result into one of the project's errors with a clear sentence
+    (the LDAP result code is kept as ``ldap_code``, the server's text as ``server_message``)."""
+    error = _result_error(result, doing)
+    error.ldap_code = result.get("result")
+    error.server_message = (result.get("message") or "").strip().split("\n")[0]
+    return error
+
+
+def _result_error(result: dict, doing: str) -> DirectoryError:
     code = result.get("result")
     server_message = (result.get("message") or "").strip().split("\n")[0]
     detail = f" ({server_message})" if server_message else ""

@@ -2,10 +2,10 @@
 
 An adapter answers, without I/O, whether its service is provisioned for a customer
 and for a user (and on which plan), whether it is movable, and which changes a move
-needs: directory attributes (merged by the planner into the user's single
+(``plan_move``) or a copy into a new user (``plan_copy``) needs: directory attributes (merged by the planner into the user's single
 compare-and-swap modify) and extra steps (HTTP calls), each with its undo. Adapters
-that talk to an API also ``inspect`` the remote side during preflight (read-only)
-and ``perform``/``undo`` their own steps when the job runs.
+that talk to an API also ``inspect`` (``inspect_copy``) the remote side during
+preflight (read-only) and ``perform``/``undo`` their own steps when the job runs.
 """
 
 from __future__ import annotations
@@ -37,10 +37,36 @@ class MoveContext:
 
 
 @dataclass(frozen=True)
+class CopyContext:
+    """Everything an adapter may use to plan its part of copying a template user into a
+    new user of the same customer (PRODUCT §3)."""
+
+    template: User  # freshly read
+    customer: Customer
+    new_dn: str
+    first: str
+    last: str
+    display_name: str
+    upn: str
+    email: str | None
+    sip: str | None
+    sam: str
+    plan: Plan | None  # the plan chosen for this service, if it has plans
+    unique: str = ""  # a random token fixed at plan time (e.g. for legacyExchangeDN)
+    remote: dict[str, Any] = field(default_factory=dict)  # what ``inspect_copy`` found
+
+
+@dataclass(frozen=True)
 class ServiceMove:
+    """An adapter's part of a move or a copy: directory attributes (for a copy, the old
+    values are empty: they go into the new user's creation) and its own steps."""
+
     attributes: Changes = field(default_factory=dict)
     steps: tuple[Step, ...] = ()
     problems: tuple[Problem, ...] = ()
+
+
+ServiceCopy = ServiceMove
 
 
 class ServiceAdapter:
@@ -74,6 +100,14 @@ class ServiceAdapter:
 
     def plan_move(self, context: MoveContext) -> ServiceMove:
         return ServiceMove()
+
+    async def inspect_copy(self, context: CopyContext) -> tuple[dict[str, Any], list[Problem]]:
+        """Read the remote side before a copy (no writes): what the plan needs, and any problems."""
+        return {}, []
+
+    def plan_copy(self, context: CopyContext) -> ServiceCopy:
+        """A copy of a directory-only service is its group membership, which the planner adds."""
+        return ServiceCopy()
 
     async def perform(self, step: Step) -> dict[str, Any] | None:
         raise NotImplementedError(f"{self.key} has no steps of its own")

@@ -41,6 +41,11 @@ A move of one user is two steps, both plain data that another process can replay
 
 Both are idempotent: a create that finds the same user already there counts as
 done, and deleting a user that is gone counts as done.
+
+A copy of a user is one step: create a new UEM user in the customer's tenant (the new
+username, address and names; the template's organisation fields — company, title,
+department, address — when the template has a UEM user) in the chosen plan's group,
+undone by deleting it (only if it still has the address the copy gave it).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from urllib.parse import quote
 from core.errors import ConfigError
 from core.model import Customer, User
 from core.plan import COLLISION, HTTP, PLAN_MISSING, SERVICE_MISSING, Problem, Step
-from core.services.base import MoveContext, ServiceAdapter, ServiceMove
+from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
 from core.services.http_client import ServiceClient, ServiceError, ServiceResponse
 from core.text import plain
 
@@ -79,6 +84,9 @@ PROFILE_FIELDS = (
     "postalCode",
     "country",
 )
+
+# Profile fields a copied user takes over from its template's UEM user (not its identity).
+COPIED_PROFILE_FIELDS = ("company", "title", "department", "streetAddress", "poBox", "city", "state", "postalCode", "country")
 
 CREATE_USER = "create_user"
 DELETE_USER = "delete_user"
@@ -306,6 +314,69 @@ class BlackBerryAdapter(ServiceAdapter):
             undo_request=self._create_request(source, old, [g for g in remote.get("groups", []) if g.get("guid")]),
         )
         return ServiceMove(steps=(create, delete))
+
+    # -- copy -------------------------------------------------------------------------------
+
+    def _copy_username(self, context: CopyContext) -> str | None:
+        return {"upn": context.upn, "sam": context.sam, "email": context.email}[self._username_from]
+
+    async def inspect_copy(self, context: CopyContext) -> tuple[dict[str, Any], list[Problem]]:
+        name = self.service.display_name
+        who = context.upn
+        tenant = self.tenant_for(context.customer)
+        if tenant is None:
+            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant for customer {context.customer.name} (set tenants in [services.{self.key}] or a customer code).", who)]
+        username = self._copy_username(context)
+        if not username:
+            return {}, [Problem(SERVICE_MISSING, f"{name} needs the new user's {self._username_from} as username, and {who} has none.", who)]
+        clash = await self._search_users(tenant, "username", username)
+        if clash is None:
+            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant {tenant} (customer {context.customer.name}).", who)]
+        problems: list[Problem] = []
+        if clash:
+            problems.append(Problem(COLLISION, f"{name} tenant {tenant} already has a user {username}.", who))
+        if context.email and not _same(context.email, username):
+            if await self._search_users(tenant, "emailAddress", context.email):
+                problems.append(Problem(COLLISION, f"{name} tenant {tenant} already has a user with the address {context.email}.", who))
+        plan_group = None
+        if context.plan is not None:
+            group_name = self.group_for(context.plan.name)
+            group = await self._find_group(tenant, group_name)
+            if group is None or not group.get("guid"):
+                problems.append(Problem(PLAN_MISSING, f"{name} tenant {tenant} has no group {group_name} for plan {context.plan.name}.", who))
+            else:
+                plan_group = {"guid": group["guid"], "name": group.get("name") or group_name}
+        profile: dict[str, Any] = {}
+        template_username = self._old_username(context.template)
+        if template_username:
+            found = await self._search_users(tenant, "username", template_username) or []
+            if found:
+                profile = {k: found[0][k] for k in COPIED_PROFILE_FIELDS if isinstance(found[0].get(k), str) and found[0][k]}
+        return {"tenant": tenant, "username": username, "plan_group": plan_group, "profile": profile}, problems
+
+    def plan_copy(self, context: CopyContext) -> ServiceCopy:
+        remote = context.remote
+        who = context.upn
+        if not remote.get("tenant"):
+            return ServiceCopy(problems=(Problem(SERVICE_MISSING, f"{self.service.display_name} was not inspected for {who}.", who),))
+        tenant = remote["tenant"]
+        new: dict[str, Any] = dict(remote.get("profile") or {})
+        new["username"] = remote["username"]
+        if context.email:
+            new["emailAddress"] = context.email
+        new.update({"displayName": context.display_name, "firstName": context.first, "lastName": context.last})
+        groups = [remote["plan_group"]] if remote.get("plan_group") else []
+        step = Step(
+            user=who,
+            action=HTTP,
+            target=f"{self.key}: create user {plain(new['username'])} in tenant {plain(tenant)}",
+            before=None,
+            after={"tenant": tenant, **self._shown(new), "groups": [plain(g["name"]) for g in groups]},
+            service=self.key,
+            request=self._create_request(tenant, new, groups),
+            undo_request=self._delete_request(tenant, None, new),
+        )
+        return ServiceCopy(steps=(step,))
 
     @staticmethod
     def _shown(user: dict[str, Any]) -> dict[str, str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from core.mapping import legacy_exchange_dn, proxy_addresses, split_address
-from core.plan import Problem, Step
-from core.services.base import Changes, MoveContext, ServiceAdapter, ServiceMove
+from core.plan import INVALID_VALUE, Problem, Step
+from core.services.base import Changes, CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
 from core.services.http import HttpAdapter
 
 
@@ -24,7 +24,9 @@ class ExchangeAdapter(ServiceAdapter):
     legacyExchangeDN, the tenant's address-book segregation value) and, when the
     service has a ``url``, the mail platform's provisioning call that re-homes the
     mailbox (a generic HTTP call: see :mod:`core.services.http` for its options,
-    e.g. ``move_path = "/mailboxes/{upn}"``)."""
+    e.g. ``move_path = "/mailboxes/{upn}"``). A copy gives the new user its own
+    mailbox: a fresh address, nickname, legacyExchangeDN and the tenant's address-book
+    value, and the platform's create call (``create_path``)."""
 
     def __init__(self, service, options, layout, **client: Any):
         super().__init__(service, options, layout)
@@ -32,6 +34,9 @@ class ExchangeAdapter(ServiceAdapter):
 
     async def inspect(self, context: MoveContext) -> tuple[dict[str, Any], list[Problem]]:
         return await self.platform.inspect(context) if self.platform else ({}, [])
+
+    async def inspect_copy(self, context: CopyContext) -> tuple[dict[str, Any], list[Problem]]:
+        return await self.platform.inspect_copy(context) if self.platform else ({}, [])
 
     async def perform(self, step: Step) -> dict[str, Any] | None:
         return await self.platform.perform(step)
@@ -67,8 +72,35 @@ class ExchangeAdapter(ServiceAdapter):
         return ServiceMove(attributes=changes, steps=steps)
 
 
+    def plan_copy(self, context: CopyContext) -> ServiceCopy:
+        who = context.upn
+        if context.email is None:
+            return ServiceCopy(problems=(Problem(INVALID_VALUE, f"{self.service.display_name} needs an email address for {who}.", who),))
+        nickname = split_address(context.email)[0]
+        template_legacy = context.template.attribute("legacyExchangeDN")
+        legacy = legacy_exchange_dn(template_legacy[0] if template_legacy else None, nickname, context.unique)
+        segregation = self.layout.address_book_attribute
+        book = (context.customer.code,) if context.customer.code else context.template.attribute(segregation)
+        attributes: Changes = {
+            "mail": ((), (context.email,)),
+            "mailNickname": ((), (nickname,)),
+            "proxyAddresses": ((), (f"SMTP:{context.email}",)),
+            "legacyExchangeDN": ((), (legacy,)),
+        }
+        if book:
+            attributes[segregation] = ((), tuple(book))
+        steps = self.platform.plan_copy(context).steps if self.platform else ()
+        return ServiceCopy(attributes=attributes, steps=steps)
+
+
 class OcsAdapter(ServiceAdapter):
-    """OCS/Lync/Skype for Business, directory side: the SIP URI."""
+    """OCS/Lync/Skype for Business, directory side: the SIP URI (a fresh one for a copy)."""
+
+    def plan_copy(self, context: CopyContext) -> ServiceCopy:
+        if context.sip is None:
+            who = context.upn
+            return ServiceCopy(problems=(Problem(INVALID_VALUE, f"{self.service.display_name} needs a SIP URI for {who}.", who),))
+        return ServiceCopy(attributes={"msRTCSIP-PrimaryUserAddress": ((), (context.sip,)), "msRTCSIP-UserEnabled": ((), ("TRUE",))})
 
     def plan_move(self, context: MoveContext) -> ServiceMove:
         if context.sip is None:

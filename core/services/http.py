@@ -16,14 +16,25 @@ Configuration (``[services.<key>]``, besides the client options of
     follows its UPN). The undo body has the same keys as ``move_body`` with the
     values the record had when it was inspected.
 
-Placeholders: ``{upn}`` ``{sam}`` ``{email}`` (the user now), ``{new_upn}``
-``{new_sam}`` ``{new_email}`` (after the move), ``{source}`` ``{destination}`` (the
-customers' codes, else their names). In paths they are percent-encoded.
+``create_method`` / ``create_path`` / ``create_body``
+    The call that creates a record for a user copied from a template (default
+    ``POST /users`` with the body of ``move_body``'s default).
+``delete_path``
+    Where a copied user's record is, for the ``DELETE`` that undoes the copy
+    (default: ``user_path`` with ``{upn}``/``{sam}``/``{email}`` read as the new
+    user's).
+
+Placeholders: ``{upn}`` ``{sam}`` ``{email}`` (the user now; for a copy, the
+template), ``{new_upn}`` ``{new_sam}`` ``{new_email}`` (after the move; the new user),
+``{source}`` ``{destination}`` (the customers' codes, else their names; for a copy
+both are the customer). In paths they are percent-encoded.
 
 ``inspect`` reads the record (a problem if there is none) and checks that the new
 UPN is not already another record's. ``perform`` and ``undo`` are idempotent: when
 the record is no longer at the path they write to, they check whether it already
-holds the values they would write.
+holds the values they would write. A copy's create that finds the record there
+already (409) counts as done only if the record holds the values it would write; its
+undo deletes the record only if it still holds them (anyone else's is left alone).
 """
 
 from __future__ import annotations
@@ -35,12 +46,15 @@ from urllib.parse import quote
 from core.errors import ConfigError
 from core.model import Customer
 from core.plan import COLLISION, HTTP, SERVICE_MISSING, Problem, Step
-from core.services.base import MoveContext, ServiceAdapter, ServiceMove
+from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
 from core.services.http_client import ServiceClient, ServiceError
 from core.text import plain
 
 DEFAULT_USER_PATH = "/users/{upn}"
 DEFAULT_MOVE_BODY = {"customer": "{destination}", "upn": "{new_upn}", "email": "{new_email}"}
+DEFAULT_CREATE_PATH = "/users"
+CREATE_RECORD = "create_record"
+DELETE_RECORD = "delete_record"
 PLACEHOLDERS = frozenset({"upn", "sam", "email", "new_upn", "new_sam", "new_email", "source", "destination"})
 
 
@@ -72,6 +86,17 @@ class HttpAdapter(ServiceAdapter):
         if not isinstance(body, dict) or not body:
             raise ConfigError(f"{where}.move_body must be a table of field = \"template\".")
         self.move_body = {str(k): self._template(where, f"move_body.{k}", v) for k, v in body.items()}
+        create_method = options.get("create_method", "POST")
+        if not isinstance(create_method, str) or create_method.upper() not in ("PUT", "POST"):
+            raise ConfigError(f"{where}.create_method must be POST or PUT, not {plain(repr(create_method))}.")
+        self.create_method = create_method.upper()
+        self.create_path = self._template(where, "create_path", options.get("create_path", DEFAULT_CREATE_PATH), path=True)
+        create_body = options.get("create_body", DEFAULT_MOVE_BODY)
+        if not isinstance(create_body, dict) or not create_body:
+            raise ConfigError(f"{where}.create_body must be a table of field = \"template\".")
+        self.create_body = {str(k): self._template(where, f"create_body.{k}", v) for k, v in create_body.items()}
+        new_user_path = self.user_path.replace("{upn}", "{new_upn}").replace("{sam}", "{new_sam}").replace("{email}", "{new_email}")
+        self.delete_path = self._template(where, "delete_path", options.get("delete_path", new_user_path), path=True)
 
     @staticmethod
     def _template(where: str, name: str, value: Any, path: bool = False) -> str:
@@ -166,13 +191,83 @@ class HttpAdapter(ServiceAdapter):
         )
         return ServiceMove(steps=(step,))
 
+    # -- copy ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _copy_values(context: CopyContext) -> dict[str, str]:
+        template, code = context.template, _code(context.customer)
+        return {
+            "upn": template.upn or "",
+            "sam": template.sam,
+            "email": template.email or "",
+            "new_upn": context.upn,
+            "new_sam": context.sam,
+            "new_email": context.email or "",
+            "source": code,
+            "destination": code,
+        }
+
+    async def inspect_copy(self, context: CopyContext) -> tuple[dict[str, Any], list[Problem]]:
+        values = self._copy_values(context)
+        if await self._read(self._path(self.delete_path, values)) is not None:
+            return {}, [Problem(COLLISION, f"{self.service.display_name} already has a user {values['new_upn']}.", context.upn)]
+        return {}, []
+
+    def plan_copy(self, context: CopyContext) -> ServiceCopy:
+        values = self._copy_values(context)
+        body = {k: template.format(**values) for k, template in self.create_body.items()}
+        path, record = self._path(self.create_path, values), self._path(self.delete_path, values)
+        step = Step(
+            user=context.upn,
+            action=HTTP,
+            target=f"{self.key}: {self.create_method} {plain(path)}",
+            before=None,
+            after=body,
+            service=self.key,
+            request={"op": CREATE_RECORD, "method": self.create_method, "path": path, "json": body, "check": record},
+            undo_request={"op": DELETE_RECORD, "method": "DELETE", "path": record, "json": body},
+        )
+        return ServiceCopy(steps=(step,))
+
     # -- run ---------------------------------------------------------------------------------
 
     async def perform(self, step: Step) -> dict[str, Any] | None:
-        return await self._call(step.request or {})
+        return await self._run(step.request or {})
 
     async def undo(self, step: Step, result: dict[str, Any] | None) -> None:
-        await self._call(step.undo_request or {})
+        await self._run(step.undo_request or {})
+
+    async def _run(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == CREATE_RECORD:
+            return await self._create(request)
+        if op == DELETE_RECORD:
+            return await self._delete(request)
+        return await self._call(request)
+
+    def _holds(self, record: dict[str, Any] | None, body: dict[str, Any] | None) -> bool:
+        return record is not None and all(str(record.get(k, "")).casefold() == str(v).casefold() for k, v in (body or {}).items())
+
+    async def _create(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Create a copied user's record; one already there with the same values counts as done."""
+        body = request.get("json")
+        response = await self.client.request(request["method"], request["path"], json=body, idempotent=request["method"] == "PUT", allow=(409,))
+        if response.status == 409:
+            if not self._holds(await self._read(request["check"]), body):
+                raise ServiceError(
+                    f"{self.service.display_name} already has a record at {plain(request['check'])} that this job did not create.",
+                    service=self.key, status=409,
+                )
+            return {"status": 200, "already": True}
+        return {"status": response.status}
+
+    async def _delete(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Delete a copied user's record, only if it still holds what the copy created."""
+        path = request["path"]
+        if not self._holds(await self._read(path), request.get("json")):
+            return {"status": 404, "deleted": False}  # gone, or not ours: left alone
+        response = await self.client.request("DELETE", path, idempotent=True, allow=(404,))
+        return {"status": response.status, "deleted": response.status != 404}
 
     async def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         method, path, body = request["method"], request["path"], request.get("json")
