@@ -14,7 +14,6 @@ from core.errors import PermissionDenied, TenantryError
 from core.execute import Refused
 from core.move import MoveRequest
 from core.session import Session
-from directory_fixtures import operator
 from move_fixtures import DESTINATION, EXTRA_ROLE, OTHER_RESELLER, SOURCE, make_user, remove_user, snapshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -148,7 +147,7 @@ async def test_reseller_admin_cannot_move_across_resellers_even_calling_the_core
     assert allowed.ok, allowed.problems
     before = await snapshot(d, mover.source)
     with pytest.raises(PermissionDenied):
-        await run(session, allowed, ) if False else [e async for e in session.executor().run(allowed, reseller_admin)]
+        [e async for e in session.executor().run(allowed, reseller_admin)]
     assert await snapshot(d, mover.source) == before
 
 
@@ -204,8 +203,6 @@ def _seed_operators():
 
     return build_seed().operators
 
-
-__all__ = ["operator"]
 
 
 async def test_a_move_makes_exactly_the_writes_its_plan_needs(session, mover, monkeypatch, capsys):

@@ -71,7 +71,7 @@ async def test_killed_before_a_step_then_rolled_back(dc_directory, dc_config_fil
         await remove_user(dc_directory, user)
 
 
-def test_journal_audit_and_logs_never_hold_the_password(tmp_path, sp_password):
+async def test_journal_audit_and_logs_never_hold_the_password(tmp_path, sp_password):
     """Every file the previous jobs wrote in their state dirs is free of the bind password."""
     state = tmp_path.parent
     secret = sp_password.encode()
