@@ -56,8 +56,8 @@ from urllib.parse import quote
 from core.errors import ConfigError
 from core.model import Customer, User
 from core.plan import COLLISION, HTTP, PLAN_MISSING, SERVICE_MISSING, Problem, Step
-from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
-from core.services.http_client import ServiceClient, ServiceError, ServiceResponse
+from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove
+from core.services.http_client import ApiAdapter, ServiceError, ServiceResponse
 from core.text import plain
 
 USERS_TYPE = "application/vnd.blackberry.users-v1+json"
@@ -106,14 +106,11 @@ def _same(a: Any, b: Any) -> bool:
     return str(a or "").casefold() == str(b or "").casefold()
 
 
-class BlackBerryAdapter(ServiceAdapter):
+class BlackBerryAdapter(ApiAdapter):
     """Moves a user's BlackBerry account between UEM tenants (see the module docstring)."""
 
     def __init__(self, service, options, layout, *, transport=None, environ=None):
-        super().__init__(service, options, layout)
-        self._transport = transport
-        self._environ = environ
-        self._client: ServiceClient | None = None
+        super().__init__(service, options, layout, transport=transport, environ=environ)
         where = f"services.{service.key}"
         tenants = options.get("tenants", {})
         if not isinstance(tenants, dict) or not all(isinstance(v, str) and v.strip() for v in tenants.values()):
@@ -129,23 +126,6 @@ class BlackBerryAdapter(ServiceAdapter):
         self._username_from = username_from
 
     # -- client -----------------------------------------------------------------------
-
-    @property
-    def client(self) -> ServiceClient:
-        """Built on first use, so a configured but unused service needs no credentials."""
-        if self._client is None:
-            self._client = ServiceClient(
-                self.key, self.options, display_name=self.service.display_name, transport=self._transport, environ=self._environ
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def __repr__(self) -> str:
-        return f"BlackBerryAdapter(key={self.key!r}, client={self._client!r})"
 
     # -- mapping ------------------------------------------------------------------------
 

@@ -46,8 +46,8 @@ from urllib.parse import quote
 from core.errors import ConfigError
 from core.model import Customer
 from core.plan import COLLISION, HTTP, SERVICE_MISSING, Problem, Step
-from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
-from core.services.http_client import ServiceClient, ServiceError
+from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove
+from core.services.http_client import ApiAdapter, ServiceError
 from core.text import plain
 
 DEFAULT_USER_PATH = "/users/{upn}"
@@ -66,14 +66,11 @@ def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
-class HttpAdapter(ServiceAdapter):
+class HttpAdapter(ApiAdapter):
     """Re-homes a user in a generic provisioning API with one call (see the module docstring)."""
 
     def __init__(self, service, options, layout, *, transport=None, environ=None):
-        super().__init__(service, options, layout)
-        self._transport = transport
-        self._environ = environ
-        self._client: ServiceClient | None = None
+        super().__init__(service, options, layout, transport=transport, environ=environ)
         where = f"services.{service.key}"
         self.user_path = self._template(where, "user_path", options.get("user_path", DEFAULT_USER_PATH), path=True)
         self.move_path = self._template(where, "move_path", options.get("move_path", self.user_path), path=True)
@@ -109,22 +106,6 @@ class HttpAdapter(ServiceAdapter):
         if unknown:
             raise ConfigError(f"{where}.{name} uses unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(sorted(PLACEHOLDERS))}).")
         return value
-
-    @property
-    def client(self) -> ServiceClient:
-        if self._client is None:
-            self._client = ServiceClient(
-                self.key, self.options, display_name=self.service.display_name, transport=self._transport, environ=self._environ
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def __repr__(self) -> str:
-        return f"HttpAdapter(key={self.key!r}, client={self._client!r})"
 
     # -- values -------------------------------------------------------------------------
 

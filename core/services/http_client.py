@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.errors import ConfigError, ServiceError
+from core.services.base import ServiceAdapter
 from core.text import plain
 
 
@@ -357,3 +358,33 @@ def _is_certificate_error(error: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+class ApiAdapter(ServiceAdapter):
+    """An adapter whose service is an HTTP API: one lazily built :class:`ServiceClient`.
+
+    The client is built on first use, so a configured but unused service needs no
+    credentials; ``transport`` (tests, the demo) replaces the network.
+    """
+
+    def __init__(self, service, options, layout, *, transport=None, environ=None):
+        super().__init__(service, options, layout)
+        self._transport = transport
+        self._environ = environ
+        self._client: ServiceClient | None = None
+
+    @property
+    def client(self) -> ServiceClient:
+        if self._client is None:
+            self._client = ServiceClient(
+                self.key, self.options, display_name=self.service.display_name, transport=self._transport, environ=self._environ
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, client={self._client!r})"
