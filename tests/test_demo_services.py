@@ -142,7 +142,7 @@ async def test_a_demo_session_gets_adapters_on_the_demo_backend(demo, tmp_path):
 
 
 async def test_any_other_directory_gets_the_configured_adapters():
-    real = types.SimpleNamespace(config=Config(directory=DirectoryConfig(urls=("ldaps://dc1.example.net",), base_dn="DC=example,DC=net")))
+    real = types.SimpleNamespace(config=Config(directory=DirectoryConfig(urls=("ldaps://dc1.example.net",), base_dn="DC=example,DC=net")), services=None)
     assert demo_services(real) is None and demo_adapters(real) is None
 
 

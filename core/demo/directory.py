@@ -90,7 +90,7 @@ from ldap3.utils.ciDict import CaseInsensitiveDict
 from core.config import DEFAULT_SERVICES, Config, DirectoryConfig, LayoutConfig, ServiceConfig
 from core.directory import ops
 from core.directory.directory import Directory
-from core.directory.escape import dn_value, filter_value
+from core.directory.escape import dn_value
 from core.directory.pool import ConnectionPool, bind_error
 
 __all__ = [
@@ -1395,4 +1395,6 @@ async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Direct
     demo_cfg = _demo_directory(base, demo, account)
     pool = ConnectionPool(lambda: demo.connect(account.name), demo_cfg.directory.pool_size)
     await pool.start()
-    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL)
+    from core.demo.services import DemoServices
+
+    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed))

@@ -20,17 +20,17 @@ The client options of those services (``url``, credentials, ``ca_file``, timeout
 are replaced: the URL points at the backend (``https://services.demo.invalid``, a
 name that never resolves), and no credentials are needed.
 
-One backend per demo directory, kept as long as the directory lives: every session
-opened on it sees the services in the state earlier moves left them in, as it sees
-the directory. :func:`demo_adapters` is what :meth:`core.session.Session.open`
-calls; it answers ``None`` for any directory but the embedded demo one.
+One backend per demo directory (``open_demo`` hands it to the Directory as
+``services``), kept as long as the directory lives: every session opened on it sees
+the services in the state earlier moves left them in, as it sees the directory.
+:func:`demo_adapters` is what :meth:`core.session.Session.open` calls; it answers
+``None`` for any directory but the embedded demo one.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-import weakref
+import functools
 from typing import TYPE_CHECKING, Any
 
 from core.config import Config, ServiceConfig
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["DEMO_SERVICES_URL", "DemoServices", "demo_adapters", "demo_services", "is_demo"]
 
 DEMO_SERVICES_URL = "https://services.demo.invalid"  # never resolved: the transport answers
-DEMO_SEED = 2026  # the seed open_demo() loads by default
 
 # UEM profile field ← directory attribute (besides username and emailAddress).
 _PROFILE = (
@@ -73,11 +72,20 @@ class DemoServices:
     """The in-process service backend of one demo directory, and adapters that use it."""
 
     def __init__(self, config: Config, seed: Seed):
+        self._config, self._seed = config, seed
+
+    @functools.cached_property
+    def backend(self):
+        """Built and seeded on first use: a session that never calls a service pays nothing."""
         from core.demo.provisioning import ProvisioningBackend
 
-        self.backend = ProvisioningBackend()
-        self.transport = self.backend.transport()
-        self._load(config, seed)
+        backend = self.__dict__["backend"] = ProvisioningBackend()
+        self._load(self._config, self._seed)
+        return backend
+
+    @functools.cached_property
+    def transport(self):
+        return self.backend.transport()
 
     def config(self, config: Config) -> Config:
         """``config`` with every HTTP-backed service pointed at the backend, without credentials."""
@@ -161,31 +169,15 @@ class DemoServices:
                 self.backend.seed_record(upn, customer=customer.code or customer.name, email=user.first("mail") or "")
 
 
-# -- one backend per demo directory --------------------------------------------------------
+# -- the demo directory's services ------------------------------------------------------
 
-_BY_DIRECTORY: weakref.WeakKeyDictionary[Any, DemoServices] = weakref.WeakKeyDictionary()
+def demo_services(directory: Directory) -> DemoServices | None:
+    """The service backend :func:`core.demo.directory.open_demo` gave ``directory``, else ``None``."""
+    return directory.services if isinstance(directory.services, DemoServices) else None
 
 
 def is_demo(directory: Directory) -> bool:
-    """Whether ``directory`` is the embedded demo directory (:func:`core.demo.directory.open_demo`
-    points its configuration at ``DEMO_URL``, which no real directory can answer on)."""
-    if "core.demo.directory" not in sys.modules:
-        return False  # no demo directory can exist yet: spare a real session the import
-    from core.demo.directory import DEMO_URL
-
-    return tuple(directory.config.directory.urls) == (DEMO_URL,)
-
-
-def demo_services(directory: Directory) -> DemoServices | None:
-    """The service backend of a demo directory (made on first use), else ``None``."""
-    if not is_demo(directory):
-        return None
-    services = _BY_DIRECTORY.get(directory)
-    if services is None:
-        from core.demo.directory import _seed  # the seed open_demo() loaded, cached
-
-        services = _BY_DIRECTORY[directory] = DemoServices(directory.config, _seed(DEMO_SEED))
-    return services
+    return demo_services(directory) is not None
 
 
 def demo_adapters(directory: Directory) -> dict[str, ServiceAdapter] | None:

@@ -45,8 +45,10 @@ class Directory:
         dialect: Any = None,
         bound_as: str | None = None,
         server: Callable[[], str | None] = lambda: None,
+        services: Any = None,
     ):
         self.config = config
+        self.services = services  # an in-process service side (the demo's), else None
         self._server = server
         self.layout = Layout(config)
         self.pool = pool
