@@ -84,6 +84,7 @@ class UserDetailScreen(Screen[User | None]):
     BINDINGS = [
         Binding("escape", "close", "Back", id="detail.back"),
         Binding("m", "move", "Move", id="detail.move"),
+        Binding("c", "copy", "Copy", id="detail.copy"),
     ]
 
     def __init__(self, dn: str, directory: Callable[[], Awaitable[Directory]], *, movable: bool = True, customer: str | None = None) -> None:
@@ -118,7 +119,7 @@ class UserDetailScreen(Screen[User | None]):
             shown.update(detail_view(self.user, self.customer))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "move":
+        if action in ("move", "copy"):
             return self.movable
         return True
 
@@ -130,3 +131,9 @@ class UserDetailScreen(Screen[User | None]):
             self.app.bell()
             return
         self.dismiss(self.user)
+
+    def action_copy(self) -> None:
+        if self.user is None:  # not read (yet): nothing to copy
+            self.app.bell()
+            return
+        self.dismiss(("copy", self.user))

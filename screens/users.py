@@ -83,12 +83,21 @@ class UsersScreen(Screen[None]):
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="users.search"),
         Binding("m", "move", "Move", id="users.move"),
+        Binding("c", "copy", "Copy", id="users.copy"),
         Binding("escape", "back_out", "Back", id="users.back"),
         Binding("down", "focus_table", "Results", show=False, id="users.results"),
     ]
 
     class MoveUser(Message):
         """The operator asked to move a user (``m``)."""
+
+        def __init__(self, user: User, customer: Customer) -> None:
+            super().__init__()
+            self.user = user
+            self.customer = customer
+
+    class CopyUser(Message):
+        """The operator asked to copy a user (``c``): a new user with it as template."""
 
         def __init__(self, user: User, customer: Customer) -> None:
             super().__init__()
@@ -256,8 +265,10 @@ class UsersScreen(Screen[None]):
         panel = UserDetailScreen(dn, self._directory, movable=self._can_move(), customer=self.customer.name)
         self.app.push_screen(panel, self._detail_closed)
 
-    def _detail_closed(self, to_move: User | None) -> None:
-        if to_move is not None:
+    def _detail_closed(self, to_move: User | tuple[str, User] | None) -> None:
+        if isinstance(to_move, tuple):  # ("copy", user): ``c`` on the details panel
+            self.post_message(self.CopyUser(to_move[1], self.customer))
+        elif to_move is not None:
             self.post_message(self.MoveUser(to_move, self.customer))
 
     def _can_move(self) -> bool:
@@ -269,6 +280,13 @@ class UsersScreen(Screen[None]):
             self.app.bell()
             return
         self.post_message(self.MoveUser(user, self.customer))
+
+    def action_copy(self) -> None:
+        user = self.highlighted
+        if user is None:
+            self.app.bell()
+            return
+        self.post_message(self.CopyUser(user, self.customer))
 
     # -- keys --------------------------------------------------------------------
     def action_focus_search(self) -> None:
@@ -290,6 +308,6 @@ class UsersScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "focus_table":
             return self.query_one("#search", Input).has_focus
-        if action == "move":
+        if action in ("move", "copy"):
             return self._can_move()  # read-only mode: hidden (and the core refuses anyway)
         return True

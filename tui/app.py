@@ -150,6 +150,37 @@ class TenantryApp(App[None]):
                 await self.pop_screen()
             self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
 
+    # -- copying a user -----------------------------------------------------------------
+    def on_users_screen_copy_user(self, message: UsersScreen.CopyUser) -> None:
+        self.start_copy(message.user, message.customer)
+
+    def start_copy(self, template: User, customer: Customer) -> None:
+        """Open the copy wizard with ``template`` (of ``customer``) as the template user."""
+        if self.readonly:
+            self.notify("Tenantry runs in read-only mode: nothing can be changed.", severity="warning", markup=False)
+            return
+        self._copy_flow(template, customer)
+
+    @work(exclusive=True, group="copy-flow", exit_on_error=False)
+    async def _copy_flow(self, template: User, customer: Customer) -> None:
+        from screens.copy_flow import CopyDraft, CopyFlow
+        from screens.move_result import OPEN
+
+        try:
+            session = await self.wait_for_session()
+            detailed = await session.directory.user(template.dn)
+        except Exception as error:  # one sentence, never a traceback
+            self.show_error(error)
+            return
+        draft = CopyDraft(session, detailed, customer)
+        flow = CopyFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
+        action, outcome = await flow.run()
+        origin = self.screen
+        if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
+            origin.reload()  # the new user is in the list
+        if action == OPEN and outcome is not None and outcome.change is not None and isinstance(origin, UsersScreen):
+            origin.open_detail(outcome.change.dn_after)
+
     def move_executor(self, session: Session) -> Executor:
         """The executor a move runs with (a test subclass injects failures here)."""
         return session.executor()
@@ -264,6 +295,7 @@ class TenantryApp(App[None]):
             yield SystemCommand("Search users", "Find a user of this customer", screen.action_focus_search)
             if not self.readonly and screen.highlighted is not None:
                 yield SystemCommand("Move the highlighted user", "Move it to another customer", screen.action_move)
+                yield SystemCommand("Copy the highlighted user", "Make a new user from it", screen.action_copy)
         elif isinstance(screen, CustomersScreen):
             yield SystemCommand("Search customers", "Find a customer by name or domain", screen.action_focus_search)
 
