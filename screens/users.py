@@ -66,7 +66,7 @@ class UserTable(DataTable):
     """The users table; ``enter`` shows details, ``space`` marks."""
 
     BINDINGS = [
-        Binding("enter", "select_cursor", "Details", id="users.details"),
+        Binding("enter", "select_cursor", "Open", id="users.details"),
         Binding("space", "mark", "Mark", id="users.mark"),
     ]
 
@@ -133,7 +133,7 @@ class UsersScreen(Screen[None]):
             yield Static(Text("loading…"), id="count")
         yield Static(id="banner")
         yield UserTable(id="users", cursor_type="row", zebra_stripes=False)
-        yield Footer()
+        yield Footer(compact=True)  # eight keys: they fit 80 columns only compact
 
     def _customer_line(self) -> Text:
         c = self.customer

@@ -175,7 +175,7 @@ async def test_footer_shows_the_keys_and_read_only_hides_move(demo):
             await settle(pilot)
             await open_user(keys, SOURCE, USER)
             footer = {(b.binding.key, b.binding.description) for b in app.screen.active_bindings.values() if b.binding.show}
-            assert {("slash", "Search"), ("escape", "Back"), ("enter", "Details"), ("space", "Mark")} <= footer
+            assert {("slash", "Search"), ("escape", "Back"), ("enter", "Open"), ("space", "Mark")} <= footer
             assert (("m", "Move") in footer) is not readonly
             await keys("m")
             assert isinstance(app.screen, DestinationStep) is not readonly
