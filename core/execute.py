@@ -76,11 +76,14 @@ class Executor:
         self._secrets: dict[str, str] = {}  # in memory only: never journaled, logged or audited
 
     # -- public ------------------------------------------------------------------
-    async def run(self, plan: Plan, operator: Operator, *, secrets: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
+    async def run(
+        self, plan: Plan, operator: Operator, *, secrets: Mapping[str, str] | None = None, meta: Mapping[str, Any] | None = None
+    ) -> AsyncIterator[Event]:
         """Start a job for ``plan`` and run it to the end (done or rolled back).
 
         ``secrets``: ``{"password": …}``, the new user's password of a copy, kept in
-        memory for the ``set_password`` step and nowhere else.
+        memory for the ``set_password`` step and nowhere else. ``meta``: extra job meta
+        (e.g. ``{"batch": id}`` of a bulk move), kept in the journal.
         """
         if not plan.ok or not plan.steps:
             raise Refused("The plan has problems; nothing was written.")
@@ -102,7 +105,7 @@ class Executor:
             [c.user for c in plan.users],
             _names(plan.source, plan.destination),
             [s.to_json() for s in plan.steps],
-            {"users": [c.__dict__ for c in plan.users]},
+            {**dict(meta or {}), "users": [c.__dict__ for c in plan.users]},
         )
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
         yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")

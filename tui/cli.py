@@ -48,9 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--search", metavar="TEXT", help="only users whose display name, UPN, email or username contains TEXT")
     users.add_argument("--json", action="store_true", help="print JSON")
 
-    move = commands.add_parser("move", help="move a user to another customer")
+    move = commands.add_parser(
+        "move", help="move a user (or many) to another customer",
+        description="Move one user, several (USER USER …) or a CSV of users (--csv) to another customer. "
+        "With more than one user every row is preflighted first and every problem is printed per row "
+        "before anything runs; --yes then runs only the clean rows (refused rows are listed and skipped). "
+        "Each user is its own all-or-nothing job (one batch id), at most --concurrency at once. "
+        "Exit codes of a bulk move: 0 every user moved; 3 rows were refused and nothing ran; "
+        "4 some user failed (or was refused) and everything that failed was rolled back; "
+        "5 some user's job needs attention (resume or roll it back).",
+    )
     _common(move)
-    move.add_argument("user", metavar="USER", help="the user's UPN, sAMAccountName or DN")
+    move.add_argument("user", metavar="USER", nargs="*", help="the users' UPNs, sAMAccountNames or DNs")
+    move.add_argument("--csv", metavar="FILE", help="a CSV with a header: user, and optional upn, email (bulk move)")
+    move.add_argument("--concurrency", type=int, metavar="N", default=None, help="bulk: users moved at once (default 4)")
     move.add_argument("--to", required=True, metavar="CUSTOMER", help="the destination customer's name or one of its domains")
     move.add_argument("--upn", metavar="VALUE", help="the new UPN (default: from the destination's format)")
     move.add_argument("--email", metavar="VALUE", help="the new primary email address (default: from the destination's format)")

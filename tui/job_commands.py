@@ -12,10 +12,13 @@ A generated password is printed once, on stderr, when the copy is done — never
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import getpass
 import sys
 from typing import Any, AsyncIterator
 
+from core.bulk import DEFAULT_CONCURRENCY, BulkMove, BulkPlan, RowResult
 from core.copy import CopyRequest, account_password_problems
 from core.errors import UsageError
 from core.execute import Event, Refused, audit_refusal, needs_password_to_resume
@@ -40,7 +43,14 @@ def _parse_plans(values: list[str] | None) -> dict[str, str]:
 
 
 async def move(session: Session, args: argparse.Namespace) -> int:
-    request = MoveRequest(args.user, args.to, upn=args.upn, email=args.email, plans=_parse_plans(args.plan))
+    users = list(args.user or [])
+    if getattr(args, "csv", None) or len(users) > 1:
+        return await bulk_move(session, args)
+    if not users:
+        raise UsageError("Name the user to move, several users, or --csv FILE.")
+    if getattr(args, "concurrency", None) is not None:
+        raise UsageError("--concurrency is for a move of several users (USER USER … or --csv).")
+    request = MoveRequest(users[0], args.to, upn=args.upn, email=args.email, plans=_parse_plans(args.plan))
     plan = await session.planner().preflight(session.operator, request)
     if not plan.ok:
         audit_refusal(session.audit, session.operator, plan)
@@ -101,6 +111,150 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
     if status == "done" and args.generate_password:
         print(f"Password of {plain(plan.users[0].upn_after)} (shown once, kept nowhere): {password}", file=sys.stderr)
     return code
+
+
+# -- bulk moves ------------------------------------------------------------------
+# Exit codes of a bulk move: 0 every user moved; 3 rows were refused and nothing ran
+# (also a dry run with refused rows); 4 not every user moved but nothing is left half
+# done (refused rows skipped, failed users rolled back); 5 some user's job needs attention.
+
+
+def _read_csv(path: str, destination: str) -> list[tuple[str, MoveRequest]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            fields = {(f or "").strip().casefold(): f for f in reader.fieldnames or []}
+            if "user" not in fields:
+                raise UsageError(f"{path}: the CSV needs a header with a 'user' column (and optional 'upn', 'email').")
+            unknown = set(fields) - {"user", "upn", "email"}
+            if unknown:
+                raise UsageError(f"{path}: unknown CSV column(s): {', '.join(sorted(unknown))} (expected user, upn, email).")
+            rows = []
+            for number, record in enumerate(reader, 1):
+                user, upn, email = (_cell(record, fields, name) for name in ("user", "upn", "email"))
+                if user is None:
+                    raise UsageError(f"{path}: row {number} has no user.")
+                rows.append((f"row {number} ({user})", MoveRequest(user, destination, upn=upn, email=email)))
+    except OSError as error:
+        raise UsageError(f"Cannot read {path}: {error.strerror or error}.") from None
+    if not rows:
+        raise UsageError(f"{path} has no rows.")
+    return rows
+
+
+def _cell(record: dict, fields: dict[str, str], name: str) -> str | None:
+    value = (record.get(fields[name]) or "").strip() if name in fields else ""
+    return value or None
+
+
+async def bulk_move(session: Session, args: argparse.Namespace) -> int:
+    if args.upn or args.email:
+        raise UsageError("--upn and --email are for one user; in a bulk move give them per row in the CSV.")
+    concurrency = args.concurrency if args.concurrency is not None else DEFAULT_CONCURRENCY
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1.")
+    plans = _parse_plans(args.plan)
+    requests = [(f"#{i} {u}", MoveRequest(u, args.to, plans=plans)) for i, u in enumerate(args.user or [], 1)]
+    if args.csv:
+        requests += [(label, _with_plans(r, plans)) for label, r in _read_csv(args.csv, args.to)]
+    bulk = BulkMove(session.planner(), session.executor())
+    plan = await bulk.preflight(session.operator, requests, concurrency=concurrency)
+    for row in plan.refused:
+        audit_refusal(session.audit, session.operator, row.plan)
+    results: dict[str, RowResult] = {}
+    if not plan.clean or args.dry_run:
+        status = "refused" if plan.refused else "planned"
+        return _bulk_finish(args, plan, results, status, ran=False)
+    if not args.json:
+        _print_bulk(plan)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("Not on a terminal: pass --yes to run the clean rows without confirmation.")
+        answer = input(f"Move the {len(plan.clean)} clean row(s) to {plain(args.to)}"
+                       + (f", skipping {len(plan.refused)} refused" if plan.refused else "") + "? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing was changed.", file=sys.stderr)
+            return 0
+    if not args.json:
+        print(f"batch {plan.batch}: {len(plan.clean)} user(s), {concurrency} at once", file=sys.stderr)
+    async for item in bulk.run(plan, session.operator, concurrency=concurrency, results=results):
+        event = item.event
+        if args.json:
+            continue
+        if event.kind == "step_failed":
+            print(f"  ✗ {plain(item.row)}: {event.step.action}: {plain(event.message)}", file=sys.stderr)
+        elif event.kind == "undo_failed":
+            print(f"  ! {plain(item.row)}: undo failed: {plain(event.message)}", file=sys.stderr)
+        elif event.kind == "job_finished":
+            status = (event.status or "failed").replace("_", " ")
+            print(f"  {'✓' if event.status == 'done' else '✗'} {plain(item.row)}: {status} (job {event.job})", file=sys.stderr)
+    return _bulk_finish(args, plan, results, None, ran=True)
+
+
+def _with_plans(request: MoveRequest, plans: dict[str, str]) -> MoveRequest:
+    return dataclasses.replace(request, plans=dict(plans)) if plans else request
+
+
+def _bulk_exit(plan: BulkPlan, results: dict[str, RowResult], ran: bool) -> int:
+    if not ran:
+        return 3 if plan.refused else 0
+    rows = [results.get(row.label) for row in plan.rows]
+    if all(r is not None and r.status == "done" for r in rows):
+        return 0
+    unfinished = ("needs_attention", "running", "rolling_back")
+    if any(r is None or r.status in unfinished or (r.status == "failed" and r.job) for r in rows):
+        return 5
+    return 4
+
+
+def _bulk_finish(args: argparse.Namespace, plan: BulkPlan, results: dict[str, RowResult], status: str | None, *, ran: bool) -> int:
+    code = _bulk_exit(plan, results, ran)
+    if args.json:
+        rows = []
+        for row in plan.rows:
+            result = results.get(row.label)
+            change = row.plan.users[0] if row.plan.users else None
+            rows.append({
+                "row": row.label, "user": row.request.user,
+                "status": result.status if result else ("refused" if not row.ok else "planned"),
+                "job": result.job if result else None,
+                "message": result.message if result else "",
+                "upn": change.upn_after if change else None,
+                "email": change.email_after if change else None,
+                "problems": [x.to_json() for x in row.plan.problems],
+                **({"plan": [s.public() for s in row.plan.steps]} if not ran and row.ok else {}),
+            })
+        print_json({"batch": plan.batch, "status": status or ("done" if code == 0 else "incomplete"), "exit": code, "rows": rows})
+        return code
+    if not ran:
+        _print_bulk(plan)
+        if status == "planned" or plan.clean:
+            print("Dry run: nothing was written." if args.dry_run else "Nothing was written.", file=sys.stderr)
+        else:
+            print("tenantry: every row is refused; nothing was written.", file=sys.stderr)
+        return code
+    done = sum(1 for r in results.values() if r.status == "done")
+    print(f"batch {plan.batch}: {done} of {len(plan.rows)} user(s) moved to {plain(plan.rows[0].request.destination)}.")
+    for row in plan.rows:
+        result = results.get(row.label)
+        if result and result.status == "done":
+            print(f"  ✓ {plain(row.label)}: UPN {plain(result.upn)}" + (f", email {plain(result.email)}" if result.email else ""))
+        elif result:
+            print(f"  ✗ {plain(row.label)}: {result.status.replace('_', ' ')}" + (f" (job {result.job})" if result.job else "")
+                  + (f" — {plain(result.message)}" if result.message else ""))
+    return code
+
+
+def _print_bulk(plan: BulkPlan) -> None:
+    """Every row: its problems, or its step count; refused rows first."""
+    print(f"Bulk move of {len(plan.rows)} user(s): {len(plan.clean)} clean, {len(plan.refused)} refused", file=sys.stderr)
+    for row in plan.refused:
+        print(f"  ✗ {plain(row.label)}:", file=sys.stderr)
+        for problem in row.plan.problems:
+            print(f"      - {plain(problem.message)}", file=sys.stderr)
+    for row in plan.clean:
+        change = row.plan.users[0]
+        print(f"  ✓ {plain(row.label)}: → {plain(change.upn_after)}, {len(row.plan.steps)} steps", file=sys.stderr)
 
 
 def _read_stdin_password() -> str:
