@@ -3,10 +3,7 @@ directory (copies change it), the journal and audit log in ``tmp_path``."""
 
 from __future__ import annotations
 
-import asyncio
 
-import pytest
-import pytest_asyncio
 from textual.widgets import Input
 
 from core.demo.directory import open_demo
@@ -21,66 +18,11 @@ from screens.copy_steps import (
 )
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen
-from tests.test_console_move import SIZE, QuickApp, problems, shown
+from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
 from tui.widgets import ProgressPane
 
 CUSTOMER, TEMPLATE = "Fabrikam", "Ana Hall"  # exchange (Basic 2 GB) and OCS
 PASSWORD = "Tr4velBus9"
-FLOWS = {"move-flow", "copy-flow"}  # the wizards' own workers live as long as the wizard
-
-
-async def settle(pilot, rounds: int = 3) -> None:
-    """Wait until no screen worker runs and the app has been idle ``rounds`` times."""
-    app, quiet = pilot.app, 0
-    while quiet < rounds:
-        busy = [w for w in app.workers if w.group not in FLOWS and not w.is_finished]
-        if busy:
-            quiet = 0
-            await asyncio.wait_for(asyncio.gather(*(w.wait() for w in busy), return_exceptions=True), timeout=30)
-        else:
-            quiet += 1
-        await pilot.pause()
-
-
-class Keys:
-    """Presses keys one at a time (settling after each) and counts them."""
-
-    def __init__(self, pilot) -> None:
-        self.pilot = pilot
-        self.count = 0
-
-    async def __call__(self, *keys: str) -> None:
-        for key in keys:
-            self.count += 1
-            await self.pilot.press(key)
-            await settle(self.pilot)
-
-    async def type(self, text: str) -> None:
-        await self(*("space" if c == " " else c for c in text))
-
-
-async def open_user(keys: Keys, customer: str, search: str) -> None:
-    """From the customers screen: open ``customer``, search ``search`` in its users."""
-    await keys("slash")
-    await keys.type(customer)
-    await keys("enter", "enter")
-    assert isinstance(keys.pilot.app.screen, UsersScreen)
-    await keys("slash")
-    await keys.type(search)
-    await keys("enter")
-
-
-@pytest.fixture(autouse=True)
-def state(tmp_path, monkeypatch):
-    monkeypatch.setenv("TENANTRY_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def demo():
-    directory = await open_demo()  # a fresh one: the tests create users
-    yield directory
-    await directory.close()
 
 
 async def test_a_copy_by_keys_end_to_end(demo):

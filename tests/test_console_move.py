@@ -7,10 +7,8 @@ worker, which lives as long as the wizard) and for the app to be idle.
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
-import pytest_asyncio
 from rich.text import Text
 from textual.widgets import Input, Static
 
@@ -26,82 +24,11 @@ from screens.move_services import ServicesStep
 from screens.move_user import UserMappingStep
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen, UserTable
-from tui.app import TenantryApp
-from tui.widgets import ProblemList, ProgressPane
+from tui.widgets import ProgressPane
+from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
 
-SIZE = (80, 24)
-FLOW = "move-flow"
 SOURCE, USER = "Fabrikam", "Ana Hall"  # exchange (Basic 2 GB) and OCS
 DESTINATION = "Woodgrove Bank"  # exchange (Basic 2 GB, Premium 50 GB) and OCS
-
-
-class QuickApp(TenantryApp):
-    """The app with no search or live-check debounce (tests only)."""
-
-    search_debounce = 0
-
-
-@pytest.fixture(autouse=True)
-def state(tmp_path, monkeypatch):
-    monkeypatch.setenv("TENANTRY_STATE_DIR", str(tmp_path / "state"))
-    return tmp_path / "state"
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def demo():
-    directory = await open_demo()  # a fresh one: the tests move users
-    yield directory
-    await directory.close()
-
-
-async def settle(pilot, rounds: int = 3) -> None:
-    """Wait until no screen worker runs and the app has been idle ``rounds`` times."""
-    app, quiet = pilot.app, 0
-    while quiet < rounds:
-        busy = [w for w in app.workers if w.group != FLOW and not w.is_finished]
-        if busy:
-            quiet = 0
-            await asyncio.wait_for(asyncio.gather(*(w.wait() for w in busy), return_exceptions=True), timeout=30)
-        else:
-            quiet += 1
-        await pilot.pause()
-
-
-class Keys:
-    """Presses keys (settling after each group) and counts them."""
-
-    def __init__(self, pilot) -> None:
-        self.pilot = pilot
-        self.count = 0
-
-    async def __call__(self, *keys: str) -> None:
-        for key in keys:  # one at a time, as a person reading the screen would
-            self.count += 1
-            await self.pilot.press(key)
-            await settle(self.pilot)
-
-    async def type(self, text: str) -> None:
-        await self(*("space" if c == " " else c for c in text))
-
-
-def problems(app) -> str:
-    return app.screen.query_one(ProblemList).render().plain if app.screen.query(ProblemList) else ""
-
-
-def shown(app) -> str:
-    """The whole screen as the terminal shows it, as plain text."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-async def open_user(keys: Keys, customer: str, search: str) -> None:
-    """From the customers screen: open ``customer``, search ``search`` in its users."""
-    await keys("slash")
-    await keys.type(customer)
-    await keys("enter", "enter")
-    assert isinstance(keys.pilot.app.screen, UsersScreen)
-    await keys("slash")
-    await keys.type(search)
-    await keys("enter")
 
 
 # --- the users screen --------------------------------------------------------------------
