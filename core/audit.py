@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
-from core.state import StateError, StateFile
+from core.state import StateError, StateFile, string_list
 
 AUDIT_FILE = "audit.sqlite3"
 
@@ -130,15 +130,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def _strings(name: str, values: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be a list of strings, not a single string")
-    result = tuple(values)
-    if not all(isinstance(v, str) for v in result):
-        raise TypeError(f"{name} must be a list of strings")
-    return result
-
-
 class Audit(StateFile):
     """The audit log in ``path`` (default ``<state dir>/audit.sqlite3``)."""
 
@@ -168,8 +159,8 @@ class Audit(StateFile):
                 raise TypeError(f"{name} must be a string")
         if job is not None and not isinstance(job, str):
             raise TypeError("job must be a string or None")
-        users_t = _strings("users", users)
-        customers_t = _strings("customers", customers)
+        users_t = string_list("users", users)
+        customers_t = string_list("customers", customers)
         time = _now()
         haystack = "\n".join((operator, bound_as, action, *users_t, *customers_t, result, job or "", detail)).casefold()
         with self._lock, self._errors("could not record the entry"):

@@ -43,7 +43,7 @@ from typing import Any, Iterable
 
 from core.audit import redact
 from core.errors import NotFound
-from core.state import StateError, StateFile
+from core.state import StateError, StateFile, string_list
 
 JOURNAL_FILE = "journal.sqlite3"
 
@@ -207,15 +207,6 @@ def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _strings(name: str, values: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be a list of strings, not a single string")
-    result = tuple(values)
-    if not all(isinstance(v, str) for v in result):
-        raise TypeError(f"{name} must be a list of strings")
-    return result
-
-
 _SCHEMA_VERSION = 1
 
 
@@ -301,8 +292,8 @@ class Journal(StateFile):
                 raise TypeError(f"{name} must be a string")
         if not kind:
             raise ValueError("A job needs a kind.")
-        users_t = _strings("users", users)
-        customers_t = _strings("customers", customers)
+        users_t = string_list("users", users)
+        customers_t = string_list("customers", customers)
         if not steps:
             raise ValueError("A job needs at least one step.")
         rows = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from core.errors import ConfigError, TenantryError
@@ -133,6 +133,16 @@ def _statements(script: str) -> list[str]:
     if current.strip():
         statements.append(current.strip())
     return statements
+
+
+def string_list(name: str, values: Iterable[str]) -> tuple[str, ...]:
+    """``values`` as a tuple of strings (users, customers of a job or audit record)."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name} must be a list of strings, not a single string")
+    result = tuple(values)
+    if not all(isinstance(v, str) for v in result):
+        raise TypeError(f"{name} must be a list of strings")
+    return result
 
 
 class StateFile:
