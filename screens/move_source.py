@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input
 
 from core.model import Customer, User
+from core.text import plain
 from screens.customers import CustomersScreen, CustomerTable
 from screens.move_flow import BACK
 from screens.search import DirectoryProvider, SearchScreen
@@ -103,7 +104,7 @@ class SourceUserStep(SourceStep):
     PLACEHOLDER = "The user: type a name, UPN, email or username, then enter"
 
     def __init__(self, customer: Customer, title: Text, steps: Sequence[str], directory: DirectoryProvider, **kwargs: Any) -> None:
-        super().__init__(title, steps, directory, **kwargs)
+        super().__init__(Text.assemble(title, " of ", plain(customer.name)), steps, directory, **kwargs)
         self.customer = customer
 
     def on_mount(self) -> None:
