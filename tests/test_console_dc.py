@@ -8,7 +8,9 @@ again; the DC is always running again when a test ends (tests/dc_outage.py).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -46,14 +48,22 @@ async def until(pilot, condition, what: str, bound: float = 60) -> None:
 
 # --- the move and copy wizards ---------------------------------------------------------------
 
+@contextlib.asynccontextmanager
+async def on_the_user(directory, upn: str) -> AsyncIterator[Keys]:
+    """The console on ``directory``, the users of the test users' customer searched for ``upn``."""
+    app = QuickApp(directory, directory.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, SOURCE, upn)
+        yield keys
+
+
 async def test_a_move_by_keys_on_the_dc(dc_directory):
     user = await make_user(dc_directory)  # Exchange (Premium 50 GB), OCS, two roles
     try:
-        app = QuickApp(dc_directory, dc_directory.config)
-        async with app.run_test(size=SIZE) as pilot:
-            keys = Keys(pilot)
-            await settle(pilot)
-            await open_user(keys, "adventure works", user.upn)
+        async with on_the_user(dc_directory, user.upn) as keys:
+            app = keys.pilot.app
             assert [dn_key(dn) for dn in app.screen.users] == [dn_key(user.dn)]
             await keys("m")
             assert isinstance(app.screen, DestinationStep)
@@ -83,11 +93,8 @@ async def test_a_copy_by_keys_on_the_dc(dc_directory, samba_dc):
     detailed = await dc_directory.user(made.dn)
     upn = None
     try:
-        app = QuickApp(dc_directory, dc_directory.config)
-        async with app.run_test(size=SIZE) as pilot:
-            keys = Keys(pilot)
-            await settle(pilot)
-            await open_user(keys, "adventure works", made.upn)
+        async with on_the_user(dc_directory, made.upn) as keys:
+            app = keys.pilot.app
             await keys("c")
             assert isinstance(app.screen, DetailsStep)
             await keys.type("Zoe")

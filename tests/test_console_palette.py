@@ -54,6 +54,12 @@ async def test_go_to_a_customer_opens_its_users(demo):
         keys = Keys(pilot)
         await settle(pilot)
         await open_user(keys, "contoso", "")  # from somewhere else than the customers list
+        await palette(keys, "go to")  # no name yet: the command that leads to the customers' search
+        assert hits(app) == ["Go to customer…"]
+        await keys("enter")
+        assert isinstance(app.screen, CustomersScreen) and app.screen.query_one("#search", Input).has_focus
+        await keys("enter", "enter")  # contoso's users again (the search kept)
+        assert isinstance(app.screen, UsersScreen)
         await palette(keys, "go to fabri")
         assert hits(app) == ["Go to customer Fabrikam"]
         await keys("enter")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tenantry.console")
 
-GO_TO = re.compile(r"^\s*go(?:\s*to)?\s+(?P<name>\S.*)$", re.IGNORECASE)
+GO_TO = re.compile(r"^\s*go\s*to\s+(?P<name>\S.*)$", re.IGNORECASE)  # "go to NAME", "goto NAME"
 CUSTOMER_HITS = 10  # customers offered for one "go to"
 
 
