@@ -10,6 +10,7 @@ from textual.widgets import Input
 
 from core.directory.layout import dn_key
 from core.text import plain
+from screens.copy_steps import DetailsStep
 from screens.customers import CustomersScreen
 from screens.move_destination import DestinationStep
 from screens.move_source import SourceCustomerStep, SourceUserStep
@@ -105,6 +106,27 @@ async def test_move_a_user_with_nothing_selected_picks_the_source_first(demo):
     moved = await demo.users(woodgrove, search=user.upn.split("@")[0])
     assert [u.display_name for u in moved] == [USER] and dn_key(moved[0].dn)[1:] == dn_key(demo.layout.users_dn(woodgrove.dn))
     assert not [u for u in await demo.users(source) if u.dn == user.dn]
+
+
+async def test_copy_a_user_with_nothing_selected_picks_the_template_first(demo):
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await keys("question_mark")
+        assert ":  Commands" in [n.message for n in app._notifications][-1]  # ``?`` lists the key
+        await palette(keys, "copy a")
+        await keys("enter")
+        assert isinstance(app.screen, SourceCustomerStep) and "Copy a user" in shown(app)
+        await keys.type("fabrikam")
+        await keys("enter")
+        await keys.type("ana hall")
+        await keys("enter")
+        assert isinstance(app.screen, DetailsStep) and app.screen.draft.template.display_name == USER
+        await keys("escape")  # out of the copy wizard: back to picking the template
+        assert isinstance(app.screen, SourceUserStep) and app.screen.customer.name == SOURCE
+        await keys("escape", "escape")
+        assert isinstance(app.screen, CustomersScreen) and not app.in_wizard
 
 
 async def test_hostile_customer_names_are_shown_literally(demo):
