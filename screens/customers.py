@@ -1,37 +1,26 @@
-"""The customers screen: find a customer by name or domain, searched on the server.
-
-Every keystroke in the search box starts an *exclusive* worker, so a newer search
-cancels the one in flight; the directory is never loaded whole (at most ``limit`` rows,
-filtered by the domain controller). Every cell is built from :func:`core.text.plain`
-as a ``rich.text.Text``: directory strings are never parsed as markup.
+"""The customers screen: find a customer by name or domain, searched on the server
+as you type (:class:`~screens.search.SearchScreen`); the directory is never loaded whole.
+Every cell is built from :func:`core.text.plain` as a ``rich.text.Text``: directory
+strings are never parsed as markup.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Footer, Header, Input
 
-from core.errors import TenantryError
 from core.model import Customer
 from core.text import plain
+from screens.search import DirectoryProvider, SearchScreen
 
 if TYPE_CHECKING:
     from core.directory import Directory
-
-log = logging.getLogger("tenantry.console")
-
-DirectoryProvider = Callable[[], Awaitable["Directory"]]
-"""Returns the open directory, waiting while it is being opened (raises TenantryError)."""
 
 # (column key, label, share of the width at 80 columns)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -41,7 +30,6 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("services", "Services", 18),
 )
 DIRECT = Text("—", style="dim", no_wrap=True)  # a customer bought directly from the SP
-SLOW_SEARCH = 0.25  # seconds before "searching…" is shown (a fast search shows nothing)
 
 
 def _cell(value: object) -> Text:
@@ -85,10 +73,12 @@ class CustomerTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open", id="customers.open")]
 
 
-class CustomersScreen(Screen[None]):
+class CustomersScreen(SearchScreen):
     """Customers matching the search box, at most ``limit`` of them."""
 
     AUTO_FOCUS = "#customers"
+    TABLE = CustomerTable
+    NOUN = "customer"
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="customers.search"),
         Binding("escape", "back_out", "Back", show=False, id="customers.back"),
@@ -102,30 +92,15 @@ class CustomersScreen(Screen[None]):
             super().__init__()
             self.customer = customer
 
-    def __init__(
-        self,
-        directory: DirectoryProvider,
-        *,
-        limit: int = 200,
-        debounce: float = 0.15,
-        name: str | None = None,
-        id: str | None = None,
-    ) -> None:
-        super().__init__(name=name, id=id)
-        self._directory = directory
-        self.limit = limit
-        self.debounce = debounce
-        self.customers: dict[str, Customer] = {}  # by DN, the rows shown
-        self.query_text: str | None = None  # the search the table shows
-        self._requested: str | None = ""  # the search last started ("" = none yet)
+    @property
+    def customers(self) -> dict[str, Customer]:
+        """The rows shown, by DN."""
+        return self.rows
 
     # -- layout ------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(id="search-bar"):
-            yield Input(placeholder="Search customers by name or domain  (/)", id="search", compact=True)
-            yield Static(Text("connecting…"), id="count")
-        yield Static(id="banner")
+        yield from self.search_bar("Search customers by name or domain  (/)")
         yield CustomerTable(id="customers", cursor_type="row", zebra_stripes=False)
         yield Footer()
 
@@ -137,92 +112,11 @@ class CustomersScreen(Screen[None]):
         self.search(None, debounce=0)
 
     # -- searching ---------------------------------------------------------------
-    @on(Input.Changed, "#search")
-    def _search_changed(self, event: Input.Changed) -> None:
-        self.search(event.value)
+    async def fetch(self, directory: Directory, text: str | None, limit: int) -> Sequence[Customer]:
+        return await directory.customers(search=text, limit=limit)
 
-    @on(Input.Submitted, "#search")
-    def _search_submitted(self) -> None:
-        self.action_focus_table()
-
-    def search(self, text: str | None, *, debounce: float | None = None) -> None:
-        """Show the customers matching ``text`` (name or domain), searched server-side."""
-        wanted = (text or "").strip() or None
-        if wanted == self._requested:
-            return
-        self._requested = wanted
-        self._run_search(wanted, self.debounce if debounce is None else debounce)
-
-    @work(exclusive=True, group="search", exit_on_error=False)
-    async def _run_search(self, text: str | None, debounce: float) -> None:
-        if debounce:
-            await asyncio.sleep(debounce)  # a newer keystroke cancels this worker here
-        slow = self.set_timer(SLOW_SEARCH, self._show_searching)
-        try:
-            directory = await self._directory()
-            found = await directory.customers(search=text, limit=self.limit + 1)
-        except TenantryError as error:
-            self._show_error(str(error))
-        except Exception as error:  # a defect: one sentence here, the details in the log
-            log.exception("customer search failed")
-            self._show_error(f"The customer search failed unexpectedly ({type(error).__name__}).")
-        else:
-            self.show_customers(found, text)
-        finally:
-            slow.stop()
-
-    def _show_searching(self) -> None:
-        self._set_count(Text("searching…", style="italic"))
-
-    # -- showing -----------------------------------------------------------------
-    def show_customers(self, found: Sequence[Customer], text: str | None) -> None:
-        """Fill the table with ``found`` (sorted by the directory), keeping the cursor."""
-        self._clear_error()
-        shown = list(found[: self.limit])
-        self._set_count(self._count_text(len(shown), len(found) > self.limit, text))
-        self.query_text = text
-        keys = [c.dn for c in shown]
-        if keys == list(self.customers) and shown == list(self.customers.values()):
-            return  # same rows: send nothing to the terminal
-        table = self.query_one(CustomerTable)
-        current = self.highlighted
-        with self.app.batch_update():
-            table.clear()
-            self.customers = {c.dn: c for c in shown}
-            width = table.columns["domains"].width
-            for customer in shown:
-                table.add_row(*customer_row(customer, width), key=customer.dn)
-            if current is not None and current.dn in self.customers:
-                table.move_cursor(row=table.get_row_index(current.dn), animate=False)
-
-    def _count_text(self, count: int, more: bool, text: str | None) -> Text:
-        if more:
-            return Text(f"first {count} shown")
-        if count == 0 and text:
-            return Text.assemble("no customer matches “", plain(text), "”")
-        return Text(f"{count} customer{'' if count == 1 else 's'}")
-
-    def _set_count(self, text: Text) -> None:
-        self.query_one("#count", Static).update(text)
-
-    def _show_error(self, sentence: str) -> None:
-        banner = self.query_one("#banner", Static)
-        banner.update(Text(plain(sentence)))
-        banner.add_class("-shown")
-        self._set_count(Text("not loaded" if not self.customers else "not updated", style="italic"))
-        self._requested = ""  # let the same search be tried again
-
-    def _clear_error(self) -> None:
-        self.query_one("#banner", Static).remove_class("-shown")
-
-    @property
-    def highlighted(self) -> Customer | None:
-        """The customer under the cursor, if any."""
-        table = self.query_one(CustomerTable)
-        if not self.customers or table.cursor_row < 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return self.customers.get(key.value) if key.value is not None else None
+    def cells(self, customer: Customer) -> tuple[Text, ...]:
+        return customer_row(customer, self.query_one(CustomerTable).columns["domains"].width)
 
     # -- opening -----------------------------------------------------------------
     @on(DataTable.RowSelected, "#customers")
@@ -233,12 +127,6 @@ class CustomersScreen(Screen[None]):
             self.post_message(self.CustomerSelected(customer))
 
     # -- actions -----------------------------------------------------------------
-    def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
-    def action_focus_table(self) -> None:
-        self.query_one(CustomerTable).focus()
-
     def action_back_out(self) -> None:
         """``esc``: leave the search box; from the table, clear the search."""
         search = self.query_one("#search", Input)
@@ -246,8 +134,3 @@ class CustomersScreen(Screen[None]):
             self.action_focus_table()
         elif search.value:
             search.value = ""  # Input.Changed runs the (now empty) search
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "focus_table":  # ``down`` leaves the search box; elsewhere it moves the cursor
-            return self.query_one("#search", Input).has_focus
-        return True

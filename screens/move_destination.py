@@ -3,12 +3,10 @@ server-side search. Typing a name and ``enter`` picks the top match."""
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Input
 
 from core.model import Customer
 from screens.customers import CustomersScreen, CustomerTable
@@ -34,15 +32,11 @@ class DestinationStep(StepParts, CustomersScreen):
 
         super().__init__(directory, limit=limit, debounce=debounce)
         self.draft = draft
-        self._choose_when_shown = False
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield self.trail()
-        with Horizontal(id="search-bar"):
-            yield Input(placeholder="Destination customer: type its name or domain, then enter", id="search", compact=True)
-            yield Static(Text("connecting…"), id="count")
-        yield Static(id="banner")
+        yield from self.search_bar("Destination customer: type its name or domain, then enter")
         yield CustomerTable(id="customers", cursor_type="row", zebra_stripes=False)
         yield ProblemList(id="problems")
         yield Footer()
@@ -55,21 +49,14 @@ class DestinationStep(StepParts, CustomersScreen):
     def action_choose(self) -> None:
         """``enter``: the highlighted customer — the top match while typing, once the
         search for what was typed has answered."""
-        wanted = self.query_one("#search", Input).value.strip() or None
-        if self.query_text == wanted and self._requested == wanted:
-            self._choose(self.highlighted)
-        else:
-            self._choose_when_shown = True  # the search for what was typed is on its way
+        self.pick()
 
-    def show_customers(self, found, text) -> None:
-        super().show_customers(found, text)
-        current = self.draft.destination
-        if current is not None and current.dn in self.customers:
-            table = self.query_one(CustomerTable)
-            table.move_cursor(row=table.get_row_index(current.dn), animate=False)
-        if self._choose_when_shown and text == self._requested:
-            self._choose_when_shown = False
-            self._choose(self.highlighted)
+    def cursor_key(self) -> str | None:
+        current = self.draft.destination  # back from a later step: the cursor on it
+        return current.dn if current is not None else super().cursor_key()
+
+    def picked(self, customer: Customer | None) -> None:
+        self._choose(customer)
 
     def on_customers_screen_customer_selected(self, message: CustomersScreen.CustomerSelected) -> None:
         message.stop()  # (a click on a row) the destination, not a customer to open

@@ -1,37 +1,27 @@
-"""The users screen of one customer: its users, searched on the server as you type.
-
-Like the customers screen, every keystroke in the search box starts an *exclusive*
-worker (a newer search cancels the one in flight) and at most ``limit`` rows are read.
+"""The users screen of one customer: its users, searched on the server as you type
+(:class:`~screens.search.SearchScreen`, at most ``limit`` rows read).
 ``space`` marks users for a bulk job, ``enter`` shows a user's details, ``m`` starts
 the move wizard on the highlighted user. Every cell is a sanitised ``Text``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from core.errors import TenantryError
 from core.model import Customer, User
 from core.text import plain
+from screens.search import DirectoryProvider, SearchScreen
 from tui.widgets import cell, column_widths
 
 if TYPE_CHECKING:
     from core.directory import Directory
-
-log = logging.getLogger("tenantry.console")
-
-DirectoryProvider = Callable[[], Awaitable["Directory"]]
 
 # (column key, label); widths: fixed where given, else shared by SHARES
 COLUMNS = (
@@ -41,7 +31,6 @@ COLUMNS = (
 FIXED = (1, None, None, None, None, 5, 3)
 SHARES = (14, 18, 12, 12)
 MARK = Text("●", style="bold", no_wrap=True)
-SLOW_SEARCH = 0.25
 
 
 def _initials(role: str) -> str:
@@ -76,10 +65,12 @@ class UserTable(DataTable):
             screen.toggle_mark()
 
 
-class UsersScreen(Screen[None]):
+class UsersScreen(SearchScreen):
     """The users of ``customer`` matching the search box, at most ``limit`` of them."""
 
     AUTO_FOCUS = "#users"
+    TABLE = UserTable
+    NOUN = "user"
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="users.search"),
         Binding("m", "move", "Move", id="users.move"),
@@ -113,25 +104,21 @@ class UsersScreen(Screen[None]):
         debounce: float = 0.15,
         search: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(directory, limit=limit, debounce=debounce)
         self.customer = customer
-        self._directory = directory
-        self.limit = limit
-        self.debounce = debounce
         self.initial_search = search or ""
-        self.users: dict[str, User] = {}  # by DN, the rows shown
         self.marked: set[str] = set()  # DNs, kept across searches
-        self.query_text: str | None = None
-        self._requested: str | None = ""
+
+    @property
+    def users(self) -> dict[str, User]:
+        """The rows shown, by DN."""
+        return self.rows
 
     # -- layout ------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(self._customer_line(), id="context")
-        with Horizontal(id="search-bar"):
-            yield Input(self.initial_search, placeholder="Search users by name, UPN, email or username  (/)", id="search", compact=True)
-            yield Static(Text("loading…"), id="count")
-        yield Static(id="banner")
+        yield from self.search_bar("Search users by name, UPN, email or username  (/)", self.initial_search, "loading…")
         yield UserTable(id="users", cursor_type="row", zebra_stripes=False)
         yield Footer(compact=True)  # eight keys: they fit 80 columns only compact
 
@@ -153,93 +140,17 @@ class UsersScreen(Screen[None]):
         self.search(self.initial_search, debounce=0)
 
     # -- searching ---------------------------------------------------------------
-    @on(Input.Changed, "#search")
-    def _search_changed(self, event: Input.Changed) -> None:
-        self.search(event.value)
+    async def fetch(self, directory: Directory, text: str | None, limit: int) -> Sequence[User]:
+        return await directory.users(self.customer, search=text, limit=limit)
 
-    @on(Input.Submitted, "#search")
-    def _search_submitted(self) -> None:
-        self.action_focus_table()
+    def cells(self, user: User) -> tuple[Text, ...]:
+        return user_row(user, user.dn in self.marked)
 
-    def search(self, text: str | None, *, debounce: float | None = None, again: bool = False) -> None:
-        """Show the users matching ``text`` (name, UPN, email, username), searched server-side."""
-        wanted = (text or "").strip() or None
-        if wanted == self._requested and not again:
-            return
-        self._requested = wanted
-        self._run_search(wanted, self.debounce if debounce is None else debounce)
-
-    def reload(self) -> None:
-        """Read the rows again (after a move changed them)."""
-        self.search(self.query_one("#search", Input).value, debounce=0, again=True)
-
-    @work(exclusive=True, group="search", exit_on_error=False)
-    async def _run_search(self, text: str | None, debounce: float) -> None:
-        if debounce:
-            await asyncio.sleep(debounce)  # a newer keystroke cancels this worker here
-        slow = self.set_timer(SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
-        try:
-            directory = await self._directory()
-            found = await directory.users(self.customer, search=text, limit=self.limit + 1)
-        except TenantryError as error:
-            self._show_error(str(error))
-        except Exception as error:  # a defect: one sentence here, the details in the log
-            log.exception("user search failed")
-            self._show_error(f"The user search failed unexpectedly ({type(error).__name__}).")
-        else:
-            self.show_users(found, text)
-        finally:
-            slow.stop()
-
-    # -- showing -----------------------------------------------------------------
-    def show_users(self, found: Sequence[User], text: str | None) -> None:
-        self.query_one("#banner", Static).remove_class("-shown")
-        shown = list(found[: self.limit])
-        self.query_text = text
-        self._more = len(found) > self.limit
-        if [u.dn for u in shown] != list(self.users) or shown != list(self.users.values()):
-            table = self.query_one(UserTable)  # else the same rows: send nothing to the terminal
-            current = self.highlighted
-            with self.app.batch_update():
-                table.clear()
-                self.users = {u.dn: u for u in shown}
-                for user in shown:
-                    table.add_row(*user_row(user, user.dn in self.marked), key=user.dn)
-                if current is not None and current.dn in self.users:
-                    table.move_cursor(row=table.get_row_index(current.dn), animate=False)
-        self._show_count()
-
-    _more = False  # more users match than are shown
-
-    def _show_count(self) -> None:
-        count = len(self.users)
-        if self._more:
-            text = Text(f"first {count} shown")
-        elif count == 0 and self.query_text:
-            text = Text.assemble("no user matches “", plain(self.query_text), "”")
-        else:
-            text = Text(f"{count} user{'' if count == 1 else 's'}")
+    def count_text(self) -> Text:
+        text = super().count_text()
         if self.marked:
             text.append(f" · {len(self.marked)} marked", style="bold")
-        self._set_count(text)
-
-    def _set_count(self, text: Text) -> None:
-        self.query_one("#count", Static).update(text)
-
-    def _show_error(self, sentence: str) -> None:
-        banner = self.query_one("#banner", Static)
-        banner.update(Text(plain(sentence)))
-        banner.add_class("-shown")
-        self._set_count(Text("not loaded" if not self.users else "not updated", style="italic"))
-        self._requested = ""  # let the same search be tried again
-
-    @property
-    def highlighted(self) -> User | None:
-        table = self.query_one(UserTable)
-        if not self.users or table.cursor_row < 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return self.users.get(key.value) if key.value is not None else None
+        return text
 
     # -- marks, details, move ---------------------------------------------------------
     def toggle_mark(self) -> None:
@@ -289,12 +200,6 @@ class UsersScreen(Screen[None]):
         self.post_message(self.CopyUser(user, self.customer))
 
     # -- keys --------------------------------------------------------------------
-    def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
-    def action_focus_table(self) -> None:
-        self.query_one(UserTable).focus()
-
     def action_back_out(self) -> None:
         """``esc``: leave the search box; clear the search; then back to the customers."""
         search = self.query_one("#search", Input)

@@ -79,6 +79,24 @@ def shown(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+async def through_the_move(keys: Keys, destination: str) -> None:
+    """On the move wizard's destination step: type ``destination``, then ``enter`` through
+    the user mapping, services and review steps (each as proposed) and the run; stops on
+    the result step once every step is done."""
+    from screens.move_result import ResultStep
+    from screens.move_review import ReviewStep
+    from screens.move_services import ServicesStep
+    from screens.move_user import UserMappingStep
+
+    app = keys.pilot.app
+    await keys.type(destination)
+    for step in (UserMappingStep, ServicesStep, ReviewStep):
+        await keys("enter")
+        assert isinstance(app.screen, step), problems(app)
+    await keys("enter", "enter")  # run, then (done) on to the result
+    assert isinstance(app.screen, ResultStep), shown(app)
+
+
 async def open_user(keys: Keys, customer: str, search: str) -> None:
     """From the customers screen: open ``customer``, search ``search`` in its users."""
     await keys("slash")

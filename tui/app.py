@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.content import Content
 from textual.screen import Screen
+from textual.widgets import Header
 
 from core.config import Config, ConsoleConfig
 from core.errors import TenantryError
@@ -25,6 +26,8 @@ from core.model import Customer, Operator, User
 from core.text import plain
 from screens.customers import CustomersScreen
 from screens.users import UsersScreen
+from tui.palette import ConsoleCommands
+from tui.widgets import ConnectionBanner
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -51,7 +54,11 @@ class TenantryApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
+        # Textual adds ctrl+p only when no binding opens the palette: both, then.
+        Binding("ctrl+p", "command_palette", "palette", show=False, priority=True, tooltip="Open the command palette"),
     ]
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
 
     def __init__(
         self,
@@ -130,6 +137,10 @@ class TenantryApp(App[None]):
 
     @work(exclusive=True, group="move-flow", exit_on_error=False)
     async def _move_flow(self, user: User, source: Customer) -> None:
+        await self._run_move(user, source)
+
+    async def _run_move(self, user: User, source: Customer) -> bool:
+        """The move wizard on ``user``; ``True`` if the admin went back out of its first step."""
         from screens.move_flow import MoveDraft, MoveFlow
         from screens.move_result import OPEN
 
@@ -138,10 +149,12 @@ class TenantryApp(App[None]):
             detailed = await session.directory.user(user.dn)
         except Exception as error:  # one sentence, never a traceback
             self.show_error(error)
-            return
+            return False
         draft = MoveDraft(session, detailed, source)
         flow = MoveFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
         action, outcome = await flow.run()
+        if action is None and outcome is None:
+            return True
         origin = self.screen
         if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
             origin.reload()  # the moved user left (or a failed move left things as they were)
@@ -149,6 +162,7 @@ class TenantryApp(App[None]):
             if isinstance(origin, UsersScreen):
                 await self.pop_screen()
             self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
+        return False
 
     # -- copying a user -----------------------------------------------------------------
     def on_users_screen_copy_user(self, message: UsersScreen.CopyUser) -> None:
@@ -163,6 +177,10 @@ class TenantryApp(App[None]):
 
     @work(exclusive=True, group="copy-flow", exit_on_error=False)
     async def _copy_flow(self, template: User, customer: Customer) -> None:
+        await self._run_copy(template, customer)
+
+    async def _run_copy(self, template: User, customer: Customer) -> bool:
+        """The copy wizard from ``template``; ``True`` if the admin went back out of its first step."""
         from screens.copy_flow import CopyDraft, CopyFlow
         from screens.move_result import OPEN
 
@@ -171,15 +189,70 @@ class TenantryApp(App[None]):
             detailed = await session.directory.user(template.dn)
         except Exception as error:  # one sentence, never a traceback
             self.show_error(error)
-            return
+            return False
         draft = CopyDraft(session, detailed, customer)
         flow = CopyFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
         action, outcome = await flow.run()
+        if action is None and outcome is None:
+            return True
         origin = self.screen
         if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
             origin.reload()  # the new user is in the list
         if action == OPEN and outcome is not None and outcome.change is not None and isinstance(origin, UsersScreen):
             origin.open_detail(outcome.change.dn_after)
+        return False
+
+    # -- the command palette's jobs (tui/palette.py) -----------------------------------------
+    @property
+    def in_wizard(self) -> bool:
+        """A move or copy wizard is open (the palette then offers no other job)."""
+        return any(w.group in ("move-flow", "copy-flow") and not w.is_finished for w in self.workers)
+
+    def move_a_user(self) -> None:
+        """The highlighted user, else pick the customer and the user first."""
+        if isinstance(self.screen, UsersScreen) and self.screen.highlighted is not None:
+            self.start_move(self.screen.highlighted, self.screen.customer)
+        elif not self.readonly:
+            self._pick_then_move()
+
+    def copy_a_user(self) -> None:
+        """From the highlighted user, else pick the customer and the template user first."""
+        if isinstance(self.screen, UsersScreen) and self.screen.highlighted is not None:
+            self.start_copy(self.screen.highlighted, self.screen.customer)
+        elif not self.readonly:
+            self._pick_then_copy()
+
+    @work(exclusive=True, group="move-flow", exit_on_error=False)
+    async def _pick_then_move(self) -> None:
+        from screens.move_flow import STEP_NAMES
+
+        await self._pick_then("Move a user", STEP_NAMES, self._run_move)
+
+    @work(exclusive=True, group="copy-flow", exit_on_error=False)
+    async def _pick_then_copy(self) -> None:
+        from screens.copy_flow import COPY_STEP_NAMES
+
+        await self._pick_then("Copy a user", COPY_STEP_NAMES, self._run_copy)
+
+    async def _pick_then(self, title: str, steps: Iterable[str], wizard: Callable[[User, Customer], Awaitable[bool]]) -> None:
+        """Source customer → user, then the wizard; its ``esc`` comes back to the user step."""
+        from rich.text import Text
+
+        from screens.move_source import SourcePicker
+
+        picker = SourcePicker(Text(title, style="bold"), tuple(steps), self.wait_for_directory, debounce=self.search_debounce)
+        while (picked := await picker.pick(self)) is not None:
+            if not await wizard(*picked):
+                return
+
+    async def go_to_customer(self, customer: Customer | None) -> None:
+        """Back to the customers, then ``customer``'s users (``None``: the customers' search box)."""
+        while len(self.screen_stack) > 1 and not self.in_wizard:
+            await self.pop_screen()
+        if customer is not None:
+            self.open_customer(customer)
+        elif isinstance(self.screen, CustomersScreen):
+            self.screen.action_focus_search()
 
     def move_executor(self, session: Session) -> Executor:
         """The executor a move runs with (a test subclass injects failures here)."""
@@ -221,8 +294,37 @@ class TenantryApp(App[None]):
                 self._refresh_title()
             finally:
                 self._opened.set()
+        if self.directory is not None:
+            self._watch_connection(self.directory)
         if self.directory is not None and self.operator is None:
             await self._read_operator(self.directory)
+
+    # -- the connection to the domain controller --------------------------------------
+    def _watch_connection(self, directory: Directory) -> None:
+        self._unwatch_connection = directory.connection.watch(self._connection_changed)
+        self.screen_change_signal.subscribe(self, self._show_connection)
+        self._connection_changed(directory.connection.state)
+
+    _unwatch_connection: Callable[[], None] | None = None
+
+    def _connection_changed(self, _state: str) -> None:
+        self._show_connection(self.screen)
+        if self.directory is not None and self.directory.connection.lost:
+            self._reconnect()
+
+    @work(exclusive=True, group="reconnect", exit_on_error=False)
+    async def _reconnect(self) -> None:
+        """Probe the domain controller with back-off until it answers (core/ decides when)."""
+        if self.directory is not None:
+            await self.directory.reconnect()
+
+    def _show_connection(self, screen: Screen) -> None:
+        """While the connection is lost, the banner under the header of the screen in front."""
+        if self.directory is None or not self.directory.connection.lost:
+            for shown in self.screen_stack:
+                shown.query(ConnectionBanner).remove()
+        elif not screen.query(ConnectionBanner) and screen.query(Header):
+            screen.mount(ConnectionBanner(self.server), after=screen.query_one(Header))
 
     async def _read_operator(self, directory: Directory) -> None:
         """Who is at the keyboard (name and rights), when the caller did not say."""
@@ -243,6 +345,8 @@ class TenantryApp(App[None]):
         return self.directory
 
     async def on_unmount(self) -> None:
+        if self._unwatch_connection is not None:
+            self._unwatch_connection()
         if self.session is not None:
             await self._close_session(self.session)
         if self._owns_directory and self.directory is not None:

@@ -255,3 +255,12 @@ class ProgressPane(Vertical):
     def tick(self) -> None:
         """Refresh the clock (called with each batch, about four times a second)."""
         self._show_status()
+
+
+class ConnectionBanner(Static):
+    """The line that says the domain controller is out of reach (the app shows it on
+    the screen in front while the connection is lost)."""
+
+    def __init__(self, host: str) -> None:
+        where = plain(host) or "the domain controller"
+        super().__init__(Text(f"The connection to {where} is lost; retrying…"), id="connection-banner")

@@ -14,8 +14,8 @@ from core.directory import ops
 from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import Layout, dn_key, same_dn
-from core.directory.pool import ConnectionPool
-from core.errors import DirectoryError, NotFound, PasswordRefused, UsageError
+from core.directory.pool import ConnectionPool, ConnectionStatus
+from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
 
@@ -60,6 +60,30 @@ class Directory:
     def server(self) -> str | None:
         """The URL of the domain controller currently bound (after fail-over)."""
         return self._server()
+
+    # -- the connection ----------------------------------------------------------------
+    @property
+    def connection(self) -> ConnectionStatus:
+        """``available`` or ``lost``: whether the domain controller answered the last call."""
+        return self.pool.status
+
+    async def probe(self) -> bool:
+        """One cheap read (the domain root's object class): did the domain controller answer?"""
+        try:
+            await self.pool.run(lambda c: ops.read(c, self.config.directory.base_dn, ["objectClass"]))
+        except DirectoryUnavailable:
+            return False
+        return True
+
+    async def reconnect(self, *, first: float = 0.5, longest: float = 5.0) -> None:
+        """While the connection is lost, probe with back-off (``first`` seconds, doubling,
+        at most ``longest`` apart); returns once the domain controller answers again."""
+        delay = first
+        while self.connection.lost:
+            await asyncio.sleep(delay)
+            with contextlib.suppress(DirectoryError):  # a refusal is an answer: the status says so
+                await self.probe()
+            delay = min(delay * 2, longest)
 
     async def close(self) -> None:
         await self.pool.close()

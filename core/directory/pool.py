@@ -5,12 +5,18 @@ Each connection is checked out by one task at a time and driven in a thread
 event loop. Servers are tried in the configured order (fail-over), TLS certificates
 are verified unless the configuration says otherwise, and a dropped connection is
 re-opened (reads are retried once; writes report the loss instead of guessing).
+
+The pool also keeps the :class:`ConnectionStatus`: ``lost`` as soon as a call fails
+because no domain controller can be reached, ``available`` again on the next call that
+gets an answer. After a loss, the other pooled connections are re-opened before their
+next use, so a write never goes out on a connection from before the loss.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, TypeVar
@@ -28,6 +34,11 @@ from core.errors import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger("tenantry.directory")
+
+AVAILABLE = "available"
+LOST = "lost"
 
 _DROPPED = (
     lexc.LDAPSocketReceiveError,
@@ -149,11 +160,54 @@ def bind_error(url: str, user: str, result: dict[str, Any]) -> DirectoryError:
     return DirectoryError(f"Binding as {user} at {url} failed: {result.get('description', 'unknown error')}.")
 
 
+class ConnectionStatus:
+    """Whether the domain controller answers, as the directory's calls last found it.
+
+    ``state`` is :data:`AVAILABLE` or :data:`LOST`; ``reason`` is the sentence of the
+    failure that lost it. :meth:`watch` calls a listener (in the event loop) on each
+    change; :meth:`wait_available` waits until a call gets an answer again.
+    """
+
+    def __init__(self) -> None:
+        self.state = AVAILABLE
+        self.reason: str | None = None
+        self._listeners: list[Callable[[str], None]] = []
+        self._available = asyncio.Event()
+        self._available.set()
+
+    @property
+    def lost(self) -> bool:
+        return self.state == LOST
+
+    def watch(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(state)`` on each change; returns what stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def wait_available(self) -> None:
+        await self._available.wait()
+
+    def set(self, state: str, reason: str | None = None) -> None:
+        if state == self.state:
+            return
+        self.state, self.reason = state, reason
+        if state == AVAILABLE:
+            self._available.set()
+        else:
+            self._available.clear()
+        for listener in list(self._listeners):
+            try:
+                listener(state)
+            except Exception:  # a listener's defect must not break a directory call
+                log.exception("a connection status listener failed")
+
+
 class _Slot:
     """One pooled connection; re-opening replaces the connection, not the slot."""
 
-    def __init__(self, conn: Any):
+    def __init__(self, conn: Any, generation: int):
         self.conn = conn
+        self.generation = generation  # the pool's generation when ``conn`` was opened
         self.busy: asyncio.Future | None = None  # the thread still using ``conn``, if any
 
 
@@ -166,15 +220,35 @@ class ConnectionPool:
         self._idle: asyncio.Queue[_Slot] = asyncio.Queue()
         self._slots: list[_Slot] = []
         self._lock = asyncio.Lock()
+        self._generation = 0  # raised on each loss: older connections are re-opened before use
+        self.status = ConnectionStatus()
 
     async def start(self) -> None:
         """Open the first connection now, so configuration errors surface at once."""
         self._idle.put_nowait(await self._new_slot())
 
     async def _new_slot(self) -> _Slot:
-        slot = _Slot(await asyncio.to_thread(self._opener))
+        generation = self._generation
+        slot = _Slot(await self._open(), generation)
         self._slots.append(slot)
         return slot
+
+    async def _open(self) -> Any:
+        """A new bound connection; no domain controller reachable means the connection is lost."""
+        try:
+            conn = await asyncio.to_thread(self._opener)
+        except DirectoryUnavailable as error:
+            self._lost(str(error))
+            raise
+        except DirectoryError:
+            self.status.set(AVAILABLE)  # reached, but refused (password, certificate): not a lost connection
+            raise
+        self.status.set(AVAILABLE)
+        return conn
+
+    def _lost(self, sentence: str) -> None:
+        self._generation += 1  # every connection open now may be dead
+        self.status.set(LOST, sentence)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[_Slot]:
@@ -203,9 +277,12 @@ class ConnectionPool:
             return await self.run_on(slot, operation, retry=retry)
 
     async def run_on(self, slot: _Slot, operation: Callable[[Any], T], *, retry: bool = True) -> T:
+        if slot.generation != self._generation:
+            await self._reopen(slot)  # opened before a loss: likely dead, and a write must not guess
         try:
-            return await self._in_thread(slot, operation)
+            return await self._answer(slot, operation)
         except _DROPPED:
+            self._generation += 1  # the DC may have restarted: the other connections are suspect too
             await self._reopen(slot)
             if not retry:
                 raise DirectoryUnavailable(
@@ -213,9 +290,23 @@ class ConnectionPool:
                     "check the object before trying again."
                 ) from None
         try:
-            return await self._in_thread(slot, operation)
+            return await self._answer(slot, operation)
         except _DROPPED:
-            raise DirectoryUnavailable("The connection to the domain controller keeps dropping.") from None
+            sentence = "The connection to the domain controller keeps dropping."
+            self._lost(sentence)
+            raise DirectoryUnavailable(sentence) from None
+
+    async def _answer(self, slot: _Slot, operation: Callable[[Any], T]) -> T:
+        """Run ``operation``; any answer, a refusal too, means the DC is there."""
+        try:
+            result = await self._in_thread(slot, operation)
+        except (*_DROPPED, DirectoryUnavailable):
+            raise
+        except DirectoryError:
+            self.status.set(AVAILABLE)
+            raise
+        self.status.set(AVAILABLE)
+        return result
 
     @staticmethod
     async def _in_thread(slot: _Slot, operation: Callable[[Any], T]) -> T:
@@ -225,8 +316,9 @@ class ConnectionPool:
         return result
 
     async def _reopen(self, slot: _Slot) -> None:
-        old = slot.conn
-        slot.conn = await asyncio.to_thread(self._opener)
+        old, generation = slot.conn, self._generation
+        slot.conn = await self._open()
+        slot.generation = generation
         with contextlib.suppress(Exception):
             await asyncio.to_thread(old.unbind)
 

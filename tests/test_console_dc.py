@@ -1,0 +1,180 @@
+"""The console on the real Samba AD DC, driven by keys at 80×24: the move and copy
+wizards end to end (the directory checked afterwards), and the banner while the DC is
+away (its samba process stopped, then started again).
+
+Each test makes its own users on the shared DC (tests/move_fixtures.py) and removes them
+again; the DC is always running again when a test ends (tests/dc_outage.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import AsyncIterator
+from urllib.parse import urlsplit
+
+import pytest
+from textual.widgets import Input, Static
+
+from core.directory.escape import child_dn
+from core.directory.layout import dn_key
+from core.errors import NotFound
+from core.text import plain
+from screens.copy_steps import CopyResultStep, CopyReviewStep, CopyServicesStep, DetailsStep, PasswordStep
+from screens.customers import CustomersScreen, CustomerTable
+from screens.move_destination import DestinationStep
+from screens.users import UsersScreen
+from console_keys import SIZE, Keys, QuickApp, open_user, problems, settle, shown, state, through_the_move  # noqa: F401
+from dc_outage import dc_outage  # noqa: F401
+from move_fixtures import DESTINATION, EXTRA_ROLE, SOURCE, make_user, remove_user
+from tui.widgets import ConnectionBanner, ProgressPane
+
+pytestmark = [pytest.mark.dc, pytest.mark.asyncio(loop_scope="session")]
+
+PASSWORD = "Tr4velBus9"
+
+
+def count(app) -> str:
+    return str(app.screen.query_one("#count", Static).render())
+
+
+async def until(pilot, condition, what: str, bound: float = 60) -> None:
+    """Let the app run until ``condition()`` holds (``bound`` only stops a hung test)."""
+    deadline = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        await pilot.pause(0.02)
+
+
+# --- the move and copy wizards ---------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def on_the_user(directory, upn: str) -> AsyncIterator[Keys]:
+    """The console on ``directory``, the users of the test users' customer searched for ``upn``."""
+    app = QuickApp(directory, directory.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, SOURCE, upn)
+        yield keys
+
+
+async def test_a_move_by_keys_on_the_dc(dc_directory):
+    user = await make_user(dc_directory)  # Exchange (Premium 50 GB), OCS, two roles
+    try:
+        async with on_the_user(dc_directory, user.upn) as keys:
+            app = keys.pilot.app
+            assert [dn_key(dn) for dn in app.screen.users] == [dn_key(user.dn)]
+            await keys("m")
+            assert isinstance(app.screen, DestinationStep)
+            await through_the_move(keys, "globex")
+            assert f"now belongs to {DESTINATION}" in shown(app)
+            await keys("enter")  # move another user: the source's users, reloaded
+            assert isinstance(app.screen, UsersScreen) and not app.screen.users
+
+        destination, d = user.destination, dc_directory
+        domain = destination.default_domain
+        moved = await d.user(f"test.mover{user.number}@{domain}")
+        assert dn_key(moved.dn) == dn_key(child_dn("CN", user.cn, d.layout.users_dn(destination.dn)))
+        assert moved.email == f"test.mover{user.number}@{domain}" and moved.sip == f"sip:{moved.email}"
+        assert [a for a in moved.proxy_addresses if a.startswith("SMTP:")] == [f"SMTP:{moved.email}"]
+        assert not [a for a in moved.proxy_addresses if any(s in a.lower() for s in user.source.domains)]
+        assert "X500:/o=Old/cn=Recipients/cn=oldmover" in moved.proxy_addresses
+        assert set(moved.services) == {"exchange", "ocs"} and {p.name for p in moved.plans} == {"Premium 50 GB"}
+        assert set(moved.roles) == {"Customer Administrator", EXTRA_ROLE}
+        assert moved.groups and all(dn_key(g)[-len(dn_key(destination.dn)):] == dn_key(destination.dn) for g in moved.groups)
+        assert not await d.exists(user.dn)
+    finally:
+        await remove_user(dc_directory, user)
+
+
+async def test_a_copy_by_keys_on_the_dc(dc_directory, samba_dc):
+    made = await make_user(dc_directory)
+    detailed = await dc_directory.user(made.dn)
+    upn = None
+    try:
+        async with on_the_user(dc_directory, made.upn) as keys:
+            app = keys.pilot.app
+            await keys("c")
+            assert isinstance(app.screen, DetailsStep)
+            await keys.type("Zoe")
+            await keys("tab")
+            await keys.type(f"Quinn{made.number}")
+            upn = app.screen.query_one("#upn-prefix", Input).value + "@" + app.screen.query_one("#copy-domain").value
+            await keys("enter")
+            assert isinstance(app.screen, PasswordStep), problems(app)
+            await keys.type(PASSWORD)
+            await keys("tab")
+            await keys.type(PASSWORD)
+            await keys("enter")
+            assert isinstance(app.screen, CopyServicesStep), problems(app)
+            await keys("enter")
+            assert isinstance(app.screen, CopyReviewStep), problems(app)
+            await keys("enter")
+            assert app.screen.query_one(ProgressPane).status == "done", shown(app)
+            await keys("enter")
+            assert isinstance(app.screen, CopyResultStep) and upn in shown(app)
+
+        new = await dc_directory.user(upn)
+        assert new.display_name == f"Zoe Quinn{made.number}" and new.enabled
+        assert dn_key(new.customer_dn) == dn_key(made.source.dn)
+        assert upn.endswith("@" + made.source.default_domain) and new.email
+        assert [a for a in new.proxy_addresses if a.startswith("SMTP:")] == [f"SMTP:{new.email}"]
+        assert set(new.services) == set(detailed.services) == {"exchange", "ocs"}
+        assert {p.name for p in new.plans} == {p.name for p in detailed.plans}
+        assert set(new.roles) == set(detailed.roles) == {"Customer Administrator", EXTRA_ROLE}
+        assert new.attribute("title") == ("Tester",)  # a common attribute, copied
+        with samba_dc.connect(upn, PASSWORD) as bound:  # the password typed, set and usable
+            assert bound.bound
+    finally:
+        if upn is not None:
+            try:
+                await dc_directory.delete((await dc_directory.user(upn)).dn)
+            except NotFound:
+                pass  # the copy never happened
+        await remove_user(dc_directory, made)
+
+
+# --- a lost connection ----------------------------------------------------------------------
+
+async def test_a_lost_dc_shows_a_banner_and_the_console_keeps_working(dc_directory, dc_outage, samba_dc):
+    host = urlsplit(samba_dc.ldaps_url).hostname
+    sentence = f"The connection to {host} is lost; retrying…"
+    expected = [plain(c.name) for c in await dc_directory.customers(search="co")]
+    app = QuickApp(dc_directory, dc_directory.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        customers = app.screen
+        assert isinstance(customers, CustomersScreen) and len(customers.customers) > len(expected) > 1
+        everyone = list(customers.customers)
+
+        await dc_outage.stop()
+        pressed = time.monotonic()
+        await pilot.press("slash", "c", "o")  # a search: the DC does not answer
+        await until(pilot, lambda: customers.query(ConnectionBanner), "the banner")
+        appeared = time.monotonic() - pressed
+        assert [str(b.render()) for b in customers.query(ConnectionBanner)] == [sentence]
+        assert sentence in shown(app)
+        assert not customers.query_one("#banner").has_class("-shown")  # one sentence, not two
+        assert count(app) == "not updated" and list(customers.customers) == everyone  # the rows stay
+
+        # what needs no DC still works: keys, another screen, back
+        await pilot.press("escape")  # out of the search box
+        assert customers.query_one(CustomerTable).has_focus
+        await pilot.press("enter")  # a customer's users: they cannot be read now
+        await until(pilot, lambda: isinstance(app.screen, UsersScreen) and count(app) == "not loaded", "the users screen")
+        assert [str(b.render()) for b in app.screen.query(ConnectionBanner)] == [sentence]
+        await pilot.press("escape")
+        assert app.screen is customers and app.is_running
+
+        await dc_outage.start()
+        answering = time.monotonic()
+        await until(pilot, lambda: not customers.query(ConnectionBanner), "the banner gone")
+        gone = time.monotonic() - answering
+        await until(pilot, lambda: customers.query_text == "co", "the search run again")
+        table = customers.query_one(CustomerTable)
+        assert [table.get_cell_at((row, 0)).plain for row in range(table.row_count)] == expected
+        assert count(app) == f"{len(expected)} customers" and sentence not in shown(app)
+        print(f"\nbanner shown {appeared:.2f} s after the search key; gone {gone:.2f} s after the DC answered again")
+        await pilot.press("q")
+    assert not dc_directory.connection.lost
