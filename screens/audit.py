@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Awaitable, Callable
 
+from rich.console import Group
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -54,21 +55,20 @@ def entry_row(entry: AuditRecord) -> tuple[Text, ...]:
     )
 
 
-def entry_text(entry: AuditRecord) -> Text:
-    """The highlighted entry in full, under the table."""
-    head = Text.assemble(
-        (f"#{entry.id} ", "bold"), when(entry.time, full=True), "  ", (plain(entry.operator), "bold"),
-        (" as ", "dim"), plain(entry.bound_as), no_wrap=True, overflow="ellipsis",
-    )
-    what = Text.assemble(
-        (plain(entry.action), "bold"), " ", plain(", ".join(entry.users)) or "—",
-        (" · ", "dim"), plain(" → ".join(entry.customers)) or "—",
-        (" · ", "dim"), entry.result.replace("_", " "), *((("  job ", "dim"), plain(entry.job)) if entry.job else ()),
-    )
-    lines = [head, what]
+def entry_text(entry: AuditRecord) -> Group:
+    """The highlighted entry in full, under the table: one line each for when and what,
+    who, and on whom; then the detail (a refusal's reasons), wrapped."""
+    line = {"no_wrap": True, "overflow": "ellipsis"}
+    parts = [
+        Text.assemble((f"#{entry.id}  ", "bold"), when(entry.time, full=True), "  ", (plain(entry.action), "bold"), " ",
+                      (entry.result.replace("_", " "), RESULT_LOOK.get(entry.result, "")),
+                      *((("  job ", "dim"), plain(entry.job)) if entry.job else ()), **line),
+        Text.assemble(("by ", "dim"), plain(entry.operator), (" as ", "dim"), plain(entry.bound_as), **line),
+        Text.assemble(plain(", ".join(entry.users)) or "—", ("  ·  ", "dim"), plain(" → ".join(entry.customers)) or "—", **line),
+    ]
     if entry.detail:
-        lines.append(Text(plain(entry.detail, single_line=False)))
-    return Text("\n").join(lines)
+        parts.append(Text(plain(entry.detail, single_line=False), overflow="ellipsis"))
+    return Group(*parts)
 
 
 class AuditScreen(Screen[None]):
@@ -76,7 +76,7 @@ class AuditScreen(Screen[None]):
 
     CSS = """
     #audit { height: 1fr; scrollbar-size-vertical: 1; }
-    #audit-entry { height: 4; padding: 0 1; background: $boost; }
+    #audit-entry { height: 5; padding: 0 1; background: $boost; }
     """
     AUTO_FOCUS = "#audit"
     BINDINGS = [
