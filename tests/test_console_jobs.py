@@ -21,6 +21,7 @@ from core.move import MoveRequest
 from core.plan import SET_PASSWORD
 from core.session import Session
 from core.text import plain
+from screens.audit import AuditScreen
 from screens.customers import CustomersScreen
 from screens.help import HelpScreen
 from screens.job_detail import JobDetailScreen
@@ -379,10 +380,19 @@ async def test_j_and_a_fit_the_footers_that_have_room_and_help_lists_them_everyw
         assert isinstance(app.screen, JobsScreen)
         await keys("question_mark")
         assert "u  Unfinished" in shown(app) and "a  Audit" in shown(app)
-        await keys("question_mark")
+        await keys("escape")
         assert isinstance(app.screen, JobsScreen)
         await keys("j")  # already there: nothing
         assert isinstance(app.screen, JobsScreen) and len(app.screen_stack) == 3
+        await keys("escape", "escape", "escape")
+        assert isinstance(app.screen, CustomersScreen)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        commands["Jobs"].callback()  # the command palette's entries
+        await settle(pilot)
+        assert isinstance(app.screen, JobsScreen)
+        commands["Audit log"].callback()
+        await settle(pilot)
+        assert isinstance(app.screen, AuditScreen)
 
 
 def test_jobs_screen_snapshot(snap_compare, state, monkeypatch):
