@@ -184,14 +184,22 @@ class Audit(StateFile):
             entry_id = cursor.lastrowid
         return AuditRecord(entry_id, time, operator, bound_as, action, users_t, customers_t, result, job, detail)
 
-    def entries(self, search: str | None = None, limit: int = 200) -> list[AuditRecord]:
+    def entries(self, search: str | None = None, limit: int = 200, before: int | None = None) -> list[AuditRecord]:
         """Newest first; ``search`` is a case-insensitive substring of the operator, the
-        bound identity, action, users, customers, result, job id or detail."""
+        bound identity, action, users, customers, result, job id, detail or time (UTC,
+        e.g. ``2024-05-14T09``). ``before``: only entries older than the entry with that
+        id — the next page after a page whose last entry it is."""
         query = "SELECT id, time, operator, bound_as, action, users, customers, result, job, detail FROM audit"
+        where: list[str] = []
         params: list[Any] = []
         if search:
-            query += " WHERE instr(haystack, ?) > 0"
-            params.append(search.casefold())
+            where.append("(instr(haystack, ?) > 0 OR instr(time, ?) > 0)")
+            params += [search.casefold(), search]
+        if before is not None:
+            where.append("id < ?")
+            params.append(int(before))
+        if where:
+            query += " WHERE " + " AND ".join(where)
         query += " ORDER BY id DESC LIMIT ?"
         params.append(int(limit))
         with self._lock, self._errors("cannot be read"):

@@ -161,6 +161,26 @@ class JobRecord:
         return self.status in FINISHED
 
     @property
+    def can_resume(self) -> bool:
+        """Whether the executor can finish this job: it is planned, running (a crash left
+        it) or needs attention, and no step has been undone (a rollback cannot be run forward)."""
+        return self.status in (JobStatus.PLANNED, JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION) and not any(
+            s.state in (StepState.UNDOING, StepState.UNDONE, StepState.UNDO_FAILED) for s in self.steps
+        )
+
+    @property
+    def can_roll_back(self) -> bool:
+        """Whether the executor can undo this job: it started (a planned job changed nothing
+        and can only be resumed) and is not finished."""
+        return self.status in (JobStatus.RUNNING, JobStatus.ROLLING_BACK, JobStatus.NEEDS_ATTENTION)
+
+    @property
+    def batch(self) -> str | None:
+        """The bulk batch this job belongs to (``meta["batch"]``), if any."""
+        value = (self.meta or {}).get("batch")
+        return value if isinstance(value, str) and value else None
+
+    @property
     def done_steps(self) -> tuple[StepRecord, ...]:
         """The steps that completed, in order."""
         return tuple(s for s in self.steps if s.state is StepState.DONE)

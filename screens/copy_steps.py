@@ -23,7 +23,7 @@ from textual.widgets import Checkbox, Footer, Header, Input, Label, Static
 
 from core import plan as p
 from core.errors import TenantryError
-from core.password import PasswordPolicy, password_problems
+from core.password import password_problems
 from core.plan import Plan, Step
 from core.text import plain
 from screens.copy_flow import (
@@ -38,7 +38,7 @@ from screens.move_flow import BACK, Outcome
 from screens.move_result import OPEN
 from screens.move_review import _grid, step_details, step_summary
 from screens.move_run import RunStep
-from tui.widgets import Choice, ProblemList, ProgressPane, StepTrail
+from tui.widgets import Choice, PasswordFields, ProblemList, ProgressPane, StepTrail
 
 log = logging.getLogger("tenantry.console")
 
@@ -51,7 +51,7 @@ CSS = """
 #copy-form { height: auto; padding: 1 1 0 1; }
 #copy-at { width: 1; }
 #copy-domain { max-width: 36; }
-#policy, #generated, #password-state { height: auto; padding: 0 1; }
+#generated { height: auto; padding: 0 1; }
 #generated { text-style: bold; }
 #copy-services { height: auto; padding: 1 1 0 1; }
 .service-row { height: 1; }
@@ -196,70 +196,33 @@ class PasswordStep(CopyStepScreen):
         Binding("escape", "back", "Back", id="copy.back"),
     ]
 
-    policy: PasswordPolicy | None = None
-
     def compose(self) -> ComposeResult:
+        draft = self.draft
         yield Header()
         yield self.trail()
         with Vertical(id="copy-form"):
-            with Horizontal(classes="cfield"):
-                yield Label("Password", classes="field-label")
-                yield Input(self.draft.password, password=True, id="password", compact=True)
-            with Horizontal(classes="cfield"):
-                yield Label("Again", classes="field-label")
-                yield Input(self.draft.password, password=True, id="password-again", compact=True)
-        yield Static(Text("Reading the domain's password policy…", style="italic"), id="policy")
-        yield Static(id="password-state")
+            yield PasswordFields(
+                draft.session.directory.password_policy,
+                lambda password, policy: password_problems(password, policy, sam=draft.username, display_name=draft.display_name,
+                                                           first=draft.first, last=draft.last),
+                value=draft.password, hint="Type a password (twice), or ctrl+g to generate one.",
+            )
         yield Static(id="generated")
         yield ProblemList(id="problems")
         yield Footer()
 
-    def on_mount(self) -> None:
-        for field in self.query(Input):
-            field.cursor_blink = self.app.animation_level != "none"
-        self.read_policy()
-
-    @work(exclusive=True, group="policy", exit_on_error=False)
-    async def read_policy(self) -> None:
-        try:
-            self.policy = await self.draft.session.directory.password_policy()
-        except Exception as error:  # the core checks it again before anything is written
-            self.query_one("#policy", Static).update(Text(f"The policy could not be read ({type(error).__name__}).", style="italic"))
-            return
-        self.query_one("#policy", Static).update(Text.assemble(("Domain policy: ", "bold"), plain(self.policy.describe())))
-        self._show_state()
-
-    def _problems(self) -> list[str]:
-        first = self.query_one("#password", Input).value
-        again = self.query_one("#password-again", Input).value
-        draft = self.draft
-        found = password_problems(first, self.policy, sam=draft.username, display_name=draft.display_name,
-                                  first=draft.first, last=draft.last) if self.policy else []
-        if first and first != again:
-            found.append("The two passwords differ." if again else "Type the password again.")
-        return found
-
-    def _show_state(self) -> None:
-        if not self.query_one("#password", Input).value:
-            state = Text("Type a password (twice), or ctrl+g to generate one.", style="dim")
-        else:
-            found = self._problems()
-            state = Text("\n").join([Text.assemble(("✗ ", "bold"), x) for x in found]) if found \
-                else Text("✓ The password meets the domain's policy.", style="green")
-        self.query_one("#password-state", Static).update(state)
-
-    @on(Input.Changed)
-    def _changed(self, event: Input.Changed) -> None:
-        self.draft.password = self.query_one("#password", Input).value if event.input.id == "password" else self.draft.password
+    @on(PasswordFields.Changed)
+    def _changed(self, event: PasswordFields.Changed) -> None:
+        self.draft.password = event.value
         self.query_one("#generated", Static).update("")
-        self._show_state()
 
     def action_next(self) -> None:
-        if self.query_one("#password", Input).value != self.query_one("#password-again", Input).value:
+        fields = self.query_one(PasswordFields)
+        if not fields.same_twice:
             self.problem_list().show(["The two passwords differ."])
             self.app.bell()
             return
-        self.draft.password = self.query_one("#password", Input).value
+        self.draft.password = fields.value
         super().action_next()
 
     def action_generate(self) -> None:
@@ -274,12 +237,8 @@ class PasswordStep(CopyStepScreen):
             self.app.bell()
             return
         password = await self.draft.session.copier().generate_password(plan)
-        for name in ("#password", "#password-again"):
-            field = self.query_one(name, Input)
-            with field.prevent(Input.Changed):
-                field.value = password
+        self.query_one(PasswordFields).set_value(password)
         self.draft.password = password
-        self._show_state()
         self.query_one("#generated", Static).update(Text.assemble(
             ("Generated (shown once, note it now): ", "bold"), (password, "bold reverse")))
 

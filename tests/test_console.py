@@ -20,6 +20,7 @@ from core.errors import DirectoryUnavailable, TenantryError
 from core.model import Customer, Operator, Rights
 from core.text import plain
 from screens.customers import CustomersScreen, CustomerTable
+from screens.help import HelpScreen
 from screens.users import UsersScreen
 from tui.app import TenantryApp
 
@@ -250,14 +251,15 @@ async def test_q_quits(demo):
 
 async def test_footer_and_help_list_the_keys(demo):
     app = QuickApp(demo, demo.config)
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         shown = {(b.binding.key, b.binding.description) for b in app.screen.active_bindings.values() if b.binding.show}
-        assert {("q", "Quit"), ("question_mark", "Help"), ("slash", "Search"), ("enter", "Open")} <= shown
+        assert {("q", "Quit"), ("question_mark", "Help"), ("slash", "Search"), ("enter", "Open"), ("j", "Jobs"), ("a", "Audit")} <= shown
         await pilot.press("question_mark")
-        await pilot.pause()
-        (help_text,) = [n.message for n in app._notifications]
-        for line in ("q  Quit", "?  Help", "/  Search", "esc  Back"):
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        help_text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+        for line in ("q  Quit", "?  Help", "/  Search", "esc  Back", "j  Jobs", "a  Audit"):
             assert line in help_text
 
 

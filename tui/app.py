@@ -24,7 +24,10 @@ from core.config import Config, ConsoleConfig
 from core.errors import TenantryError
 from core.model import Customer, Operator, User
 from core.text import plain
+from screens.audit import AuditScreen
 from screens.customers import CustomersScreen
+from screens.help import HelpScreen, key_groups, screen_name
+from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen
 from tui.palette import ConsoleCommands
 from tui.widgets import ConnectionBanner
@@ -57,8 +60,16 @@ class TenantryApp(App[None]):
         Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
         # Textual adds ctrl+p only when no binding opens the palette: both, then.
         Binding("ctrl+p", "command_palette", "palette", show=False, priority=True, tooltip="Open the command palette"),
+        Binding("j", "jobs", "Jobs", id="app.jobs"),
+        Binding("a", "audit", "Audit", id="app.audit"),
+        # The same two keys unlisted, for the screens whose footer has no room for them
+        # (``?`` lists them there): check_action keeps exactly one of each pair active.
+        Binding("j", "jobs(False)", "Jobs", show=False, id="app.jobs-unlisted"),
+        Binding("a", "audit(False)", "Audit", show=False, id="app.audit-unlisted"),
     ]
     COMMANDS = App.COMMANDS | {ConsoleCommands}
+    # The screens whose footer has room for j and a at 80 columns.
+    ROOMY_FOOTERS: tuple[type[Screen], ...] = (CustomersScreen, UserDetailScreen, AuditScreen)
 
     def __init__(
         self,
@@ -395,6 +406,8 @@ class TenantryApp(App[None]):
         """The command palette (ctrl+p): Textual's commands, then ours."""
         yield from super().get_system_commands(screen)
         yield SystemCommand("Keys", "List the keys that work here", self.action_help)
+        yield SystemCommand("Jobs", "The journal's jobs: resume or roll back an unfinished one", self.action_jobs)
+        yield SystemCommand("Audit log", "Who did what to which users, and when; searchable", self.action_audit)
         if isinstance(screen, UsersScreen):
             yield SystemCommand("Search users", "Find a user of this customer", screen.action_focus_search)
             if not self.readonly and screen.highlighted is not None:
@@ -404,18 +417,30 @@ class TenantryApp(App[None]):
             yield SystemCommand("Search customers", "Find a customer by name or domain", screen.action_focus_search)
 
     def action_help(self) -> None:
-        """List the keys active here (a full help screen comes with the other screens)."""
-        lines: list[str] = []
-        seen: set[str] = set()
-        for active in self.screen.active_bindings.values():
-            binding = active.binding
-            # the Footer's keys plus our own hidden ones (they have ids), not the widgets' internals
-            wanted = binding.show or (binding.id is not None and not binding.system)
-            key = self.get_key_display(binding)
-            if wanted and binding.description and key not in seen:
-                seen.add(key)
-                lines.append(f"{key:>6}  {binding.description}")
-        self.notify("\n".join(lines), title="Keys", markup=False, timeout=8)
+        """The help screen: every key of the screen below, read before it is covered."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(screen_name(self.screen), key_groups(self.screen)))
+
+    # -- jobs and audit ------------------------------------------------------------------
+    def action_jobs(self, listed: bool = True) -> None:
+        """The jobs screen (``listed``: which of the twin ``j`` bindings ran; see check_action)."""
+        from screens.jobs import JobsScreen
+
+        self.push_screen(JobsScreen(self.wait_for_session))
+
+    def action_audit(self, listed: bool = True) -> None:
+        """The audit screen (``listed``: which of the twin ``a`` bindings ran; see check_action)."""
+        self.push_screen(AuditScreen(self.wait_for_session, debounce=self.search_debounce))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("jobs", "audit"):
+            from screens.jobs import JobsScreen
+
+            if isinstance(self.screen, JobsScreen if action == "jobs" else AuditScreen):
+                return False  # already there
+            listed = parameters[0] if parameters else True
+            return listed == isinstance(self.screen, self.ROOMY_FOOTERS)
+        return True
 
     def show_error(self, error: BaseException) -> None:
         """Tell the operator, in one sentence, that something failed (never a traceback)."""

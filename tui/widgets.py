@@ -8,24 +8,39 @@ Every directory or API string reaches the terminal through :func:`cell` /
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from datetime import datetime
+from typing import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 
 from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import DataTable, Input, Label, Log, Static
 
 from core.execute import Event
+from core.password import PasswordPolicy
 from core.text import plain
 
 
 def cell(value: object, style: str = "") -> Text:
     """A one-line table cell: sanitised, never markup, cut with an ellipsis."""
     return Text(plain(value), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def when(iso: str | None, *, full: bool = False) -> str:
+    """A journal or audit time (ISO 8601, UTC) in the local time zone: ``05-14 09:32``
+    for a table cell, ``2024-05-14 09:32:11`` with ``full``; unreadable ones as given."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso).astimezone()
+    except ValueError:
+        return plain(iso)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if full else "%m-%d %H:%M")
 
 
 def column_widths(total: int, fixed: Sequence[int | None], shares: Sequence[int]) -> list[int]:
@@ -113,6 +128,112 @@ class ProblemList(Static):
         self.update(Text("\n").join(lines) if lines else Text(""))
 
 
+# -- a new user's password ------------------------------------------------------------------
+
+class PasswordFields(Vertical):
+    """A new user's password, masked, typed twice, checked as it is typed: ``check``
+    (the core's check for this user) against the domain's policy, read once with
+    ``read_policy``. The password is only ever in the two fields and :attr:`value`."""
+
+    DEFAULT_CSS = """
+    PasswordFields { height: auto; }
+    PasswordFields .pfield { height: 1; }
+    PasswordFields .pfield Label { width: 13; text-style: bold; }
+    PasswordFields .pfield Input { width: 1fr; }
+    PasswordFields #policy, PasswordFields #password-state { height: auto; margin-top: 1; }
+    """
+
+    class Changed(Message):
+        """The first field changed (``value``: what it holds now)."""
+
+        def __init__(self, value: str) -> None:
+            super().__init__()
+            self.value = value
+
+    policy: PasswordPolicy | None = None
+
+    def __init__(
+        self,
+        read_policy: Callable[[], Awaitable[PasswordPolicy]],
+        check: Callable[[str, PasswordPolicy], list[str]],
+        *,
+        value: str = "",
+        hint: str = "Type a password, then tab, then the same again.",
+        id: str | None = None,
+    ) -> None:
+        super().__init__(id=id)
+        self._read_policy = read_policy
+        self._check = check
+        self._value = value
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="pfield"):
+            yield Label("Password")
+            yield Input(self._value, password=True, id="password", compact=True)
+        with Horizontal(classes="pfield"):
+            yield Label("Again")
+            yield Input(self._value, password=True, id="password-again", compact=True)
+        yield Static(Text("Reading the domain's password policy…", style="italic"), id="policy")
+        yield Static(id="password-state")
+
+    def on_mount(self) -> None:
+        for field in self.query(Input):
+            field.cursor_blink = self.app.animation_level != "none"
+        self.read_policy()
+
+    @work(exclusive=True, group="policy", exit_on_error=False)
+    async def read_policy(self) -> None:
+        policy_line = self.query_one("#policy", Static)
+        try:
+            self.policy = await self._read_policy()
+        except Exception as error:  # the core checks it again before anything is written
+            policy_line.update(Text(f"The policy could not be read ({type(error).__name__}).", style="italic"))
+            return
+        policy_line.update(Text.assemble(("Domain policy: ", "bold"), plain(self.policy.describe())))
+        self.show_state()
+
+    @property
+    def value(self) -> str:
+        return self.query_one("#password", Input).value
+
+    @property
+    def same_twice(self) -> bool:
+        return self.value == self.query_one("#password-again", Input).value
+
+    def set_value(self, password: str) -> None:
+        """Put ``password`` in both fields (a generated one)."""
+        for name in ("#password", "#password-again"):
+            field = self.query_one(name, Input)
+            with field.prevent(Input.Changed):
+                field.value = password
+        self.show_state()
+
+    def problems(self) -> list[str]:
+        """Why the password cannot be used (empty: it can); the policy unread counts as none."""
+        first = self.value
+        found = self._check(first, self.policy) if self.policy else []
+        if first and not self.same_twice:
+            again = self.query_one("#password-again", Input).value
+            found.append("The two passwords differ." if again else "Type the password again.")
+        return found
+
+    def show_state(self) -> None:
+        if not self.value:
+            state = Text(self.hint, style="dim")
+        elif found := self.problems():
+            state = Text("\n").join([Text.assemble(("✗ ", "bold"), plain(x)) for x in found])
+        else:
+            state = Text("✓ The password meets the domain's policy.", style="green")
+        self.query_one("#password-state", Static).update(state)
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.show_state()
+        self.post_message(self.Changed(self.value))
+
+
 # -- the progress pane ------------------------------------------------------------------------
 
 STATES = {
@@ -122,6 +243,8 @@ STATES = {
     "failed": ("✗", "failed", "bold red"),
     "undone": ("↺", "undone", "yellow"),
     "undo_failed": ("!", "undo failed", "bold red"),
+    "interrupted": ("?", "interrupted", "bold yellow"),  # a journal step a crash left running
+    "undoing": ("?", "undoing", "bold yellow"),  # a journal step a crash left half undone
 }
 _EVENT_STATE = {
     "step_started": "running", "step_done": "done", "step_failed": "failed",
@@ -138,10 +261,20 @@ class ProgressPane(Vertical):
     """The steps of a running job (pending, running, done, failed, undone), the elapsed
     time and a log. Events are applied in batches (:meth:`apply`), never one repaint each."""
 
-    def __init__(self, steps: Sequence[Text], *, id: str | None = "progress") -> None:
+    def __init__(
+        self,
+        steps: Sequence[Text],
+        *,
+        id: str | None = "progress",
+        states: Sequence[str] | None = None,
+        final: Mapping[str, str] | None = None,
+    ) -> None:
+        """``states``: where each step starts (a resumed job's done steps); ``final``:
+        the sentences that replace :data:`FINAL`'s for this job's end."""
         super().__init__(id=id)
         self.descriptions = list(steps)
-        self.states = ["pending"] * len(steps)
+        self.states = list(states) if states is not None else ["pending"] * len(steps)
+        self.final = {**FINAL, **(final or {})}
         self.started: float | None = None
         self.finished: float | None = None
         self.status: str | None = None  # the job's final status
@@ -160,7 +293,7 @@ class ProgressPane(Vertical):
         table.add_column(Text("#"), width=2, key="n")
         table.add_column(Text("Step"), width=width, key="step")
         for index, description in enumerate(self.descriptions):
-            table.add_row(self._state_cell("pending"), Text(str(index + 1)), description, key=str(index))
+            table.add_row(self._state_cell(self.states[index]), Text(str(index + 1)), description, key=str(index))
         self._show_status()
 
     @staticmethod
@@ -203,12 +336,39 @@ class ProgressPane(Vertical):
                 log.write_lines(lines)
             self._show_status()
 
-    def fail(self, sentence: str) -> None:
-        """The job could not start (refused or an error): nothing was written."""
+    def fail(self, sentence: str, outcome: str = "Nothing was written.") -> None:
+        """The job could not start (refused or an error): nothing was written — or, with
+        another ``outcome`` sentence, it stopped part-way."""
         self.finished = time.monotonic()
         self.status = "refused"
         self.query_one("#progress-log", Log).write_line(plain(sentence))
-        self._show_status(Text.assemble(("✗ ", "bold"), plain(sentence), " Nothing was written."))
+        self._show_status(Text.assemble(("✗ ", "bold"), plain(sentence), " ", outcome))
+
+    async def follow(self, events: AsyncIterator[Event], every: float = 0.25) -> Event | None:
+        """Show a job's events as they come, applied in batches every ``every`` seconds
+        (a fast job cannot flood a slow link); returns the last event. What the stream
+        raises propagates, after the events before it are shown."""
+        pending: list[tuple[float, Event]] = []
+
+        def flush() -> None:
+            if pending:
+                batch = pending[:]
+                pending.clear()
+                self.apply(batch)
+            else:
+                self.tick()
+
+        last: Event | None = None
+        ticker = self.set_interval(every, flush)
+        self.start()
+        try:
+            async for event in events:
+                pending.append((time.monotonic(), event))
+                last = event
+        finally:
+            ticker.stop()
+            flush()
+        return last
 
     def _log_lines(self, event: Event, elapsed: float) -> list[str]:
         at = f"{elapsed:6.2f}s "
@@ -242,8 +402,8 @@ class ProgressPane(Vertical):
             done = sum(1 for s in self.states if s == "done")
             undone = sum(1 for s in self.states if s == "undone")
             clock = f"{self.elapsed:.1f} s"
-            if self.status in FINAL:
-                text = Text.assemble((FINAL[self.status], "bold"), f"  ({clock})")
+            if self.status in self.final:
+                text = Text.assemble((self.final[self.status], "bold"), f"  ({clock})")
             elif self.rolling_back:
                 text = Text(f"Rolling back… {undone} step(s) undone  ({clock})", style="bold")
             elif self.started is None:

@@ -1,0 +1,92 @@
+"""The help screen (``?``): every key that works on the screen below it, with what it
+does, grouped — that screen's own keys, the keys that work everywhere, and moving
+around. The list is read from the screen's active bindings when ``?`` is pressed, so it
+is always the keys as they are (read-only mode's hidden ones are not listed).
+``esc``, ``q`` or ``?`` closes it."""
+
+from __future__ import annotations
+
+import re
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Static
+
+from core.text import plain
+
+THIS_SCREEN, EVERYWHERE, MOVING = "On this screen", "Everywhere", "Moving around and editing"
+
+KeyGroups = list[tuple[str, list[tuple[str, str]]]]
+
+
+def screen_name(screen: Screen) -> str:
+    """``UserDetailScreen`` → ``User detail``: what the help's title calls a screen."""
+    name = re.sub(r"(Screen|Step)$", "", type(screen).__name__) or type(screen).__name__
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).capitalize()
+
+
+def key_groups(screen: Screen) -> KeyGroups:
+    """The active keys of ``screen`` as (group, [(key, description)]), in binding order."""
+    app = screen.app
+    groups: dict[str, list[tuple[str, str]]] = {THIS_SCREEN: [], EVERYWHERE: [], MOVING: []}
+    for active in screen.active_bindings.values():
+        binding = active.binding
+        if not binding.description or not active.enabled:
+            continue
+        if active.node is app:
+            group = EVERYWHERE
+        elif binding.show or binding.id is not None:
+            group = THIS_SCREEN
+        else:  # a widget's own keys: arrows, paging, tab
+            group = MOVING
+        groups[group].append((app.get_key_display(binding), binding.description))
+    return [(name, keys) for name, keys in groups.items() if keys]
+
+
+def help_table(groups: KeyGroups) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(width=10, justify="right", no_wrap=True)
+    table.add_column(ratio=1)
+    for index, (name, keys) in enumerate(groups):
+        if index:
+            table.add_row("", "")
+        table.add_row("", Text(name, style="bold underline"))
+        for key, description in keys:
+            table.add_row(Text(plain(key), style="bold"), Text(plain(description)))
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """The keys of the screen it was opened over (see :func:`key_groups`)."""
+
+    CSS = """
+    HelpScreen { align: center middle; }
+    #help { width: 72; max-width: 100%; height: 100%; border: round $primary; background: $surface; }
+    #help-title { height: 1; padding: 0 1; text-style: bold; }
+    #help-keys { height: 1fr; padding: 0 1; scrollbar-size-vertical: 1; }
+    """
+    AUTO_FOCUS = "#help-keys"
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="help.close"),
+        Binding("q", "close", "Close", show=False, id="help.q"),
+        Binding("question_mark", "close", "Close", show=False, id="help.again"),
+    ]
+
+    def __init__(self, title: str, groups: KeyGroups) -> None:
+        super().__init__()
+        self.title_text = title
+        self.groups = groups
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help"):
+            yield Static(Text(f"Keys — {plain(self.title_text)}", no_wrap=True, overflow="ellipsis"), id="help-title")
+            with VerticalScroll(id="help-keys"):
+                yield Static(help_table(self.groups), id="help-table")
+        yield Footer()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
