@@ -299,6 +299,18 @@ class TenantryApp(App[None]):
         elif isinstance(screen, CustomersScreen):
             yield SystemCommand("Search customers", "Find a customer by name or domain", screen.action_focus_search)
 
+    @property
+    def job_running(self) -> bool:
+        """Whether a job runs on a screen of the stack (a progress pane not finished)."""
+        return any(getattr(screen, "job_running", False) for screen in self.screen_stack)
+
+    async def action_quit(self) -> None:
+        """``q``, ``ctrl+q`` or the palette's Quit: never in the middle of a job."""
+        if self.job_running:
+            self.notify("A job is running: wait for it to finish, or cancel it with ctrl+c, before quitting.", markup=False)
+            return
+        await super().action_quit()
+
     def action_help(self) -> None:
         """List the keys active here (a full help screen comes with the other screens)."""
         lines: list[str] = []

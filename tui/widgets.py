@@ -8,7 +8,7 @@ Every directory or API string reaches the terminal through :func:`cell` /
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,7 +19,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Log, Static
 
-from core.execute import Event
+from core.bulk import RowEvent, RowResult
+from core.execute import CANCELLED, Event
 from core.text import plain
 
 
@@ -130,13 +131,17 @@ _EVENT_STATE = {
 FINAL = {
     "done": "Done: every step succeeded.",
     "rolled_back": "Failed and rolled back: every done step was undone; nothing changed.",
+    "cancelled": "Cancelled and rolled back: every done step was undone; nothing changed.",
     "needs_attention": "Failed, and the rollback did not finish: the job needs attention (resume or roll back it from the jobs list).",
 }
+CANCELLING = "Cancel asked: the step in flight finishes, then every done step is undone."
 
 
 class ProgressPane(Vertical):
     """The steps of a running job (pending, running, done, failed, undone), the elapsed
     time and a log. Events are applied in batches (:meth:`apply`), never one repaint each."""
+
+    clock = staticmethod(time.monotonic)  # when events come and the clock reads (tests freeze it)
 
     def __init__(self, steps: Sequence[Text], *, id: str | None = "progress") -> None:
         super().__init__(id=id)
@@ -147,6 +152,8 @@ class ProgressPane(Vertical):
         self.status: str | None = None  # the job's final status
         self.job: str | None = None
         self.rolling_back = False
+        self.rollback_reason: str | None = None
+        self.cancelled = False  # the operator asked to cancel (ctrl+c, confirmed)
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress-status")
@@ -169,17 +176,23 @@ class ProgressPane(Vertical):
         return Text(f"{glyph} {word}", style=style, no_wrap=True)
 
     def start(self) -> None:
-        self.started = time.monotonic()
+        self.started = self.clock()
         self._show_status()
 
     @property
     def elapsed(self) -> float:
         if self.started is None:
             return 0.0
-        return (self.finished or time.monotonic()) - self.started
+        return (self.finished if self.finished is not None else self.clock()) - self.started
+
+    def cancelling(self) -> None:
+        """The operator confirmed the cancel: say what happens next."""
+        self.cancelled = True
+        self.query_one("#progress-log", Log).write_line(f"{self.elapsed:6.2f}s {CANCELLING}")
+        self._show_status()
 
     def apply(self, events: Sequence[tuple[float, Event]]) -> None:
-        """Show a batch of the executor's events (each with the ``time.monotonic()`` it
+        """Show a batch of the executor's events (each with the :attr:`clock` reading it
         came at): one repaint for all of them."""
         table = self.query_one("#progress-steps", DataTable)
         log = self.query_one("#progress-log", Log)
@@ -191,11 +204,12 @@ class ProgressPane(Vertical):
                 if state is not None and event.index is not None and 0 <= event.index < len(self.states):
                     self.states[event.index] = state
                     table.update_cell(str(event.index), "state", self._state_cell(state))
-                    if state in ("running", "failed"):
+                    if state in ("running", "failed", "undone"):
                         table.move_cursor(row=event.index, animate=False, scroll=True)
                 lines.extend(self._log_lines(event, at - (self.started or at)))
                 if event.kind == "rolling_back":
                     self.rolling_back = True
+                    self.rollback_reason = event.message
                 if event.kind == "job_finished":
                     self.finished = at
                     self.status = event.status
@@ -205,7 +219,7 @@ class ProgressPane(Vertical):
 
     def fail(self, sentence: str) -> None:
         """The job could not start (refused or an error): nothing was written."""
-        self.finished = time.monotonic()
+        self.finished = self.clock()
         self.status = "refused"
         self.query_one("#progress-log", Log).write_line(plain(sentence))
         self._show_status(Text.assemble(("✗ ", "bold"), plain(sentence), " Nothing was written."))
@@ -242,8 +256,11 @@ class ProgressPane(Vertical):
             done = sum(1 for s in self.states if s == "done")
             undone = sum(1 for s in self.states if s == "undone")
             clock = f"{self.elapsed:.1f} s"
-            if self.status in FINAL:
-                text = Text.assemble((FINAL[self.status], "bold"), f"  ({clock})")
+            final = "cancelled" if self.status == "rolled_back" and self.rollback_reason == CANCELLED else self.status
+            if final in FINAL:
+                text = Text.assemble((FINAL[final], "bold"), f"  ({clock})")
+            elif self.cancelled and not self.rolling_back:
+                text = Text(f"Cancelling… the step in flight finishes first  ({clock})", style="bold")
             elif self.rolling_back:
                 text = Text(f"Rolling back… {undone} step(s) undone  ({clock})", style="bold")
             elif self.started is None:
@@ -255,3 +272,135 @@ class ProgressPane(Vertical):
     def tick(self) -> None:
         """Refresh the clock (called with each batch, about four times a second)."""
         self._show_status()
+
+
+# -- the progress pane of a bulk job: one row per user ------------------------------------------
+
+ROW_STATES = {  # a user's job as a whole (the steps' glyphs where they mean the same)
+    **{state: STATES[state] for state in ("pending", "running", "done", "failed")},
+    "rolling_back": ("↺", "rolling back", "bold yellow"),
+    "rolled_back": ("↺", "rolled back", "yellow"),
+    "needs_attention": ("!", "attention", "bold red"),
+    "refused": ("–", "not run", "dim"),
+}
+BULK_CANCELLING = "Cancel asked: each running user finishes its step in flight and rolls back; no other user starts."
+
+
+class BulkProgressPane(ProgressPane):
+    """A bulk job: one row per user (pending, running, done, rolled back, failed) with
+    its current step or its outcome, the elapsed time, and one log for every user.
+    ``rows`` are ``(label, who, becomes)``: the row's label in the bulk plan, the user's
+    name and what it becomes (its new UPN), each already sanitised."""
+
+    def __init__(self, rows: Sequence[tuple[str, Text, Text]], *, id: str | None = "progress") -> None:
+        super().__init__([who for _, who, _ in rows], id=id)
+        self.labels = [label for label, _, _ in rows]
+        self.becomes = [becomes for _, _, becomes in rows]
+        self.row_of = {label: index for index, label in enumerate(self.labels)}
+
+    def on_mount(self) -> None:
+        table = self.query_one("#progress-steps", DataTable)
+        for (key, label), width in zip((("state", "State"), ("who", "User"), ("now", "Progress")),
+                                       column_widths(self.app.size.width, (13, None, None), (1, 1))):
+            table.add_column(Text(label), width=width, key=key)
+        for index, who in enumerate(self.descriptions):
+            table.add_row(self._row_state("pending"), who, self._becomes(index), key=str(index))
+        self._show_status()
+
+    @staticmethod
+    def _row_state(state: str) -> Text:
+        glyph, word, style = ROW_STATES[state]
+        return Text(f"{glyph} {word}", style=style, no_wrap=True)
+
+    def _becomes(self, index: int) -> Text:
+        return Text.assemble(("→ ", "dim"), self.becomes[index], no_wrap=True, overflow="ellipsis")
+
+    def _set(self, table: DataTable, index: int, state: str | None, now: Text | str | None) -> None:
+        if state is not None and state != self.states[index]:
+            self.states[index] = state
+            table.update_cell(str(index), "state", self._row_state(state))
+        if now is not None:
+            table.update_cell(str(index), "now", now if isinstance(now, Text) else Text(plain(now), no_wrap=True, overflow="ellipsis"))
+
+    def apply(self, events: Sequence[tuple[float, RowEvent]]) -> None:  # type: ignore[override]
+        """Show a batch of the bulk job's row events: one repaint for all of them."""
+        table = self.query_one("#progress-steps", DataTable)
+        lines: list[str] = []
+        with self.app.batch_update():
+            for at, item in events:
+                index = self.row_of.get(item.row)
+                if index is None:
+                    continue
+                lines.extend(self._row_event(table, index, item.event, at - (self.started or at)))
+            if lines:
+                self.query_one("#progress-log", Log).write_lines(lines)
+            self._show_status()
+
+    def _row_event(self, table: DataTable, index: int, event: Event, elapsed: float) -> list[str]:
+        at, who = f"{elapsed:6.2f}s ", self.descriptions[index].plain
+        step = f"step {event.index + 1}" if event.index is not None else ""
+        message = plain(event.message)
+        if event.kind == "job_started":
+            self._set(table, index, "running", "starting")
+            table.move_cursor(row=index, animate=False, scroll=True)
+            return [f"{at}{who}: job {plain(event.job)} started"]
+        if event.kind == "step_started":
+            self._set(table, index, None, f"{step} running")
+        elif event.kind == "step_failed":
+            self._set(table, index, None, f"{step} failed: {message}")
+            return [f"{at}{who}: {step} FAILED: {message}"]
+        elif event.kind == "rolling_back":
+            self._set(table, index, "rolling_back", f"rolling back: {message}")
+            return [f"{at}{who}: rolling back: {message}"]
+        elif event.kind == "step_undone":
+            self._set(table, index, None, f"{step} undone")
+            return [f"{at}{who}: {step} undone"]
+        elif event.kind == "undo_failed":
+            return [f"{at}{who}: {step} UNDO FAILED: {message}"]
+        elif event.kind == "job_finished":
+            status = event.status if event.status in ROW_STATES else "failed"
+            self._set(table, index, status, self._becomes(index) if status == "done" else message)
+            return [f"{at}{who}: {plain(event.status)}" + (f": {message}" if status != "done" else "")]
+        return []
+
+    def show_results(self, results: Mapping[str, RowResult]) -> None:
+        """Rows that ended without an event of their own (not started after a cancel, or
+        refused when they came to run) take their result."""
+        table = self.query_one("#progress-steps", DataTable)
+        lines = []
+        for label, result in results.items():
+            index = self.row_of.get(label)
+            if index is not None and self.states[index] in ("pending", "running"):
+                state = result.status if result.status in ROW_STATES else "failed"
+                self._set(table, index, state, result.message)
+                lines.append(f"{self.elapsed:6.2f}s {self.descriptions[index].plain}: not run: {plain(result.message)}")
+        if lines:
+            self.query_one("#progress-log", Log).write_lines(lines)
+        self._show_status()
+
+    def cancelling(self) -> None:
+        self.cancelled = True
+        self.query_one("#progress-log", Log).write_line(f"{self.elapsed:6.2f}s {BULK_CANCELLING}")
+        self._show_status()
+
+    def finish(self) -> None:
+        """Every row has ended."""
+        self.finished = self.clock()
+        self.status = "done" if all(s == "done" for s in self.states) else "incomplete"
+        self._show_status()
+
+    def _show_status(self, text: Text | None = None) -> None:
+        if text is None:
+            counts = {state: self.states.count(state) for state in ROW_STATES}
+            total, done, clock = len(self.states), counts["done"], f"{self.elapsed:.1f} s"
+            others = ", ".join(f"{counts[s]} {ROW_STATES[s][1]}" for s in ROW_STATES
+                               if s not in ("done", "pending") and counts[s])
+            if self.status is not None:
+                headline = "Cancelled: " if self.cancelled else ("Done: " if self.status == "done" else "Finished: ")
+                text = Text.assemble((f"{headline}{done} of {total} users moved", "bold"), f"{'; ' + others if others else ''}  ({clock})")
+            elif self.started is None:
+                text = Text(f"{total} users to move")
+            else:
+                state = "Cancelling…" if self.cancelled else "Running…"
+                text = Text(f"{state} {done} of {total} moved{', ' + others if others else ''}  ({clock})", style="bold" if self.cancelled else "")
+        self.query_one("#progress-status", Static).update(text)
