@@ -161,14 +161,18 @@ class ProgressPane(Vertical):
         yield Log(id="progress-log", max_lines=500, auto_scroll=True)
 
     def on_mount(self) -> None:
-        table = self.query_one("#progress-steps", DataTable)
+        self._fill(self.query_one("#progress-steps", DataTable))
+        self._show_status()
+
+    def _fill(self, table: DataTable) -> None:
+        """The table's columns and its rows, all pending (Textual calls every class's
+        ``on_mount``: a subclass changes this instead)."""
         width = max(20, self.app.size.width - 2 - 11 - 4 - 7)
         table.add_column(Text("State"), width=11, key="state")
         table.add_column(Text("#"), width=2, key="n")
         table.add_column(Text("Step"), width=width, key="step")
         for index, description in enumerate(self.descriptions):
             table.add_row(self._state_cell("pending"), Text(str(index + 1)), description, key=str(index))
-        self._show_status()
 
     @staticmethod
     def _state_cell(state: str) -> Text:
@@ -298,14 +302,12 @@ class BulkProgressPane(ProgressPane):
         self.becomes = [becomes for _, _, becomes in rows]
         self.row_of = {label: index for index, label in enumerate(self.labels)}
 
-    def on_mount(self) -> None:
-        table = self.query_one("#progress-steps", DataTable)
+    def _fill(self, table: DataTable) -> None:
         for (key, label), width in zip((("state", "State"), ("who", "User"), ("now", "Progress")),
                                        column_widths(self.app.size.width, (13, None, None), (1, 1))):
             table.add_column(Text(label), width=width, key=key)
         for index, who in enumerate(self.descriptions):
             table.add_row(self._row_state("pending"), who, self._becomes(index), key=str(index))
-        self._show_status()
 
     @staticmethod
     def _row_state(state: str) -> Text:
@@ -370,7 +372,7 @@ class BulkProgressPane(ProgressPane):
         lines = []
         for label, result in results.items():
             index = self.row_of.get(label)
-            if index is not None and self.states[index] in ("pending", "running"):
+            if index is not None and result.job is None and self.states[index] == "pending":
                 state = result.status if result.status in ROW_STATES else "failed"
                 self._set(table, index, state, result.message)
                 lines.append(f"{self.elapsed:6.2f}s {self.descriptions[index].plain}: not run: {plain(result.message)}")
