@@ -6,8 +6,9 @@ how many moved, each row's outcome and each new UPN."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
+from rich.console import Group
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -21,6 +22,7 @@ from core.errors import TenantryError
 from core.execute import Executor
 from core.text import plain
 from screens.bulk_flow import BULK_STEP_NAMES, BulkDraft, BulkOutcome, BulkStep
+from screens.bulk_steps import indented
 from screens.move_run import JobRun
 from tui.widgets import ROW_STATES, BulkProgressPane, StepTrail
 
@@ -88,28 +90,29 @@ HEADLINE = {
 }
 
 
-def bulk_result_text(draft: BulkDraft, outcome: BulkOutcome) -> Text:
+def bulk_result_view(draft: BulkDraft, outcome: BulkOutcome) -> Group:
     where = plain(outcome.destination.name if outcome.destination else "")
     total = len(outcome.results)
     headline = f"Moved {outcome.moved} of {total} users to {where}."
     if outcome.cancelled:
         headline = f"Cancelled: moved {outcome.moved} of {total} users to {where}; the others were rolled back or not started."
-    lines = [Text(headline, style="bold"), Text("")]
+    parts: list[Any] = [Text(headline, style="bold"), Text("")]
     for result in outcome.results:
-        glyph_style = ROW_STATES.get(result.status, ROW_STATES["failed"])[2]
+        style = ROW_STATES.get(result.status, ROW_STATES["failed"])[2]
         head = HEADLINE.get(result.status, "✗ {who}: " + plain(result.status)).format(who=draft.name(result.row).plain)
-        lines.append(Text(head, style=glyph_style))
+        lines: list[Text] = []
         if result.status == "done":
-            lines.append(Text.assemble(("    UPN    ", "bold"), plain(result.upn or "(none)")))
-            lines.append(Text.assemble(("    Email  ", "bold"), plain(result.email or "(none)")))
+            lines += [Text.assemble(("UPN    ", "bold"), plain(result.upn or "(none)")),
+                      Text.assemble(("Email  ", "bold"), plain(result.email or "(none)"))]
         elif result.message:
-            lines.append(Text(f"    {plain(result.message)}"))
+            lines.append(Text(plain(result.message)))
         if result.status == "needs_attention" and result.job:
-            lines.append(Text(f"    Resume or roll back job {plain(result.job)} from the jobs list.", style="italic"))
+            lines.append(Text(f"Resume or roll back job {plain(result.job)} from the jobs list.", style="italic"))
+        parts += [Text(head, style=style), indented(lines)]
     if outcome.error:
-        lines += [Text(""), Text(plain(outcome.error), style="bold")]
-    lines += [Text(""), Text.assemble(("Batch  ", "bold"), plain(outcome.batch), ("  (each user's job in the journal and the audit log)", "dim"))]
-    return Text("\n").join(lines)
+        parts += [Text(""), Text(plain(outcome.error), style="bold")]
+    parts += [Text(""), Text.assemble(("Batch  ", "bold"), plain(outcome.batch), ("  (each user's job in the journal and the audit log)", "dim"))]
+    return Group(*parts)
 
 
 class BulkResultStep(Screen[None]):
@@ -128,7 +131,7 @@ class BulkResultStep(Screen[None]):
         yield Header()
         yield StepTrail(self.draft.title(), BULK_STEP_NAMES, BulkStep.RUN)
         with VerticalScroll(id="result"):
-            yield Static(bulk_result_text(self.draft, self.outcome), id="result-text")
+            yield Static(bulk_result_view(self.draft, self.outcome), id="result-text")
         yield Footer()
 
     def action_close(self) -> None:

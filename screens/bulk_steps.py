@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import Any, Iterable
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -24,6 +26,7 @@ from core.text import plain
 from screens.bulk_flow import BULK_STEP_NAMES, BulkDraft, BulkStep, problems_of
 from screens.move_destination import DestinationStep
 from screens.move_flow import BACK
+from screens.move_review import _grid
 from tui.widgets import StepTrail, cell, column_widths
 
 log = logging.getLogger("tenantry.console")
@@ -150,22 +153,31 @@ class BulkRowsStep(BulkScreen):
                     key=row.label,
                 )
             self.banner(_summary(self.draft, bulk))
-            lines = [_refused(self.draft, row) for row in bulk.refused]
-            area = self.query_one("#bulk-problems")
-            area.set_class(bool(lines), "-shown")
-            self.query_one("#bulk-problems-text", Static).update(Text("\n").join(lines))
+            views = [refused_view(self.draft, row) for row in bulk.refused]
+            self.query_one("#bulk-problems").set_class(bool(views), "-shown")
+            self.query_one("#bulk-problems-text", Static).update(Group(*views))
 
 
-def _refused(draft: BulkDraft, row: BulkRow) -> Text:
-    """``✗ <name> (<label>)`` and each of its problems on a line of its own."""
+def indented(lines: Iterable[Text], indent: int = 4) -> Table:
+    """Lines that wrap under themselves, ``indent`` cells in."""
+    grid = Table.grid()
+    grid.add_column(width=indent)
+    grid.add_column(ratio=1, overflow="fold")
+    for line in lines:
+        grid.add_row("", line)
+    return grid
+
+
+def refused_view(draft: BulkDraft, row: BulkRow) -> Group:
+    """``✗ <name>  <label>`` and each of its problems on lines of their own."""
     head = Text.assemble(("✗ ", "bold"), (draft.name(row.label).plain, "bold"), (f"  {plain(row.label)}", "dim"))
-    return Text("\n").join([head] + [Text(f"    {message}") for message in problems_of(row)])
+    return Group(head, indented(Text(message) for message in problems_of(row)))
 
 
 def _steps(row: BulkRow) -> str:
     counts = Counter(step.action for step in row.plan.steps)
     parts = [f"{n} {_STEP_WORDS[a][n != 1]}" for a, n in counts.items() if a in _STEP_WORDS]
-    return f"{len(row.plan.steps)} steps: " + ", ".join(parts)
+    return f"{len(row.plan.steps)}: " + ", ".join(parts)
 
 
 class BulkReviewStep(BulkScreen):
@@ -195,18 +207,24 @@ class BulkReviewStep(BulkScreen):
         if bulk.clean:
             summary.append(f" At most {self.draft.concurrency} at once, each user all-or-nothing. Nothing has been written yet.")
         self.banner(summary)
-        lines: list[Text] = []
+        parts: list[Any] = []
         if bulk.clean:
-            lines.append(Text(f"Will move ({len(bulk.clean)})", style="bold underline"))
+            parts.append(Text(f"Will move ({len(bulk.clean)})", style="bold underline"))
         for row in bulk.clean:
             change = row.plan.users[0]
-            lines += [
+            parts += [
                 Text.assemble(("✓ ", "green"), (self.draft.name(row.label).plain, "bold")),
-                Text.assemble("    UPN    ", plain(change.upn_before or "(none)"), ("  →  ", "dim"), plain(change.upn_after or "(none)")),
-                Text.assemble("    Email  ", plain(change.email_before or "(none)"), ("  →  ", "dim"), plain(change.email_after or "(none)")),
-                Text(f"    {_steps(row)}", style="dim"),
+                _grid([
+                    ("UPN", _change(change.upn_before, change.upn_after)),
+                    ("Email", _change(change.email_before, change.email_after)),
+                    ("Steps", Text(_steps(row))),
+                ]),
             ]
         if bulk.refused:
-            lines += [Text(""), Text(f"Will not move ({len(bulk.refused)})", style="bold underline")]
-            lines += [_refused(self.draft, row) for row in bulk.refused]
-        self.query_one("#review-plan", Static).update(Text("\n").join(lines))
+            parts += [Text(""), Text(f"Will not move ({len(bulk.refused)})", style="bold underline")]
+            parts += [refused_view(self.draft, row) for row in bulk.refused]
+        self.query_one("#review-plan", Static).update(Group(*parts))
+
+
+def _change(before: str | None, after: str | None) -> Text:
+    return Text.assemble(plain(before or "(none)"), ("  →  ", "dim"), plain(after or "(none)"))

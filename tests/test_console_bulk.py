@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 
 import pytest
+from rich.console import Console
 
 from core.config import parse
+from core.demo.directory import open_demo
 from core.directory.layout import dn_key
 from core.errors import ConfigError
 from core.execute import CANCELLED
@@ -19,7 +22,7 @@ from screens.bulk_run import BulkResultStep, BulkRunStep
 from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep
 from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, demo, settle, shown, state  # noqa: F401
-from test_console_cancel import HeldApp, footer, until
+from test_console_cancel import HeldApp, footer, frozen, until
 from test_execute_cancel import Hold
 from tui.widgets import BulkProgressPane
 
@@ -27,6 +30,17 @@ FROM, TO = "Fabrikam", "Northwind Traders"  # Northwind has Hosted Exchange on P
 CLEAN = ("arjun.martin@fabrikam.example", "kate.weiss@fabrikam.example")
 REFUSED = "ana.hall2@fabrikam.example"  # on Basic 2 GB: refused, with the reason on its row
 PLAN_PROBLEM = "Northwind Traders has no Hosted Exchange plan Basic 2 GB; choose one of: Premium 50 GB."
+
+
+def flat(app, selector: str | None = None) -> str:
+    """The text of the screen (or of one widget), wrapped lines joined."""
+    if selector is None:
+        text = shown(app)
+    else:
+        console = Console(width=SIZE[0], file=io.StringIO(), record=True)
+        console.print(app.screen.query_one(selector).content)
+        text = console.export_text()
+    return " ".join(line.strip() for line in text.splitlines())
 
 
 async def mark(keys: Keys, *searches: str) -> None:
@@ -72,13 +86,14 @@ async def test_a_bulk_move_of_marked_users_on_the_demo(demo):
         assert rows[REFUSED][0] == "✗" and {rows[upn][0] for upn in CLEAN} == {"✓"}
         for upn in CLEAN:
             assert rows[upn][2] == upn.replace("fabrikam", "northwind-traders")  # the new UPN on its row
-        problems = app.screen.query_one("#bulk-problems-text").render().plain
+        problems = flat(app, "#bulk-problems-text")
         assert users[REFUSED].display_name in problems and PLAN_PROBLEM in problems
+        assert PLAN_PROBLEM in flat(app)  # on the screen, whole
         assert not any(users[upn].display_name in problems for upn in CLEAN)
 
         await keys("enter")
         assert isinstance(app.screen, BulkReviewStep)
-        text = app.screen.query_one("#review-plan").render().plain + shown(app)
+        text = flat(app)
         assert "Will move (2)" in text and "Will not move (1)" in text and PLAN_PROBLEM in text
         assert "Nothing has been written yet" in text
         assert [(await demo.user(u.dn)).upn for u in users.values()] == list(users)  # indeed
@@ -91,7 +106,7 @@ async def test_a_bulk_move_of_marked_users_on_the_demo(demo):
         assert "Done: 2 of 2 users moved" in shown(app)
         await keys("enter")
         assert isinstance(app.screen, BulkResultStep)
-        text = app.screen.query_one("#result-text").render().plain
+        text = flat(app)
         assert "Moved 2 of 3 users to Northwind Traders." in text
         for upn in CLEAN:
             assert upn.replace("fabrikam", "northwind-traders") in text
@@ -132,7 +147,7 @@ async def test_a_bulk_move_of_marked_users_on_the_real_dc(dc_directory):
             assert isinstance(app.screen, BulkRowsStep), shown(app)
             table = app.screen.query_one("#bulk-rows")
             assert [table.get_row(key)[0].plain for key in table.rows] == ["✓", "✗", "✓"]
-            problems = app.screen.query_one("#bulk-problems-text").render().plain
+            problems = flat(app, "#bulk-problems-text")
             assert f"Test Mover {users[1].number}" in problems and "already" in problems
             await keys("enter", "enter")
             assert isinstance(app.screen, BulkRunStep)
@@ -214,3 +229,20 @@ def test_the_bulk_concurrency_comes_from_the_configuration():
     for bad in (0, -1, "4", True):
         with pytest.raises(ConfigError, match="console.bulk_concurrency"):
             parse({**raw, "console": {"bulk_concurrency": bad}})
+
+
+def test_snapshot_of_the_bulk_progress(snap_compare, monkeypatch):
+    frozen(monkeypatch)
+    app = QuickApp(open_demo, None)
+
+    async def run_before(pilot) -> None:
+        keys = Keys(pilot)
+        await to_users(keys, FROM)
+        app.config = dataclasses.replace(app.config, console=dataclasses.replace(app.config.console, bulk_concurrency=1))
+        await mark(keys, CLEAN[0], REFUSED, CLEAN[1])
+        await keys("m")
+        await keys.type("northwind")
+        await keys("enter", "enter", "enter")
+        assert isinstance(app.screen, BulkRunStep)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

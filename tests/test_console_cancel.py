@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from core.demo.directory import open_demo
 from core.directory.layout import dn_key
 from core.execute import CANCELLED
 from move_fixtures import make_user, snapshot
@@ -144,3 +145,35 @@ async def test_ctrl_c_outside_a_job_keeps_textuals_behaviour(demo):
         await keys("ctrl+c")
         assert app.is_running and app.screen is screen and not isinstance(app.screen, CancelJob)
         assert notified(app, "to quit the app")  # Textual 8: ctrl+c no longer quits, it says how
+
+
+# --- the look: the progress pane after a cancel, the clock and job ids frozen ------------------
+
+def frozen(monkeypatch) -> None:
+    """The pane's clock stands still and job ids count from 1: the screen is the same each run."""
+    numbers = iter(range(1, 1000))
+    monkeypatch.setattr(ProgressPane, "clock", staticmethod(lambda: 0.0))
+    monkeypatch.setattr("core.journal._new_job_id", lambda: f"job-{next(numbers)}")
+
+
+def test_snapshot_of_a_move_cancelled_mid_run(snap_compare, monkeypatch):
+    frozen(monkeypatch)
+    app = HeldApp(open_demo, None, hold=Hold(HELD))
+
+    async def run_before(pilot) -> None:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, "Fabrikam", "Ana Hall")
+        await keys("m")
+        await keys.type("woodgrove b")
+        await keys("enter", "enter", "enter")
+        await pilot.press("enter")
+        await asyncio.wait_for(app.hold.reached.wait(), timeout=60)
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: isinstance(app.screen, CancelJob))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunStep))
+        app.hold.release.set()
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

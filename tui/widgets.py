@@ -131,10 +131,10 @@ _EVENT_STATE = {
 FINAL = {
     "done": "Done: every step succeeded.",
     "rolled_back": "Failed and rolled back: every done step was undone; nothing changed.",
-    "cancelled": "Cancelled and rolled back: every done step was undone; nothing changed.",
+    "cancelled": "Cancelled and rolled back: every done step undone; nothing changed.",
     "needs_attention": "Failed, and the rollback did not finish: the job needs attention (resume or roll back it from the jobs list).",
 }
-CANCELLING = "Cancel asked: the step in flight finishes, then every done step is undone."
+CANCELLING = "cancelling: finishing the step in flight, then undoing the done steps"
 
 
 class ProgressPane(Vertical):
@@ -287,7 +287,7 @@ ROW_STATES = {  # a user's job as a whole (the steps' glyphs where they mean the
     "needs_attention": ("!", "attention", "bold red"),
     "refused": ("–", "not run", "dim"),
 }
-BULK_CANCELLING = "Cancel asked: each running user finishes its step in flight and rolls back; no other user starts."
+BULK_CANCELLING = "cancelling: running users roll back after their step in flight"
 
 
 class BulkProgressPane(ProgressPane):
@@ -403,6 +403,6 @@ class BulkProgressPane(ProgressPane):
             elif self.started is None:
                 text = Text(f"{total} users to move")
             else:
-                state = "Cancelling…" if self.cancelled else "Running…"
+                state = "Cancelling (no new user starts)…" if self.cancelled else "Running…"
                 text = Text(f"{state} {done} of {total} moved{', ' + others if others else ''}  ({clock})", style="bold" if self.cancelled else "")
         self.query_one("#progress-status", Static).update(text)
