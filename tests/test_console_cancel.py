@@ -15,6 +15,7 @@ from core.demo.directory import open_demo
 from core.directory.layout import dn_key
 from core.execute import CANCELLED
 from move_fixtures import make_user, snapshot
+from screens.copy_steps import CopyReviewStep
 from screens.move_result import ResultStep
 from screens.move_review import ReviewStep
 from screens.move_run import CancelJob, RunStep
@@ -145,6 +146,35 @@ async def test_ctrl_c_outside_a_job_keeps_textuals_behaviour(demo):
         await keys("ctrl+c")
         assert app.is_running and app.screen is screen and not isinstance(app.screen, CancelJob)
         assert notified(app, "to quit the app")  # Textual 8: ctrl+c no longer quits, it says how
+
+
+async def test_ctrl_c_mid_copy_rolls_back_to_no_account(demo):
+    customer = await demo.customer("Fabrikam")
+    app = HeldApp(demo, demo.config, hold=Hold(2))  # the account exists, its password is set
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, "Fabrikam", "Ana Hall")
+        await keys("c")
+        await keys.type("Ida")
+        await keys("tab")
+        await keys.type("Moss")
+        await keys("enter", "ctrl+g", "enter", "enter")  # a generated password; the template's services
+        assert isinstance(app.screen, CopyReviewStep)
+        await pilot.press("enter")
+        await asyncio.wait_for(app.hold.reached.wait(), timeout=60)
+        run = app.screen
+        assert [u.display_name for u in await demo.users(customer, search="Ida Moss")] == ["Ida Moss"]  # half made
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: "Cancel the copy and roll back what is done?" in shown(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is run)
+        app.hold.release.set()
+        await settle(pilot)
+        assert run.pane.status == "rolled_back" and run.pane.states[:3] == ["undone"] * 3
+        await keys("enter")
+        assert "was cancelled and rolled back: no account was created" in shown(app)
+    assert not await demo.users(customer, search="Ida Moss")
 
 
 # --- the look: the progress pane after a cancel, the clock and job ids frozen ------------------
