@@ -22,7 +22,7 @@ from screens.bulk_run import BulkResultStep, BulkRunStep
 from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep
 from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, demo, settle, shown, state  # noqa: F401
-from test_console_cancel import HeldApp, footer, frozen, until
+from test_console_cancel import HeldApp, cancel_held, footer, frozen, until
 from test_execute_cancel import Hold
 from tui.widgets import BulkProgressPane
 
@@ -201,12 +201,7 @@ async def test_ctrl_c_mid_batch_keeps_the_moved_user_rolls_back_the_running_one_
         assert isinstance(run, BulkRunStep)
         await until(pilot, lambda: run.pane.states == ["done", "running", "pending"])  # one at a time
         assert ("ctrl+c", "Cancel") in footer(app)
-        await pilot.press("ctrl+c")
-        await until(pilot, lambda: "Cancel the bulk move and roll back what is done?" in shown(app))
-        await pilot.press("enter")
-        await until(pilot, lambda: app.screen is run)
-        app.hold.release.set()
-        await settle(pilot)
+        await cancel_held(pilot, "Cancel the bulk move and roll back what is done?")
         assert run.pane.states == ["done", "rolled_back", "refused"]
         text = shown(app)
         assert "Cancelled: 1 of 3 users moved" in text and "rolled back" in text and "not run" in text

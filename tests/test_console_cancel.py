@@ -46,6 +46,23 @@ async def until(pilot, condition, rounds: int = 200) -> None:
     raise AssertionError("the console never got there")
 
 
+async def answer_ctrl_c(pilot, question: str, key: str = "enter") -> None:
+    """ctrl+c on the held job's pane; ``question`` asked; answered with ``key``; back on the pane."""
+    app, run = pilot.app, pilot.app.screen
+    await pilot.press("ctrl+c")
+    await until(pilot, lambda: isinstance(app.screen, CancelJob))
+    assert question in shown(app)
+    await pilot.press(key)
+    await until(pilot, lambda: app.screen is run)
+
+
+async def cancel_held(pilot, question: str) -> None:
+    """Cancel the held job, then let its step in flight finish and the rollback run."""
+    await answer_ctrl_c(pilot, question)
+    pilot.app.hold.release.set()
+    await settle(pilot)
+
+
 def footer(app) -> set[tuple[str, str]]:
     return {(b.binding.key, b.binding.description) for b in app.screen.active_bindings.values() if b.binding.show}
 
@@ -83,11 +100,7 @@ async def test_ctrl_c_mid_move_asks_then_rolls_back_live_and_the_directory_is_as
         run = app.screen
         assert ("ctrl+c", "Cancel") in footer(app)  # shown while the job runs
 
-        await pilot.press("ctrl+c")
-        await until(pilot, lambda: isinstance(app.screen, CancelJob))
-        assert "Cancel the move and roll back what is done?" in shown(app)
-        await pilot.press("enter")
-        await until(pilot, lambda: app.screen is run)
+        await answer_ctrl_c(pilot, "Cancel the move and roll back what is done?")
         assert run.pane.cancelled and "Cancelling" in shown(app)
         assert run.pane.states[HELD] == "running"  # the step in flight is not cut
 
@@ -113,10 +126,7 @@ async def test_ctrl_c_then_esc_keeps_the_job_running_to_the_end_and_nothing_quit
     async with app.run_test(size=SIZE) as pilot:
         await start_held_move(app, pilot, user)
         run = app.screen
-        await pilot.press("ctrl+c")
-        await until(pilot, lambda: isinstance(app.screen, CancelJob))
-        await pilot.press("escape")
-        await until(pilot, lambda: app.screen is run)
+        await answer_ctrl_c(pilot, "Cancel the move and roll back what is done?", "escape")
         assert not run.pane.cancelled
 
         for key in ("ctrl+q", "q", "escape"):  # quit, quit, leave: all refused mid-job
@@ -165,12 +175,7 @@ async def test_ctrl_c_mid_copy_rolls_back_to_no_account(demo):
         await asyncio.wait_for(app.hold.reached.wait(), timeout=60)
         run = app.screen
         assert [u.display_name for u in await demo.users(customer, search="Ida Moss")] == ["Ida Moss"]  # half made
-        await pilot.press("ctrl+c")
-        await until(pilot, lambda: "Cancel the copy and roll back what is done?" in shown(app))
-        await pilot.press("enter")
-        await until(pilot, lambda: app.screen is run)
-        app.hold.release.set()
-        await settle(pilot)
+        await cancel_held(pilot, "Cancel the copy and roll back what is done?")
         assert run.pane.status == "rolled_back" and run.pane.states[:3] == ["undone"] * 3
         await keys("enter")
         assert "was cancelled and rolled back: no account was created" in shown(app)
@@ -199,11 +204,7 @@ def test_snapshot_of_a_move_cancelled_mid_run(snap_compare, monkeypatch):
         await keys("enter", "enter", "enter")
         await pilot.press("enter")
         await asyncio.wait_for(app.hold.reached.wait(), timeout=60)
-        await pilot.press("ctrl+c")
-        await until(pilot, lambda: isinstance(app.screen, CancelJob))
-        await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunStep))
-        app.hold.release.set()
-        await settle(pilot)
+        await cancel_held(pilot, "Cancel the move and roll back what is done?")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
