@@ -70,6 +70,7 @@ class ConsoleConfig:
     readonly: bool = False
     low_bandwidth: bool = False
     animations: bool = False
+    bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
 
 
 # What a copied user takes over from its template (PRODUCT §3): the common attributes
@@ -185,6 +186,8 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     directory = _directory(sections.table("directory", required=True), where)
     layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
+    if console.bulk_concurrency < 1:
+        raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
     return Config(directory, layout, console, services, mapping, source)

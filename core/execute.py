@@ -7,6 +7,10 @@ done steps are undone in reverse order; if an undo fails too, the job is left
 precondition (compare-and-swap), so a job interrupted by a crash can be resumed or
 rolled back by another process (``resume`` / ``rollback``). Rights are checked again
 here, on the job and on every step's target, whoever the caller is.
+
+:meth:`Executor.cancel` asks the running jobs to stop: each finishes the step in flight
+(an LDAP write or an HTTP call is never cut half-way), then undoes what it did, with
+the reason :data:`CANCELLED`; a job of the same executor not started yet refuses to.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from core.model import Operator
 from core.plan import Plan, Step
 from core.rights import copy_problems, move_problems
 from core.services.base import ServiceAdapter
+
+
+CANCELLED = "cancelled by the operator"
 
 
 class Refused(TenantryError):
@@ -74,6 +81,12 @@ class Executor:
         self.audit = audit
         self.before_step = before_step  # tests inject faults here
         self._secrets: dict[str, str] = {}  # in memory only: never journaled, logged or audited
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop every job of this executor before its next step and roll back what it did;
+        jobs not started yet refuse to start. The step in flight finishes first."""
+        self.cancelled = True
 
     # -- public ------------------------------------------------------------------
     async def run(
@@ -89,6 +102,7 @@ class Executor:
             raise Refused("The plan has problems; nothing was written.")
         if _needs_password(plan.steps) and not (secrets or {}).get("password"):
             raise PasswordRequired("The copy needs the new user's password; nothing was written.")
+        self._refuse_if_cancelled(operator, plan)
         scope = await self._authorize(plan.kind, plan.source, plan.destination, operator)
         for change in plan.users:
             current = await self.directory.user(change.dn_before)
@@ -96,6 +110,7 @@ class Executor:
                 self._audit(operator, plan, "refused", None, "the user changed since it was read")
                 raise Refused(f"{change.user} changed since the plan was made; plan again.")
         self._check_targets(plan.steps, scope)
+        self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
         self._secrets = dict(secrets or {})
         job_id = await asyncio.to_thread(
             self.journal.create_job,
@@ -120,6 +135,8 @@ class Executor:
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
+        if self.cancelled:
+            raise Refused(f"Job {job.id} was not resumed: {CANCELLED}.")
         if needs_password_to_resume(job) and not (secrets or {}).get("password"):
             raise PasswordRequired(f"Job {job.id} still has to set the new user's password, which is never kept: give it again (--password-stdin).")
         scope = await self._authorize(job.kind, *_customers(job), operator)
@@ -150,6 +167,10 @@ class Executor:
         for record in job.steps:
             if record.state == StepState.DONE:
                 continue
+            if self.cancelled:  # between steps: the one before has finished, this one has not begun
+                async for event in self._backward(job_id, operator, reason=CANCELLED):
+                    yield event
+                return
             step = Step.from_json(record.spec)
             yield Event("step_started", job_id, record.index, step)
             try:
@@ -299,6 +320,11 @@ class Executor:
                 raise
 
     # -- rights and audit --------------------------------------------------------------
+    def _refuse_if_cancelled(self, operator: Operator, plan: Plan) -> None:
+        if self.cancelled:
+            self._audit(operator, plan, "refused", None, f"{CANCELLED} before the job started; nothing was written")
+            raise Refused(f"Not started: {CANCELLED}; nothing was written.")
+
     async def _authorize(self, kind: str, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
         customers = [await self.directory.customer(name) for name in _names(source, destination)]
         if kind == "copy" or len(customers) == 1:

@@ -201,6 +201,9 @@ class WithPassword:
     def run(self, plan: Plan, operator: Any):
         return self._executor.run(plan, operator, secrets={"password": self._password})
 
+    def cancel(self) -> None:
+        self._executor.cancel()
+
 
 class CopyFlow:
     """New user → password → services → review → run → result."""

@@ -38,7 +38,8 @@ from screens.move_flow import BACK, Outcome
 from screens.move_result import OPEN
 from screens.move_review import _grid, step_details, step_summary
 from screens.move_run import RunStep
-from tui.widgets import Choice, PasswordFields, ProblemList, ProgressPane, StepTrail
+from tui.progress import ProgressPane
+from tui.widgets import Choice, PasswordFields, ProblemList, StepTrail
 
 log = logging.getLogger("tenantry.console")
 
@@ -395,6 +396,8 @@ class CopyReviewStep(CopyStepScreen):
 class CopyRunStep(RunStep):
     """The move wizard's progress pane, under the copy's trail."""
 
+    WHAT = "copy"
+
     def trail(self) -> StepTrail:
         return StepTrail(self.draft.title(), COPY_STEP_NAMES, CopyStep.RUN)
 
@@ -404,29 +407,18 @@ class CopyRunStep(RunStep):
         yield ProgressPane([copy_summary(step, self.plan) for step in self.plan.steps])
         yield Footer()
 
-    def action_finish(self) -> None:
-        if self.outcome is None:
-            self.notify("The copy is running; it cannot be left half done.", markup=False)
-            return
-        self.dismiss(self.outcome)
-
-    def action_hold(self) -> None:
-        if self.outcome is None:
-            self.notify("The copy is running: wait for it to finish (or roll back) before quitting.", markup=False)
-        else:
-            self.app.exit()
-
 
 HEADLINES = {
     "done": "✓ {name} was created in {customer}, copied from {who}.",
     "rolled_back": "✗ The copy of {who} failed and was rolled back: no account was created.",
+    "cancelled": "✗ The copy of {who} was cancelled and rolled back: no account was created.",
     "needs_attention": "✗ The copy of {who} failed and could not be fully rolled back.",
     "refused": "✗ The copy of {who} was refused: nothing was written.",
 }
 
 
 def copy_result_text(draft: CopyDraft, outcome: Outcome) -> Text:
-    headline = HEADLINES.get(outcome.status, "The copy ended: {status}.")
+    headline = HEADLINES.get(outcome.ending, "The copy ended: {status}.")
     name = plain(draft.display_name or f"{draft.first} {draft.last}")
     lines = [Text(headline.format(name=name, customer=plain(draft.customer.name), who=draft.who,
                                   status=plain(outcome.status)), style="bold")]

@@ -23,7 +23,8 @@ from core.journal import JobRecord, JobStatus, StepRecord, StepState
 from core.text import plain
 from screens.copy_steps import copy_step_rows
 from screens.job_run import PANE_STATE, JobActions, job_plan, step_lines, who_and_where
-from tui.widgets import STATES, when
+from tui.progress import STATES
+from tui.widgets import when
 
 if TYPE_CHECKING:
     from core.session import Session

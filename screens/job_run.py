@@ -31,7 +31,8 @@ from core.password import PasswordPolicy
 from core.plan import Plan, Step
 from core.text import plain
 from screens.copy_steps import copy_summary
-from tui.widgets import PasswordFields, ProgressPane, when
+from tui.progress import ProgressPane
+from tui.widgets import PasswordFields, when
 
 if TYPE_CHECKING:
     from core.session import Session

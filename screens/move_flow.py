@@ -17,6 +17,7 @@ from rich.text import Text
 
 from core import plan as p
 from core.directory.layout import dn_key
+from core.execute import CANCELLED
 from core.mapping import split_address
 from core.model import Customer, User
 from core.move import Mapping, MoveRequest, map_user
@@ -185,6 +186,11 @@ class Outcome:
     job: str | None
     change: UserChange | None
     destination: Customer | None
+
+    @property
+    def ending(self) -> str:
+        """The status, or ``cancelled`` for a job the operator cancelled (rolled back)."""
+        return "cancelled" if self.status == "rolled_back" and self.message == CANCELLED else self.status
 
 
 class MoveFlow:

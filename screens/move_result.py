@@ -20,6 +20,7 @@ OPEN = "open"
 HEADLINES = {
     "done": "✓ {who} now belongs to {destination}.",
     "rolled_back": "✗ The move of {who} failed and was rolled back: nothing changed.",
+    "cancelled": "✗ The move of {who} was cancelled and rolled back: nothing changed.",
     "needs_attention": "✗ The move of {who} failed and could not be fully rolled back.",
     "refused": "✗ The move of {who} was refused: nothing was written.",
 }
@@ -27,7 +28,7 @@ HEADLINES = {
 
 def result_text(draft: MoveDraft, outcome: Outcome) -> Text:
     destination = plain(outcome.destination.name if outcome.destination else "")
-    headline = HEADLINES.get(outcome.status, "The move ended: {status}.")
+    headline = HEADLINES.get(outcome.ending, "The move ended: {status}.")
     lines = [Text(headline.format(who=draft.who, destination=destination, status=plain(outcome.status)), style="bold")]
     change = outcome.change
     if outcome.status == "done" and change is not None:

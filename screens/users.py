@@ -1,7 +1,8 @@
 """The users screen of one customer: its users, searched on the server as you type
 (:class:`~screens.search.SearchScreen`, at most ``limit`` rows read).
 ``space`` marks users for a bulk job, ``enter`` shows a user's details, ``m`` starts
-the move wizard on the highlighted user. Every cell is a sanitised ``Text``.
+the move wizard on the highlighted user — or, with users marked, the bulk move of the
+marked users. Every cell is a sanitised ``Text``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ class UsersScreen(SearchScreen):
             self.user = user
             self.customer = customer
 
+    class MoveMarked(Message):
+        """The operator asked to move the marked users (``m`` with marks): a bulk move."""
+
+        def __init__(self, users: list[User], customer: Customer) -> None:
+            super().__init__()
+            self.users = users
+            self.customer = customer
+
     class CopyUser(Message):
         """The operator asked to copy a user (``c``): a new user with it as template."""
 
@@ -108,6 +117,7 @@ class UsersScreen(SearchScreen):
         self.customer = customer
         self.initial_search = search or ""
         self.marked: set[str] = set()  # DNs, kept across searches
+        self._marked_users: dict[str, User] = {}  # the marked users by DN, in the order marked
 
     @property
     def users(self) -> dict[str, User]:
@@ -158,6 +168,10 @@ class UsersScreen(SearchScreen):
         if user is None:
             return
         self.marked.symmetric_difference_update({user.dn})
+        if user.dn in self.marked:
+            self._marked_users[user.dn] = user
+        else:
+            self._marked_users.pop(user.dn, None)
         table = self.query_one(UserTable)
         table.update_cell(user.dn, "mark", MARK if user.dn in self.marked else Text(""))
         table.action_cursor_down()
@@ -185,7 +199,21 @@ class UsersScreen(SearchScreen):
     def _can_move(self) -> bool:
         return not getattr(self.app, "readonly", False)
 
+    @property
+    def marked_users(self) -> list[User]:
+        return list(self._marked_users.values())
+
+    def clear_marks(self) -> None:
+        """Forget the marks (a bulk job took them); the rows are read again."""
+        self.marked.clear()
+        self._marked_users.clear()
+        self.users = {}  # every row is redrawn, without its mark
+        self.reload()
+
     def action_move(self) -> None:
+        if self.marked:
+            self.post_message(self.MoveMarked(self.marked_users, self.customer))
+            return
         user = self.highlighted
         if user is None:
             self.app.bell()

@@ -175,6 +175,33 @@ class TenantryApp(App[None]):
             self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
         return False
 
+    # -- moving the marked users (a bulk move) ---------------------------------------------
+    def on_users_screen_move_marked(self, message: UsersScreen.MoveMarked) -> None:
+        self.start_bulk_move(message.users, message.customer)
+
+    def start_bulk_move(self, users: list[User], source: Customer) -> None:
+        """Open the bulk move of ``users`` (marked on the users screen of ``source``)."""
+        if self.readonly:
+            self.notify("Tenantry runs in read-only mode: nothing can be changed.", severity="warning", markup=False)
+            return
+        self._bulk_flow(users, source)
+
+    @work(exclusive=True, group="move-flow", exit_on_error=False)  # one move wizard at a time, single or bulk
+    async def _bulk_flow(self, users: list[User], source: Customer) -> None:
+        from screens.bulk_flow import BulkDraft, BulkFlow
+
+        try:
+            session = await self.wait_for_session()
+        except Exception as error:  # one sentence, never a traceback
+            self.show_error(error)
+            return
+        concurrency = (self.config.console if self.config else ConsoleConfig()).bulk_concurrency
+        draft = BulkDraft(session, list(users), source, concurrency=concurrency)
+        outcome = await BulkFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce).run()
+        origin = self.screen
+        if outcome is not None and isinstance(origin, UsersScreen):
+            origin.clear_marks()  # the marks were the batch's; the moved users left the list
+
     # -- copying a user -----------------------------------------------------------------
     def on_users_screen_copy_user(self, message: UsersScreen.CopyUser) -> None:
         self.start_copy(message.user, message.customer)
@@ -410,11 +437,26 @@ class TenantryApp(App[None]):
         yield SystemCommand("Audit log", "Who did what to which users, and when; searchable", self.action_audit)
         if isinstance(screen, UsersScreen):
             yield SystemCommand("Search users", "Find a user of this customer", screen.action_focus_search)
+            if not self.readonly and screen.marked:
+                yield SystemCommand("Move the marked users", "A bulk move of every marked user", screen.action_move)
             if not self.readonly and screen.highlighted is not None:
-                yield SystemCommand("Move the highlighted user", "Move it to another customer", screen.action_move)
+                if not screen.marked:
+                    yield SystemCommand("Move the highlighted user", "Move it to another customer", screen.action_move)
                 yield SystemCommand("Copy the highlighted user", "Make a new user from it", screen.action_copy)
         elif isinstance(screen, CustomersScreen):
             yield SystemCommand("Search customers", "Find a customer by name or domain", screen.action_focus_search)
+
+    @property
+    def job_running(self) -> bool:
+        """Whether a job runs on a screen of the stack (a progress pane not finished)."""
+        return any(getattr(screen, "job_running", False) for screen in self.screen_stack)
+
+    async def action_quit(self) -> None:
+        """``q``, ``ctrl+q`` or the palette's Quit: never in the middle of a job."""
+        if self.job_running:
+            self.notify("A job is running: wait for it to finish, or cancel it with ctrl+c, before quitting.", markup=False)
+            return
+        await super().action_quit()
 
     def action_help(self) -> None:
         """The help screen: every key of the screen below, read before it is covered."""

@@ -1,5 +1,6 @@
 """Widgets the screens share: sanitised cells, a left/right choice, the wizard's step
-trail, the problem list and the progress pane of a running job.
+trail, the problem list, the password fields and the connection banner (the progress
+panes are in :mod:`tui.progress`).
 
 Every directory or API string reaches the terminal through :func:`cell` /
 :func:`core.text.plain` as a ``rich.text.Text``: never as markup.
@@ -7,9 +8,8 @@ Every directory or API string reaches the terminal through :func:`cell` /
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
-from typing import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Awaitable, Callable, Iterable, Sequence
 
 from rich.text import Text
 from textual import on, work
@@ -19,9 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, Label, Log, Static
+from textual.widgets import Input, Label, Static
 
-from core.execute import Event
 from core.password import PasswordPolicy
 from core.text import plain
 
@@ -232,189 +231,6 @@ class PasswordFields(Vertical):
         event.stop()
         self.show_state()
         self.post_message(self.Changed(self.value))
-
-
-# -- the progress pane ------------------------------------------------------------------------
-
-STATES = {
-    "pending": ("·", "pending", "dim"),
-    "running": ("▶", "running", "bold"),
-    "done": ("✓", "done", "green"),
-    "failed": ("✗", "failed", "bold red"),
-    "undone": ("↺", "undone", "yellow"),
-    "undo_failed": ("!", "undo failed", "bold red"),
-    "interrupted": ("?", "interrupted", "bold yellow"),  # a journal step a crash left running
-    "undoing": ("?", "undoing", "bold yellow"),  # a journal step a crash left half undone
-}
-_EVENT_STATE = {
-    "step_started": "running", "step_done": "done", "step_failed": "failed",
-    "step_undone": "undone", "undo_failed": "undo_failed",
-}
-FINAL = {
-    "done": "Done: every step succeeded.",
-    "rolled_back": "Failed and rolled back: every done step was undone; nothing changed.",
-    "needs_attention": "Failed, and the rollback did not finish: the job needs attention (resume or roll back it from the jobs list).",
-}
-
-
-class ProgressPane(Vertical):
-    """The steps of a running job (pending, running, done, failed, undone), the elapsed
-    time and a log. Events are applied in batches (:meth:`apply`), never one repaint each."""
-
-    def __init__(
-        self,
-        steps: Sequence[Text],
-        *,
-        id: str | None = "progress",
-        states: Sequence[str] | None = None,
-        final: Mapping[str, str] | None = None,
-    ) -> None:
-        """``states``: where each step starts (a resumed job's done steps); ``final``:
-        the sentences that replace :data:`FINAL`'s for this job's end."""
-        super().__init__(id=id)
-        self.descriptions = list(steps)
-        self.states = list(states) if states is not None else ["pending"] * len(steps)
-        self.final = {**FINAL, **(final or {})}
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.status: str | None = None  # the job's final status
-        self.job: str | None = None
-        self.rolling_back = False
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="progress-status")
-        yield DataTable(id="progress-steps", cursor_type="none", show_cursor=False, zebra_stripes=False)
-        yield Log(id="progress-log", max_lines=500, auto_scroll=True)
-
-    def on_mount(self) -> None:
-        table = self.query_one("#progress-steps", DataTable)
-        width = max(20, self.app.size.width - 2 - 11 - 4 - 7)
-        table.add_column(Text("State"), width=11, key="state")
-        table.add_column(Text("#"), width=2, key="n")
-        table.add_column(Text("Step"), width=width, key="step")
-        for index, description in enumerate(self.descriptions):
-            table.add_row(self._state_cell(self.states[index]), Text(str(index + 1)), description, key=str(index))
-        self._show_status()
-
-    @staticmethod
-    def _state_cell(state: str) -> Text:
-        glyph, word, style = STATES[state]
-        return Text(f"{glyph} {word}", style=style, no_wrap=True)
-
-    def start(self) -> None:
-        self.started = time.monotonic()
-        self._show_status()
-
-    @property
-    def elapsed(self) -> float:
-        if self.started is None:
-            return 0.0
-        return (self.finished or time.monotonic()) - self.started
-
-    def apply(self, events: Sequence[tuple[float, Event]]) -> None:
-        """Show a batch of the executor's events (each with the ``time.monotonic()`` it
-        came at): one repaint for all of them."""
-        table = self.query_one("#progress-steps", DataTable)
-        log = self.query_one("#progress-log", Log)
-        lines: list[str] = []
-        with self.app.batch_update():
-            for at, event in events:
-                self.job = event.job or self.job
-                state = _EVENT_STATE.get(event.kind)
-                if state is not None and event.index is not None and 0 <= event.index < len(self.states):
-                    self.states[event.index] = state
-                    table.update_cell(str(event.index), "state", self._state_cell(state))
-                    if state in ("running", "failed"):
-                        table.move_cursor(row=event.index, animate=False, scroll=True)
-                lines.extend(self._log_lines(event, at - (self.started or at)))
-                if event.kind == "rolling_back":
-                    self.rolling_back = True
-                if event.kind == "job_finished":
-                    self.finished = at
-                    self.status = event.status
-            if lines:
-                log.write_lines(lines)
-            self._show_status()
-
-    def fail(self, sentence: str, outcome: str = "Nothing was written.") -> None:
-        """The job could not start (refused or an error): nothing was written — or, with
-        another ``outcome`` sentence, it stopped part-way."""
-        self.finished = time.monotonic()
-        self.status = "refused"
-        self.query_one("#progress-log", Log).write_line(plain(sentence))
-        self._show_status(Text.assemble(("✗ ", "bold"), plain(sentence), " ", outcome))
-
-    async def follow(self, events: AsyncIterator[Event], every: float = 0.25) -> Event | None:
-        """Show a job's events as they come, applied in batches every ``every`` seconds
-        (a fast job cannot flood a slow link); returns the last event. What the stream
-        raises propagates, after the events before it are shown."""
-        pending: list[tuple[float, Event]] = []
-
-        def flush() -> None:
-            if pending:
-                batch = pending[:]
-                pending.clear()
-                self.apply(batch)
-            else:
-                self.tick()
-
-        last: Event | None = None
-        ticker = self.set_interval(every, flush)
-        self.start()
-        try:
-            async for event in events:
-                pending.append((time.monotonic(), event))
-                last = event
-        finally:
-            ticker.stop()
-            flush()
-        return last
-
-    def _log_lines(self, event: Event, elapsed: float) -> list[str]:
-        at = f"{elapsed:6.2f}s "
-        step = f"step {event.index + 1}" if event.index is not None else ""
-        message = plain(event.message)
-        if event.kind == "job_started":
-            return [f"{at}job {plain(event.job)} started: {message}"]
-        if event.kind == "step_started":
-            return [f"{at}{step} running: {self._plain(event.index)}"]
-        if event.kind == "step_done":
-            return [f"{at}{step} done"]
-        if event.kind == "step_failed":
-            return [f"{at}{step} FAILED: {message}"]
-        if event.kind == "rolling_back":
-            return [f"{at}rolling back: {message}"]
-        if event.kind == "step_undone":
-            return [f"{at}{step} undone"]
-        if event.kind == "undo_failed":
-            return [f"{at}{step} UNDO FAILED: {message}"]
-        if event.kind == "job_finished":
-            return [f"{at}job {plain(event.status)}: {message}"]
-        return [f"{at}{plain(event.kind)} {message}"]
-
-    def _plain(self, index: int | None) -> str:
-        if index is None or not 0 <= index < len(self.descriptions):
-            return ""
-        return self.descriptions[index].plain
-
-    def _show_status(self, text: Text | None = None) -> None:
-        if text is None:
-            done = sum(1 for s in self.states if s == "done")
-            undone = sum(1 for s in self.states if s == "undone")
-            clock = f"{self.elapsed:.1f} s"
-            if self.status in self.final:
-                text = Text.assemble((self.final[self.status], "bold"), f"  ({clock})")
-            elif self.rolling_back:
-                text = Text(f"Rolling back… {undone} step(s) undone  ({clock})", style="bold")
-            elif self.started is None:
-                text = Text(f"{len(self.states)} steps to run")
-            else:
-                text = Text(f"Running… {done}/{len(self.states)} steps done  ({clock})")
-        self.query_one("#progress-status", Static).update(text)
-
-    def tick(self) -> None:
-        """Refresh the clock (called with each batch, about four times a second)."""
-        self._show_status()
 
 
 class ConnectionBanner(Static):

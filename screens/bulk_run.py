@@ -1,0 +1,139 @@
+"""The bulk move runs: one row per user in the progress pane (pending, running, done,
+rolled back, failed) and one log, the events applied in batches about four times a
+second; ``ctrl+c`` asks, then cancels the whole batch through the core. Then the result:
+how many moved, each row's outcome and each new UPN."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from core.bulk import BulkMove, BulkPlan, RowResult
+from core.errors import TenantryError
+from core.execute import Executor
+from core.text import plain
+from screens.bulk_flow import BULK_STEP_NAMES, BulkDraft, BulkOutcome, BulkStep
+from screens.bulk_steps import indented
+from screens.move_run import JobRun
+from tui.progress import ROW_STATES, BulkProgressPane
+from tui.widgets import StepTrail
+
+log = logging.getLogger("tenantry.console")
+
+
+class BulkRunStep(JobRun):
+    WHAT = "bulk move"
+
+    def __init__(self, draft: BulkDraft, bulk: BulkPlan, executor: Callable[[], Executor]) -> None:
+        super().__init__()
+        self.draft = draft
+        self.bulk = bulk
+        self.executor = executor
+        self.results: dict[str, RowResult] = {}  # filled by the core as rows end
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StepTrail(self.draft.title(), BULK_STEP_NAMES, BulkStep.RUN)
+        rows = []
+        for row in self.bulk.clean:
+            upn = row.plan.users[0].upn_after if row.plan.users else None
+            rows.append((row.label, self.draft.name(row.label), Text(plain(upn or "(no UPN)"))))
+        yield BulkProgressPane(rows)
+        yield Footer()
+
+    @property
+    def pane(self) -> BulkProgressPane:
+        return self.query_one(BulkProgressPane)
+
+    @work(exclusive=True, group="job", exit_on_error=False)
+    async def run_job(self) -> None:
+        session = self.draft.session
+        self.pane.start()
+        error: str | None = None
+        mover = BulkMove(session.planner(), self.executor_for_job(self.executor))
+        try:
+            async for item in mover.run(self.bulk, session.operator, concurrency=self.draft.concurrency, results=self.results):
+                self.received(item)
+        except TenantryError as failure:
+            error = str(failure)
+        except Exception as failure:  # a defect below: one sentence here, the details in the log
+            log.exception("the bulk move failed unexpectedly")
+            error = f"The bulk move stopped unexpectedly ({type(failure).__name__}); the details are in the log."
+        self._flush()
+        if error is not None:
+            self.pane.fail(error)
+        else:
+            self.pane.finish()
+        results = tuple(self.results.get(row.label) or RowResult(row.label, row.request.user, "failed", message=error or "")
+                        for row in self.bulk.rows)
+        self.ended(BulkOutcome(results, self.bulk.batch, self.draft.destination, self.cancel_requested, error))
+
+    def _flush(self) -> None:
+        super()._flush()
+        self.pane.show_results(self.results)  # rows that ended without starting (after a cancel)
+
+
+HEADLINE = {
+    "done": "✓ {who}",
+    "refused": "✗ {who}: not moved",
+    "rolled_back": "↺ {who}: rolled back",
+    "needs_attention": "! {who}: needs attention",
+    "failed": "✗ {who}: failed",
+}
+
+
+def bulk_result_view(draft: BulkDraft, outcome: BulkOutcome) -> Group:
+    where = plain(outcome.destination.name if outcome.destination else "")
+    total = len(outcome.results)
+    headline = f"Moved {outcome.moved} of {total} users to {where}."
+    if outcome.cancelled:
+        headline = f"Cancelled: moved {outcome.moved} of {total} users to {where}; the others were rolled back or not started."
+    parts: list[Any] = [Text(headline, style="bold"), Text("")]
+    for result in outcome.results:
+        style = ROW_STATES.get(result.status, ROW_STATES["failed"])[2]
+        head = HEADLINE.get(result.status, "✗ {who}: " + plain(result.status)).format(who=draft.name(result.row).plain)
+        lines: list[Text] = []
+        if result.status == "done":
+            lines += [Text.assemble(("UPN    ", "bold"), plain(result.upn or "(none)")),
+                      Text.assemble(("Email  ", "bold"), plain(result.email or "(none)"))]
+        elif result.message:
+            lines.append(Text(plain(result.message)))
+        if result.status == "needs_attention" and result.job:
+            lines.append(Text(f"Resume or roll back job {plain(result.job)} from the jobs list.", style="italic"))
+        parts += [Text(head, style=style), indented(lines)]
+    if outcome.error:
+        parts += [Text(""), Text(plain(outcome.error), style="bold")]
+    parts += [Text(""), Text.assemble(("Batch  ", "bold"), plain(outcome.batch), ("  (each user's job in the journal and the audit log)", "dim"))]
+    return Group(*parts)
+
+
+class BulkResultStep(Screen[None]):
+    AUTO_FOCUS = "#result"
+    BINDINGS = [
+        Binding("enter", "close", "Back to the users", priority=True, id="bulk.done"),
+        Binding("escape", "close", "Back to the users", show=False, id="bulk.close"),
+    ]
+
+    def __init__(self, draft: BulkDraft, outcome: BulkOutcome) -> None:
+        super().__init__()
+        self.draft = draft
+        self.outcome = outcome
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StepTrail(self.draft.title(), BULK_STEP_NAMES, BulkStep.RUN)
+        with VerticalScroll(id="result"):
+            yield Static(bulk_result_view(self.draft, self.outcome), id="result-text")
+        yield Footer()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
