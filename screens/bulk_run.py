@@ -23,7 +23,7 @@ from core.execute import Executor
 from core.text import plain
 from screens.bulk_flow import BULK_STEP_NAMES, BulkDraft, BulkOutcome, BulkStep
 from screens.bulk_steps import indented
-from screens.move_run import JobRun
+from screens.running_job import JobRun
 from tui.progress import ROW_STATES, BulkProgressPane
 from tui.widgets import StepTrail
 

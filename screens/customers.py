@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input
 
 from core.model import Customer
 from core.text import plain
-from screens.search import DirectoryProvider, SearchScreen
+from screens.search import SearchScreen
 
 if TYPE_CHECKING:
     from core.directory import Directory

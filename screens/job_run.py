@@ -20,7 +20,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, Static
 
 from core.copy import account_password_problems
@@ -31,6 +31,7 @@ from core.password import PasswordPolicy
 from core.plan import Plan, Step
 from core.text import plain
 from screens.copy_steps import copy_summary
+from screens.running_job import JobRun
 from tui.progress import ProgressPane
 from tui.widgets import PasswordFields, when
 
@@ -219,16 +220,13 @@ class PasswordDialog(ModalScreen[str | None]):
 
 # -- the run ---------------------------------------------------------------------------------
 
-class JobRunScreen(Screen[str | None]):
-    """Resume or roll back ``job`` with the live progress pane; ``enter`` goes back when
-    it is over (dismissed with the job's final status)."""
+class JobRunScreen(JobRun):
+    """Resume or roll back ``job`` with the live progress pane (``ctrl+c`` cancels a
+    resume: the core rolls the job back); ``enter`` goes back when it is over (dismissed
+    with the job's final status)."""
 
+    WHAT = "resumed job"
     CSS = "#context { text-wrap: nowrap; text-overflow: ellipsis; }"
-    BINDINGS = [
-        Binding("enter", "close", "Back to the jobs", priority=True, id="jobrun.close"),
-        Binding("escape", "close", "Back", show=False, id="jobrun.back"),
-        Binding("q", "hold", "Quit", show=False, id="jobrun.hold"),
-    ]
 
     def __init__(self, session: Session, job: JobRecord, action: str, password: str | None = None) -> None:
         super().__init__()
@@ -236,7 +234,11 @@ class JobRunScreen(Screen[str | None]):
         self.job = job
         self.action = action
         self._password = password  # in memory until the executor has it, never kept
-        self.status: str | None = None  # the job's status once the run is over
+
+    @property
+    def status(self) -> str | None:
+        """The job's status once the run is over (``refused``, ``stopped`` or a journal status)."""
+        return self.outcome
 
     def compose(self) -> ComposeResult:
         verb = "Resuming" if self.action == RESUME else "Rolling back"
@@ -246,13 +248,10 @@ class JobRunScreen(Screen[str | None]):
         yield ProgressPane(step_lines(self.job), states=[PANE_STATE[s.state] for s in self.job.steps], final=FINAL[self.action])
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.run_job()
-
     @work(exclusive=True, group="job", exit_on_error=False)
     async def run_job(self) -> None:
-        pane = self.query_one(ProgressPane)
-        executor = self.session.executor()
+        pane = self.pane
+        executor = self.executor_for_job(self.session.executor)
         operator = self.session.operator
         if self.action == RESUME:
             secrets = {"password": self._password} if self._password else None
@@ -262,39 +261,31 @@ class JobRunScreen(Screen[str | None]):
         self._password = None
         error: str | None = None
         last = None
+        pane.start()
         try:
-            last = await pane.follow(events)
+            async for event in events:
+                self.received(event)
+                last = event
         except TenantryError as failure:
             error = str(failure)
         except Exception as failure:  # a defect below: one sentence here, the details in the log
             log.exception("resuming or rolling back a job failed unexpectedly")
             error = f"The job stopped unexpectedly ({type(failure).__name__}); the details are in the log."
+        self._flush()
         if error is None and last is not None and last.kind == "job_finished":
-            self.status = last.status
+            status = last.status
         elif pane.job is None:  # refused before the job moved: nothing was written
             pane.fail(error or "The job did not start.")
-            self.status = "refused"
+            status = "refused"
         else:
             pane.fail(error or "The job stopped.", "The job is left unfinished in the journal: resume or roll it back.")
-            self.status = "stopped"
-        self.refresh_bindings()
+            status = "stopped"
+        self.ended(status)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "close":
-            return True if self.status is not None else None
-        return True
-
-    def action_close(self) -> None:
-        if self.status is None:
-            self.notify("The job is running; it cannot be left half done.", markup=False)
-            return
-        self.dismiss(self.status)
-
-    def action_hold(self) -> None:
-        if self.status is None:
-            self.notify("The job is running: wait for it to finish before quitting.", markup=False)
-        else:
-            self.app.exit()
+        if action == "cancel_job" and self.action == ROLLBACK:
+            return False  # a rollback is the way back already: nothing to cancel
+        return super().check_action(action, parameters)
 
 
 # -- r and b on a screen that shows a job --------------------------------------------------------

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input
 
 from core.model import Customer, User
 from core.text import plain
-from screens.customers import CustomersScreen, CustomerTable
+from screens.customers import CustomersScreen
 from screens.move_flow import BACK
 from screens.search import DirectoryProvider, SearchScreen
 from screens.users import COLUMNS, FIXED, SHARES, user_row

@@ -207,7 +207,7 @@ class UsersScreen(SearchScreen):
         """Forget the marks (a bulk job took them); the rows are read again."""
         self.marked.clear()
         self._marked_users.clear()
-        self.users = {}  # every row is redrawn, without its mark
+        self.rows = {}  # every row is redrawn, without its mark
         self.reload()
 
     def action_move(self) -> None:

@@ -6,7 +6,7 @@ slow link."""
 from __future__ import annotations
 
 import time
-from typing import AsyncIterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -142,32 +142,6 @@ class ProgressPane(Vertical):
         self.status = "refused"
         self.query_one("#progress-log", Log).write_line(plain(sentence))
         self._show_status(Text.assemble(("✗ ", "bold"), plain(sentence), " ", outcome))
-
-    async def follow(self, events: AsyncIterator[Event], every: float = 0.25) -> Event | None:
-        """Show a job's events as they come, applied in batches every ``every`` seconds
-        (a fast job cannot flood a slow link); returns the last event. What the stream
-        raises propagates, after the events before it are shown."""
-        pending: list[tuple[float, Event]] = []
-
-        def flush() -> None:
-            if pending:
-                batch = pending[:]
-                pending.clear()
-                self.apply(batch)
-            else:
-                self.tick()
-
-        last: Event | None = None
-        ticker = self.set_interval(every, flush)
-        self.start()
-        try:
-            async for event in events:
-                pending.append((self.clock(), event))
-                last = event
-        finally:
-            ticker.stop()
-            flush()
-        return last
 
     def _log_lines(self, event: Event, elapsed: float) -> list[str]:
         at = f"{elapsed:6.2f}s "
