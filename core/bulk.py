@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable, Mapping
 
 from core import plan as p
-from core.copy import CopyPlanner, CopyRequest
+from core.copy import CopyPlanner, CopyRequest, account_password_problems
 from core.directory.escape import rdn_value
 from core.directory.layout import dn_key
 from core.errors import NotFound, TenantryError, UsageError
@@ -42,7 +42,7 @@ from core.execute import Event, Executor, Refused, needs_password_to_resume
 from core.journal import JobRecord, JobStatus, Journal
 from core.model import Operator
 from core.move import MovePlanner, MoveRequest
-from core.plan import Plan, Problem
+from core.plan import Plan, Problem, Step, UserChange
 from core.text import plain
 
 DEFAULT_CONCURRENCY = 4
@@ -164,7 +164,7 @@ class BulkJob:
         for i, row in enumerate(rows):
             if not row.plan.users:
                 continue
-            for key, value, what in [(("row",) + self._operation(row), "", "")] + _claims(row.plan):
+            for key, what in [(("row",) + self._operation(row), "")] + _claims(row.plan):
                 first = seen.setdefault(key, i)
                 if first == i:
                     continue
@@ -172,7 +172,7 @@ class BulkJob:
                 if key[0] == "row":
                     extra[i].append(Problem(DUPLICATE, self._duplicate_message(row, other), row.who))
                     break  # it claims what that row claims, of course: one problem is enough
-                extra[i].append(Problem(p.COLLISION, f"The {what} {plain(value)} would also be given to {other}.", row.who))
+                extra[i].append(Problem(p.COLLISION, f"{what} would also be given to {other}.", row.who))
         return [replace(row, plan=replace(row.plan, problems=row.plan.problems + tuple(extra[i]))) if extra[i] else row
                 for i, row in enumerate(rows)]
 
@@ -274,11 +274,22 @@ class Batch:
         """The unfinished copies that still have to set their new user's password (never kept)."""
         return tuple(j for j in self.unfinished if needs_password_to_resume(j))
 
+    async def password_problems(self, copier: CopyPlanner, password: str) -> dict[str, list[Problem]]:
+        """Row → why ``password`` cannot be its new user's, for every row that needs one."""
+        policy = await copier.directory.password_policy()
+        found = {batch_row(j).label: account_password_problems(policy, journaled_plan(j).steps, password)
+                 for j in self.needing_password()}
+        return {label: problems for label, problems in found.items() if problems}
+
+    async def generate_passwords(self, copier: CopyPlanner) -> dict[str, str]:
+        """Row → a new password of its own, for every row that needs one."""
+        return {batch_row(j).label: await copier.generate_password(journaled_plan(j)) for j in self.needing_password()}
+
     def results(self) -> dict[str, RowResult]:
         """Every row as the journal has it now (a job refused when it started shows ``refused``)."""
         out: dict[str, RowResult] = {}
         for job in self.jobs:
-            row = _batch_row(job)
+            row = batch_row(job)
             status = "refused" if job.status == JobStatus.FAILED else job.status.value
             out[row.label] = RowResult(row.label, row.user, status, job.id, job.error or "", row.upn, row.email)
         return out
@@ -291,7 +302,7 @@ class Batch:
         ``results`` gets every row, finished ones as they ended. ``passwords``: row → the
         new user's password, for the copies in :meth:`needing_password`."""
         results = self._start(results, "resumed")
-        rows = [_batch_row(j) for j in self.unfinished]
+        rows = [batch_row(j) for j in self.unfinished]
         async for item in _run_rows(rows, _starter(executor, operator, passwords), concurrency, results):
             yield item
 
@@ -301,7 +312,7 @@ class Batch:
     ) -> AsyncIterator[RowEvent]:
         """Undo every unfinished row (planned rows are only marked rolled back); done rows stay done."""
         results = self._start(results, "rolled back")
-        rows = [_batch_row(j) for j in self.unfinished]
+        rows = [batch_row(j) for j in self.unfinished]
         async for item in _run_rows(rows, lambda row: executor.rollback(row.job, operator), concurrency, results, backward=True):
             yield item
 
@@ -313,7 +324,15 @@ class Batch:
         return results
 
 
-def _batch_row(job: JobRecord) -> BatchRow:
+def journaled_plan(job: JobRecord) -> Plan:
+    """The plan a journaled job runs: its customers, users (as read) and steps."""
+    customers = list(job.customers) or [None]
+    users = tuple(UserChange(**u) for u in job.meta.get("users") or [])
+    return Plan(job.kind, customers[0], customers[-1], users, tuple(Step.from_json(s.spec) for s in job.steps))
+
+
+def batch_row(job: JobRecord) -> BatchRow:
+    """A journaled row: its label, job, user and new identity, and the rows it waits for."""
     users = job.meta.get("users") or [{}]
     label = str(job.meta.get("row") or job.id)
     return BatchRow(label, job.id, users[0].get("user") or ", ".join(job.users), users[0].get("upn_after"),
@@ -389,20 +408,20 @@ async def _run_rows(
         await asyncio.gather(task, return_exceptions=True)
 
 
-def _claims(plan: Plan) -> list[tuple[tuple, str, str]]:
-    """What a row's new user would hold that no other user may: ``(key, value, what)``."""
+def _claims(plan: Plan) -> list[tuple[tuple, str]]:
+    """What a row's user would hold that no other user may: ``(key, "The UPN …")``."""
     change = plan.users[0]
-    claims: list[tuple[tuple, str, str]] = []
+    claims: list[tuple[tuple, str]] = []
     if change.dn_after and change.dn_after[:3].casefold() == "cn=":
-        claims.append((("name",) + dn_key(change.dn_after), rdn_value(change.dn_after), "name (in the same container)"))
+        claims.append((("name",) + dn_key(change.dn_after), f"The name {plain(rdn_value(change.dn_after))} in the same container"))
     if change.upn_after:
-        claims.append((("address", change.upn_after.casefold()), change.upn_after, "UPN"))
+        claims.append((("address", change.upn_after.casefold()), f"The UPN {plain(change.upn_after)}"))
     if change.email_after and change.email_after.casefold() != (change.upn_after or "").casefold():
-        claims.append((("address", change.email_after.casefold()), change.email_after, "email address"))
+        claims.append((("address", change.email_after.casefold()), f"The email address {plain(change.email_after)}"))
     for attribute, kind, what in ((_SIP_ATTRIBUTE, "sip", "SIP URI"), (_SAM_ATTRIBUTE, "sam", "username")):
         value = _new_value(plan, attribute)
         if value:
-            claims.append(((kind, value.casefold()), value, what))
+            claims.append(((kind, value.casefold()), f"The {what} {plain(value)}"))
     return claims
 
 
