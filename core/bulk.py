@@ -316,9 +316,13 @@ class Batch:
         async for item in _run_rows(rows, lambda row: executor.rollback(row.job, operator), concurrency, results, backward=True):
             yield item
 
-    def _start(self, results: dict[str, RowResult] | None, verb: str) -> dict[str, RowResult]:
+    def require_unfinished(self, verb: str) -> None:
+        """Refuse (exit 3) a batch with nothing left to be ``verb`` ("resumed", "rolled back")."""
         if not self.unfinished:
             raise Refused(f"Batch {self.id} is finished (every row done, rolled back or refused); nothing to be {verb}.")
+
+    def _start(self, results: dict[str, RowResult] | None, verb: str) -> dict[str, RowResult]:
+        self.require_unfinished(verb)
         results = results if results is not None else {}
         results.update({label: r for label, r in self.results().items() if r.status in ("done", "rolled_back", "refused")})
         return results

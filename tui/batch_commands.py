@@ -99,6 +99,7 @@ async def bulk_copy(session: Session, args: argparse.Namespace) -> int:
 
 async def resume_batch(session: Session, args: argparse.Namespace, batch: Batch) -> int:
     concurrency = _concurrency(args)
+    batch.require_unfinished("resumed")
     generate = getattr(args, "generate_password", False)
     needing = batch.needing_password()
     passwords = None
@@ -126,6 +127,7 @@ async def resume_batch(session: Session, args: argparse.Namespace, batch: Batch)
 
 async def rollback_batch(session: Session, args: argparse.Namespace, batch: Batch) -> int:
     concurrency = _concurrency(args)
+    batch.require_unfinished("rolled back")
     if not args.json:
         print(f"batch {batch.id}: rolling back {len(batch.unfinished)} unfinished row(s) of {len(batch.jobs)}, {concurrency} at once",
               file=sys.stderr)
