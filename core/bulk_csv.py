@@ -4,9 +4,9 @@ The file is UTF-8 (a byte-order mark is fine, as spreadsheets write it), comma
 separated, with a header line naming its columns in any order, case and spacing
 (``display name``, ``Display-Name`` and ``display_name`` are one column). Every fault
 of the file itself — unreadable, not UTF-8, not CSV, empty, a missing or unknown
-column, a row longer than the header, a cell over :data:`MAX_CELL` characters, more
-than :data:`MAX_ROWS` rows, a cell a spreadsheet would run as a formula (``=cmd|…``,
-``+``, ``-``, ``@``) — stops the whole file with one sentence before anything is read
+column, a file over 16 MB, a row longer than the header, a cell over :data:`MAX_CELL` characters or with
+a control character, more than :data:`MAX_ROWS` rows, a cell a spreadsheet would run
+as a formula (``=cmd|…``, ``+``, ``-``, ``@``) — stops the whole file with one sentence before anything is read
 from the directory, so nothing is written. Faults of one row's values (an unknown
 user, a name the directory refuses) are that row's problems, found in preflight.
 
@@ -20,6 +20,7 @@ Wholly empty lines are skipped. Rows are numbered from 1 after the header.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +32,7 @@ from core.text import plain
 
 MAX_CELL = 1024  # characters in one cell
 MAX_ROWS = 10_000
+MAX_BYTES = 16_000_000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MOVE_COLUMNS = (("user",), ("upn", "email"))
 COPY_COLUMNS = (("template", "first", "last"), ("display_name", "username", "upn", "email", "services", "plans"))
@@ -48,14 +50,21 @@ def read_rows(path: str | Path, required: tuple[str, ...], optional: tuple[str, 
     name = plain(str(path))
     expected = f"columns {', '.join(required)}" + (f"; optional {', '.join(optional)}" if optional else "")
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return list(_rows(handle, name, required, optional, expected))
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{name} is not UTF-8 text (byte {error.start + 1} cannot be read): save it as UTF-8 CSV.") from None
-    except csv.Error as error:
-        raise UsageError(f"{name} is not a CSV file this can read ({plain(str(error))}).") from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
     except OSError as error:
         raise UsageError(f"Cannot read {name}: {error.strerror or error}.") from None
+    if len(data) > MAX_BYTES:
+        raise UsageError(f"{name} is larger than {MAX_BYTES // 1_000_000} MB: split it into several files.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UsageError(f"{name} is not UTF-8 text (line {line}, byte {error.start + 1}): save it as UTF-8 CSV.") from None
+    try:
+        return list(_rows(io.StringIO(text, newline=""), name, required, optional, expected))
+    except csv.Error as error:
+        raise UsageError(f"{name} is not a CSV file this can read ({plain(str(error))}).") from None
 
 
 def _rows(handle, name: str, required: tuple[str, ...], optional: tuple[str, ...], expected: str) -> Iterator[tuple[int, dict]]:
@@ -101,6 +110,8 @@ def _rows(handle, name: str, required: tuple[str, ...], optional: tuple[str, ...
 def _check_cell(name: str, where: str, column: str, value: str) -> None:
     if len(value) > MAX_CELL:
         raise UsageError(f"{name}, {where}: the {plain(column)!r} cell is longer than {MAX_CELL} characters.")
+    if plain(value) != value:
+        raise UsageError(f"{name}, {where}: the {plain(column)!r} cell holds a control character (a line break, ESC…).")
     if value.startswith(FORMULA_START):
         raise UsageError(f"{name}, {where}: the {plain(column)!r} cell starts with {plain(value[:1])!r}, "
                          "which a spreadsheet would run as a formula; remove it.")
