@@ -193,6 +193,13 @@ class BulkJob:
             results[row.label] = RowResult(row.label, row.who, "refused", message=" ".join(x.message for x in row.plan.problems))
         if not bulk.clean:
             return
+        rows = await self.record(bulk, operator)
+        async for item in _run_rows(rows, _starter(self.executor, operator, passwords), concurrency, results):
+            yield item
+
+    async def record(self, bulk: BulkPlan, operator: Operator) -> list[BatchRow]:
+        """Journal every clean row's job as ``planned`` (one transaction), writing nothing
+        else: what ``run`` does before its first write. ``Batch.load(…).resume`` runs them."""
         plans, waits = _share_created_groups(bulk.clean)
         jobs = await self.executor.record(
             [(plans[r.label], {"batch": bulk.batch, "row": r.label, "after": waits.get(r.label, [])}) for r in bulk.clean], operator)
@@ -200,8 +207,7 @@ class BulkJob:
         for row, job in zip(bulk.clean, jobs):
             change = row.plan.users[0]
             rows.append(BatchRow(row.label, job, row.who, change.upn_after, change.email_after, tuple(waits.get(row.label, ()))))
-        async for item in _run_rows(rows, _starter(self.executor, operator, passwords), concurrency, results):
-            yield item
+        return rows
 
 
 class BulkMove(BulkJob):

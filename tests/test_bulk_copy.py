@@ -14,31 +14,21 @@ import sys
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from core import plan as p
 from core.bulk import DUPLICATE, UNKNOWN, BulkCopy
 from core.copy import CopyRequest
 from core.errors import NotFound
 from core.journal import Journal
-from core.session import Session
 from directory_fixtures import PASSWORD_ENV
 from move_fixtures import EXTRA_ROLE, SOURCE, make_user, remove_user, snapshot
 from test_copy import bind_check, new_password
+from test_bulk import session  # noqa: F401 -- the fixture, on the demo and the DC
 from test_copy_cli import state_files_hold
 
 aio = pytest.mark.asyncio(loop_scope="session")
 ROOT = Path(__file__).resolve().parent.parent
 _numbers = itertools.count(1)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def session(directory, tmp_path):
-    """Demo and real DC alike (``directory`` is parametrised)."""
-    session = await Session.open(directory, state=tmp_path)
-    yield session
-    session.journal.close()
-    session.audit.close()
 
 
 def bulk_names() -> str:
