@@ -14,7 +14,8 @@ import pytest_asyncio
 from move_fixtures import DESTINATION, make_user, remove_user
 
 from core import plan as p
-from core.bulk import DUPLICATE, UNKNOWN, Batch, BulkMove
+from core.batch import Batch
+from core.bulk import DUPLICATE, UNKNOWN, BulkMove
 from core.directory.escape import child_dn
 from core.move import MoveRequest
 from core.session import Session

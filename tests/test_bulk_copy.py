@@ -22,7 +22,7 @@ from core.errors import NotFound
 from core.journal import Journal
 from directory_fixtures import PASSWORD_ENV
 from move_fixtures import EXTRA_ROLE, SOURCE, make_user, remove_user, snapshot
-from test_copy import bind_check, new_password
+from test_copy import bind_check
 from test_bulk import session  # noqa: F401 -- the fixture, on the demo and the DC
 from test_copy_cli import state_files_hold
 

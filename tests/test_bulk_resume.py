@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.bulk import Batch, BulkCopy, BulkMove
+from core.batch import Batch
+from core.bulk import BulkCopy, BulkMove
 from core.copy import CopyRequest
 from core.directory.escape import child_dn
 from core.journal import JobStatus

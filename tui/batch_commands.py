@@ -25,7 +25,8 @@ from collections import Counter
 from typing import AsyncIterator, Awaitable, Callable
 
 from core import plan as p
-from core.bulk import DEFAULT_CONCURRENCY, Batch, BulkCopy, BulkJob, BulkMove, BulkPlan, RowEvent, RowResult, batch_row
+from core.batch import Batch, batch_row
+from core.bulk import DEFAULT_CONCURRENCY, BulkCopy, BulkJob, BulkMove, BulkPlan, RowEvent, RowResult
 from core.bulk_csv import COPY_COLUMNS, copy_requests, move_requests, parse_plans
 from core.errors import UsageError
 from core.execute import audit_refusal

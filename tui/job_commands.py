@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any, AsyncIterator
 
-from core.bulk import Batch, journaled_plan
+from core.batch import Batch, journaled_plan
 from core.bulk_csv import parse_plans
 from core.copy import CopyRequest
 from core.errors import NotFound, UsageError
