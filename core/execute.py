@@ -104,24 +104,14 @@ class Executor:
             raise PasswordRequired("The copy needs the new user's password; nothing was written.")
         self._refuse_if_cancelled(operator, plan)
         scope = await self._authorize(plan.kind, plan.source, plan.destination, operator)
-        for change in plan.users:
-            current = await self.directory.user(change.dn_before)
-            if current.usn_changed != change.usn_changed:
-                self._audit(operator, plan, "refused", None, "the user changed since it was read")
-                raise Refused(f"{change.user} changed since the plan was made; plan again.")
+        changed = await self._changed_user((c.user, c.dn_before, c.usn_changed) for c in plan.users)
+        if changed is not None:
+            self._audit(operator, plan, "refused", None, "the user changed since it was read")
+            raise Refused(f"{changed} changed since the plan was made; plan again.")
         self._check_targets(plan.steps, scope)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
         self._secrets = dict(secrets or {})
-        job_id = await asyncio.to_thread(
-            self.journal.create_job,
-            plan.kind,
-            operator.name,
-            operator.bound_as,
-            [c.user for c in plan.users],
-            _names(plan.source, plan.destination),
-            [s.to_json() for s in plan.steps],
-            {**dict(meta or {}), "users": [c.__dict__ for c in plan.users]},
-        )
+        job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, meta))
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
         yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")
         try:
@@ -130,8 +120,22 @@ class Executor:
         finally:
             self._secrets = {}
 
+    async def record(self, plans: list[tuple[Plan, Mapping[str, Any]]], operator: Operator) -> list[str]:
+        """Journal every plan as a ``planned`` job (all or none, one transaction) without
+        running it; ``start`` (or ``resume``) runs one later. A bulk job records its rows
+        this way before its first write. Returns the job ids, in order."""
+        for plan, _meta in plans:
+            if not plan.ok or not plan.steps:
+                raise Refused("A plan has problems; nothing was written.")
+        return await asyncio.to_thread(self.journal.create_jobs, [_job_row(plan, operator, meta) for plan, meta in plans])
+
     async def resume(self, job_id: str, operator: Operator, *, secrets: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
-        """Finish an interrupted job; a copy whose password is not set yet needs ``secrets["password"]`` again."""
+        """Finish an interrupted job, or start a ``planned`` one; a copy whose password is
+        not set yet needs ``secrets["password"]`` again.
+
+        A job none of whose steps has started is checked like a fresh plan first: a user
+        changed (or gone) since the plan was read refuses it, and the job ends ``failed``
+        with nothing written."""
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
@@ -141,12 +145,21 @@ class Executor:
             raise PasswordRequired(f"Job {job.id} still has to set the new user's password, which is never kept: give it again (--password-stdin).")
         scope = await self._authorize(job.kind, *_customers(job), operator)
         self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        fresh = job.status in (JobStatus.PLANNED, JobStatus.RUNNING) and all(s.state == StepState.PENDING for s in job.steps)
+        if fresh:
+            users = job.meta.get("users") or []
+            changed = await self._changed_user((u.get("user"), u.get("dn_before"), u.get("usn_changed")) for u in users)
+            if changed is not None or not users:
+                reason = f"{changed or 'the user'} changed since the plan was made; plan again."
+                await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.FAILED, reason)
+                self._audit_job(operator, job, "refused", "the user changed since it was read")
+                raise Refused(f"Job {job.id}: {reason}")
         self._secrets = dict(secrets or {})
         if job.status != JobStatus.RUNNING:
             await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
-        yield Event("job_started", job.id, message="resuming")
+        yield Event("job_started", job.id, message="starting" if job.status == JobStatus.PLANNED else "resuming")
         try:
-            async for event in self._forward(job.id, operator, resuming=True):
+            async for event in self._forward(job.id, operator, resuming=not fresh):
                 yield event
         finally:
             self._secrets = {}
@@ -158,6 +171,12 @@ class Executor:
         scope = await self._authorize(job.kind, *_customers(job), operator)
         self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
         yield Event("job_started", job.id, message="rolling back")
+        if job.status == JobStatus.PLANNED:  # never started: nothing to undo
+            reason = "rolled back on request before it started"
+            await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.ROLLED_BACK, reason)
+            self._audit_job(operator, job, JobStatus.ROLLED_BACK.value, reason)
+            yield Event("job_finished", job.id, status=JobStatus.ROLLED_BACK.value, message=reason)
+            return
         async for event in self._backward(job.id, operator, reason="rolled back on request"):
             yield event
 
@@ -293,6 +312,18 @@ class Executor:
         elif step.action == p.HTTP:
             await self.adapters[step.service].undo(step, result)
 
+    async def _changed_user(self, users: Iterable[tuple[str | None, str | None, str | None]]) -> str | None:
+        """The first of ``(name, dn, uSNChanged)`` whose entry changed (or is gone) since
+        that read; ``None`` when every one is as it was."""
+        for name, dn, usn in users:
+            try:
+                current = await self.directory.user(dn or "")
+            except NotFound:
+                return name or dn or "the user"
+            if current.usn_changed != usn:
+                return name or dn
+        return None
+
     async def _created_by(self, step: Step, result: dict[str, Any] | None) -> bool:
         """Whether the account at ``step.target`` is the one ``step`` created: the same
         objectGUID as its result, or — the result lost in a crash — the same username
@@ -357,6 +388,14 @@ class Executor:
             operator=operator.name, bound_as=operator.bound_as, action=job.kind, users=list(job.users),
             customers=list(job.customers), result=result, job=job.id, detail=detail,
         )
+
+
+def _job_row(plan: Plan, operator: Operator, meta: Mapping[str, Any] | None) -> tuple:
+    """The journal's ``create_job`` arguments for ``plan``: its users' reads go in the meta."""
+    return (
+        plan.kind, operator.name, operator.bound_as, [c.user for c in plan.users], _names(plan.source, plan.destination),
+        [s.to_json() for s in plan.steps], {**dict(meta or {}), "users": [c.__dict__ for c in plan.users]},
+    )
 
 
 def _customers(job: JobRecord) -> tuple[str | None, str | None]:

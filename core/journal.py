@@ -76,7 +76,7 @@ FINISHED = frozenset({JobStatus.DONE, JobStatus.ROLLED_BACK, JobStatus.FAILED})
 IN_EFFECT = frozenset({StepState.DONE, StepState.RUNNING, StepState.UNDOING, StepState.UNDO_FAILED})
 
 _JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.PLANNED: frozenset({JobStatus.RUNNING, JobStatus.FAILED}),
+    JobStatus.PLANNED: frozenset({JobStatus.RUNNING, JobStatus.FAILED, JobStatus.ROLLED_BACK}),  # rolled back: before it started
     JobStatus.RUNNING: frozenset(
         {
             JobStatus.RUNNING,  # resuming after a crash
@@ -227,6 +227,30 @@ def _load(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _job_rows(kind, operator, bound_as, users, customers, steps, meta=None) -> tuple[tuple, list[tuple]]:
+    """A job's row and its steps' rows, checked, before any transaction starts."""
+    for name, text in (("kind", kind), ("operator", operator), ("bound_as", bound_as)):
+        if not isinstance(text, str):
+            raise TypeError(f"{name} must be a string")
+    if not kind:
+        raise ValueError("A job needs a kind.")
+    users_t = string_list("users", users)
+    customers_t = string_list("customers", customers)
+    if not steps:
+        raise ValueError("A job needs at least one step.")
+    rows = []
+    for index, step in enumerate(steps):
+        if not isinstance(step, dict):
+            raise TypeError(f"step {index} must be a dict")
+        for key in ("user", "action", "target"):
+            if not isinstance(step.get(key), str):
+                raise ValueError(f"Step {index} needs a string {key!r}.")
+        rows.append((index, step["user"], step["action"], step["target"], _dump(step, f"step {index}")))
+    job = (kind, operator, bound_as, json.dumps(users_t, ensure_ascii=False), json.dumps(customers_t, ensure_ascii=False),
+           _dump(meta or {}, "meta"))
+    return job, rows
+
+
 _SCHEMA_VERSION = 1
 
 
@@ -271,6 +295,7 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 _JOB_COLUMNS = "id, kind, status, operator, bound_as, users, customers, created_at, updated_at, error, meta"
+_BATCH = "json_extract(meta, '$.batch')"  # the bulk job a job belongs to (core/bulk.py)
 _STEP_COLUMNS = (
     "job_id, idx, user, action, target, spec, state, undo, result, error, started_at, finished_at,"
     " undo_started_at, undo_finished_at, undo_error"
@@ -307,52 +332,36 @@ class Journal(StateFile):
         meta: dict | None = None,
     ) -> str:
         """Record a new ``planned`` job with its steps (all ``pending``); return its id."""
-        for name, text in (("kind", kind), ("operator", operator), ("bound_as", bound_as)):
-            if not isinstance(text, str):
-                raise TypeError(f"{name} must be a string")
-        if not kind:
-            raise ValueError("A job needs a kind.")
-        users_t = string_list("users", users)
-        customers_t = string_list("customers", customers)
-        if not steps:
-            raise ValueError("A job needs at least one step.")
-        rows = []
-        for index, step in enumerate(steps):
-            if not isinstance(step, dict):
-                raise TypeError(f"step {index} must be a dict")
-            for key in ("user", "action", "target"):
-                if not isinstance(step.get(key), str):
-                    raise ValueError(f"Step {index} needs a string {key!r}.")
-            rows.append((index, step["user"], step["action"], step["target"], _dump(step, f"step {index}")))
-        meta_json = _dump(meta or {}, "meta")
+        return self.create_jobs([(kind, operator, bound_as, users, customers, steps, meta)])[0]
+
+    def create_jobs(self, jobs: list[tuple]) -> list[str]:
+        """Record several ``planned`` jobs in one transaction (all or none); return their ids.
+
+        Each item holds :meth:`create_job`'s arguments in its order. A bulk job records
+        every row's job this way before its first write, so a crash leaves no row nowhere.
+        """
+        prepared = [_job_rows(*job) for job in jobs]
         now = _now()
+        ids: list[str] = []
         with self._transaction(write=True) as db:
-            for _attempt in range(20):
-                job_id = _new_job_id()
-                if db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
-                    break
-            else:  # pragma: no cover - 20 collisions of 16 random bits in one second
-                raise StateError("Could not choose a free job id; try again.")
-            db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
-                (
-                    job_id,
-                    kind,
-                    JobStatus.PLANNED.value,
-                    operator,
-                    bound_as,
-                    json.dumps(users_t, ensure_ascii=False),
-                    json.dumps(customers_t, ensure_ascii=False),
-                    now,
-                    now,
-                    meta_json,
-                ),
-            )
-            db.executemany(
-                "INSERT INTO steps (job_id, idx, user, action, target, spec, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(job_id, *row, StepState.PENDING.value) for row in rows],
-            )
-        return job_id
+            for job_row, step_rows in prepared:
+                for _attempt in range(20):
+                    job_id = _new_job_id()
+                    if job_id not in ids and db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                        break
+                else:  # pragma: no cover - 20 collisions of 16 random bits in one second
+                    raise StateError("Could not choose a free job id; try again.")
+                ids.append(job_id)
+                kind, operator, bound_as, users_json, customers_json, meta_json = job_row
+                db.execute(
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+                    (job_id, kind, JobStatus.PLANNED.value, operator, bound_as, users_json, customers_json, now, now, meta_json),
+                )
+                db.executemany(
+                    "INSERT INTO steps (job_id, idx, user, action, target, spec, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(job_id, *row, StepState.PENDING.value) for row in step_rows],
+                )
+        return ids
 
     def step_starting(self, job_id: str, index: int, undo: dict | None) -> None:
         """Mark step ``index`` running and store its undo data — call this *before* the step runs.
@@ -485,24 +494,40 @@ class Journal(StateFile):
 
     def jobs(self, limit: int = 50, unfinished_only: bool = False) -> list[JobRecord]:
         """Newest first; ``unfinished_only`` keeps planned, running, rolling back and needs-attention jobs."""
-        query = f"SELECT {_JOB_COLUMNS} FROM jobs"
-        params: list[Any] = []
-        if unfinished_only:
-            query += f" WHERE status NOT IN ({_in(FINISHED)})"
-        query += " ORDER BY seq DESC LIMIT ?"
-        params.append(int(limit))
+        where = f"status NOT IN ({_in(FINISHED)})" if unfinished_only else "1"
         with self._transaction(write=False) as db:
-            rows = db.execute(query, params).fetchall()
-            by_job: dict[str, list[tuple]] = {row[0]: [] for row in rows}
-            if rows:
-                marks = ", ".join("?" for _ in rows)
-                for step_row in db.execute(
-                    f"SELECT {_STEP_COLUMNS} FROM steps WHERE job_id IN ({marks}) ORDER BY job_id, idx",
-                    [row[0] for row in rows],
-                ):
-                    by_job[step_row[0]].append(step_row)
-        return [_job_record(row, by_job[row[0]]) for row in rows]
+            return self._records(db, f"WHERE {where} ORDER BY seq DESC LIMIT ?", [int(limit)])
 
+    def batch_jobs(self, batch: str) -> list[JobRecord]:
+        """The jobs of the bulk job ``batch`` (the id in their meta, or a unique prefix of
+        it) in the order they were recorded; empty when no job carries it."""
+        wanted = str(batch).strip()
+        if not wanted:
+            return []
+        with self._transaction(write=False) as db:
+            ids = [r[0] for r in db.execute(
+                f"SELECT DISTINCT {_BATCH} FROM jobs WHERE substr({_BATCH}, 1, ?) = ? LIMIT 6", (len(wanted), wanted))]
+            if wanted in ids:
+                ids = [wanted]
+            if len(ids) > 1:
+                shown = ", ".join(sorted(ids)[:5]) + (", …" if len(ids) > 5 else "")
+                raise NotFound(f"More than one batch starts with “{wanted}” ({shown}); give more of the id.")
+            if not ids:
+                return []
+            return self._records(db, f"WHERE {_BATCH} = ? ORDER BY seq", [ids[0]])
+
+    @staticmethod
+    def _records(db: sqlite3.Connection, selection: str, params: list[Any]) -> list[JobRecord]:
+        """The jobs ``selection`` (a WHERE … ORDER BY … clause of ``jobs``) picks, each with its steps."""
+        rows = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs {selection}", params).fetchall()
+        by_job: dict[str, list[tuple]] = {row[0]: [] for row in rows}
+        if rows:
+            for step_row in db.execute(
+                f"SELECT {_STEP_COLUMNS} FROM steps WHERE job_id IN (SELECT id FROM jobs {selection}) ORDER BY job_id, idx",
+                params,
+            ):
+                by_job[step_row[0]].append(step_row)
+        return [_job_record(row, by_job[row[0]]) for row in rows]
 
     # ------------------------------------------------------------------ checks
 

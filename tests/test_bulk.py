@@ -14,6 +14,7 @@ import pytest_asyncio
 from move_fixtures import DESTINATION, make_user, remove_user
 
 from core import plan as p
+from core.batch import Batch
 from core.bulk import DUPLICATE, UNKNOWN, BulkMove
 from core.directory.escape import child_dn
 from core.move import MoveRequest
@@ -181,7 +182,6 @@ def test_cli_several_users_all_clean_exit_0_and_all_refused_exit_3(tmp_path):
 @aio
 async def test_a_failing_user_is_rolled_back_alone_and_the_others_are_moved(session):
     from core.errors import TenantryError
-    from tui.job_commands import _bulk_exit
 
     directory = session.directory
     users = [await make_user(directory) for _ in range(3)]
@@ -198,7 +198,8 @@ async def test_a_failing_user_is_rolled_back_alone_and_the_others_are_moved(sess
         assert [results[u.upn].status for u in users] == ["done", "rolled_back", "done"]
         assert [await _in_destination(directory, u) for u in users] == [True, False, True]
         assert await directory.exists(victim.dn)  # back where it was
-        assert _bulk_exit(plan, results, ran=True) == 4
+        batch = Batch.load(session.journal, plan.batch)
+        assert [j.status.value for j in batch.jobs] == ["done", "rolled_back", "done"] and not batch.unfinished
     finally:
         for user in users:
             await remove_user(directory, user)

@@ -70,11 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     move.add_argument("--json", action="store_true", help="print JSON")
 
-    copy = commands.add_parser("copy", help="copy a user into a new user of the same customer")
+    copy = commands.add_parser(
+        "copy", help="copy a user into a new user of the same customer (or many, from a CSV)",
+        description="Copy a template user into a new user of its customer (USER --first F --last L), or many "
+        "(--csv FILE, one row per new user). CSV columns: template, first, last, and optional display_name, "
+        "username, upn, email, services (service keys separated by ';'; empty: all the template's; 'none': none), "
+        "plans (SERVICE=PLAN separated by ';'). With --csv every row is preflighted first (unknown templates, "
+        "duplicate rows, two rows giving the same username, UPN, email address, SIP URI or name) and every problem "
+        "is printed per row before anything runs; --yes then runs only the clean rows, at most --concurrency at once, "
+        "each its own all-or-nothing job, all journaled under one batch id before the first write (resume or roll "
+        "back the batch with `tenantry resume|rollback BATCH`). Passwords: --generate-password gives every new user "
+        "its own, shown once in the final results (text or --json); one password from --password-stdin (or asked "
+        "twice on a terminal) is every new user's, checked against each row first. "
+        "Exit codes of a bulk copy: 0 every user created; 3 rows were refused and nothing ran; 4 some row was "
+        "refused or rolled back, nothing is left unfinished; 5 some row's job is unfinished.",
+    )
     _common(copy)
-    copy.add_argument("user", metavar="USER", help="the template user's UPN, sAMAccountName or DN")
-    copy.add_argument("--first", required=True, metavar="F", help="the new user's first name")
-    copy.add_argument("--last", required=True, metavar="L", help="the new user's last name")
+    copy.add_argument("user", metavar="USER", nargs="?", help="the template user's UPN, sAMAccountName or DN")
+    copy.add_argument("--csv", metavar="FILE", help="bulk copy: a CSV with one row per new user (columns above)")
+    copy.add_argument("--concurrency", type=int, metavar="N", default=None, help="bulk: users created at once (default 4)")
+    copy.add_argument("--first", metavar="F", help="the new user's first name")
+    copy.add_argument("--last", metavar="L", help="the new user's last name")
     copy.add_argument("--display-name", metavar="NAME", help="the display name, also the account's name (default: \"F L\")")
     copy.add_argument("--username", metavar="U", help="the new sAMAccountName (default: from the customer's format)")
     copy.add_argument("--upn", metavar="VALUE", help="the new UPN, in a domain of the customer (default: from the customer's format)")
@@ -82,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument("--services", metavar="LIST", help="comma-separated service keys to copy (default: all the template's; \"\" for none)")
     copy.add_argument("--plan", action="append", metavar="SERVICE=PLAN", help="the plan of a copied service (default: the template's)")
     secret = copy.add_mutually_exclusive_group()
-    secret.add_argument("--password-stdin", action="store_true", help="read the new user's password from the first line of stdin (needs --yes)")
-    secret.add_argument("--generate-password", action="store_true", help="generate a password; it is shown once on stderr when the copy is done")
+    secret.add_argument("--password-stdin", action="store_true", help="read the new user's password from the first line of stdin (needs --yes); with --csv, every new user's")
+    secret.add_argument("--generate-password", action="store_true", help="generate a password; it is shown once on stderr when the copy is done (with --csv: one per user, in the results)")
     copy.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     copy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     copy.add_argument("--json", action="store_true", help="print JSON (never the password)")
@@ -92,13 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(jobs)
     jobs.add_argument("--limit", type=int, default=50, help="at most this many jobs (newest first)")
     jobs.add_argument("--json", action="store_true", help="print JSON")
-    for name, text in (("resume", "finish an interrupted job"), ("rollback", "undo an unfinished job")):
-        command = commands.add_parser(name, help=text)
+    for name, text in (("resume", "finish an interrupted job, or every unfinished row of a batch"),
+                       ("rollback", "undo an unfinished job, or every unfinished row of a batch (done rows stay done)")):
+        command = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         _common(command)
-        command.add_argument("job", metavar="JOB", help="the job id (or a unique prefix)")
+        command.add_argument("job", metavar="JOB", help="the job id or a bulk job's batch id (or a unique prefix)")
+        command.add_argument("--concurrency", type=int, metavar="N", default=None, help="batch: rows at once (default 4)")
+        command.add_argument("--json", action="store_true", help="batch: print every row's result as JSON")
         if name == "resume":
-            command.add_argument("--password-stdin", action="store_true",
-                                 help="an interrupted copy's new password (never kept), from the first line of stdin")
+            again = command.add_mutually_exclusive_group()
+            again.add_argument("--password-stdin", action="store_true",
+                               help="an interrupted copy's new password (never kept), from the first line of stdin; "
+                               "for a batch, every new user's still without one")
+            again.add_argument("--generate-password", action="store_true",
+                               help="generate the password(s) instead, shown once when done")
     audit = commands.add_parser("audit", help="show the audit log")
     _common(audit)
     audit.add_argument("--search", metavar="TEXT", help="only entries mentioning TEXT")

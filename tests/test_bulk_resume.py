@@ -1,0 +1,164 @@
+"""A batch's rows are journaled before its first write and resumed as a whole: a planned
+row started later is checked against a fresh read of its user, and a copy whose password
+step has not run needs the password again (it is never kept) — demo and real DC."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.batch import Batch
+from core.bulk import BulkCopy, BulkMove
+from core.copy import CopyRequest
+from core.directory.escape import child_dn
+from core.journal import JobStatus
+from core.move import MoveRequest
+from core.session import Session
+from directory_fixtures import PASSWORD_ENV
+from move_fixtures import DESTINATION, make_user, remove_user
+from test_bulk import session  # noqa: F401 -- the fixture, on the demo and the DC
+from test_bulk_copy import bulk_names, remove_upns
+from test_copy import bind_check, new_password
+from test_copy_cli import state_files_hold
+
+aio = pytest.mark.asyncio(loop_scope="session")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def run_all(events) -> list:
+    return [e async for e in events]
+
+
+@aio
+async def test_a_planned_row_started_later_never_writes_over_a_user_changed_since(session):
+    directory = session.directory
+    users = [await make_user(directory) for _ in range(3)]
+    try:
+        bulk = BulkMove(session.planner(), session.executor())
+        plan = await bulk.preflight(session.operator, [(u.upn, MoveRequest(u.upn, DESTINATION)) for u in users])
+        assert plan.ok
+        # The batch is journaled as `run` does it, then the process goes away before any row starts.
+        jobs = [row.job for row in await bulk.record(plan, session.operator)]
+        assert [session.journal.job(j).status for j in jobs] == [JobStatus.PLANNED] * 3
+        changed = users[1]
+        await directory.modify(changed.dn, {"title": (["Tester"], ["Changed since the plan"])})
+
+        results = {}
+        await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
+        assert {label: r.status for label, r in results.items()} == {users[0].upn: "done", changed.upn: "refused", users[2].upn: "done"}
+        assert "changed since the plan was made" in results[changed.upn].message
+        assert session.journal.job(jobs[1]).status == JobStatus.FAILED  # finished: nothing was written, nothing to resume
+        assert await directory.exists(changed.dn) and (await directory.values(changed.dn, ["title"]))["title"] == ["Changed since the plan"]
+        audit = [e for e in session.audit.entries() if e.job == jobs[1]]
+        assert [e.result for e in audit] == ["refused"]
+        with pytest.raises(Exception, match="is finished"):
+            await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator))
+    finally:
+        for user in users:
+            await remove_user(directory, user)
+
+
+@aio
+async def test_a_batch_of_planned_rows_rolled_back_writes_nothing(session):
+    directory = session.directory
+    users = [await make_user(directory) for _ in range(2)]
+    try:
+        bulk = BulkMove(session.planner(), session.executor())
+        plan = await bulk.preflight(session.operator, [(u.upn, MoveRequest(u.upn, DESTINATION)) for u in users])
+        await bulk.record(plan, session.operator)
+        results = {}
+        await run_all(Batch.load(session.journal, plan.batch).rollback(session.executor(), session.operator, results=results))
+        assert {r.status for r in results.values()} == {"rolled_back"}
+        assert all([await directory.exists(u.dn) for u in users])
+        assert [j.status for j in Batch.load(session.journal, plan.batch).jobs] == [JobStatus.ROLLED_BACK] * 2
+    finally:
+        for user in users:
+            await remove_user(directory, user)
+
+
+async def interrupted_copy_batch(session, template, last: str):
+    """A bulk copy of three users stopped after its first row finished (the others
+    running or planned): the batch, and the generated passwords it was given."""
+    bulk = BulkCopy(session.copier(), session.executor())
+    plan = await bulk.preflight(session.operator, [(name, CopyRequest(template.upn, name, last + name[0].lower()))
+                                                   for name in ("Ivy", "Jon", "Kim")])
+    assert plan.ok, [row.plan.problems for row in plan.refused]
+    passwords = await bulk.generate_passwords(plan)
+    events = bulk.run(plan, session.operator, concurrency=1, passwords=passwords)
+    async for item in events:
+        if item.event.kind == "job_finished":
+            break
+    await events.aclose()  # the process stops here
+    batch = Batch.load(session.journal, plan.batch)
+    assert batch.jobs[0].status == JobStatus.DONE and len(batch.unfinished) == 2
+    assert "Kim" in {j.meta["row"] for j in batch.needing_password()}
+    return batch, passwords
+
+
+@aio
+async def test_a_copy_batch_resumed_needs_the_passwords_again(session, request):
+    directory = session.directory
+    template = await make_user(directory)
+    last = bulk_names()
+    upns = [f"{name.lower()}.{last.lower()}{name[0].lower()}@{template.source.default_domain}" for name in ("Ivy", "Jon", "Kim")]
+    try:
+        batch, passwords = await interrupted_copy_batch(session, template, last)
+        needing = {j.meta["row"] for j in batch.needing_password()}
+        results = {}
+        await run_all(batch.resume(session.executor(), session.operator, results=results))  # no password given
+        assert {label for label, r in results.items() if r.status == "failed" and "password" in r.message} == needing
+        assert not await directory.exists(child_dn("CN", f"Kim {last}k", directory.layout.users_dn(template.source.dn)))
+
+        batch = Batch.load(session.journal, batch.id)
+        assert set((await batch.password_problems(session.copier(), "weak")).keys()) == needing
+        again = await batch.generate_passwords(session.copier())
+        assert set(again) == needing
+        results = {}
+        await run_all(batch.resume(session.executor(), session.operator, results=results, passwords=again))
+        assert {r.status for r in results.values()} == {"done"}
+        for name, upn in zip(("Ivy", "Jon", "Kim"), upns):
+            new = await directory.user(upn)
+            assert new.enabled
+            bind_check(request, directory, upn, again.get(name) or passwords[name])
+    finally:
+        await remove_upns(directory, upns)
+        await remove_user(directory, template)
+
+
+@aio
+async def test_cli_resume_of_a_copy_batch_reads_one_password_for_every_row(dc_directory, dc_config_file, sp_password, tmp_path, request):
+    template = await make_user(dc_directory)
+    last = bulk_names()
+    upns = [f"{name.lower()}.{last.lower()}{name[0].lower()}@{template.source.default_domain}" for name in ("Ivy", "Jon", "Kim")]
+    state = tmp_path / "state"
+    session = await Session.open(dc_directory, state=state)
+    env = {**os.environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(dc_config_file)], input=stdin,
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+    try:
+        batch, passwords = await interrupted_copy_batch(session, template, last)
+        without = cli("resume", batch.id)
+        assert without.returncode == 2 and "never kept" in without.stderr and len(without.stderr.strip().splitlines()) == 1
+        weak = cli("resume", batch.id, "--password-stdin", stdin=f"Qq1-{last}k-Zz9\n")  # holds Kim's last name
+        assert weak.returncode == 3 and "Kim" in weak.stderr and "part of the user's name" in weak.stderr
+        assert len(Batch.load(session.journal, batch.id).unfinished) == 2  # nothing was started
+        password = new_password()
+        resumed = cli("resume", batch.id, "--password-stdin", "--json", stdin=password + "\n")
+        assert resumed.returncode == 0, resumed.stderr
+        assert password not in resumed.stdout + resumed.stderr
+        needing = {j.meta["row"] for j in batch.needing_password()}
+        for name, upn in zip(("Ivy", "Jon", "Kim"), upns):
+            bind_check(request, dc_directory, upn, password if name in needing else passwords[name])
+        assert all(state_files_hold(state, secret) == [] for secret in [password, *passwords.values()])
+    finally:
+        session.journal.close()
+        session.audit.close()
+        await remove_upns(dc_directory, upns)
+        await remove_user(dc_directory, template)
