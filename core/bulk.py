@@ -25,7 +25,6 @@ that order (meta ``"after"``) for a resume, and a rollback undoes in the reverse
 from __future__ import annotations
 
 import asyncio
-import copy
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable, Mapping
@@ -253,14 +252,14 @@ class BulkCopy(BulkJob):
 
 
 def job_starter(executor: Executor, operator: Operator, passwords: Mapping[str, str] | None) -> Callable[[BatchRow], AsyncIterator[Event]]:
-    """Start (or resume) a row's journaled job; a row with a password gets an executor of
-    its own, so that rows running at once never share one in-memory secret."""
+    """Start (or resume) a row's journaled job, with its new user's password if it has one
+    (the executor keeps each job's secret apart, and one cancel reaches every row)."""
 
     def start(row: BatchRow) -> AsyncIterator[Event]:
         password = (passwords or {}).get(row.label)
         if password is None:
             return executor.resume(row.job, operator)
-        return copy.copy(executor).resume(row.job, operator, secrets={"password": password})
+        return executor.resume(row.job, operator, secrets={"password": password})
 
     return start
 

@@ -80,7 +80,7 @@ class Executor:
         self.journal = journal
         self.audit = audit
         self.before_step = before_step  # tests inject faults here
-        self._secrets: dict[str, str] = {}  # in memory only: never journaled, logged or audited
+        self._secrets: dict[str, dict[str, str]] = {}  # by job, in memory only: never journaled, logged or audited
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -110,15 +110,15 @@ class Executor:
             raise Refused(f"{changed} changed since the plan was made; plan again.")
         self._check_targets(plan.steps, scope)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
-        self._secrets = dict(secrets or {})
         job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, meta))
+        self._secrets[job_id] = dict(secrets or {})
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
         yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")
         try:
             async for event in self._forward(job_id, operator, resuming=False):
                 yield event
         finally:
-            self._secrets = {}
+            self._secrets.pop(job_id, None)
 
     async def record(self, plans: list[tuple[Plan, Mapping[str, Any]]], operator: Operator) -> list[str]:
         """Journal every plan as a ``planned`` job (all or none, one transaction) without
@@ -140,6 +140,9 @@ class Executor:
         if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
         if self.cancelled:
+            if job.status == JobStatus.PLANNED:  # a batch row never started: it ends here, nothing written
+                await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.ROLLED_BACK, CANCELLED)
+                raise Refused(f"Job {job.id} was not started: {CANCELLED}.")
             raise Refused(f"Job {job.id} was not resumed: {CANCELLED}.")
         if needs_password_to_resume(job) and not (secrets or {}).get("password"):
             raise PasswordRequired(f"Job {job.id} still has to set the new user's password, which is never kept: give it again (--password-stdin).")
@@ -154,7 +157,7 @@ class Executor:
                 await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.FAILED, reason)
                 self._audit_job(operator, job, "refused", "the user changed since it was read")
                 raise Refused(f"Job {job.id}: {reason}")
-        self._secrets = dict(secrets or {})
+        self._secrets[job.id] = dict(secrets or {})
         if job.status != JobStatus.RUNNING:
             await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
         yield Event("job_started", job.id, message="starting" if job.status == JobStatus.PLANNED else "resuming")
@@ -162,7 +165,7 @@ class Executor:
             async for event in self._forward(job.id, operator, resuming=not fresh):
                 yield event
         finally:
-            self._secrets = {}
+            self._secrets.pop(job.id, None)
 
     async def rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
@@ -196,7 +199,7 @@ class Executor:
                 await asyncio.to_thread(self.journal.step_starting, job_id, record.index, {"inverse": _inverse_name(step)})
                 if self.before_step is not None:
                     await self.before_step(record.index, step)
-                result = await self._perform(step, resuming=resuming or record.state != StepState.PENDING)
+                result = await self._perform(job_id, step, resuming=resuming or record.state != StepState.PENDING)
             except (TenantryError, OSError) as error:
                 message = str(error) or type(error).__name__
                 await asyncio.to_thread(self.journal.step_failed, job_id, record.index, message)
@@ -245,7 +248,7 @@ class Executor:
         yield Event("job_finished", job_id, status=status.value, message=job.error or reason)
 
     # -- steps and their inverses --------------------------------------------------------
-    async def _perform(self, step: Step, *, resuming: bool) -> dict[str, Any] | None:
+    async def _perform(self, job_id: str, step: Step, *, resuming: bool) -> dict[str, Any] | None:
         d = self.directory
         if step.action == p.MODIFY:
             await self._swap(step.target, step.before, step.after)
@@ -272,7 +275,7 @@ class Executor:
             guid = (await d.values(step.target, ["objectGUID"])).get("objectGUID") or [None]
             return {"guid": guid[0]}
         elif step.action == p.SET_PASSWORD:
-            password = self._secrets.get("password")
+            password = self._secrets.get(job_id, {}).get("password")
             if not password:
                 raise PasswordRequired("The new user's password is needed again to set it; nothing more was written.")
             await d.set_password(step.target, password)

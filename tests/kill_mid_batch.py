@@ -37,8 +37,8 @@ async def main(config_path: str, state: str, destination: str, concurrency: int,
     finished = 0
     perform = Executor._perform
 
-    async def perform_then_die(self, step, *, resuming):
-        result = await perform(self, step, resuming=resuming)
+    async def perform_then_die(self, job_id, step, *, resuming):
+        result = await perform(self, job_id, step, resuming=resuming)
         if finished >= done_rows and step.action == p.MOVE:
             os.kill(os.getpid(), signal.SIGKILL)
         return result

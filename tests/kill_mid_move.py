@@ -36,8 +36,8 @@ async def main(config_path: str, state: str, user: str, destination: str, index:
     executor = session.executor(before_step=kill_before)
     perform = Executor._perform
 
-    async def perform_then_die(self, step, *, resuming):
-        result = await perform(self, step, resuming=resuming)
+    async def perform_then_die(self, job_id, step, *, resuming):
+        result = await perform(self, job_id, step, resuming=resuming)
         if when == "after" and step == plan.steps[index]:
             os.kill(os.getpid(), signal.SIGKILL)
         return result

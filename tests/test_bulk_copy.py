@@ -5,6 +5,7 @@ demo directory and the real Samba DC."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ from core import plan as p
 from core.bulk import DUPLICATE, UNKNOWN, BulkCopy
 from core.copy import CopyRequest
 from core.errors import NotFound
+from core.execute import CANCELLED
 from core.journal import Journal
 from directory_fixtures import PASSWORD_ENV
 from move_fixtures import EXTRA_ROLE, SOURCE, make_user, remove_user, snapshot
@@ -281,3 +283,42 @@ def test_cli_hostile_csv_writes_nothing(command, demo_cli, tmp_path):
     result = demo_cli(command, "--csv", str(latin), "--yes", *extra)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1 and "UTF-8" in result.stderr
     assert demo_cli("jobs", "--json").stdout.strip() == "[]"
+
+
+@aio
+async def test_a_cancel_reaches_the_rows_that_carry_a_password(session):
+    """Each row's password is kept apart by the one executor, so the operator's cancel
+    stops a copy row held mid-job (rolled back to no account) and the next row never starts."""
+    directory = session.directory
+    template = await make_user(directory)
+    last = bulk_names()
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(index, step) -> None:
+        if step.action == p.ADD_MEMBER:  # the account exists, disabled, with its password
+            reached.set()
+            await release.wait()
+
+    executor = session.executor(before_step=hold)
+    try:
+        bulk = BulkCopy(session.copier(), executor)
+        plan = await bulk.preflight(session.operator, [("h", CopyRequest(template.upn, "Hal", last + "h")),
+                                                        ("i", CopyRequest(template.upn, "Ivy", last + "i"))])
+        passwords = await bulk.generate_passwords(plan)
+        results: dict = {}
+
+        async def consume():
+            async for _ in bulk.run(plan, session.operator, concurrency=1, results=results, passwords=passwords):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(reached.wait(), timeout=60)
+        executor.cancel()
+        release.set()
+        await asyncio.wait_for(task, timeout=60)
+        assert (results["h"].status, results["h"].message) == ("rolled_back", CANCELLED)
+        assert results["i"].status in ("refused", "failed") and CANCELLED in results["i"].message
+        for first in ("hal", "ivy"):
+            assert not await directory.conflicts(upn=f"{first}.{last.lower()}{first[0]}@{template.source.default_domain}")
+    finally:
+        await remove_user(directory, template)

@@ -478,8 +478,8 @@ async def test_a_crash_after_the_account_was_added_rolls_back_to_nothing(session
         perform = type(session.executor())._perform
 
         class Dying(type(session.executor())):
-            async def _perform(self, step, *, resuming):
-                result = await perform(self, step, resuming=resuming)
+            async def _perform(self, job_id, step, *, resuming):
+                result = await perform(self, job_id, step, resuming=resuming)
                 if step.action == p.ADD_USER:
                     raise Crash()  # added, and the process died before journaling it
                 return result
