@@ -111,14 +111,15 @@ class Executor:
         self._check_targets(plan.steps, scope)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
         job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, meta))
-        self._secrets[job_id] = dict(secrets or {})
-        await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
-        yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")
-        try:
-            async for event in self._forward(job_id, operator, resuming=False):
-                yield event
-        finally:
-            self._secrets.pop(job_id, None)
+        with self.journal.claim(job_id):
+            self._secrets[job_id] = dict(secrets or {})
+            await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
+            yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")
+            try:
+                async for event in self._forward(job_id, operator, resuming=False):
+                    yield event
+            finally:
+                self._secrets.pop(job_id, None)
 
     async def record(self, plans: list[tuple[Plan, Mapping[str, Any]]], operator: Operator) -> list[str]:
         """Journal every plan as a ``planned`` job (all or none, one transaction) without
@@ -135,7 +136,20 @@ class Executor:
 
         A job none of whose steps has started is checked like a fresh plan first: a user
         changed (or gone) since the plan was read refuses it, and the job ends ``failed``
-        with nothing written."""
+        with nothing written. A job another run is working on is refused (JobBusy)."""
+        job_id = (await asyncio.to_thread(self.journal.job, job_id)).id  # a unique prefix names it too
+        with self.journal.claim(job_id):
+            async for event in self._resume(job_id, operator, secrets):
+                yield event
+
+    async def rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
+        """Undo what an unfinished job did (refused while another run works on it)."""
+        job_id = (await asyncio.to_thread(self.journal.job, job_id)).id
+        with self.journal.claim(job_id):
+            async for event in self._rollback(job_id, operator):
+                yield event
+
+    async def _resume(self, job_id: str, operator: Operator, secrets: Mapping[str, str] | None) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
@@ -167,7 +181,7 @@ class Executor:
         finally:
             self._secrets.pop(job.id, None)
 
-    async def rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
+    async def _rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.is_finished:
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be rolled back.")

@@ -33,19 +33,31 @@ Step states and who may move them (anything else raises ``ValueError``)::
 
 from __future__ import annotations
 
+import fcntl
 import json
+import re
 import sqlite3
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from core.audit import redact
-from core.errors import NotFound
+from core.errors import NotFound, TenantryError
 from core.state import StateError, StateFile, string_list
 
 JOURNAL_FILE = "journal.sqlite3"
+
+
+class JobBusy(TenantryError):
+    """Another run (another Tenantry process, or this one) is working on the job."""
+
+    exit_code = 3
+
+
+_JOB_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 
 class JobStatus(StrEnum):
@@ -479,6 +491,29 @@ class Journal(StateFile):
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ?",
                 (status.value, None if error is None else str(error), now, job_id),
             )
+
+    @contextmanager
+    def claim(self, job_id: str) -> Iterator[None]:
+        """Hold ``job_id`` while this run works on it: a second run of the same job — from
+        another process on this host or from this one — is refused instead of racing it.
+        An OS file lock beside the journal, so a killed process releases it at once."""
+        if not _JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        locks = self.path.with_name(self.path.name + ".locks")
+        locks.mkdir(mode=0o700, exist_ok=True)
+        # Lock files are never deleted: unlinking one while another run opens it would
+        # let two runs hold two different files for the same job.
+        handle = open(locks / job_id, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise JobBusy(f"Job {job_id} is being run right now by another Tenantry session; "
+                          "nothing was done: wait for it to finish, then look at the job again.") from None
+        try:
+            yield
+        finally:
+            handle.close()  # closing releases the lock
 
     # ------------------------------------------------------------------ reading
 

@@ -13,7 +13,7 @@ from core import plan as p
 from core.bulk import BulkMove
 from core.directory.layout import dn_key
 from core.execute import CANCELLED, Refused
-from core.journal import JobStatus, StepState
+from core.journal import JobBusy, JobStatus, StepState
 from core.move import MoveRequest
 from move_fixtures import DESTINATION, make_user, remove_user, snapshot
 from test_move import mover, session  # noqa: F401  (demo and DC: ``directory`` is parametrised)
@@ -134,3 +134,27 @@ async def test_cancel_in_a_bulk_move_keeps_finished_users_rolls_back_the_running
         for user in users:
             await remove_user(d, user)
 
+
+
+async def test_a_running_job_cannot_be_resumed_or_rolled_back_by_a_second_run(session, mover):
+    """The console and a `tenantry resume` in another terminal must not race one job:
+    while it runs, a resume or a rollback of it is refused and writes nothing."""
+    plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION))
+    hold = Hold(HELD)
+    events: list = []
+
+    async def consume():
+        async for event in session.executor(before_step=hold).run(plan, session.operator):
+            events.append(event)
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(hold.reached.wait(), timeout=30)
+    job_id = events[0].job
+    for second in (session.executor().resume(job_id, session.operator), session.executor().rollback(job_id, session.operator)):
+        with pytest.raises(JobBusy):
+            [e async for e in second]
+    hold.release.set()
+    await asyncio.wait_for(task, timeout=60)
+    assert events[-1].status == "done" and session.journal.job(job_id).status is JobStatus.DONE
+    assert [s.state for s in session.journal.job(job_id).steps] == [StepState.DONE] * len(plan.steps)
+    assert (await session.directory.user(plan.users[0].upn_after)).upn == plan.users[0].upn_after

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, NotFound
-from core.journal import Journal, JobStatus, StepState
+from core.journal import JobBusy, Journal, JobStatus, StepState
 from core.state import StateError, state_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -615,3 +615,42 @@ def test_a_closed_journal_refuses_calls(tmp_path):
     journal.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
         journal.jobs()
+
+
+# ------------------------------------------------------------------------------ one run at a time
+
+
+def test_a_job_is_claimed_by_one_run_at_a_time_and_a_killed_holder_frees_it(journal, tmp_path):
+    job_id = new_job(journal)
+    with journal.claim(job_id):
+        with pytest.raises(JobBusy, match=f"Job {job_id} is being run right now"):
+            with journal.claim(job_id):
+                pass  # a second run in this process
+        with journal.claim(new_job(journal)):  # another job is another claim
+            pass
+    with journal.claim(job_id):  # released on exit
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys, time
+            from core.journal import Journal
+            journal = Journal(sys.argv[1])
+            with journal.claim(sys.argv[2]):
+                print("held", flush=True)
+                time.sleep(60)
+        """), str(journal.path), job_id],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(JobBusy):
+            with journal.claim(job_id):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    with journal.claim(job_id):  # the kernel released the dead process's lock
+        pass
+    with pytest.raises(ValueError):
+        with journal.claim("../journal.sqlite3"):
+            pass
