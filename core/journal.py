@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import sqlite3
 import uuid
@@ -185,6 +186,18 @@ class JobRecord:
         """Whether the executor can undo this job: it started (a planned job changed nothing
         and can only be resumed) and is not finished."""
         return self.status in (JobStatus.RUNNING, JobStatus.ROLLING_BACK, JobStatus.NEEDS_ATTENTION)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The users as an admin reads them: each one's UPN before the job (the plan keeps
+        it in ``meta["users"]``), else the identity the job was given (a DN, a username)."""
+        changes = (self.meta or {}).get("users")
+        if isinstance(changes, list) and len(changes) == len(self.users):
+            return tuple(
+                str(c.get("upn_before")) if isinstance(c, dict) and c.get("upn_before") else user
+                for c, user in zip(changes, self.users)
+            )
+        return tuple(self.users)
 
     @property
     def batch(self) -> str | None:
@@ -503,7 +516,7 @@ class Journal(StateFile):
         locks.mkdir(mode=0o700, exist_ok=True)
         # Lock files are never deleted: unlinking one while another run opens it would
         # let two runs hold two different files for the same job.
-        handle = open(locks / job_id, "a")
+        handle = os.fdopen(os.open(locks / job_id, os.O_RDWR | os.O_CREAT, 0o600), "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

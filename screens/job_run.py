@@ -81,7 +81,7 @@ def step_lines(job: JobRecord) -> list[Text]:
 
 def who_and_where(job: JobRecord) -> str:
     """``move of ana@x from A to B`` / ``copy of ana@x in A``, as plain text."""
-    users = ", ".join(plain(u) for u in job.users) or "no user"
+    users = ", ".join(plain(u) for u in job.names) or "no user"
     customers = [plain(c) for c in job.customers]
     if len(customers) >= 2:
         return f"{plain(job.kind)} of {users} from {customers[0]} to {customers[-1]}"
@@ -198,7 +198,7 @@ class PasswordDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Text("The new user's password", style="bold"), id="dialog-title")
-            yield Static(Text(f"Job {plain(self.job.id)} still has to set the password of {', '.join(plain(u) for u in self.job.users)}. "
+            yield Static(Text(f"Job {plain(self.job.id)} still has to set the password of {', '.join(plain(u) for u in self.job.names)}. "
                               "It is never kept: type it again, twice."))
             yield PasswordFields(self.session.directory.password_policy, self._check)
         yield Footer()

@@ -51,7 +51,7 @@ def job_row(job: JobRecord) -> tuple[Text, ...]:
         cell(job.kind),
         status_text(job.status),
         cell(when(job.created_at)),
-        cell(", ".join(job.users)),
+        cell(", ".join(job.names)),
         cell(" → ".join(job.customers)),
         cell(operator_id(job)),
     )

@@ -654,3 +654,12 @@ def test_a_job_is_claimed_by_one_run_at_a_time_and_a_killed_holder_frees_it(jour
     with pytest.raises(ValueError):
         with journal.claim("../journal.sqlite3"):
             pass
+
+
+def test_a_job_names_its_users_by_their_upn_before_the_job(journal):
+    dn = "CN=Arjun Martin,OU=Users,OU=Fabrikam,OU=Hosting,DC=example,DC=net"
+    named = new_job(journal, users=[dn], meta={"users": [{"user": dn, "upn_before": "arjun.martin@fabrikam.example"}]})
+    assert journal.job(named).names == ("arjun.martin@fabrikam.example",)
+    bare = new_job(journal, users=[dn], meta={"users": [{"user": dn}]})  # no UPN (a copy's template, an old job)
+    assert journal.job(bare).names == (dn,)
+    assert journal.job(new_job(journal)).names == ("anna@contoso.example",)  # no meta users at all

@@ -168,7 +168,7 @@ async def jobs(session: Session, args: argparse.Namespace) -> int:
             continue
         done = len(job.done_steps)
         print(f"{job.id}  {job.status.value:<15} {job.kind:<5} {done}/{len(job.steps)} steps  "
-              f"{plain(', '.join(job.users))}  {plain(' → '.join(job.customers))}  {job.created_at}")
+              f"{plain(', '.join(job.names))}  {plain(' → '.join(job.customers))}  {job.created_at}")
     if not records:
         print("No jobs yet.", file=sys.stderr)
     return 0
