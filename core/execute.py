@@ -396,13 +396,13 @@ class Executor:
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(
             operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-            users=[c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+            users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
             result=result, job=job, detail=detail,
         )
 
     def _audit_job(self, operator: Operator, job: JobRecord, result: str, detail: str = "") -> None:
         self.audit.record(
-            operator=operator.name, bound_as=operator.bound_as, action=job.kind, users=list(job.users),
+            operator=operator.name, bound_as=operator.bound_as, action=job.kind, users=list(job.names),
             customers=list(job.customers), result=result, job=job.id, detail=detail,
         )
 
@@ -451,6 +451,6 @@ def audit_refusal(audit: Audit, operator: Operator, plan: Plan) -> None:
     denied = any(x.code == p.NOT_ALLOWED for x in plan.problems)
     audit.record(
         operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-        users=[c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+        users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
         result="denied" if denied else "refused", detail="; ".join(x.message for x in plan.problems),
     )
