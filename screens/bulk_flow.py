@@ -1,6 +1,7 @@
 """The bulk move of marked users: what the admin chose (:class:`BulkDraft`) and the
-order of the steps (:class:`BulkFlow`): destination → users (each row's new UPN and
-email, and its problems) → review → run → result, one screen per step.
+order of the steps (:class:`BulkFlow`): destination → services (the plan there of each
+service whose plan the destination lacks; skipped when there is none) → users (each
+row's new UPN and email, and its problems) → review → run → result, one screen per step.
 
 Every check is :class:`core.bulk.BulkMove`'s preflight: all rows at once, each row's
 problems its own; only the clean rows run, each user its own all-or-nothing job.
@@ -16,11 +17,13 @@ from rich.text import Text
 
 from core import plan as p
 from core.bulk import DEFAULT_CONCURRENCY, BulkMove, BulkPlan, BulkRow, RowResult
+from core.directory.layout import dn_key
 from core.model import Customer, User
 from core.move import MoveRequest
 from core.plan import Plan, Problem
 from core.text import plain
 from screens.move_flow import BACK
+from screens.move_services import ServiceRow, service_row
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -31,12 +34,15 @@ if TYPE_CHECKING:
 
 class BulkStep(IntEnum):
     DESTINATION = 0
-    USERS = 1
-    REVIEW = 2
-    RUN = 3
+    SERVICES = 1
+    USERS = 2
+    REVIEW = 3
+    RUN = 4
 
 
-BULK_STEP_NAMES = ("Destination", "Users", "Review", "Run")
+BULK_STEP_NAMES = ("Destination", "Services", "Users", "Review", "Run")
+
+PlanKey = tuple[str, "str | None"]  # a service, and the users' plan of it now
 
 
 @dataclass
@@ -50,7 +56,8 @@ class BulkDraft:
     destination: Customer | None = None
     destination_search: str = ""  # what was typed on the destination step
     rows: dict[str, User] = field(default_factory=dict)  # row label → user
-    _checked: tuple[str, BulkPlan] | None = field(default=None, repr=False)
+    plans: dict[PlanKey, str] = field(default_factory=dict)  # (service, plan now) → plan there
+    _checked: tuple[list[tuple[str, MoveRequest]], BulkPlan] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for user in self.users:  # the label names the user to the operator and keys the row
@@ -77,7 +84,44 @@ class BulkDraft:
 
     # -- choices and checks --------------------------------------------------------------
     def choose_destination(self, customer: Customer) -> None:
+        """A new destination resets the plan choices; the same one keeps them."""
+        if self.destination is None or dn_key(self.destination.dn) != dn_key(customer.dn):
+            self.plans = {}
         self.destination = customer
+
+    def service_rows(self) -> list[tuple[ServiceRow, int]]:
+        """Each service of the marked users on each plan, with how many users have it so."""
+        assert self.destination is not None
+        counts: dict[PlanKey, int] = {}
+        rows: dict[PlanKey, ServiceRow] = {}
+        for user in self.users:
+            for key in user.services:
+                row = service_row(self.session, user, self.destination, key)
+                rows.setdefault((key, row.current), row)
+                counts[key, row.current] = counts.get((key, row.current), 0) + 1
+        return [(row, counts[plan]) for plan, row in rows.items()]
+
+    @property
+    def needs_plans(self) -> bool:
+        """Whether some user's plan of a service is missing at the destination, which offers others."""
+        return any(row.choosable and row.current not in row.offered for row, _ in self.service_rows())
+
+    def set_plan(self, row: ServiceRow, plan: str) -> None:
+        """The plan there for the users on ``row``'s plan now."""
+        self.plans[row.key, row.current] = plan
+
+    def wanted(self, row: ServiceRow) -> str | None:
+        return self.plans.get((row.key, row.current))
+
+    def unchosen(self, row: ServiceRow) -> bool:
+        """Whether the users on ``row``'s plan have none there yet (the destination lacks theirs)."""
+        return row.choosable and row.chosen(self.wanted(row)) is None
+
+    def without_plan(self) -> int:
+        """How many users have a service with no plan there yet."""
+        assert self.destination is not None
+        return sum(1 for user in self.users
+                   if any(self.unchosen(service_row(self.session, user, self.destination, key)) for key in user.services))
 
     @property
     def target(self) -> str:
@@ -86,21 +130,33 @@ class BulkDraft:
         return self.destination.default_domain or self.destination.name
 
     def requests(self) -> list[tuple[str, MoveRequest]]:
-        return [(label, MoveRequest(user.dn, self.target)) for label, user in self.rows.items()]
+        """Every row's request, with the plans chosen for its user's services (as ``--plan``)."""
+        return [(label, MoveRequest(user.dn, self.target, plans=self._plans_of(user))) for label, user in self.rows.items()]
+
+    def _plans_of(self, user: User) -> dict[str, str]:
+        plans = {}
+        for key in user.services:
+            adapter = self.session.adapters.get(key)
+            current = adapter.user_plan(user) if adapter else None
+            chosen = self.plans.get((key, current.name if current else None))
+            if chosen:
+                plans[key] = chosen
+        return plans
 
     async def check(self, *, fresh: bool = False) -> Plan:
-        """Preflight every row (cached per destination unless ``fresh``); returns what
-        blocks the destination itself — rights, the users' own customer — as one plan."""
+        """Preflight every row (cached per destination and plans unless ``fresh``); returns
+        what blocks the destination itself — rights, the users' own customer — as one plan."""
         if fresh or self.bulk is None:
             session = self.session
             mover = BulkMove(session.planner(), session.executor())
-            self._checked = (self.target, await mover.preflight(session.operator, self.requests(), concurrency=self.concurrency))
+            requests = self.requests()
+            self._checked = (requests, await mover.preflight(session.operator, requests, concurrency=self.concurrency))
         return self._destination_plan(self.bulk)
 
     @property
     def bulk(self) -> BulkPlan | None:
-        """The last preflight, if it is of the destination chosen now."""
-        if self._checked is not None and self.destination is not None and self._checked[0] == self.target:
+        """The last preflight, if it is of the destination and plans chosen now."""
+        if self._checked is not None and self.destination is not None and self._checked[0] == self.requests():
             return self._checked[1]
         return None
 
@@ -141,7 +197,7 @@ class BulkOutcome:
 
 
 class BulkFlow:
-    """Destination → users → review → run → result."""
+    """Destination → services (only when a plan must be chosen) → users → review → run → result."""
 
     def __init__(self, app: App, draft: BulkDraft, executor: Callable[[], Executor], *, debounce: float = 0.15) -> None:
         self.app = app
@@ -152,9 +208,10 @@ class BulkFlow:
     async def run(self) -> BulkOutcome | None:
         """Walk the steps; returns the run's outcome, or ``None`` if the admin backed out."""
         from screens.bulk_run import BulkResultStep, BulkRunStep
-        from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep
+        from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep, BulkServicesStep
 
-        screens = {BulkStep.DESTINATION: BulkDestinationStep, BulkStep.USERS: BulkRowsStep, BulkStep.REVIEW: BulkReviewStep}
+        screens = {BulkStep.DESTINATION: BulkDestinationStep, BulkStep.SERVICES: BulkServicesStep,
+                   BulkStep.USERS: BulkRowsStep, BulkStep.REVIEW: BulkReviewStep}
         step = BulkStep.DESTINATION
         while True:
             if step == BulkStep.RUN:
@@ -164,9 +221,9 @@ class BulkFlow:
                 await self.app.push_screen_wait(BulkResultStep(self.draft, outcome))
                 return outcome
             result = await self.app.push_screen_wait(screens[step](self.draft, debounce=self.debounce))
-            if result is BACK:
-                if step == BulkStep.DESTINATION:
-                    return None
-                step = BulkStep(step - 1)
-            else:
-                step = BulkStep(step + 1)
+            if result is BACK and step == BulkStep.DESTINATION:
+                return None
+            delta = -1 if result is BACK else 1
+            step = BulkStep(step + delta)
+            if step == BulkStep.SERVICES and not self.draft.needs_plans:  # nothing to choose
+                step = BulkStep(step + delta)

@@ -1,5 +1,6 @@
 """The bulk move's steps before the run: the destination (the move wizard's own search),
-the users — each marked user's new UPN and email, and its problems, every row at once —
+the services — the plan there for each service whose plan the destination lacks, chosen
+as on the move wizard's services step —, the users — each marked user's new UPN and email, and its problems, every row at once —
 and the review of every row: the clean rows will run, the refused ones are listed with
 their reasons. Nothing is written before the run."""
 
@@ -27,6 +28,7 @@ from screens.bulk_flow import BULK_STEP_NAMES, BulkDraft, BulkStep, problems_of
 from screens.move_destination import DestinationStep
 from screens.move_flow import BACK
 from screens.move_review import _grid
+from screens.move_services import COLUMNS, PlanChoices, ServiceRow, ServicesTable
 from tui.widgets import StepTrail, cell, column_widths
 
 log = logging.getLogger("tenantry.console")
@@ -100,6 +102,65 @@ class BulkScreen(Screen[Any]):
     def action_back(self) -> None:
         self.workers.cancel_group(self, "check")
         self.dismiss(BACK)
+
+
+class BulkServicesStep(PlanChoices, BulkScreen):
+    """Each service of the marked users, on each plan they have now, with how many users:
+    ``←``/``→`` chooses the plan there (the plan now is kept where the destination has
+    it); services that cannot move or that the destination lacks show why. Shown only
+    when a plan must be chosen. ``enter`` goes on to the rows, checked with these plans:
+    a user still without a plan there is refused on its row."""
+
+    STEP = BulkStep.SERVICES
+    AUTO_FOCUS = "#services"
+    BINDINGS = [
+        Binding("enter", "next", "Users", priority=True, id="bulk.users"),
+        Binding("escape", "back", "Back", id="bulk.back"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield self.trail()
+        yield Static(id="bulk-banner")
+        yield ServicesTable(id="services", cursor_type="row", zebra_stripes=False)
+        yield Static(Text("←→: the plan there · the plan now is kept where the destination has it", style="dim"), id="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        counted = self.draft.service_rows()
+        self.rows = [row for row, _ in counted]
+        self.counts = [n for _, n in counted]
+        columns = (COLUMNS[0], ("users", "Users"), *COLUMNS[1:])
+        self.fill_table(columns, column_widths(self.app.size.width, (None, 5, 12, 14, 18), (1,)))
+        table = self.query_one(ServicesTable)
+        table.move_cursor(row=next((i for i, row in enumerate(self.rows) if self.draft.unchosen(row)), 0))
+        self.chosen()
+
+    def row_cells(self, row: ServiceRow) -> tuple[Text, ...]:
+        name, *rest = row.cells(self.wanted(row))
+        return (name, Text(str(self.counts[self.rows.index(row)]), justify="right"), *rest)
+
+    def wanted(self, row: ServiceRow) -> str | None:
+        return self.draft.wanted(row)
+
+    def choose(self, row: ServiceRow, plan: str) -> None:
+        self.draft.set_plan(row, plan)
+
+    def chosen(self) -> None:
+        where = plain(self.draft.destination.name if self.draft.destination else "")
+        waiting = self.draft.without_plan()
+        if waiting:
+            text = Text.assemble((where, "bold"), " lacks the plan some users have now: choose the plan there. ",
+                                 f"Left unchosen, {waiting} user{'s' if waiting != 1 else ''} will not move.")
+        else:
+            text = Text.assemble("Every service that moves has its plan at ", (where, "bold"), ". enter checks every user.")
+        self.banner(text)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return True
+
+    def action_next(self) -> None:
+        self.dismiss(True)
 
 
 def _summary(draft: BulkDraft, bulk: BulkPlan) -> Text:

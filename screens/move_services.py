@@ -1,10 +1,14 @@
 """Move wizard, step 3: each of the user's services → the destination's same service,
 and its plan there (``←``/``→`` chooses when the destination has no plan of the same
-name). Services that cannot move, or that the destination lacks, block with the reason."""
+name). Services that cannot move, or that the destination lacks, block with the reason.
+
+The rows and the choosing are shared with the bulk move's services step
+(:class:`ServiceRow`, :class:`PlanChoices`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,6 +19,10 @@ from core.text import plain
 from screens.move_flow import MoveDraft, WizardStep
 from screens.move_step import MoveStepScreen
 from tui.widgets import ProblemList, cell, column_widths
+
+if TYPE_CHECKING:
+    from core.model import Customer, User
+    from core.session import Session
 
 # (key, label); the service's name gets what the plans and the status leave
 COLUMNS = (("service", "Service"), ("now", "Plan now"), ("after", "Plan there"), ("status", "Status"))
@@ -29,39 +37,62 @@ class ServiceRow:
     current: str | None  # the user's plan now
     offered: tuple[str, ...]  # the destination's plans of this service
 
-    def chosen(self, draft: MoveDraft) -> str | None:
-        wanted = draft.plans.get(self.key) or self.current
+    @property
+    def choosable(self) -> bool:
+        """Whether a plan there can be chosen: the service moves, and there are plans."""
+        return bool(self.offered) and self.movable and self.at_destination
+
+    def chosen(self, wanted: str | None) -> str | None:
+        """The plan there: ``wanted`` (the admin's choice), else the plan now, if offered."""
+        wanted = wanted or self.current
         return wanted if wanted in self.offered else None
 
-    def status(self, draft: MoveDraft) -> Text:
+    def status(self, wanted: str | None) -> Text:
         if not self.movable:
             return Text("✗ cannot be moved", style="bold")
         if not self.at_destination:
             return Text("✗ missing there", style="bold")
-        if self.offered and self.chosen(draft) is None:
+        if self.offered and self.chosen(wanted) is None:
             return Text("✗ choose a plan ←→", style="bold")
-        if self.offered and self.chosen(draft) != self.current:
+        if self.offered and self.chosen(wanted) != self.current:
             return Text("moves, plan changes")
         return Text("moves")
 
+    def cells(self, wanted: str | None) -> tuple[Text, Text, Text, Text]:
+        chosen = self.chosen(wanted)
+        if not self.offered:
+            after = Text("—", style="dim")
+        elif len(self.offered) == 1:
+            after = cell(chosen or "(none)")
+        else:
+            after = Text.assemble(("‹ ", "dim"), plain(chosen or "choose"), (" ›", "dim"), no_wrap=True, overflow="ellipsis")
+        return cell(self.name), cell(self.current or "—"), after, self.status(wanted)
+
+    def cycled(self, wanted: str | None, delta: int) -> str:
+        """The plan ``delta`` places from the one chosen now (the first, or last, if none is)."""
+        chosen = self.chosen(wanted)
+        index = self.offered.index(chosen) + delta if chosen in self.offered else (0 if delta > 0 else -1)
+        return self.offered[index % len(self.offered)]
+
+
+def service_row(session: Session, user: User, destination: Customer, key: str) -> ServiceRow:
+    """What the configuration and ``destination`` say about ``user``'s service ``key``."""
+    adapter = session.adapters.get(key)
+    current = adapter.user_plan(user) if adapter else None
+    return ServiceRow(
+        key=key,
+        name=adapter.service.display_name if adapter else key,
+        movable=bool(adapter and adapter.movable),
+        at_destination=bool(adapter and adapter.customer_has(destination)),
+        current=current.name if current else None,
+        offered=tuple(pl.name for pl in destination.plans if pl.service == key),
+    )
+
 
 def service_rows(draft: MoveDraft) -> list[ServiceRow]:
-    """What the configuration and the destination say about each of the user's services."""
-    destination = draft.destination
-    assert destination is not None
-    rows = []
-    for key in draft.user.services:
-        adapter = draft.session.adapters.get(key)
-        current = adapter.user_plan(draft.user) if adapter else None
-        rows.append(ServiceRow(
-            key=key,
-            name=adapter.service.display_name if adapter else key,
-            movable=bool(adapter and adapter.movable),
-            at_destination=bool(adapter and adapter.customer_has(destination)),
-            current=current.name if current else None,
-            offered=tuple(pl.name for pl in destination.plans if pl.service == key),
-        ))
-    return rows
+    """Each of the user's services."""
+    assert draft.destination is not None
+    return [service_row(draft.session, draft.user, draft.destination, key) for key in draft.user.services]
 
 
 class ServicesTable(DataTable):
@@ -72,11 +103,53 @@ class ServicesTable(DataTable):
 
     def action_plan(self, delta: int) -> None:
         screen = self.screen
-        if isinstance(screen, ServicesStep):
+        if isinstance(screen, PlanChoices):
             screen.cycle_plan(delta)
 
 
-class ServicesStep(MoveStepScreen):
+class PlanChoices:
+    """Mixin for a screen whose :class:`ServicesTable` lists :attr:`rows`, one table row
+    each (keyed by its index): ``←``/``→`` changes the highlighted row's plan there."""
+
+    rows: list[ServiceRow]
+
+    def wanted(self, row: ServiceRow) -> str | None:
+        """The plan the admin chose for ``row`` (``None``: none yet)."""
+        raise NotImplementedError
+
+    def choose(self, row: ServiceRow, plan: str) -> None:
+        raise NotImplementedError
+
+    def row_cells(self, row: ServiceRow) -> tuple[Text, ...]:
+        return row.cells(self.wanted(row))
+
+    def fill_table(self, columns: tuple[tuple[str, str], ...], widths: list[int]) -> None:
+        table = self.query_one(ServicesTable)  # type: ignore[attr-defined]
+        for (key, label), width in zip(columns, widths):
+            table.add_column(Text(label), width=width, key=key)
+        for index, row in enumerate(self.rows):
+            table.add_row(*self.row_cells(row), key=str(index))
+        if not self.rows:
+            table.display = False
+
+    def cycle_plan(self, delta: int) -> None:
+        table = self.query_one(ServicesTable)  # type: ignore[attr-defined]
+        if not self.rows or table.cursor_row < 0:
+            return
+        row = self.rows[table.cursor_row]
+        if not row.choosable:
+            self.app.bell()  # type: ignore[attr-defined]
+            return
+        self.choose(row, row.cycled(self.wanted(row), delta))
+        for column, value in zip(table.columns, self.row_cells(row)):
+            table.update_cell(str(table.cursor_row), column, value)
+        self.chosen()
+
+    def chosen(self) -> None:
+        """A plan was just chosen."""
+
+
+class ServicesStep(PlanChoices, MoveStepScreen):
     STEP = WizardStep.SERVICES
     AUTO_FOCUS = "#services"
     BINDINGS = [
@@ -94,29 +167,12 @@ class ServicesStep(MoveStepScreen):
 
     def on_mount(self) -> None:
         self.rows = service_rows(self.draft)
-        table = self.query_one(ServicesTable)
-        widths = column_widths(self.app.size.width, (None, 12, 18, 20), (1,))
-        for (key, label), width in zip(COLUMNS, widths):
-            table.add_column(Text(label), width=width, key=key)
-        for row in self.rows:
-            table.add_row(*self._cells(row), key=row.key)
-        if not self.rows:
-            table.display = False
+        self.fill_table(COLUMNS, column_widths(self.app.size.width, (None, 12, 18, 20), (1,)))
         self._show_roles()
         plan = self.draft.checked
         if plan is not None:
             self.show_plan(plan)
         self.live_check(0)
-
-    def _cells(self, row: ServiceRow) -> tuple[Text, Text, Text, Text]:
-        chosen = row.chosen(self.draft)
-        if not row.offered:
-            after = Text("—", style="dim")
-        elif len(row.offered) == 1:
-            after = cell(chosen or "(none)")
-        else:
-            after = Text.assemble(("‹ ", "dim"), plain(chosen or "choose"), (" ›", "dim"), no_wrap=True, overflow="ellipsis")
-        return cell(row.name), cell(row.current or "—"), after, row.status(self.draft)
 
     def _show_roles(self) -> None:
         draft, note = self.draft, Text()
@@ -136,17 +192,11 @@ class ServicesStep(MoveStepScreen):
         self.query_one("#roles-note", Static).update(note)
 
     # -- choosing plans ------------------------------------------------------------
-    def cycle_plan(self, delta: int) -> None:
-        table = self.query_one(ServicesTable)
-        if not self.rows or table.cursor_row < 0:
-            return
-        row = self.rows[table.cursor_row]
-        if len(row.offered) < 1 or not (row.movable and row.at_destination):
-            self.app.bell()
-            return
-        chosen = row.chosen(self.draft)
-        index = row.offered.index(chosen) + delta if chosen in row.offered else (0 if delta > 0 else -1)
-        self.draft.set_plan(row.key, row.offered[index % len(row.offered)])
-        for key, value in zip((k for k, _ in COLUMNS), self._cells(row)):
-            table.update_cell(row.key, key, value)
+    def wanted(self, row: ServiceRow) -> str | None:
+        return self.draft.plans.get(row.key)
+
+    def choose(self, row: ServiceRow, plan: str) -> None:
+        self.draft.set_plan(row.key, plan)
+
+    def chosen(self) -> None:
         self.live_check(self.debounce)

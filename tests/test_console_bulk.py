@@ -1,6 +1,7 @@
 """The bulk move of marked users in the console, driven with keys only at 80×24: mark
-users with ``space``, ``m`` → destination → one row per user with its new UPN/email and
-its problems → review → run (one progress row per user) → result. On a fresh demo
+users with ``space``, ``m`` → destination → the plan there of services whose plan the
+destination lacks → one row per user with its new UPN/email and its problems → review →
+run (one progress row per user) → result. On a fresh demo
 directory and on the real Samba DC, checking the directory afterwards; ``ctrl+c`` mid-batch."""
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from core.errors import ConfigError
 from core.execute import CANCELLED
 from move_fixtures import DESTINATION, make_user, remove_user
 from screens.bulk_run import BulkResultStep, BulkRunStep
-from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep
+from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep, BulkServicesStep
 from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, demo, settle, shown, state  # noqa: F401
 from test_console_cancel import HeldApp, cancel_held, footer, frozen, until
@@ -76,6 +77,9 @@ async def test_a_bulk_move_of_marked_users_on_the_demo(demo):
         assert "Move 3 users from Fabrikam" in shown(app)
         await keys.type("northwind")
         await keys("enter")
+        assert isinstance(app.screen, BulkServicesStep), shown(app)
+        assert "Left unchosen, 1 user will not move." in flat(app)
+        await keys("enter")  # no plan chosen: Ana Hall stays behind
 
         assert isinstance(app.screen, BulkRowsStep), shown(app)
         text = shown(app)
@@ -167,6 +171,116 @@ async def test_a_bulk_move_of_marked_users_on_the_real_dc(dc_directory):
             await remove_user(d, user)
 
 
+def services_table(app) -> dict[str, list[str]]:
+    """The services step's rows: ``"<service> <plan now>"`` → the cells."""
+    table = app.screen.query_one("#services")
+    rows = [[c.plain for c in table.get_row(key)] for key in table.rows]
+    return {f"{row[0]} {row[2]}": row for row in rows}
+
+
+def row_marks(app) -> dict[str, str]:
+    table = app.screen.query_one("#bulk-rows")
+    return {key.value: table.get_row(key)[0].plain for key in table.rows}
+
+
+async def test_a_plan_the_destination_lacks_is_chosen_for_the_batch_and_kept_going_back(demo):
+    """Ana Hall and Emma Patel are on Basic 2 GB, which Northwind Traders lacks: the
+    services step offers its Premium 50 GB, and with it all three users move."""
+    marked = ("ana.hall2@fabrikam.example", "arjun.martin@fabrikam.example", "emma.patel@fabrikam.example")
+    users = {upn: await demo.user(upn) for upn in marked}
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await to_users(keys, FROM)
+        await mark(keys, *marked)
+        start = keys.count
+        await keys("m")
+        await keys.type("northwind")
+        await keys("enter")
+        assert isinstance(app.screen, BulkServicesStep), shown(app)
+        text = flat(app)
+        assert "Left unchosen, 2 users will not move." in text and "2 Services" in text
+        rows = services_table(app)
+        assert rows["Hosted Exchange Basic 2 GB"] == ["Hosted Exchange", "2", "Basic 2 GB", "(none)", "✗ choose a plan ←→"]
+        ocs = next(row for name, row in rows.items() if name.startswith("Office Communications"))
+        assert ocs[1:] == ["2", "—", "—", "moves"] and len(rows) == 2  # no plans: nothing to choose
+        assert ("right", "Plan") in footer(app) and ("enter", "Users") in footer(app)
+        await keys("right")  # the only plan there: Premium 50 GB
+        assert services_table(app)["Hosted Exchange Basic 2 GB"][3:] == ["Premium 50 GB", "moves, plan changes"]
+        assert "Every service that moves has its plan at Northwind Traders" in flat(app)
+        await keys("enter")
+
+        assert isinstance(app.screen, BulkRowsStep), shown(app)
+        assert "3 of 3 users can move to Northwind Traders" in shown(app)
+        assert set(row_marks(app).values()) == {"✓"} and PLAN_PROBLEM not in flat(app)
+        await keys("enter")
+        assert isinstance(app.screen, BulkReviewStep) and "Will move (3)" in flat(app)
+        await keys("escape", "escape")  # back to the services step: the choice kept
+        assert isinstance(app.screen, BulkServicesStep)
+        assert services_table(app)["Hosted Exchange Basic 2 GB"][3] == "Premium 50 GB"
+        await keys("enter")
+        assert set(row_marks(app).values()) == {"✓"}
+        await keys("enter")
+        assert "Will move (3)" in flat(app) and "Will not move" not in flat(app)
+        await keys("enter")
+        assert isinstance(app.screen, BulkRunStep)
+        assert app.screen.query_one(BulkProgressPane).states == ["done"] * 3
+        assert "Done: 3 of 3 users moved" in shown(app)
+        print(f"\nbulk move with a plan chosen, keystrokes from 'm': {keys.count - start}")
+        await keys("enter")
+        assert "Moved 3 of 3 users to Northwind Traders." in flat(app)
+        await keys("enter")
+
+    destination = await demo.customer(TO)
+    for upn, before in users.items():
+        moved = await demo.user(upn.replace("fabrikam", "northwind-traders"))
+        assert dn_key(moved.dn)[1:] == dn_key(demo.layout.users_dn(destination.dn))
+        assert set(moved.services) == set(before.services)
+        plans = {(pl.service, pl.name) for pl in moved.plans}
+        assert plans == ({("exchange", "Premium 50 GB")} if "exchange" in before.services else set())
+    assert "Premium 50 GB" in {pl.name for pl in (await demo.customer(TO)).plans}
+
+
+async def test_a_service_that_cannot_move_keeps_its_row_refused_whatever_plan_is_chosen(demo):
+    """Noah Capek has Hosted CRM, which cannot be moved: choosing the Exchange plan clears
+    the plan problem of every row, his stays refused with that reason, and he stays."""
+    source_name = "Adventure Works Cycles"
+    crm, basic, premium = ("noah.capek@adventure-works-cycles.example", "helene.rossi@adventure-works-cycles.example",
+                           "mehmet.edwards5@adventure-works-cycles.example")
+    noah = await demo.user(crm)
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await to_users(keys, source_name)
+        await mark(keys, crm, basic, premium)
+        await keys("m")
+        await keys.type("northwind")
+        await keys("enter")
+        assert isinstance(app.screen, BulkServicesStep), shown(app)
+        rows = services_table(app)
+        assert rows["Hosted Exchange Basic 2 GB"][1] == "2"
+        assert rows["Hosted Exchange Premium 50 GB"][1:] == ["1", "Premium 50 GB", "Premium 50 GB", "moves"]  # kept
+        crm_row = next(row for name, row in rows.items() if name.startswith("Hosted CRM"))
+        assert crm_row[-1] == "✗ cannot be moved"
+        await keys("down")  # on a service that cannot move, ←→ changes nothing
+        await keys("right")
+        assert services_table(app) == {**rows, "Hosted Exchange Basic 2 GB": rows["Hosted Exchange Basic 2 GB"]}
+        await keys("up", "right", "enter")
+
+        assert isinstance(app.screen, BulkRowsStep), shown(app)
+        assert row_marks(app) == {crm: "✗", basic: "✓", premium: "✓"}
+        problems = flat(app, "#bulk-problems-text")
+        assert "Hosted CRM cannot be moved: deprovision it from noah.capek@adventure-works-cycles.example first." in problems
+        assert "has no Hosted Exchange plan" not in problems
+        await keys("enter", "enter")
+        assert isinstance(app.screen, BulkRunStep) and app.screen.query_one(BulkProgressPane).states == ["done", "done"]
+        await keys("enter", "enter")
+    stayed = await demo.user(noah.dn)
+    assert (stayed.upn, set(stayed.groups)) == (crm, set(noah.groups))
+    moved = await demo.user(basic.replace("adventure-works-cycles", "northwind-traders"))
+    assert [(pl.service, pl.name) for pl in moved.plans] == [("exchange", "Premium 50 GB")]
+
+
 class SecondJob(Hold):
     """Holds the second job of the batch on step ``at``."""
 
@@ -237,7 +351,7 @@ def test_snapshot_of_the_bulk_progress(snap_compare, monkeypatch):
         await mark(keys, CLEAN[0], REFUSED, CLEAN[1])
         await keys("m")
         await keys.type("northwind")
-        await keys("enter", "enter", "enter")
+        await keys("enter", "enter", "enter", "enter")  # Ana Hall's plan left unchosen
         assert isinstance(app.screen, BulkRunStep)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
