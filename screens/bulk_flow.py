@@ -99,7 +99,8 @@ class BulkDraft:
                 row = service_row(self.session, user, self.destination, key)
                 rows.setdefault((key, row.current), row)
                 counts[key, row.current] = counts.get((key, row.current), 0) + 1
-        return [(row, counts[plan]) for plan, row in rows.items()]
+        order = {key: index for index, key in enumerate(dict.fromkeys(key for key, _ in rows))}  # a service's rows together
+        return [(rows[plan], counts[plan]) for plan in sorted(rows, key=lambda plan: (order[plan[0]], plan[1] or ""))]
 
     @property
     def needs_plans(self) -> bool:

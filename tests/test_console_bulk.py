@@ -262,10 +262,11 @@ async def test_a_service_that_cannot_move_keeps_its_row_refused_whatever_plan_is
         assert rows["Hosted Exchange Premium 50 GB"][1:] == ["1", "Premium 50 GB", "Premium 50 GB", "moves"]  # kept
         crm_row = next(row for name, row in rows.items() if name.startswith("Hosted CRM"))
         assert crm_row[-1] == "✗ cannot be moved"
-        await keys("down")  # on a service that cannot move, ←→ changes nothing
+        assert list(rows)[:2] == ["Hosted Exchange Basic 2 GB", "Hosted Exchange Premium 50 GB"]  # a service's plans together
+        await keys("down", "down")  # on a service that cannot move, ←→ changes nothing
         await keys("right")
-        assert services_table(app) == {**rows, "Hosted Exchange Basic 2 GB": rows["Hosted Exchange Basic 2 GB"]}
-        await keys("up", "right", "enter")
+        assert services_table(app) == rows
+        await keys("up", "up", "right", "enter")
 
         assert isinstance(app.screen, BulkRowsStep), shown(app)
         assert row_marks(app) == {crm: "✗", basic: "✓", premium: "✓"}
