@@ -218,6 +218,11 @@ async def test_a_plan_the_destination_lacks_is_chosen_for_the_batch_and_kept_goi
         await keys("escape", "escape")  # back to the services step: the choice kept
         assert isinstance(app.screen, BulkServicesStep)
         assert services_table(app)["Hosted Exchange Basic 2 GB"][3] == "Premium 50 GB"
+        await keys("escape")  # to the destination, and the same one again: still chosen
+        assert isinstance(app.screen, BulkDestinationStep)
+        await keys("enter")
+        assert isinstance(app.screen, BulkServicesStep), shown(app)
+        assert services_table(app)["Hosted Exchange Basic 2 GB"][3] == "Premium 50 GB"
         await keys("enter")
         assert set(row_marks(app).values()) == {"✓"}
         await keys("enter")
