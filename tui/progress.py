@@ -287,7 +287,7 @@ class BulkProgressPane(ProgressPane):
         lines = []
         for label, result in results.items():
             index = self.row_of.get(label)
-            if index is not None and result.job is None and self.states[index] == "pending":
+            if index is not None and self.states[index] == "pending":  # no event of its own came
                 state = result.status if result.status in ROW_STATES else "failed"
                 self._set(table, index, state, result.message)
                 lines.append(f"{self.elapsed:6.2f}s {self.descriptions[index].plain}: not run: {plain(result.message)}")
