@@ -92,8 +92,14 @@ class Directory:
         return sorted(found, key=lambda c: c.name.casefold())
 
     async def _customer_with_groups(self, entry: ops.Entry) -> Customer:
-        groups = await self.pool.run(lambda c: ops.search(c, entry.dn, "(objectClass=group)", "sub", ["cn"]))
-        return self.layout.customer_from(entry, [g.dn for g in groups])
+        # One level below the services and roles OUs, where classify_groups looks: a
+        # subtree search below the customer costs the DC a pass over every group of the
+        # domain (its objectClass index), ~1,000× the customer's own ten groups.
+        found = await asyncio.gather(*(
+            self.pool.run(lambda c, b=base: ops.search(c, b, "(objectClass=group)", "one", ["cn"]))
+            for base in (self.layout.services_dn(entry.dn), self.layout.roles_dn(entry.dn))
+        ))
+        return self.layout.customer_from(entry, [g.dn for groups in found for g in groups])
 
     async def customer(self, name_or_domain: str) -> Customer:
         """The customer named so, or owning that domain; :class:`NotFound` otherwise."""
