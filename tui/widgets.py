@@ -8,7 +8,7 @@ Every directory or API string reaches the terminal through :func:`cell` /
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -19,8 +19,10 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import DataTable, Log, Static
 
-from core.execute import Event
 from core.text import plain
+
+if TYPE_CHECKING:  # the console's first screen should not wait for the whole core to import
+    from core.execute import Event
 
 
 def cell(value: object, style: str = "") -> Text:
