@@ -107,9 +107,18 @@ class Directory:
         Without ``with_services`` its services, plans and roles are left empty (two
         searches fewer, for callers that need only where it is, e.g. rights checks)."""
         attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        # Two searches, not one (ou=…)|(uPNSuffixes=…): ``ou`` is indexed (in AD and
+        # Samba) and uPNSuffixes is not, so the OR made the DC read every OU of the
+        # domain. The domain search still does; only a value that can be a domain
+        # (a dot, no space) makes it.
         entries = await self.pool.run(
-            lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_exact_filter(name_or_domain), "sub", attributes)
+            lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_name_filter(name_or_domain), "sub", attributes)
         )
+        if "." in name_or_domain and not any(c.isspace() for c in name_or_domain):
+            owners = await self.pool.run(
+                lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_domain_filter(name_or_domain), "sub", attributes)
+            )
+            entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
         if not entries:
             raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain.")
         if len(entries) > 1:
