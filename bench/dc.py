@@ -99,29 +99,40 @@ def _seed_into(size: Size, target: Path, passwords: dict, log) -> dict[str, floa
     return timings
 
 
-def start(size: Size, *, fresh: bool = False, log=print) -> BenchDC:
-    """A running DC holding the ``size`` bench seed, from the cache when it is there."""
+def prepare(size: Size, *, fresh: bool = False, log=print) -> tuple[dict, dict[str, float], bool]:
+    """Seed the ``size`` DC into the cache unless a fitting one is there (no lock needed:
+    nothing listens yet). Returns its metadata, the timings of this call, and whether
+    the cache was used."""
     folder = CACHE / size.name
     pristine, work, meta_path = folder / "pristine", folder / "dc", folder / "meta.json"
     fingerprint = _fingerprint(size)
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    timings: dict[str, float] = {}
-    cached = not fresh and meta.get("fingerprint") == fingerprint and pristine.is_dir()
-    if not cached:
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        passwords = {"admin": throwaway_password(), "operators": {name: throwaway_password() for name in OPERATORS}}
-        timings.update(_seed_into(size, work, passwords, log))
-        start_time = time.monotonic()
-        _copy_tree(work, pristine)
-        timings["snapshot"] = time.monotonic() - start_time
-        meta = {"fingerprint": fingerprint, "passwords": passwords, "timings": timings}
-        fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # throwaway passwords
-        with os.fdopen(fd, "w") as fh:
-            json.dump(meta, fh)
-    else:
+    if not fresh and meta.get("fingerprint") == fingerprint and pristine.is_dir():
         log(f"using the cached {size.name} DC ({folder}; seeded in {sum(meta['timings'].values()):.0f} s)")
+        return meta, {}, True
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    passwords = {"admin": throwaway_password(), "operators": {name: throwaway_password() for name in OPERATORS}}
+    timings = _seed_into(size, work, passwords, log)
+    start_time = time.monotonic()
+    _copy_tree(work, pristine)
+    timings["snapshot"] = time.monotonic() - start_time
+    meta = {"fingerprint": fingerprint, "passwords": passwords, "timings": timings}
+    fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # throwaway passwords
+    with os.fdopen(fd, "w") as fh:
+        json.dump(meta, fh)
+    log(f"seeded in {sum(timings.values()):.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    return meta, timings, False
+
+
+def start(size: Size, *, fresh: bool = False, log=print) -> BenchDC:
+    """A running DC holding the ``size`` bench seed, from the cache when it is there."""
+    meta, timings, cached = prepare(size, fresh=fresh, log=log)
+    folder = CACHE / size.name
+    pristine, work = folder / "pristine", folder / "dc"
+    if cached:
+        # Samba's files name their own directory: the pristine copy goes back into ``dc``.
         start_time = time.monotonic()
         _copy_tree(pristine, work)
         timings["copy"] = time.monotonic() - start_time

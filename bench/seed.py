@@ -73,8 +73,8 @@ class Size:
 
 SIZES = {
     "full": Size("full", 5_000, 100_000, 40, 1_000),
-    "small": Size("small", 200, 4_000, 20, 100),
-    "tiny": Size("tiny", 30, 400, 8, 10),
+    "small": Size("small", 200, 4_000, 30, 100),
+    "tiny": Size("tiny", 30, 400, 12, 10),
 }
 
 _FIRST = (
