@@ -29,8 +29,12 @@ from core.demo.seed import Seed
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("start", "search", "move", "bulk", "bytes")
-# (start runs, single move pairs) per size
-RUNS = {"full": (15, 7), "small": (7, 5), "tiny": (2, 2)}
+# (start runs, single move pairs, words typed into the customers and the users searches) per size
+RUNS = {
+    "full": (15, 7, ["globex", "cedar lab", "gmbh", "exa"], ["müller", "@glob", "smith"]),
+    "small": (5, 5, ["globex", "gmbh"], ["müller", "@glob"]),
+    "tiny": (2, 1, ["globex"], ["müller"]),
+}
 
 
 def _upns(seed: Seed, customer: str, *, services: tuple[str, ...] = ()) -> list[str]:
@@ -48,8 +52,7 @@ def bench_target(info, seed: Seed, folder: Path, size: str) -> Target:
     return Target(
         config=config, password=info.operator_passwords["sp-admin"], url=info.ldaps_url, ca_file=info.ca_file,
         bind_user=sp_admin.upn, base_dn=info.base_dn, big_customer=seed.big_customer,
-        customer_words=["globex", "cedar lab", "gmbh", "exa"] if size != "tiny" else ["glo"],
-        user_words=["müller", "@glob"] if size != "tiny" else ["mü"],
+        customer_words=RUNS[size][2], user_words=RUNS[size][3],
         # every single move the same kind: Exchange (and its plan), OCS and a role
         movers=_upns(seed, MOVE_SOURCE, services=("Hosted Exchange", "Office Communications Server")),
         move_destination=MOVE_DESTINATION, bulk=bulk, state=folder / "state",
@@ -61,7 +64,7 @@ def run_parts(target: Target, parts: tuple[str, ...], size: str, log=print) -> t
 
     A part that fails is reported as one failed result with its error, and the others
     still run."""
-    start_runs, pairs = RUNS[size]
+    start_runs, pairs = RUNS[size][:2]
     steps = {
         "start": lambda: startup.measure(target, start_runs, log=log),
         "search": lambda: search.measure(target, repeat=3, log=log),

@@ -14,6 +14,7 @@ filter tells; the others change only the search box (and perhaps the count).
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import pty
@@ -31,12 +32,12 @@ from bench.report import Result, median
 from bench.search import LIMIT, bare_connection, keys_for, users_dn
 from bench.target import Target
 from core.config import load
+from core.directory import connect
 from core.directory.layout import Layout
 
 ROWS, COLUMNS = 24, 80
 VISIBLE = {"customers": 20, "users": 19}  # table rows on screen at 80×24
 KEYS = {"backspace": b"\x7f", "enter": b"\r", "escape": b"\x1b", "slash": b"/"}
-QUIET = 0.5  # seconds without output that end a keystroke's bytes
 
 
 class Console:
@@ -45,11 +46,14 @@ class Console:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         pid, fd = pty.fork()
         if pid == 0:  # the child: size the terminal, then become the console
-            fcntl.ioctl(sys.stdout.fileno(), termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-            os.execvpe(argv[0], argv, env)
+            try:
+                fcntl.ioctl(pty.STDOUT_FILENO, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+                os.execvpe(argv[0], argv, env)
+            finally:  # never go on as a copy of the parent (its exit handlers would run twice)
+                os._exit(127)
         self.pid, self.fd = pid, fd
 
-    def read(self, at_least: float, quiet: float = QUIET, limit: float = 60) -> int:
+    def read(self, at_least: float, quiet: float, limit: float = 60) -> int:
         """Bytes written from now until ``quiet`` s of silence, waiting ``at_least`` s."""
         start = time.monotonic()
         last = start
@@ -121,15 +125,49 @@ def _changes(target: Target, kind: str, keys: list[str], base: str = "") -> list
         conn.unbind()
 
 
-def _type(console: Console, keys: list[str], wait: float) -> list[int]:
-    counts = []
+def _texts(keys: list[str]) -> list[str | None]:
+    """The search text after each key (``None``: empty)."""
+    out, text = [], ""
     for key in keys:
+        text = text[:-1] if key == "backspace" else text + key
+        out.append(text.strip() or None)
+    return out
+
+
+async def _search_seconds(target: Target, customer_texts, user_texts) -> dict[tuple[str, str | None], float]:
+    """How long the core takes for each search the keys make: a key's bytes are awaited
+    at least that long (×1.5, plus the debounce), so a slow search is not cut off."""
+    directory = await connect(load(target.config), target.password)
+    try:
+        big = await directory.customer(target.big_customer)
+        out: dict[tuple[str, str | None], float] = {}
+        for kind, texts in (("customers", customer_texts), ("users", user_texts)):
+            for text in [None, *texts]:
+                if (kind, text) not in out:
+                    start = time.perf_counter()
+                    if kind == "customers":
+                        await directory.customers(search=text, limit=LIMIT + 1)
+                    else:
+                        await directory.users(big, search=text, limit=LIMIT + 1)
+                    out[(kind, text)] = time.perf_counter() - start
+        return out
+    finally:
+        await directory.close()
+
+
+def _wait(seconds: float) -> float:
+    return 0.35 + 1.5 * seconds + 0.2  # the low-bandwidth debounce, the search, the repaint
+
+
+def _type(console: Console, kind: str, keys: list[str], search: dict) -> list[int]:
+    counts = []
+    for key, text in zip(keys, _texts(keys)):
         console.press(key)
-        counts.append(console.read(at_least=wait))
+        counts.append(console.read(at_least=_wait(search[(kind, text)]), quiet=0.3))
     return counts
 
 
-def session(target: Target, low_bandwidth: bool, wait: float) -> dict:
+def session(target: Target, low_bandwidth: bool, search: dict) -> dict:
     """One console: the customers screen, then the big customer's users screen."""
     env = target.env()
     for name in ("COLORTERM", "NO_COLOR", "TEXTUAL_DRIVER"):
@@ -140,38 +178,41 @@ def session(target: Target, low_bandwidth: bool, wait: float) -> dict:
         argv.append("--low-bandwidth")
     console = Console(argv, env)
     try:
-        first = console.read(at_least=wait * 2, quiet=1.0)
+        first = console.read(at_least=1.0 + _wait(search[("customers", None)]), quiet=1.0)
         console.press("slash")
-        console.read(at_least=0.3)
-        customers = _type(console, keys_for(target.customer_words[:1]), wait)
+        console.read(at_least=0.3, quiet=0.2)
+        customers = _type(console, "customers", keys_for(target.customer_words[:1]), search)
         # open the big customer: search it, leave the box (enter), open it (enter)
-        for key in [*target.big_customer, "enter", "enter"]:
+        for key in target.big_customer:
             console.press(key)
-            console.read(at_least=wait if key == "enter" else 0.05, quiet=0.2 if key != "enter" else QUIET)
+            console.read(at_least=0.05, quiet=0.1)
+        console.press("enter")
+        console.read(at_least=_wait(search[("customers", target.big_customer)]), quiet=0.3)
+        console.press("enter")
+        console.read(at_least=_wait(search[("users", None)]), quiet=0.5)
         console.press("slash")
-        console.read(at_least=0.3)
-        users = _type(console, keys_for(target.user_words[:1]), wait)
+        console.read(at_least=0.3, quiet=0.2)
+        users = _type(console, "users", keys_for(target.user_words[:1]), search)
     finally:
         console.close()
     return {"first_screen": first, "customers": customers, "users": users}
 
 
-def measure(target: Target, *, wait: float = 2.0, log=print) -> tuple[list[Result], dict]:
+def measure(target: Target, *, log=print) -> tuple[list[Result], dict]:
     conn = bare_connection(target)
     try:
         users_base = users_dn(conn, Layout(load(target.config)), target.big_customer)
     finally:
         conn.unbind()
-    changes = {
-        "customers": _changes(target, "customers", keys_for(target.customer_words[:1])),
-        "users": _changes(target, "users", keys_for(target.user_words[:1]), users_base),
-    }
+    customer_keys, user_keys = keys_for(target.customer_words[:1]), keys_for(target.user_words[:1])
+    changes = {"customers": _changes(target, "customers", customer_keys), "users": _changes(target, "users", user_keys, users_base)}
+    search = asyncio.run(_search_seconds(target, [*_texts(customer_keys), target.big_customer], _texts(user_keys)))
     results: list[Result] = []
-    raw: dict = {"changes": changes}
+    raw: dict = {"changes": changes, "search_s": {f"{k}:{t}": v for (k, t), v in search.items()}}
     for low in (False, True):
         mode = "low-bandwidth" if low else "normal"
         log(f"bytes: the console in a pty at 80×24, {mode} …")
-        counts = session(target, low, wait)
+        counts = session(target, low, search)
         raw[mode] = counts
         for screen in ("customers", "users"):
             pairs = [(n, c) for n, c in zip(counts[screen], changes[screen]) if c is not None]
