@@ -10,6 +10,7 @@ produced, ``repeat`` times each, interleaved.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import subprocess
@@ -24,6 +25,7 @@ import ldap3
 from bench.report import Result, median, percentile
 from bench.target import Target
 from core.config import load
+from core.directory import connect
 from core.directory.layout import USER_LIST_ATTRIBUTES, Layout
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +88,23 @@ def bare_searches(target: Target, repeat: int) -> dict[str, list[float]]:
         conn.unbind()
 
 
+async def core_customer_searches(target: Target, repeat: int) -> dict[str, list[float]]:
+    """ms per ``Directory.customers`` call for the customers' texts, with the services
+    column (what the screen asks for) and without (name, reseller, domains only)."""
+    directory = await connect(load(target.config), target.password)
+    try:
+        times: dict[str, list[float]] = {"with_services": [], "without_services": []}
+        for _ in range(repeat):
+            for text in texts_for(target.customer_words):
+                for kind, services in (("with_services", True), ("without_services", False)):
+                    start = time.perf_counter()
+                    await directory.customers(search=text, limit=LIMIT + 1, with_services=services)
+                    times[kind].append((time.perf_counter() - start) * 1000)
+        return times
+    finally:
+        await directory.close()
+
+
 def run_probe(target: Target, debounce: float | None, timeout: float = 1800) -> dict:
     job = {
         "config": str(target.config), "debounce": debounce, "big_customer": target.big_customer,
@@ -112,6 +131,7 @@ def measure(target: Target, *, repeat: int = 3, log=print) -> tuple[list[Result]
     shipped = run_probe(target, None)
     log("search: bare ldap3 …")
     bare = bare_searches(target, repeat)
+    core_customers = asyncio.run(core_customer_searches(target, 1))
     results: list[Result] = []
     for screen, label in (("customers", "customers screen"), ("users", f"users screen ({target.big_customer})")):
         ms = [s["ms"] for s in quick[screen]]
@@ -127,6 +147,11 @@ def measure(target: Target, *, repeat: int = 3, log=print) -> tuple[list[Result]
         results.append(Result(f"search.{screen}.p95", f"search {label}: p95 key → table (debounce off)", p95, "ms", ("<=", 100.0), detail))
         results.append(Result(f"search.{screen}.bare_p95", f"search {label}: p95 bare ldap3, same filter", bare95, "ms"))
         results.append(Result(f"search.{screen}.ratio", f"search {label}: p95 console / p95 bare ldap3", p95 / bare95, "×", ("<=", 2.0)))
+        if screen == "customers":
+            for kind, label2 in (("with_services", "with"), ("without_services", "without")):
+                results.append(Result(f"search.customers.core_{kind}_p95", f"search customers: p95 of the core's search {label2} the services column",
+                                      percentile(core_customers[kind], 95), "ms", None,
+                                      {"p50_ms": median(core_customers[kind]), "searches": len(core_customers[kind])}))
         shipped_ms = [s["ms"] for s in shipped[screen]]
         results.append(Result(
             f"search.{screen}.p95_shipped", f"search {label}: p95 key → table (as shipped, {shipped['debounce'] * 1000:.0f} ms debounce)",
@@ -137,5 +162,5 @@ def measure(target: Target, *, repeat: int = 3, log=print) -> tuple[list[Result]
                           {"quick": quick["memory_mb"], "shipped": shipped["memory_mb"]}))
     results.append(Result("console.animations", "console animations off by default (1 = off)",
                           1.0 if shipped["animation_level"] == "none" else 0.0, "", ("==", 1.0), {"level": shipped["animation_level"]}))
-    raw = {"quick": quick, "shipped": shipped, "bare_ms": bare}
+    raw = {"quick": quick, "shipped": shipped, "bare_ms": bare, "core_customers_ms": core_customers}
     return results, raw

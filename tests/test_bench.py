@@ -28,6 +28,7 @@ pytestmark = pytest.mark.dc
 EXPECTED = {
     "start.console", "start.minimal", "start.ratio", "start.rows",
     "search.customers.p95", "search.customers.bare_p95", "search.customers.ratio", "search.customers.p95_shipped",
+    "search.customers.core_with_services_p95", "search.customers.core_without_services_p95",
     "search.users.p95", "search.users.bare_p95", "search.users.ratio", "search.users.p95_shipped",
     "search.rss", "console.animations",
     "move.writes", "move.extra_writes", "move.reads", "move.tenantry", "move.script", "move.ratio", "move.run_ratio",
@@ -37,6 +38,7 @@ EXPECTED = {
       for kind in ("changed", "same")),
 }
 WITHOUT_BUDGET = {"start.console", "start.minimal", "start.rows", "search.customers.bare_p95", "search.users.bare_p95",
+                  "search.customers.core_with_services_p95", "search.customers.core_without_services_p95",
                   "move.writes", "move.reads", "move.tenantry", "move.script", "move.run_ratio",
                   "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script"}
 
