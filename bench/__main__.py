@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": _machine()}
     running = bench_dc.start(size, fresh=args.reseed, log=log)
     try:
-        meta["dc"] = {"cached": running.cached, "timings_s": running.timings}
+        meta["dc"] = {"cached": running.cached, "timings_s": running.timings, "seeded_s": running.seeded}
         with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as folder:
             target = bench_target(running.info, running.info.seed, Path(folder), args.size)
             results, raw = run_parts(target, parts, args.size, log=log)

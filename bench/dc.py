@@ -66,6 +66,7 @@ class BenchDC:
     info: DCInfo
     timings: dict[str, float]
     cached: bool
+    seeded: dict[str, float]  # how long seeding this DC took (when it was cached, earlier)
 
     def stop(self) -> None:
         self.dc.stop()
@@ -147,4 +148,4 @@ def start(size: Size, *, fresh: bool = False, log=print) -> BenchDC:
     log("starting the DC (waiting for the DC lock if a test run holds it) …")
     dc.start(timeout=300)
     timings["start"] = dc.timings["start"]
-    return BenchDC(dc, dc.info(), timings, cached)
+    return BenchDC(dc, dc.info(), timings, cached, meta["timings"])
