@@ -374,7 +374,8 @@ class Executor:
             raise Refused(f"Not started: {CANCELLED}; nothing was written.")
 
     async def _authorize(self, kind: str, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
-        customers = [await self.directory.customer(name) for name in _names(source, destination)]
+        # Rights need only where the customers are, not their services.
+        customers = [await self.directory.customer(name, with_services=False) for name in _names(source, destination)]
         if kind == "copy" or len(customers) == 1:
             problems = copy_problems(operator, customers[0], readonly_mode=self.readonly)
         else:

@@ -18,7 +18,6 @@ from typing import Any, Awaitable, Callable
 
 from core.config import Config, load, read_password
 from core.errors import TenantryError
-from core.session import Session
 from core.state import state_dir
 
 log = logging.getLogger("tenantry")
@@ -197,6 +196,8 @@ async def _run(args: argparse.Namespace) -> int:
             return await reads[args.command](directory, args)
         finally:
             await directory.close()
+    from core.session import Session  # not at the top: the console opens its session on the first write
+
     session = await Session.open(directory, readonly=args.readonly, state=_state(args))
     try:
         return await jobs[args.command](session, args)

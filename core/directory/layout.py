@@ -80,9 +80,11 @@ class Layout:
         value = filter_value(text)
         return f"(&{base}(|(ou=*{value}*)({self.names.domains_attribute}=*{value}*)))"
 
-    def customer_exact_filter(self, name_or_domain: str) -> str:
-        value = filter_value(name_or_domain)
-        return f"(&{self.marked(self.names.customer_marker)}(|(ou={value})({self.names.domains_attribute}={value})))"
+    def customer_name_filter(self, name: str) -> str:
+        return f"(&{self.marked(self.names.customer_marker)}(ou={filter_value(name)}))"
+
+    def customer_domain_filter(self, domain: str) -> str:
+        return f"(&{self.marked(self.names.customer_marker)}({self.names.domains_attribute}={filter_value(domain)}))"
 
     @staticmethod
     def user_filter(text: str | None = None) -> str:

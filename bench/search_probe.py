@@ -1,0 +1,153 @@
+"""Search-as-you-type in the console, driven with Pilot at 80×24 against the bench DC.
+
+Run in a process of its own (``python -m bench.search_probe JOB.json``) so that its
+resident memory is the console's: the console opens the directory as ``tenantry``
+does, then keys are pressed one at a time on the customers screen and on the big
+customer's users screen. Each keystroke's latency runs from just before the key press
+to the moment the screen's table holds the new rows (the end of its
+``show_customers``/``show_users``); the next key is pressed once the app is idle again.
+Keys go to the app's driver as Pilot sends them, without Pilot's own waits for an idle
+process (each sleeps at least 20 ms, which would be counted as latency).
+The directory call inside each search is timed too (``core`` ms), to tell the core's
+share from the screen's. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+from textual import events
+from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+from core.config import load, read_password
+from core.directory import connect
+from tui.app import TenantryApp
+
+SIZE = (80, 24)
+TIMEOUT = 60  # seconds for one search to show its rows
+
+
+def _rss_mb() -> dict[str, float]:
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return {"rss": fields.get("VmRSS", 0.0), "peak": fields.get("VmHWM", 0.0)}
+
+
+class Timed:
+    """Wraps the open directory's two searches to time the core's part of a keystroke."""
+
+    def __init__(self, directory) -> None:
+        self.core: list[float] = []
+        for name in ("customers", "users"):
+            original = getattr(directory, name)
+
+            async def timed(*args, _original=original, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return await _original(*args, **kwargs)
+                finally:
+                    self.core.append((time.perf_counter() - start) * 1000)
+
+            setattr(directory, name, timed)
+
+
+def _send_key(app, key: str) -> None:
+    """Queue one key event on the app's driver, exactly as ``Pilot.press`` builds it."""
+    if len(key) == 1 and not key.isalnum():
+        key = _character_to_key(key)
+    try:
+        char = unicodedata.lookup(_get_unicode_name_from_key(REPLACED_KEYS.get(key, key)))
+    except KeyError:
+        char = key if len(key) == 1 else None
+    event = events.Key(key, char)
+    event.set_sender(app)
+    app._driver.send_message(event)
+
+
+async def _idle(pilot) -> None:
+    app = pilot.app
+    while any(not w.is_finished for w in app.workers):
+        await asyncio.wait_for(asyncio.gather(*(w.wait() for w in app.workers if not w.is_finished), return_exceptions=True), TIMEOUT)
+    await pilot.pause()
+
+
+async def _type(pilot, screen, method: str, keys: list[str], timer: Timed) -> list[dict]:
+    """Press ``keys``; for each, the ms until ``screen.<method>`` filled the table."""
+    shown = asyncio.Event()
+    original = getattr(screen, method)
+    fill: list[float] = []
+    filled_at: list[float] = []
+
+    def hooked(found, text) -> None:
+        start = time.perf_counter()
+        original(found, text)
+        filled_at.append(time.perf_counter())
+        fill.append((filled_at[-1] - start) * 1000)
+        shown.set()
+
+    setattr(screen, method, hooked)
+    search = screen.query_one("#search")
+    samples = []
+    for key in keys:
+        shown.clear()
+        core_before, fill_before = len(timer.core), len(fill)
+        text = search.value.strip()
+        start = time.perf_counter()
+        _send_key(pilot.app, key)
+        await pilot.pause()  # the key is handled (a search started, or none is needed)
+        if search.value.strip() == text:
+            continue  # e.g. a trailing space: the same search, none is made
+        await asyncio.wait_for(shown.wait(), TIMEOUT)
+        latency = (filled_at[-1] - start) * 1000
+        await _idle(pilot)
+        samples.append({
+            "key": key, "text": search.value, "ms": latency,
+            "core_ms": sum(timer.core[core_before:]), "fill_ms": sum(fill[fill_before:]),
+            "rows": len(getattr(screen, "customers" if method == "show_customers" else "users")),
+        })
+    setattr(screen, method, original)
+    return samples
+
+
+async def main(job: dict) -> dict:
+    config = load(job["config"])
+    password = read_password(config.directory, prompt=None)
+
+    class App(TenantryApp):
+        pass
+
+    if job["debounce"] is not None:
+        App.search_debounce = job["debounce"]  # a class attribute overrides the property
+
+    app = App(lambda: connect(config, password), config)
+    out: dict = {"debounce": app.search_debounce}
+    async with app.run_test(size=SIZE) as pilot:
+        directory = await app.wait_for_directory()
+        timer = Timed(directory)
+        await _idle(pilot)
+        customers = app.screen
+        await pilot.press("slash")
+        out["customers"] = await _type(pilot, customers, "show_customers", job["customer_keys"], timer)
+        big = await directory.customer(job["big_customer"])
+        users = app.open_customer(big)
+        await pilot.pause()
+        await _idle(pilot)
+        out["users_first_load_rows"] = len(users.users)
+        await pilot.press("slash")
+        out["users"] = await _type(pilot, users, "show_users", job["user_keys"], timer)
+        out["memory_mb"] = _rss_mb()
+        out["animation_level"] = app.animation_level
+    return out
+
+
+if __name__ == "__main__":
+    result = asyncio.run(main(json.loads(Path(sys.argv[1]).read_text())))
+    print(json.dumps(result))

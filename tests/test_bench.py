@@ -1,0 +1,104 @@
+"""The benchmark (bench/) still runs: every measurement, at a tiny size, on the test DC.
+
+No timing is asserted (speed is bench/'s business, not the tests'): only that each part
+of PRODUCT §6 is measured, with a number, and its budget where it has one, and that the
+bench's own seed keeps the demo seed's shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+from directory_fixtures import operator
+from move_fixtures import DESTINATION, make_user, remove_user
+
+from bench.__main__ import PARTS, run_parts
+from bench.report import table
+from bench.seed import build_bench_seed
+from bench.target import Target, write_config
+from core.config import load
+from core.directory import connect
+from core.directory.layout import dn_key
+
+pytestmark = pytest.mark.dc
+
+# Every measurement the bench reports; a budget-less one is context for its neighbours.
+EXPECTED = {
+    "start.console", "start.minimal", "start.ratio", "start.rows",
+    "search.customers.p95", "search.customers.bare_p95", "search.customers.ratio", "search.customers.p95_shipped",
+    "search.customers.core_with_services_p95", "search.customers.core_without_services_p95",
+    "search.users.p95", "search.users.bare_p95", "search.users.ratio", "search.users.p95_shipped",
+    "search.rss", "console.animations",
+    "move.writes", "move.extra_writes", "move.reads", "move.tenantry", "move.script", "move.ratio", "move.run_ratio",
+    "bulk.c1.tenantry", "bulk.c1.script", "bulk.c1.ratio", "bulk.c4.tenantry", "bulk.c4.script", "bulk.c4.ratio",
+    "bulk.extra_writes",
+    *(f"bytes.{mode}.{screen}.{kind}" for mode in ("normal", "low-bandwidth") for screen in ("customers", "users")
+      for kind in ("changed", "same")),
+}
+WITHOUT_BUDGET = {"start.console", "start.minimal", "start.rows", "search.customers.bare_p95", "search.users.bare_p95",
+                  "search.customers.core_with_services_p95", "search.customers.core_without_services_p95",
+                  "move.writes", "move.reads", "move.tenantry", "move.script", "move.run_ratio",
+                  "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script"}
+
+
+def test_the_bench_seed_has_the_demo_seeds_shape() -> None:
+    seed = build_bench_seed("tiny")
+    assert seed == build_bench_seed("tiny")  # deterministic
+    seen: set[tuple] = {dn_key(seed.base_dn)}
+    for entry in seed.entries:  # parents first, members and managers before their referrers
+        key = dn_key(entry.dn)
+        assert key not in seen and key[1:] in seen, entry.dn
+        for name in ("member", "manager"):
+            assert all(dn_key(v) in seen for v in entry.attributes.get(name, ())), entry.dn
+        seen.add(key)
+    assert len(seed.customers()) == 30 and len(seed.users(f"OU=Hosting,{seed.base_dn}")) == 400
+    assert {op.name for op in seed.operators} >= {"sp-admin", "readonly-op", "user-admin"}
+    assert set(seed.hostile_customers) <= {c.first("ou") for c in seed.customers()}
+
+
+def test_the_bench_produces_every_measurement(samba_dc, tmp_path) -> None:
+    sp_admin = operator(samba_dc, "sp_admin")
+    password = samba_dc.operator_passwords[sp_admin.name]
+    config = write_config(tmp_path / "bench.toml", url=samba_dc.ldaps_url, base_dn=samba_dc.base_dn,
+                          bind_user=sp_admin.upn, ca_file=samba_dc.ca_file)
+
+    async def with_directory(work):
+        directory = await connect(load(config), password)
+        try:
+            return await work(directory)
+        finally:
+            await directory.close()
+
+    async def make(directory):
+        return [await make_user(directory, roles=("Customer Administrator",)) for _ in range(2 + 2 * 4)]
+
+    movers = asyncio.run(with_directory(make))
+    try:
+        upns = [m.upn for m in movers]
+        target = Target(
+            config=config, password=password, url=samba_dc.ldaps_url, ca_file=samba_dc.ca_file, bind_user=sp_admin.upn,
+            base_dn=samba_dc.base_dn, big_customer=samba_dc.seed.big_customer, customer_words=["globex"], user_words=["müller"],
+            movers=upns[:2], move_destination=DESTINATION, state=tmp_path / "state",
+            bulk={run: (upns[2 + 2 * i: 4 + 2 * i], DESTINATION)
+                  for i, run in enumerate(("tenantry-c1", "script-c1", "tenantry-c4", "script-c4"))},
+        )
+        results, raw = run_parts(target, PARTS, "tiny", log=lambda _message: None)
+    finally:
+        async def clean(directory):
+            for mover in movers:
+                await remove_user(directory, mover)
+
+        asyncio.run(with_directory(clean))
+    by_id = {r.id: r for r in results}
+    errors = {part: raw[part]["error"] for part in PARTS if isinstance(raw.get(part), dict) and "error" in raw[part]}
+    assert not errors
+    assert set(by_id) == EXPECTED
+    for result in results:
+        assert isinstance(result.value, (int, float)) and not math.isnan(result.value), result.id
+        assert (result.budget is None) == (result.id in WITHOUT_BUDGET), result.id
+    assert by_id["move.extra_writes"].value == 0 and by_id["bulk.extra_writes"].value == 0  # counted, not timed
+    assert by_id["move.writes"].value == by_id["move.writes"].detail["plan_ldap_steps"][0]
+    assert by_id["console.animations"].passed
+    assert "bulk move, concurrency 4" in table(results)
