@@ -18,7 +18,6 @@ number of users on as many threads, each with its own connection.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
