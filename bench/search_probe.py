@@ -5,7 +5,7 @@ resident memory is the console's: the console opens the directory as ``tenantry`
 does, then keys are pressed one at a time on the customers screen and on the big
 customer's users screen. Each keystroke's latency runs from just before the key press
 to the moment the screen's table holds the new rows (the end of its
-``show_customers``/``show_users``); the next key is pressed once the app is idle again.
+``show_found``); the next key is pressed once the app is idle again.
 Keys go to the app's driver as Pilot sends them, without Pilot's own waits for an idle
 process (each sleeps at least 20 ms, which would be counted as latency).
 The directory call inside each search is timed too (``core`` ms), to tell the core's
@@ -111,7 +111,7 @@ async def _type(pilot, screen, method: str, keys: list[str], timer: Timed) -> li
         samples.append({
             "key": key, "text": search.value, "ms": latency,
             "core_ms": sum(timer.core[core_before:]), "fill_ms": sum(fill[fill_before:]),
-            "rows": len(getattr(screen, "customers" if method == "show_customers" else "users")),
+            "rows": len(screen.rows),
         })
     setattr(screen, method, original)
     return samples
@@ -135,14 +135,14 @@ async def main(job: dict) -> dict:
         await _idle(pilot)
         customers = app.screen
         await pilot.press("slash")
-        out["customers"] = await _type(pilot, customers, "show_customers", job["customer_keys"], timer)
+        out["customers"] = await _type(pilot, customers, "show_found", job["customer_keys"], timer)
         big = await directory.customer(job["big_customer"])
         users = app.open_customer(big)
         await pilot.pause()
         await _idle(pilot)
         out["users_first_load_rows"] = len(users.users)
         await pilot.press("slash")
-        out["users"] = await _type(pilot, users, "show_users", job["user_keys"], timer)
+        out["users"] = await _type(pilot, users, "show_found", job["user_keys"], timer)
         out["memory_mb"] = _rss_mb()
         out["animation_level"] = app.animation_level
     return out

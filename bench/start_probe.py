@@ -52,14 +52,14 @@ def tenantry(argv: list[str]) -> None:
         def on_ready(self) -> None:
             readings["ready"] = time.monotonic()
             screen = self.screen
-            show = screen.show_customers
+            show = screen.show_found
 
             def shown(found, text) -> None:
                 show(found, text)
                 readings["rows"] = time.monotonic()
                 _done(**readings)
 
-            screen.show_customers = shown
+            screen.show_found = shown
 
     Probe.for_command_line(args, config, opener).run(headless=True, size=(80, 24))
 
