@@ -43,13 +43,8 @@ async def move(session: Session, args: argparse.Namespace) -> int:
         raise UsageError("--concurrency is for a move of several users (USER USER … or --csv).")
     request = MoveRequest(users[0], args.to, upn=args.upn, email=args.email, plans=parse_plans(args.plan or []))
     plan = await session.planner().preflight(session.operator, request)
-    if not plan.ok:
-        audit_refusal(session.audit, session.operator, plan)
-        return _finish(args, plan, None, "refused")
-    if args.dry_run:
-        return _finish(args, plan, None, "planned")
-    if not args.json:
-        print_plan(plan)
+    if (ended := _before_running(session, args, plan)) is not None:
+        return ended
     change = plan.users[0]
     if not confirm(args, f"Move {plain(change.user)} from {plain(plan.source)} to {plain(plan.destination)}? [y/N] ", "the move"):
         return 0
@@ -87,13 +82,8 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
             password = await prompt_password(check, plain(plan.users[0].upn_after))
         else:
             raise UsageError("Give the new user's password with --password-stdin or --generate-password (never on the command line).")
-    if not plan.ok:
-        audit_refusal(session.audit, session.operator, plan)
-        return _finish(args, plan, None, "refused")
-    if args.dry_run:
-        return _finish(args, plan, None, "planned")
-    if not args.json:
-        print_plan(plan)
+    if (ended := _before_running(session, args, plan)) is not None:
+        return ended
     change = plan.users[0]
     if not confirm(args, f"Create {plain(change.upn_after)} in {plain(plan.destination)} as a copy of {plain(change.user)}? [y/N] ", "the copy"):
         return 0
@@ -210,6 +200,19 @@ async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None,
             print(f"job {event.job}: {status.replace('_', ' ')}" + (f" — {plain(event.message)}" if status != "done" else ""), file=sys.stderr)
     return job, status
 
+
+
+def _before_running(session: Session, args: argparse.Namespace, plan: Plan) -> int | None:
+    """A refused plan (audited) or a dry run ends here with its exit code; otherwise the
+    plan is shown (unless ``--json``) and ``None`` lets the job run."""
+    if not plan.ok:
+        audit_refusal(session.audit, session.operator, plan)
+        return _finish(args, plan, None, "refused")
+    if args.dry_run:
+        return _finish(args, plan, None, "planned")
+    if not args.json:
+        print_plan(plan)
+    return None
 
 def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) -> int:
     if args.json:
