@@ -46,7 +46,10 @@ from core.demo.seed import Seed, build_seed
 REALM = "EXAMPLE.NET"
 NETBIOS_DOMAIN = "EXAMPLE"
 HOST_NAME = "tenantrydc"
-LOOPBACK = "127.0.0.1"
+# The loopback address the session's DC listens on. Two test runs on one machine (a second
+# checkout, a suite run beside another under load) each give their own address, e.g.
+# TENANTRY_TEST_DC_ADDRESS=127.0.0.21; runs that share an address take turns (a lock).
+LOOPBACK = os.environ.get("TENANTRY_TEST_DC_ADDRESS", "127.0.0.1")
 LOCK_WAIT = 900  # seconds to wait for another run's test DC to stop
 LDAP_PORT = 389
 LDAPS_PORT = 636
@@ -546,7 +549,7 @@ class SambaDC:
         # run() and start() both call this: take the lock once (a second open file of
         # the same process would wait for the first one's lock for ever).
         if self._address_lock is None:
-            lock = open(Path(tempfile.gettempdir()) / "tenantry-test-dc.lock", "w")
+            lock = open(Path(tempfile.gettempdir()) / f"tenantry-test-dc-{self.address}.lock", "w")
             deadline = time.monotonic() + LOCK_WAIT
             while True:
                 try:
@@ -558,10 +561,10 @@ class SambaDC:
                         raise SambaDCError(f"another test DC kept running for {LOCK_WAIT} s; giving up") from None
                     time.sleep(1)
             self._address_lock = lock
-        if all(_port_free(port) for port in (LDAP_PORT, LDAPS_PORT)):
+        if all(_port_free(port, self.address) for port in (LDAP_PORT, LDAPS_PORT)):
             return
         raise SambaDCError(
-            f"cannot start the test DC: port {LDAP_PORT} or {LDAPS_PORT} of {LOOPBACK} is in use "
+            f"cannot start the test DC: port {LDAP_PORT} or {LDAPS_PORT} of {self.address} is in use "
             "(another LDAP server or a leftover samba process?)"
         )
 
@@ -597,7 +600,7 @@ class SambaDC:
         for sub in ("run", "ncalrpc", "winbindd", "ntp_signd"):
             (t / sub).mkdir(exist_ok=True)
         settings = {
-            "interfaces": "lo",
+            "interfaces": f"{self.address}/8",
             "bind interfaces only": "yes",
             # Only the LDAP server: no smbd, kdc, nbt, dns, winbindd, rpc ports.
             "server services": "ldap",

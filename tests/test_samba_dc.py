@@ -10,7 +10,7 @@ import pytest
 from ldap3.core.exceptions import LDAPException, LDAPStrongerAuthRequiredResult
 from ldap3.utils.dn import parse_dn
 
-from samba_dc import norm_dn
+from samba_dc import LOOPBACK, norm_dn
 
 from core.demo.seed import _escape_rdn_value
 
@@ -50,7 +50,7 @@ def test_ldaps_bind_with_verified_certificate(samba_dc) -> None:
         assert conn.bound and conn.server.ssl
         peer = conn.socket.getpeercert()
         assert ("DNS", "localhost") in peer["subjectAltName"]
-        assert ("IP Address", "127.0.0.1") in peer["subjectAltName"]
+        assert ("IP Address", LOOPBACK) in peer["subjectAltName"]
         conn.search(samba_dc.admin_dn, "(objectClass=user)", ldap3.BASE, attributes=["sAMAccountName"])
         assert raw_values(entries(conn)[0], "sAMAccountName") == ["Administrator"]
     finally:
