@@ -33,6 +33,7 @@ class MoveRequest:
     email: str | None = None
     sam: str | None = None
     plans: dict[str, str] = field(default_factory=dict)  # service key → destination plan name
+    with_devices: bool = False  # move a user that has mobile devices (a service says what happens to them)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class MovePlanner:
             adapter = self.adapters.get(key)
             if adapter is None or not adapter.movable or not adapter.customer_has(destination):
                 continue
-            context = MoveContext(user, source, destination, new_dn, mapping.upn, mapping.email, mapping.sip, mapping.sam, plans.get(key))
+            context = MoveContext(user, source, destination, new_dn, mapping.upn, mapping.email, mapping.sip, mapping.sam, plans.get(key),
+                                  with_devices=request.with_devices)
             remote, found = await adapter.inspect(context)
             problems += found
             if not found:

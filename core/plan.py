@@ -47,6 +47,7 @@ SAME_CUSTOMER = "same_customer"
 CHANGED = "changed"
 INVALID_VALUE = "invalid_value"
 PLAN_MISSING = "plan_missing"
+DEVICES = "devices"  # the user has devices a service cannot take along unless the operator opts in
 WEAK_PASSWORD = "weak_password"  # the new user's password breaks the domain's policy
 
 

@@ -34,6 +34,7 @@ class MoveContext:
     sam: str
     plan: Plan | None  # the destination plan for this service, if it has plans
     remote: dict[str, Any] = field(default_factory=dict)  # what ``inspect`` found
+    with_devices: bool = False  # the operator agreed that the user's devices are left behind (UEM)
 
 
 @dataclass(frozen=True)

@@ -1,95 +1,96 @@
-"""BlackBerry: users, tenants and groups behind a BlackBerry UEM-shaped REST API.
+"""BlackBerry: a user's UEM account, moved between the customers' own UEM tenants.
 
-The resources used are UEM's (``/{tenantGuid}/api/v1/…``, media types
-``application/vnd.blackberry.*-v1+json``):
+Each customer has its own UEM (or UEM Cloud tenant), found in the SP's tenant map by the
+customer's immutable identity — never by anything inside the customer (see
+:mod:`core.services.uem_client` for the per-tenant settings and the login). A user is
+found in its tenant by its exact username (the UPN, or the sAMAccountName with
+``username_from = "sam"``), never by its mail.
 
-- ``GET  /{tenant}/api/v1/users?query=username=<name>`` (or ``emailAddress=``): search
-  users, answer ``{"users": [{"guid", "username", "emailAddress", "displayName", …}]}``;
-- ``POST /{tenant}/api/v1/users``: create a local user (``201``, ``Location`` header);
-- ``DELETE /{tenant}/api/v1/users/{userGuid}``: remove a user;
-- ``GET  /{tenant}/api/v1/users/{userGuid}/groups``: the user's groups;
-- ``GET  /{tenant}/api/v1/groups?query=name=<name>``: find a group (``{"groups": […]}``);
-- ``POST /{tenant}/api/v1/groups/{groupGuid}/users`` with ``{"users": [{"guid": …}]}``:
-  add users to a group.
+Calls (BlackBerry UEM 12.x REST API reference; media types are sent exactly, ``Accept``
+for answers and ``Content-Type`` for bodies):
+
+- *Utilities*: ``POST /{tenantGuid}/api/v1/util/authorization`` (``authorizationrequest-v1``)
+  — the login, in :mod:`core.services.uem_client`;
+- *Users*: ``GET …/users?query=username=<name>&max=100&offset=<n>`` (``users-v1``, read page
+  by page), ``POST …/users`` (``user-v1``, 201 + ``Location``), ``DELETE …/users/{guid}``
+  (``user-v1``), ``GET …/users/{guid}/groups`` (``groups-v1``),
+  ``GET …/users/{guid}/userDevices`` (``userdevices-v1``),
+  ``POST …/users/{guid}/userDevices/{guid}/commands`` (``command-v1``,
+  ``{"type": "REMOVE_DEVICE"}``);
+- *User groups*: ``GET …/groups?query=name=<name>`` (``groups-v1``), ``POST
+  …/groups/{guid}/users`` (``users-v1``, ``{"users": [{"guid"}]}``).
 
 Query values escape ``\\``, ``,`` and ``*`` with a backslash (UEM's query syntax).
-A tenant the server does not know answers 404 on its collections.
 
-Configuration (``[services.<key>]``, besides the client options of
-:mod:`core.services.http_client`):
+Options (``[services.<key>]``, besides the client options every tenant shares):
 
-``tenants``
-    A table from customer code (or customer name) to UEM tenant id (the SRP id /
-    tenant GUID), e.g. ``tenants = { CONTOSO = "S12345678" }``. A customer not in
-    the table uses its customer code lower-cased as tenant id.
 ``plan_groups``
-    A table from plan name to UEM group name; by default a plan's group has the
-    plan's name (plan "Standard" → group "Standard").
+    A table from plan name to UEM group name; by default a plan's group has the plan's
+    name (plan "Standard" → group "Standard").
 ``username_from``
-    Which identity becomes the UEM ``username``: ``"upn"`` (default), ``"sam"`` or
-    ``"email"``.
+    Which identity is the UEM ``username``: ``"upn"`` (default) or ``"sam"``.
 
-A move of one user is two steps, both plain data that another process can replay:
+A move is create-then-delete (UEM has no move):
 
-1. create the user in the destination tenant (new username, email address and
-   display name; the other profile fields are carried over) and add it to the
-   destination plan's group — undone by deleting the user created (found by
-   username when the step's result was lost in a crash);
-2. delete the user from the source tenant — undone by creating it again from the
-   profile and group list captured at plan time (UEM gives it a new GUID, and its
-   devices have to be activated again: UEM cannot keep them across a delete).
+1. create the user in the destination tenant as the same user — directory-linked with
+   the same ``directoryId`` when it was, the same profile with its new username,
+   address and names, in the groups it was in (by name, in the destination tenant) with
+   the source plan's group replaced by the destination plan's — undone by deleting it;
+2. only when the user has devices and the operator opted in (``--with-devices``, the
+   services step's checkbox): ``REMOVE_DEVICE`` for each device, because UEM refuses to
+   delete a user that still has devices. UEM stops managing them and removes its work
+   data and profiles from them; they are activated again by the user in the new
+   tenant. This cannot be undone. Without the opt-in, preflight refuses with the count;
+3. delete the user from the source tenant — undone by re-creating exactly the captured
+   user there (profile, ``directoryId``, groups); UEM gives it a new GUID.
 
-Both are idempotent: a create that finds the same user already there counts as
-done, and deleting a user that is gone counts as done.
+Every step is idempotent (a create that finds the same user there counts as done;
+deleting a user that is gone counts as done) and plain data naming the tenant by its
+key in the tenant map, so a resumed job finds the same server and checks that its URL
+and tenant GUID are still the ones planned.
 
-A copy of a user is one step: create a new UEM user in the customer's tenant (the new
-username, address and names; the template's organisation fields — company, title,
-department, address — when the template has a UEM user) in the chosen plan's group,
-undone by deleting it (only if it still has the address the copy gave it).
+A copy creates a new user in the customer's tenant (its organisation fields from the
+template's UEM user), in the chosen plan's group; undone by deleting it (only if it
+still has the address the copy gave it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 from core.errors import ConfigError
 from core.model import Customer, User
-from core.plan import COLLISION, HTTP, PLAN_MISSING, SERVICE_MISSING, Problem, Step
-from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove
-from core.services.http_client import ApiAdapter, ServiceError, ServiceResponse
+from core.plan import COLLISION, DEVICES, HTTP, PLAN_MISSING, SERVICE_MISSING, Problem, Step
+from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
+from core.services.http_client import ServiceError, ServiceResponse
+from core.services.uem_client import UemClient, segment
 from core.text import plain
 
 USERS_TYPE = "application/vnd.blackberry.users-v1+json"
 USER_TYPE = "application/vnd.blackberry.user-v1+json"
 GROUPS_TYPE = "application/vnd.blackberry.groups-v1+json"
+DEVICES_TYPE = "application/vnd.blackberry.userdevices-v1+json"
+COMMAND_TYPE = "application/vnd.blackberry.command-v1+json"
+PAGE = 100  # UEM's largest page (max=1..100)
 
-# Profile fields UEM accepts when creating a local user; carried over on a move.
+# Profile fields of a UEM user carried over on a move (and given back on its undo).
 PROFILE_FIELDS = (
-    "username",
-    "emailAddress",
-    "displayName",
-    "firstName",
-    "lastName",
-    "company",
-    "title",
-    "department",
-    "officePhoneNumber",
-    "homePhoneNumber",
-    "mobilePhoneNumber",
-    "streetAddress",
-    "poBox",
-    "city",
-    "state",
-    "postalCode",
-    "country",
+    "username", "emailAddress", "displayName", "firstName", "lastName", "company", "title", "department",
+    "officePhoneNumber", "homePhoneNumber", "mobilePhoneNumber", "streetAddress", "poBox", "city", "state",
+    "postalCode", "country", "directoryId",
 )
-
 # Profile fields a copied user takes over from its template's UEM user (not its identity).
 COPIED_PROFILE_FIELDS = ("company", "title", "department", "streetAddress", "poBox", "city", "state", "postalCode", "country")
 
 CREATE_USER = "create_user"
 DELETE_USER = "delete_user"
+REMOVE_DEVICES = "remove_devices"
+DEVICES_KEPT_OUT = "devices_not_restorable"
+DEVICE_FATE = (
+    "UEM stops managing them (REMOVE_DEVICE): their work data, apps and profiles are removed, "
+    "and each is activated again in the new tenant; this cannot be undone"
+)
 
 
 def query_value(value: str) -> str:
@@ -97,172 +98,195 @@ def query_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace(",", "\\,").replace("*", "\\*")
 
 
-def segment(value: str) -> str:
-    """One path segment, fully percent-encoded (a hostile GUID cannot add a path)."""
-    return quote(str(value), safe="")
-
-
 def _same(a: Any, b: Any) -> bool:
     return str(a or "").casefold() == str(b or "").casefold()
 
 
-class BlackBerryAdapter(ApiAdapter):
-    """Moves a user's BlackBerry account between UEM tenants (see the module docstring)."""
+class BlackBerryAdapter(ServiceAdapter):
+    """Moves a user's BlackBerry account between the customers' UEM tenants (module docstring)."""
 
-    def __init__(self, service, options, layout, *, transport=None, environ=None):
-        super().__init__(service, options, layout, transport=transport, environ=environ)
+    def __init__(self, service, options, layout, *, tenants=None, transport=None, environ=None):
+        super().__init__(service, options, layout)
         where = f"services.{service.key}"
-        tenants = options.get("tenants", {})
-        if not isinstance(tenants, dict) or not all(isinstance(v, str) and v.strip() for v in tenants.values()):
-            raise ConfigError(f"{where}.tenants must be a table of customer code = \"tenant id\".")
+        for stale in ("tenants", "url", "token_env", "token_file"):
+            if stale in options:
+                raise ConfigError(f"{where}.{stale} is no longer used: each customer's UEM (url, tenant_guid, login) is set in [tenants.\"<customer>\".{service.key}].")
         plan_groups = options.get("plan_groups", {})
         if not isinstance(plan_groups, dict) or not all(isinstance(v, str) and v.strip() for v in plan_groups.values()):
             raise ConfigError(f"{where}.plan_groups must be a table of plan name = \"UEM group name\".")
         username_from = options.get("username_from", "upn")
-        if username_from not in ("upn", "sam", "email"):
-            raise ConfigError(f"{where}.username_from must be \"upn\", \"sam\" or \"email\", not {plain(repr(username_from))}.")
-        self._tenants = {str(k).casefold(): v.strip() for k, v in tenants.items()}
+        if username_from not in ("upn", "sam"):
+            raise ConfigError(f"{where}.username_from must be \"upn\" or \"sam\", not {plain(repr(username_from))}.")
         self._plan_groups = {str(k).casefold(): v for k, v in plan_groups.items()}
         self._username_from = username_from
+        self._tenants = tenants
+        self._transport = transport
+        self._environ = environ
+        self._clients: dict[str, UemClient] = {}
 
-    # -- client -----------------------------------------------------------------------
+    # -- tenants and clients ----------------------------------------------------------------
 
-    # -- mapping ------------------------------------------------------------------------
+    def tenant_of(self, customer: Customer) -> str | None:
+        """The tenant-map key of the customer's UEM tenant, if it has one for this service."""
+        tenant = self._tenants.for_customer(customer) if self._tenants is not None else None
+        return tenant.key if tenant is not None and tenant.service(self.key) else None
 
-    def tenant_for(self, customer: Customer) -> str | None:
-        """The UEM tenant of a customer: ``tenants[code or name]``, else the code lower-cased."""
-        for key in (customer.code, customer.name):
-            if key and key.casefold() in self._tenants:
-                return self._tenants[key.casefold()]
-        return customer.code.lower() if customer.code else None
+    def client(self, tenant_key: str) -> UemClient:
+        """The client of the tenant with this key (built once: it keeps its login)."""
+        client = self._clients.get(tenant_key)
+        if client is None:
+            tenant = self._tenants.get(tenant_key) if self._tenants is not None else None
+            settings = tenant.service(self.key) if tenant is not None else None
+            if not isinstance(settings, Mapping):
+                raise ServiceError(f"{self.service.display_name} has no tenant {plain(tenant_key)} in the configuration any more.", service=self.key)
+            client = self._clients[tenant_key] = UemClient(
+                self.key, tenant_key, settings, self.options, display_name=self.service.display_name,
+                transport=self._transport, environ=self._environ,
+            )
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    def _where(self, tenant_key: str) -> dict[str, str]:
+        """How a step names its tenant: the map key, and what it pointed at when planned."""
+        client = self.client(tenant_key)
+        return {"tenant": tenant_key, "tenant_guid": client.tenant_guid, "url": client.url}
+
+    def _planned_client(self, request: Mapping[str, Any]) -> UemClient:
+        client = self.client(request["tenant"])
+        if (client.tenant_guid, client.url) != (request.get("tenant_guid"), request.get("url")):
+            raise ServiceError(
+                f"{self.service.display_name}: the configuration now points tenant {plain(request['tenant'])} at {client.tenant_guid} on {client.url}, "
+                f"not at {plain(request.get('tenant_guid'))} on {plain(request.get('url'))} as when the job was planned; nothing was sent.",
+                service=self.key,
+            )
+        return client
 
     def group_for(self, plan_name: str) -> str:
         return self._plan_groups.get(plan_name.casefold(), plan_name)
 
-    def _old_username(self, user: User) -> str | None:
-        return {"upn": user.upn, "sam": user.sam, "email": user.email}[self._username_from]
+    def _username(self, user: User) -> str | None:
+        return user.upn if self._username_from == "upn" else user.sam
 
-    def _new_username(self, context: MoveContext) -> str | None:
-        return {"upn": context.upn, "sam": context.sam, "email": context.email}[self._username_from]
+    # -- reads --------------------------------------------------------------------------------
 
-    # -- reads --------------------------------------------------------------------------
+    @staticmethod
+    def _base(client: UemClient) -> str:
+        return f"/{segment(client.tenant_guid)}/api/v1"
 
-    def _users_path(self, tenant: str) -> str:
-        return f"/{segment(tenant)}/api/v1/users"
+    async def _pages(self, client: UemClient, path: str, kind: str, media: str, query: str) -> list[dict[str, Any]]:
+        """Every item of a searched collection, read ``PAGE`` at a time."""
+        items: list[dict[str, Any]] = []
+        while True:
+            response = await client.request(
+                "GET", self._base(client) + path, params={"query": query, "max": str(PAGE), "offset": str(len(items))}, headers={"Accept": media}
+            )
+            page = self._list(client, response, kind)
+            items += page
+            if len(page) < PAGE:
+                return items
 
-    async def _search_users(self, tenant: str, field: str, value: str) -> list[dict[str, Any]] | None:
-        """Users whose ``field`` equals ``value`` (case-insensitive); ``None`` if the tenant is unknown."""
-        response = await self.client.request(
-            "GET",
-            self._users_path(tenant),
-            params={"query": f"{field}={query_value(value)}"},
-            headers={"Accept": USERS_TYPE},
-            allow=(404,),
-        )
-        if response.status == 404:
-            return None
-        users = self._list(response, "users")
-        return [u for u in users if _same(u.get(field), value)]
+    async def _find_user(self, client: UemClient, username: str) -> dict[str, Any] | None:
+        found = await self._pages(client, "/users", "users", USERS_TYPE, f"username={query_value(username)}")
+        return next((u for u in found if _same(u.get("username"), username)), None)
 
-    async def _find_user(self, tenant: str, username: str) -> dict[str, Any] | None:
-        found = await self._search_users(tenant, "username", username)
-        return found[0] if found else None
+    async def _find_group(self, client: UemClient, name: str) -> dict[str, Any] | None:
+        found = await self._pages(client, "/groups", "groups", GROUPS_TYPE, f"name={query_value(name)}")
+        return next((g for g in found if g.get("name") == name and isinstance(g.get("guid"), str)), None)
 
-    async def _find_group(self, tenant: str, name: str) -> dict[str, Any] | None:
-        response = await self.client.request(
-            "GET",
-            f"/{segment(tenant)}/api/v1/groups",
-            params={"query": f"name={query_value(name)}"},
-            headers={"Accept": GROUPS_TYPE},
-            allow=(404,),
-        )
-        if response.status == 404:
-            return None
-        return next((g for g in self._list(response, "groups") if _same(g.get("name"), name)), None)
+    async def _read(self, client: UemClient, path: str, kind: str, media: str) -> list[dict[str, Any]]:
+        response = await client.request("GET", self._base(client) + path, headers={"Accept": media})
+        return self._list(client, response, kind)
 
-    async def _user_groups(self, tenant: str, guid: str) -> list[dict[str, Any]]:
-        response = await self.client.request(
-            "GET", f"{self._users_path(tenant)}/{segment(guid)}/groups", headers={"Accept": GROUPS_TYPE}
-        )
-        return self._list(response, "groups")
-
-    def _list(self, response: ServiceResponse, key: str) -> list[dict[str, Any]]:
+    def _list(self, client: UemClient, response: ServiceResponse, key: str) -> list[dict[str, Any]]:
         body = response.body
         items = body.get(key) if isinstance(body, dict) else None
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise ServiceError(f"{self.service.display_name} sent an answer without a list of {key}.", service=self.key)
+            raise ServiceError(f"{client.label} sent an answer without a list of {key}.", service=self.key)
         return items
 
-    # -- preflight ------------------------------------------------------------------------
+    # -- preflight ------------------------------------------------------------------------------
+
+    def _no_tenant(self, customer: Customer, who: str) -> Problem:
+        return Problem(
+            SERVICE_MISSING,
+            f"{self.service.display_name} has no UEM tenant for customer {plain(customer.name)} in the configuration "
+            f"(a [tenants.\"…\".{self.key}] table keyed by the customer's GUID or DN).",
+            who,
+        )
 
     async def inspect(self, context: MoveContext) -> tuple[dict[str, Any], list[Problem]]:
         name = self.service.display_name
         who = context.user.upn or context.user.sam
-        problems: list[Problem] = []
-        source, destination = self.tenant_for(context.source), self.tenant_for(context.destination)
-        for customer, tenant in ((context.source, source), (context.destination, destination)):
-            if tenant is None:
-                problems.append(Problem(SERVICE_MISSING, f"{name} has no tenant for customer {customer.name} (set tenants in [services.{self.key}] or a customer code).", who))
-        old_username, new_username = self._old_username(context.user), self._new_username(context)
-        if not old_username or not new_username:
-            problems.append(Problem(SERVICE_MISSING, f"{name} needs the user's {self._username_from} as username, and {who} has none.", who))
+        source, destination = self.tenant_of(context.source), self.tenant_of(context.destination)
+        problems = [self._no_tenant(c, who) for c, t in ((context.source, source), (context.destination, destination)) if t is None]
+        old_username = self._username(context.user)
+        new_username = context.upn if self._username_from == "upn" else context.sam
+        if not old_username:
+            problems.append(Problem(SERVICE_MISSING, f"{name} needs the user's {self._username_from} as username, and {plain(who)} has none.", who))
         if problems:
             return {}, problems
-        assert source and destination and old_username and new_username
+        assert source and destination and old_username
+        src, dst = self.client(source), self.client(destination)
 
-        # The user at the source: by username, else by its current email address.
-        found = await self._search_users(source, "username", old_username)
-        if found is None:
-            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant {source} (customer {context.source.name}).", who)]
-        if not found and context.user.email:
-            found = await self._search_users(source, "emailAddress", context.user.email) or []
-        if not found:
-            return {}, [Problem(SERVICE_MISSING, f"{name} has no user {old_username} in tenant {source} (customer {context.source.name}).", who)]
-        user = found[0]
+        user = await self._find_user(src, old_username)
+        if user is None:
+            return {}, [Problem(SERVICE_MISSING, f"{src.label} has no user {plain(old_username)} (customer {plain(context.source.name)}).", who)]
         guid = user.get("guid")
         if not isinstance(guid, str) or not guid:
-            raise ServiceError(f"{name} sent user {plain(old_username)} without a guid.", service=self.key)
-        groups = [{"guid": g.get("guid"), "name": g.get("name")} for g in await self._user_groups(source, guid)]
+            raise ServiceError(f"{src.label} sent user {plain(old_username)} without a guid.", service=self.key)
+        groups = [{"guid": g.get("guid"), "name": g.get("name")} for g in await self._read(src, f"/users/{segment(guid)}/groups", "groups", GROUPS_TYPE)]
+        devices = await self._read(src, f"/users/{segment(guid)}/userDevices", "userDevices", DEVICES_TYPE)
+        if devices and not context.with_devices:
+            problems.append(Problem(
+                DEVICES,
+                f"{plain(who)} has {len(devices)} device{'s' if len(devices) != 1 else ''} in {src.label}, and UEM cannot delete a user with devices: "
+                "move with --with-devices (the services step's 'with devices') to have UEM stop managing them.",
+                who,
+            ))
 
-        # The destination: it exists, holds no user with the new username or address,
-        # and has the plan's group.
-        clash = await self._search_users(destination, "username", new_username)
-        if clash is None:
-            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant {destination} (customer {context.destination.name}).", who)]
-        if clash:
-            problems.append(Problem(COLLISION, f"{name} tenant {destination} already has a user {new_username}.", who))
-        if context.email and not _same(context.email, new_username):
-            if await self._search_users(destination, "emailAddress", context.email):
-                problems.append(Problem(COLLISION, f"{name} tenant {destination} already has a user with the address {context.email}.", who))
-        plan_group = None
-        if context.plan is not None:
-            group_name = self.group_for(context.plan.name)
-            group = await self._find_group(destination, group_name)
-            if group is None or not group.get("guid"):
-                problems.append(Problem(PLAN_MISSING, f"{name} tenant {destination} has no group {group_name} for plan {context.plan.name}.", who))
+        if await self._find_user(dst, new_username) is not None:
+            problems.append(Problem(COLLISION, f"{dst.label} already has a user {plain(new_username)}.", who))
+        # Groups by name in the destination: those it is in, the source plan's swapped for the destination plan's.
+        source_plan = self.user_plan(context.user)
+        dropped = self.group_for(source_plan.name) if source_plan else None
+        wanted = [g["name"] for g in groups if isinstance(g.get("name"), str) and g["name"] != dropped]
+        plan_group = self.group_for(context.plan.name) if context.plan else None
+        if plan_group and plan_group not in wanted:
+            wanted.append(plan_group)
+        new_groups = []
+        for group_name in wanted:
+            found = await self._find_group(dst, group_name)
+            if found is None:
+                reason = f"for plan {plain(context.plan.name)}" if context.plan and group_name == plan_group else "that the user is in at the source"
+                problems.append(Problem(PLAN_MISSING if group_name == plan_group else SERVICE_MISSING, f"{dst.label} has no group {plain(group_name)} {reason}.", who))
             else:
-                plan_group = {"guid": group["guid"], "name": group.get("name") or group_name}
+                new_groups.append({"guid": found["guid"], "name": found["name"]})
         remote = {
-            "source_tenant": source,
-            "destination_tenant": destination,
+            "source": self._where(source),
+            "destination": self._where(destination),
             "user": {k: user[k] for k in ("guid", *PROFILE_FIELDS) if user.get(k) is not None},
             "groups": groups,
-            "plan_group": plan_group,
+            "new_groups": new_groups,
+            "devices": [{"guid": d.get("guid"), "model": plain((d.get("device") or {}).get("model") or "")} for d in devices if isinstance(d.get("guid"), str)],
             "username": new_username,
         }
         return remote, problems
 
-    # -- plan -------------------------------------------------------------------------------
+    # -- plan ---------------------------------------------------------------------------------------
 
     def plan_move(self, context: MoveContext) -> ServiceMove:
         remote = context.remote
         who = context.user.upn or context.user.sam
         if not remote.get("user"):
             return ServiceMove(problems=(Problem(SERVICE_MISSING, f"{self.service.display_name} was not inspected for {who}.", who),))
-        source, destination = remote["source_tenant"], remote["destination_tenant"]
+        source, destination = remote["source"], remote["destination"]
         old = dict(remote["user"])
         old_guid = old.pop("guid")
-        new = {k: v for k, v in old.items()}
+        new = dict(old)
         new["username"] = remote["username"]
         if context.email:
             new["emailAddress"] = context.email
@@ -271,74 +295,72 @@ class BlackBerryAdapter(ApiAdapter):
         for key, value in (("displayName", context.user.display_name), ("firstName", context.user.first), ("lastName", context.user.last)):
             if value:
                 new[key] = value
-        plan_groups = [remote["plan_group"]] if remote.get("plan_group") else []
-        label = self.key
         create = Step(
             user=who,
             action=HTTP,
-            target=f"{label}: create user {plain(new['username'])} in tenant {plain(destination)}",
+            target=f"{self.key}: create user {plain(new['username'])} in tenant {plain(destination['tenant_guid'])}",
             before=None,
-            after={"tenant": destination, **self._shown(new), "groups": [plain(g["name"]) for g in plan_groups]},
+            after={"tenant": destination["tenant_guid"], **self._shown(new), "groups": [plain(g["name"]) for g in remote["new_groups"]]},
             service=self.key,
-            request=self._create_request(destination, new, plan_groups),
+            request=self._create_request(destination, new, remote["new_groups"]),
             undo_request=self._delete_request(destination, None, new),
         )
-        delete = Step(
+        steps = [create]
+        devices = remote.get("devices") or []
+        if devices:
+            steps.append(Step(
+                user=who,
+                action=HTTP,
+                target=f"{self.key}: remove {len(devices)} device(s) of {plain(old.get('username', ''))} from tenant {plain(source['tenant_guid'])}",
+                before={"tenant": source["tenant_guid"], "devices": [d["model"] or d["guid"] for d in devices]},
+                after={"devices": DEVICE_FATE},
+                service=self.key,
+                request={"op": REMOVE_DEVICES, **source, "guid": old_guid, "devices": [d["guid"] for d in devices]},
+                undo_request={"op": DEVICES_KEPT_OUT},
+            ))
+        steps.append(Step(
             user=who,
             action=HTTP,
-            target=f"{label}: delete user {plain(old.get('username', ''))} from tenant {plain(source)}",
-            before={"tenant": source, "guid": plain(old_guid), **self._shown(old), "groups": [plain(g.get("name")) for g in remote.get("groups", [])]},
+            target=f"{self.key}: delete user {plain(old.get('username', ''))} from tenant {plain(source['tenant_guid'])}",
+            before={"tenant": source["tenant_guid"], "guid": plain(old_guid), **self._shown(old), "groups": [plain(g.get("name")) for g in remote.get("groups", [])]},
             after=None,
             service=self.key,
             request=self._delete_request(source, old_guid, old),
             undo_request=self._create_request(source, old, [g for g in remote.get("groups", []) if g.get("guid")]),
-        )
-        return ServiceMove(steps=(create, delete))
+        ))
+        return ServiceMove(steps=tuple(steps))
 
-    # -- copy -------------------------------------------------------------------------------
-
-    def _copy_username(self, context: CopyContext) -> str | None:
-        return {"upn": context.upn, "sam": context.sam, "email": context.email}[self._username_from]
+    # -- copy -----------------------------------------------------------------------------------------
 
     async def inspect_copy(self, context: CopyContext) -> tuple[dict[str, Any], list[Problem]]:
-        name = self.service.display_name
         who = context.upn
-        tenant = self.tenant_for(context.customer)
+        tenant = self.tenant_of(context.customer)
         if tenant is None:
-            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant for customer {context.customer.name} (set tenants in [services.{self.key}] or a customer code).", who)]
-        username = self._copy_username(context)
-        if not username:
-            return {}, [Problem(SERVICE_MISSING, f"{name} needs the new user's {self._username_from} as username, and {who} has none.", who)]
-        clash = await self._search_users(tenant, "username", username)
-        if clash is None:
-            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant {tenant} (customer {context.customer.name}).", who)]
+            return {}, [self._no_tenant(context.customer, who)]
+        client = self.client(tenant)
+        username = context.upn if self._username_from == "upn" else context.sam
         problems: list[Problem] = []
-        if clash:
-            problems.append(Problem(COLLISION, f"{name} tenant {tenant} already has a user {username}.", who))
-        if context.email and not _same(context.email, username):
-            if await self._search_users(tenant, "emailAddress", context.email):
-                problems.append(Problem(COLLISION, f"{name} tenant {tenant} already has a user with the address {context.email}.", who))
+        if await self._find_user(client, username) is not None:
+            problems.append(Problem(COLLISION, f"{client.label} already has a user {plain(username)}.", who))
         plan_group = None
         if context.plan is not None:
             group_name = self.group_for(context.plan.name)
-            group = await self._find_group(tenant, group_name)
-            if group is None or not group.get("guid"):
-                problems.append(Problem(PLAN_MISSING, f"{name} tenant {tenant} has no group {group_name} for plan {context.plan.name}.", who))
+            group = await self._find_group(client, group_name)
+            if group is None:
+                problems.append(Problem(PLAN_MISSING, f"{client.label} has no group {plain(group_name)} for plan {plain(context.plan.name)}.", who))
             else:
-                plan_group = {"guid": group["guid"], "name": group.get("name") or group_name}
+                plan_group = {"guid": group["guid"], "name": group["name"]}
         profile: dict[str, Any] = {}
-        template_username = self._old_username(context.template)
-        if template_username:
-            found = await self._search_users(tenant, "username", template_username) or []
-            if found:
-                profile = {k: found[0][k] for k in COPIED_PROFILE_FIELDS if isinstance(found[0].get(k), str) and found[0][k]}
-        return {"tenant": tenant, "username": username, "plan_group": plan_group, "profile": profile}, problems
+        template_username = self._username(context.template)
+        found = await self._find_user(client, template_username) if template_username else None
+        if found:
+            profile = {k: found[k] for k in COPIED_PROFILE_FIELDS if isinstance(found.get(k), str) and found[k]}
+        return {"tenant": self._where(tenant), "username": username, "plan_group": plan_group, "profile": profile}, problems
 
     def plan_copy(self, context: CopyContext) -> ServiceCopy:
         remote = context.remote
-        who = context.upn
         if not remote.get("tenant"):
-            return ServiceCopy(problems=(Problem(SERVICE_MISSING, f"{self.service.display_name} was not inspected for {who}.", who),))
+            return ServiceCopy(problems=(Problem(SERVICE_MISSING, f"{self.service.display_name} was not inspected for {context.upn}.", context.upn),))
         tenant = remote["tenant"]
         new: dict[str, Any] = dict(remote.get("profile") or {})
         new["username"] = remote["username"]
@@ -347,11 +369,11 @@ class BlackBerryAdapter(ApiAdapter):
         new.update({"displayName": context.display_name, "firstName": context.first, "lastName": context.last})
         groups = [remote["plan_group"]] if remote.get("plan_group") else []
         step = Step(
-            user=who,
+            user=context.upn,
             action=HTTP,
-            target=f"{self.key}: create user {plain(new['username'])} in tenant {plain(tenant)}",
+            target=f"{self.key}: create user {plain(new['username'])} in tenant {plain(tenant['tenant_guid'])}",
             before=None,
-            after={"tenant": tenant, **self._shown(new), "groups": [plain(g["name"]) for g in groups]},
+            after={"tenant": tenant["tenant_guid"], **self._shown(new), "groups": [plain(g["name"]) for g in groups]},
             service=self.key,
             request=self._create_request(tenant, new, groups),
             undo_request=self._delete_request(tenant, None, new),
@@ -360,30 +382,17 @@ class BlackBerryAdapter(ApiAdapter):
 
     @staticmethod
     def _shown(user: dict[str, Any]) -> dict[str, str]:
-        return {k: plain(user[k]) for k in ("username", "emailAddress", "displayName") if user.get(k)}
+        return {k: plain(user[k]) for k in ("username", "emailAddress", "displayName", "directoryId") if user.get(k)}
 
-    def _create_request(self, tenant: str, user: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "op": CREATE_USER,
-            "method": "POST",
-            "path": self._users_path(tenant),
-            "tenant": tenant,
-            "json": dict(user),
-            "groups": [{"guid": g["guid"], "name": g.get("name")} for g in groups],
-        }
+    @staticmethod
+    def _create_request(where: dict[str, str], user: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"op": CREATE_USER, **where, "json": dict(user), "groups": [{"guid": g["guid"], "name": g.get("name")} for g in groups]}
 
-    def _delete_request(self, tenant: str, guid: str | None, user: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "op": DELETE_USER,
-            "method": "DELETE",
-            "path": f"{self._users_path(tenant)}/{segment(guid) if guid else '{guid}'}",
-            "tenant": tenant,
-            "guid": guid,
-            "username": user.get("username"),
-            "emailAddress": user.get("emailAddress"),
-        }
+    @staticmethod
+    def _delete_request(where: dict[str, str], guid: str | None, user: dict[str, Any]) -> dict[str, Any]:
+        return {"op": DELETE_USER, **where, "guid": guid, "username": user.get("username"), "emailAddress": user.get("emailAddress")}
 
-    # -- run --------------------------------------------------------------------------------
+    # -- run ------------------------------------------------------------------------------------------
 
     async def perform(self, step: Step) -> dict[str, Any] | None:
         return await self._run(step.request or {}, None)
@@ -393,74 +402,69 @@ class BlackBerryAdapter(ApiAdapter):
 
     async def _run(self, request: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any] | None:
         op = request.get("op")
+        if op == DEVICES_KEPT_OUT:
+            return {"restored": False}  # removed devices come back only by being activated again (the plan says so)
+        if op not in (CREATE_USER, DELETE_USER, REMOVE_DEVICES):
+            raise ServiceError(f"{self.service.display_name} cannot run a step of kind {plain(repr(op))}.", service=self.key)
+        client = self._planned_client(request)
         if op == CREATE_USER:
-            return await self._create(request)
-        if op == DELETE_USER:
-            return await self._delete(request, result)
-        raise ServiceError(f"{self.service.display_name} cannot run a step of kind {plain(repr(op))}.", service=self.key)
+            return await self._create(client, request)
+        if op == REMOVE_DEVICES:
+            return await self._remove_devices(client, request)
+        return await self._delete(client, request, result)
 
-    async def _create(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _create(self, client: UemClient, request: dict[str, Any]) -> dict[str, Any]:
         """Create a user (or find it already created with the same data), then add it to its groups."""
-        tenant, body = request["tenant"], request["json"]
+        body = request["json"]
         username = body["username"]
-        response = await self.client.request(
-            "POST", request["path"], json=body, headers={"Content-Type": USER_TYPE}, allow=(409,)
-        )
-        guid = None
+        response = await client.request("POST", self._base(client) + "/users", json=body, headers={"Content-Type": USER_TYPE}, allow=(409,))
         if response.status == 409:
-            existing = await self._find_user(tenant, username)
-            if existing is None or not _same(existing.get("emailAddress"), body.get("emailAddress")):
-                address = f" or the address {plain(body['emailAddress'])}" if body.get("emailAddress") else ""
-                raise ServiceError(
-                    f"{self.service.display_name} tenant {plain(tenant)} already has a user {plain(username)}{address} that this job did not create.",
-                    service=self.key,
-                    status=409,
-                )
+            existing = await self._find_user(client, username)
+            if existing is None or not _same(existing.get("emailAddress"), body.get("emailAddress")) or existing.get("directoryId") != body.get("directoryId"):
+                raise ServiceError(f"{client.label} already has a user {plain(username)} that this job did not create.", service=self.key, status=409)
             guid = existing.get("guid")
         else:
             guid = self._created_guid(response)
-            if guid is None:  # an answer without Location or body: look the user up
-                existing = await self._find_user(tenant, username)
+            if guid is None:  # an answer without Location: look the user up
+                existing = await self._find_user(client, username)
                 guid = existing.get("guid") if existing else None
         if not guid:
-            raise ServiceError(f"{self.service.display_name} created user {plain(username)} but did not say its guid.", service=self.key)
+            raise ServiceError(f"{client.label} created user {plain(username)} but did not say its guid.", service=self.key)
         for group in request.get("groups", []):
             # Adding a member twice leaves one membership: safe to retry.
-            await self.client.request(
-                "POST",
-                f"/{segment(tenant)}/api/v1/groups/{segment(group['guid'])}/users",
-                json={"users": [{"guid": guid}]},
-                headers={"Content-Type": USERS_TYPE},
-                idempotent=True,
+            await client.request(
+                "POST", f"{self._base(client)}/groups/{segment(group['guid'])}/users",
+                json={"users": [{"guid": guid}]}, headers={"Content-Type": USERS_TYPE}, idempotent=True,
             )
-        return {"tenant": tenant, "guid": guid, "username": username}
+        return {"tenant": request["tenant"], "guid": guid, "username": username}
 
     @staticmethod
     def _created_guid(response: ServiceResponse) -> str | None:
-        if isinstance(response.body, dict) and isinstance(response.body.get("guid"), str):
-            return response.body["guid"]
         location = {k.lower(): v for k, v in response.headers.items()}.get("location")
         if location:
             return location.rstrip("/").rsplit("/", 1)[-1] or None
         return None
 
-    async def _delete(self, request: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
+    async def _remove_devices(self, client: UemClient, request: dict[str, Any]) -> dict[str, Any]:
+        """``REMOVE_DEVICE`` for each device the plan listed (one already gone counts as done)."""
+        for device in request["devices"]:
+            await client.request(
+                "POST", f"{self._base(client)}/users/{segment(request['guid'])}/userDevices/{segment(device)}/commands",
+                json={"type": "REMOVE_DEVICE"}, headers={"Content-Type": COMMAND_TYPE}, idempotent=True, allow=(404,),
+            )
+        return {"tenant": request["tenant"], "removed": list(request["devices"])}
+
+    async def _delete(self, client: UemClient, request: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
         """Delete a user by guid (from the step, else the result, else a lookup by username)."""
-        tenant = request["tenant"]
         guid = request.get("guid") or (result or {}).get("guid")
         if not guid:
             # After a crash the create's result may be missing: find what it created,
             # and only if it is the user this job meant (same address), delete it.
-            existing = await self._find_user(tenant, request["username"])
+            existing = await self._find_user(client, request["username"])
             if existing is None:
-                return {"tenant": tenant, "guid": None, "deleted": False}
-            if request.get("emailAddress") and not _same(existing.get("emailAddress"), request["emailAddress"]):
-                raise ServiceError(
-                    f"{self.service.display_name} tenant {plain(tenant)} has a user {plain(request['username'])} with another address; it was left alone.",
-                    service=self.key,
-                )
+                return {"tenant": request["tenant"], "guid": None, "deleted": False}
+            if not _same(existing.get("emailAddress"), request.get("emailAddress")):
+                raise ServiceError(f"{client.label} has a user {plain(request['username'])} with another address; it was left alone.", service=self.key)
             guid = existing.get("guid")
-        response = await self.client.request(
-            "DELETE", f"{self._users_path(tenant)}/{segment(guid)}", headers={"Accept": USER_TYPE}, allow=(404,)
-        )
-        return {"tenant": tenant, "guid": guid, "deleted": response.status != 404}
+        response = await client.request("DELETE", f"{self._base(client)}/users/{segment(guid)}", headers={"Accept": USER_TYPE}, allow=(404,))
+        return {"tenant": request["tenant"], "guid": guid, "deleted": response.status != 404}
