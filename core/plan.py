@@ -49,6 +49,7 @@ INVALID_VALUE = "invalid_value"
 PLAN_MISSING = "plan_missing"
 DEVICES = "devices"  # the user has devices a service cannot take along unless the operator opts in
 WEAK_PASSWORD = "weak_password"  # the new user's password breaks the domain's policy
+TENANT = "tenant"  # a customer missing from the tenant map, or claiming another tenant's code or domain
 
 
 @dataclass(frozen=True)

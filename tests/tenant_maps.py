@@ -1,28 +1,13 @@
-"""Tenant maps for adapter tests, read by the configuration's own reader."""
+"""Tenant maps for adapter tests, read by the configuration's own reader (core.tenants)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-
-class _Tenant:
-    def __init__(self, key: str, services: dict[str, Any]):
-        self.key, self.services = key, services
-
-    def service(self, key: str):
-        return self.services.get(key)
+from core.tenants import TenantMap, parse_tenants
 
 
-class _Map:
-    def __init__(self, tenants):
-        self._by_key = {t.key: t for t in tenants}
-
-    def for_customer(self, customer):
-        return self._by_key.get(customer.dn)
-
-    def get(self, key):
-        return self._by_key.get(key)
-
-
-def tenant_map(entries: dict[str, dict[str, Any]]):
-    return _Map(_Tenant(k, v) for k, v in entries.items())
+def tenant_map(entries: dict[str, dict[str, Any]]) -> TenantMap:
+    """``{customer DN or GUID: {service key: settings}}`` → the TenantMap the config would hold."""
+    services = {key: key for entry in entries.values() for key in entry}
+    return parse_tenants(entries, "test", services)

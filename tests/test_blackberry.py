@@ -246,16 +246,21 @@ async def test_wrong_password_oauth_login_and_missing_settings(uem_servers):
     await oauth.aclose()
 
     table = settings(a, b)[CONTOSO.dn]
+    with pytest.raises(ConfigError) as refused:  # the tenant map refuses an inline secret when it is loaded
+        tenant_map({CONTOSO.dn: {"blackberry": {**table, "password": "inline"}}})
+    assert "blackberry.password is not allowed: name a secret with password_env or password_file" in str(refused.value)
+    where = 'tenants."OU=Contoso,OU=Hosting,DC=example,DC=net".blackberry'
     for change, message in (
-        ({"password": "inline"}, 'tenants."OU=Contoso,OU=Hosting,DC=example,DC=net".blackberry.password is not allowed: use password_env or password_file.'),
-        ({"tenant_guid": ""}, "tenant_guid is missing"),
-        ({"provider": "KERBEROS"}, "provider must be one of LOCAL, AD, OAUTH"),
+        ({"tenant_guid": None}, f"{where}.tenant_guid is missing: set it to the UEM tenant GUID (the SRP ID of an on-premises UEM)."),
+        ({"provider": "KERBEROS"}, f"{where}.provider must be one of LOCAL, AD, OAUTH, not 'KERBEROS'."),
+        ({"provider": "AD"}, f"{where}.domain is missing (needed by provider AD)."),
+        ({"password_env": None}, f"{where}: set exactly one of password_env and password_file."),
     ):
-        broken = BlackBerryAdapter(BLACKBERRY, {}, LayoutConfig(), environ=SECRETS,
-                                   tenants=tenant_map({CONTOSO.dn: {"blackberry": {**table, **change}}}))
+        changed = {k: v for k, v in {**table, **change}.items() if v is not None}
+        broken = BlackBerryAdapter(BLACKBERRY, {}, LayoutConfig(), environ=SECRETS, tenants=tenant_map({CONTOSO.dn: {"blackberry": changed}}))
         with pytest.raises(ConfigError) as refused:
             broken.client(broken.tenant_of(CONTOSO))
-        assert message in str(refused.value)
+        assert str(refused.value) == message
 
 
 # -- faults at each call ---------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ from core.plan import COLLISION, DEVICES, HTTP, PLAN_MISSING, SERVICE_MISSING, P
 from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
 from core.services.http_client import ServiceError, ServiceResponse
 from core.services.uem_client import UemClient, segment
+from core.tenants import TenantMap
 from core.text import plain
 
 USERS_TYPE = "application/vnd.blackberry.users-v1+json"
@@ -105,7 +106,7 @@ def _same(a: Any, b: Any) -> bool:
 class BlackBerryAdapter(ServiceAdapter):
     """Moves a user's BlackBerry account between the customers' UEM tenants (module docstring)."""
 
-    def __init__(self, service, options, layout, *, tenants=None, transport=None, environ=None):
+    def __init__(self, service, options, layout, *, tenants: TenantMap, transport=None, environ=None):
         super().__init__(service, options, layout)
         where = f"services.{service.key}"
         for stale in ("tenants", "url", "token_env", "token_file"):
@@ -128,14 +129,14 @@ class BlackBerryAdapter(ServiceAdapter):
 
     def tenant_of(self, customer: Customer) -> str | None:
         """The tenant-map key of the customer's UEM tenant, if it has one for this service."""
-        tenant = self._tenants.for_customer(customer) if self._tenants is not None else None
+        tenant = self._tenants.for_customer(customer)
         return tenant.key if tenant is not None and tenant.service(self.key) else None
 
     def client(self, tenant_key: str) -> UemClient:
         """The client of the tenant with this key (built once: it keeps its login)."""
         client = self._clients.get(tenant_key)
         if client is None:
-            tenant = self._tenants.get(tenant_key) if self._tenants is not None else None
+            tenant = next((t for t in self._tenants if t.key == tenant_key), None)
             settings = tenant.service(self.key) if tenant is not None else None
             if not isinstance(settings, Mapping):
                 raise ServiceError(f"{self.service.display_name} has no tenant {plain(tenant_key)} in the configuration any more.", service=self.key)
@@ -391,6 +392,23 @@ class BlackBerryAdapter(ServiceAdapter):
     @staticmethod
     def _delete_request(where: dict[str, str], guid: str | None, user: dict[str, Any]) -> dict[str, Any]:
         return {"op": DELETE_USER, **where, "guid": guid, "username": user.get("username"), "emailAddress": user.get("emailAddress")}
+
+    def foreign_call(self, step: Step, customers) -> str | None:
+        """Why a step (and its undo) must not run: it names a UEM tenant that is not the
+        tenant-map entry of one of ``customers``, or one that now points elsewhere."""
+        tenants = {t for t in (self.tenant_of(c) for c in customers) if t}
+        for request in (step.request, step.undo_request):
+            request = request or {}
+            if request.get("op") == DEVICES_KEPT_OUT:
+                continue
+            tenant = request.get("tenant")
+            if not isinstance(tenant, str) or tenant not in tenants:
+                return f"names UEM tenant {plain(str(tenant))}, which is not the tenant of a customer of this job"
+            try:
+                self._planned_client(request)
+            except ServiceError as error:
+                return str(error)
+        return None
 
     # -- run ------------------------------------------------------------------------------------------
 

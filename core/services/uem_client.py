@@ -20,9 +20,12 @@ come from the SP's tenant map (``[tenants."<customer>".blackberry]``, see
 ``password_env`` / ``password_file``, ``client_secret_env`` / ``client_secret_file``
     The secret, from an environment variable or a file (first line); never inline.
 
-The client options of ``[services.blackberry]`` (``timeout``, ``retries``, ``backoff``,
-``ca_file``, …, see :mod:`core.services.http_client`) apply to every tenant; a tenant's
-table may override them.
+``ca_file``
+    The CA bundle of this tenant's server, if not the one of ``[services.blackberry]``.
+
+The other client options of ``[services.blackberry]`` (``timeout``, ``retries``,
+``backoff``, …, see :mod:`core.services.http_client`) apply to every tenant. The tenant
+map refuses any other key, and an inline secret, when the configuration is loaded.
 
 The authorization UEM answers is kept in memory only, sent bare in ``Authorization``
 (an OAuth token as ``Bearer <token>``), and renewed once when a call is answered 401
@@ -46,12 +49,8 @@ from core.text import plain
 
 AUTHORIZATION_TYPE = "application/vnd.blackberry.authorizationrequest-v1+json"
 PROVIDERS = ("LOCAL", "AD", "OAUTH")
-SITE_KEYS = frozenset(
-    {"url", "tenant_guid", "provider", "username", "domain", "password_env", "password_file",
-     "client_id", "client_secret_env", "client_secret_file", "oauth_endpoint"}
-)
-# Client options a tenant's table may set for itself (besides its url).
-CLIENT_OVERRIDES = CLIENT_OPTIONS - {"url", "token_env", "token_file", "token_scheme", "username", "password_env", "password_file"}
+# Client options of [services.blackberry] every tenant shares (its url and login are its own).
+SHARED_OPTIONS = CLIENT_OPTIONS - {"url", "token_env", "token_file", "token_scheme", "username", "password_env", "password_file"}
 
 
 def segment(value: str) -> str:
@@ -165,12 +164,6 @@ class UemClient(ServiceClient):
     ):
         self.where = f'tenants."{tenant}".{key}'
         self.tenant = tenant
-        for inline in ("password", "client_secret", "token"):
-            if inline in settings:
-                raise ConfigError(f"{self.where}.{inline} is not allowed: use {inline}_env or {inline}_file.")
-        unknown = sorted(set(settings) - SITE_KEYS - CLIENT_OVERRIDES)
-        if unknown:
-            raise ConfigError(f"{self.where}.{unknown[0]} is not a known setting (known: {', '.join(sorted(SITE_KEYS | CLIENT_OVERRIDES))}).")
         guid = settings.get("tenant_guid")
         if not isinstance(guid, str) or not guid.strip() or not guid.strip().isprintable():
             raise ConfigError(f"{self.where}.tenant_guid is missing: set it to the UEM tenant GUID (the SRP ID of an on-premises UEM).")
@@ -181,8 +174,9 @@ class UemClient(ServiceClient):
         self.provider = provider.upper()
         self._settings = settings
         self.label = f"{display_name} tenant {plain(self.tenant_guid)}"
-        options = {k: v for k, v in service_options.items() if k in CLIENT_OVERRIDES}
-        options.update({k: v for k, v in settings.items() if k in CLIENT_OVERRIDES})
+        options = {k: v for k, v in service_options.items() if k in SHARED_OPTIONS}
+        if settings.get("ca_file"):
+            options["ca_file"] = settings["ca_file"]
         options["url"] = settings.get("url")
         if not isinstance(options["url"], str) or not options["url"].strip():
             raise ConfigError(f"{self.where}.url is missing: set it to the tenant's UEM server (https://host:18084).")
