@@ -1,15 +1,14 @@
 """A real HTTP server on 127.0.0.1 for the HTTP adapters' tests.
 
 The resources, routes and JSON answers are those of
-:class:`core.demo.provisioning.ProvisioningBackend` (BlackBerry UEM-shaped tenants,
-users and groups under ``/{tenant}/api/v1``; the generic records API under
+:class:`core.demo.provisioning.ProvisioningBackend` (the generic records API under
 ``/provisioning/users/{upn}``): the demo answers from the same backend in process.
+(BlackBerry UEM has its own servers, one process per tenant: ``tests/uem_server.py``.)
 This module adds what only the tests need: the socket (HTTP, or HTTPS with
 ``certfile``), a bearer token it generates (or basic credentials), fault injection
 (:meth:`ProvisioningServer.fail_next`) and a log of every call
-(:attr:`ProvisioningServer.calls`). Seeding and reading (:meth:`seed_tenant`,
-:meth:`seed_record`, :meth:`snapshot`, :meth:`users`, :meth:`members`) go to the
-backend; :meth:`reset` forgets it all.
+(:attr:`ProvisioningServer.calls`). Seeding and reading (:meth:`seed_record`,
+:meth:`snapshot`) go to the backend; :meth:`reset` forgets it all.
 
 Usage (the ``provisioning_server`` fixture is session-scoped; reset it per test)::
 
@@ -18,9 +17,8 @@ Usage (the ``provisioning_server`` fixture is session-scoped; reset it per test)
         provisioning_server.reset()
         return provisioning_server
 
-    server.seed_tenant("contoso", users=[{"username": "anna@contoso.example", …}],
-                       groups={"Standard": ["anna@contoso.example"]})
-    options = {"url": server.url, "token_env": "X"}   # with X set to server.token
+    server.seed_record("anna@contoso.example", customer="C0001")
+    options = {"url": server.url + "/provisioning", "token_env": "X"}   # with X set to server.token
 """
 
 from __future__ import annotations
@@ -119,36 +117,13 @@ class ProvisioningServer:
 
     # -- the backend's state ---------------------------------------------------------------
 
-    def seed_tenant(self, tenant: str, *, users: list[dict[str, Any]] = (), groups: dict[str, list[str]] | None = None) -> dict[str, str]:
-        """Create a tenant with users (UEM fields; ``guid`` optional) and groups (name → member usernames).
-
-        Returns the guids given, by username and by group name.
-        """
-        return self.backend.seed_tenant(tenant, users=users, groups=groups)
-
     def seed_record(self, upn: str, /, **fields: Any) -> None:
         """A user record of the generic API."""
         self.backend.seed_record(upn, **fields)
 
     def snapshot(self) -> dict[str, Any]:
-        """The whole state, GUIDs replaced by usernames/names (UEM gives a re-created user a new GUID)."""
+        """Every record."""
         return self.backend.snapshot()
-
-    def users(self, tenant: str) -> dict[str, dict[str, Any]]:
-        """The users of a tenant by username (with their guid)."""
-        return self.backend.users(tenant)
-
-    def members(self, tenant: str, group: str) -> list[str]:
-        return self.backend.members(tenant, group)
-
-    def group_guid(self, tenant: str, name: str) -> str:
-        return self.backend.group_guid(tenant, name)
-
-    @property
-    def _tenants(self) -> dict[str, Any]:
-        """The backend's tenants, read-only use: test_http_adapters' ``_group_guid`` reads
-        them (``server.group_guid(tenant, name)`` is the public way)."""
-        return self.backend._tenants
 
     def calls_to(self, method: str | None = None, pattern: str = "*") -> list[Call]:
         return [c for c in list(self.calls) if (method is None or c.method == method) and fnmatch.fnmatchcase(c.path, pattern)]

@@ -90,19 +90,21 @@ def view(user) -> dict:
 
 async def test_the_backend_holds_a_tenant_per_blackberry_customer_and_a_record_per_crm_user(demo):
     """Checked against the demo directory itself (users' services and plans as the layout reads them)."""
-    backend = demo_services(demo).backend
+    services = demo_services(demo)
+    backend = services.backend
     customers = await demo.customers()
     with_blackberry = {tenant(c) for c in customers if "blackberry" in c.services}
-    assert with_blackberry and set(backend.tenants()) == with_blackberry
+    assert with_blackberry and {u.srp_id for u in services.uems.values()} == with_blackberry  # one UEM per tenant
     records = 0
     for customer in customers:
         users = [u async for page in demo.user_pages(customer) for u in page]
         if "blackberry" in customer.services:
-            uem = backend.users(tenant(customer))
+            uem = services.uem(tenant(customer)).snapshot()["users"]
             assert set(uem) == {u.upn for u in users if "blackberry" in u.services}, customer.name
+            assert all(record["directoryLinked"] for record in uem.values())
             for plan in (p.name for p in customer.plans if p.service == "blackberry"):
                 on_plan = sorted(u.upn for u in users if any(p.service == "blackberry" and p.name == plan for p in u.plans))
-                assert backend.members(tenant(customer), plan) == on_plan, (customer.name, plan)
+                assert sorted(n for n, r in uem.items() if plan in r["groups"]) == on_plan, (customer.name, plan)
         for user in users:
             record = backend.record(user.upn)
             if "crm" in user.services:
@@ -118,7 +120,7 @@ async def test_a_uem_user_carries_the_directory_profile(demo, tmp_path):
     try:
         user, _plan = await movable_user(session)
         source = await demo.customer(SOURCE)
-        uem = demo_services(demo).backend.users(tenant(source))[user.upn]
+        uem = demo_services(demo).uem(tenant(source)).users()[user.upn]
         assert uem["emailAddress"] == user.email
         assert (uem["displayName"], uem["firstName"], uem["lastName"]) == (user.display_name, user.first, user.last)
         assert uem["guid"]
@@ -134,7 +136,9 @@ async def test_a_demo_session_gets_adapters_on_the_demo_backend(demo, tmp_path):
     try:
         blackberry, crm = session.adapters["blackberry"], session.adapters["crm"]
         assert isinstance(blackberry, BlackBerryAdapter) and isinstance(crm, HttpAdapter)
-        assert blackberry.client.url == "https://services.demo.invalid"
+        source = await demo.customer(SOURCE)
+        client = blackberry.client(blackberry.tenant_of(source))
+        assert client.url.endswith(".demo.invalid") and client.tenant_guid == tenant(source)
         assert crm.client.url == "https://services.demo.invalid/provisioning"
         # One backend per demo directory, shared by its sessions.
         assert demo_services(demo) is demo_services(demo)
@@ -153,16 +157,15 @@ async def test_demo_options_drop_credentials_and_keep_adapter_settings():
     from core.demo.seed import build_seed
 
     base, seed = demo_config(), build_seed()
-    options = {"url": "https://uem.example.net", "token_env": "UEM_TOKEN", "ca_file": "/etc/ca.pem", "plan_groups": {"Standard": "BES Standard"}}
+    options = {"timeout": 5, "ca_file": "/etc/ca.pem", "plan_groups": {"Standard": "BES Standard"}}
     config = Config(directory=base.directory, layout=base.layout, services={
         **base.services, "blackberry": ServiceConfig(base.services["blackberry"].service, options),
     })
     config = dataclasses.replace(config, tenants=demo_tenants(seed, config))
     services = DemoServices(config, seed)
-    assert services.config(config).services["blackberry"].options == {"url": "https://services.demo.invalid", "plan_groups": {"Standard": "BES Standard"}}
+    assert services.config(config).services["blackberry"].options == {"plan_groups": {"Standard": "BES Standard"}}
     # tenant ids as the tenant map gives them; plan groups named as plan_groups says
-    assert "c0001" in services.backend.tenants()
-    assert services.backend.group_guid("c0001", "BES Standard")
+    assert "BES Standard" in services.uem("c0001").snapshot()["groups"]
 
 
 # -- moves ------------------------------------------------------------------------------------
@@ -174,19 +177,18 @@ async def test_moving_a_blackberry_user_re_homes_the_uem_account(demo, tmp_path)
         user, plan = await movable_user(session)
         source, destination = await demo.customer(SOURCE), await demo.customer(DESTINATION)
         (bb_plan,) = [p.name for p in user.plans if p.service == "blackberry"]
-        backend = demo_services(demo).backend
-        assert user.upn in backend.users(tenant(source))
+        services = demo_services(demo)
+        assert user.upn in services.uem(tenant(source)).users()
         events, status = await run(session, plan)
         assert status == "done", [e.message for e in events if e.kind in ("step_failed", "job_finished")]
         change = plan.users[0]
         moved = await demo.user(change.upn_after)
         assert moved.upn == change.upn_after and moved.email == change.email_after
         assert set(moved.services) == SERVICES and moved.customer_dn.casefold() == destination.dn.casefold()
-        uem = backend.users(tenant(destination))
+        uem = services.uem(tenant(destination)).snapshot()["users"]
         assert uem[change.upn_after]["emailAddress"] == change.email_after
-        assert change.upn_after in backend.members(tenant(destination), bb_plan)
-        assert user.upn not in backend.users(tenant(source))
-        assert user.upn not in backend.members(tenant(source), bb_plan)
+        assert bb_plan in uem[change.upn_after]["groups"] and uem[change.upn_after]["directoryLinked"]
+        assert user.upn not in services.uem(tenant(source)).users()
     finally:
         await close(session)
 
@@ -194,20 +196,20 @@ async def test_moving_a_blackberry_user_re_homes_the_uem_account(demo, tmp_path)
 async def test_a_blackberry_failure_rolls_the_directory_back(demo, tmp_path):
     services = demo_services(demo)
     destination = await demo.customer(DESTINATION)
-    create = f"/{tenant(destination)}/api/v1/users"
+    create = f"/{tenant(destination)}/api/v1/users"  # on the destination's own demo UEM
     failed = []
 
     def failing(request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and request.url.path == create and not failed:
             failed.append(request)
             return httpx.Response(500, json={"message": "Injected failure."})
-        return services.backend(request)
+        return services.answer(request)
 
     adapters = services.adapters(demo.config, transport=httpx.MockTransport(failing))
     session = await open_session(demo, tmp_path, adapters=adapters)
     try:
         user, plan = await movable_user(session)
-        before_user, before_services = view(await demo.user(user.upn)), services.backend.snapshot()
+        before_user, before_services = view(await demo.user(user.upn)), services.snapshot()
         index = next(i for i, s in enumerate(plan.steps) if s.service == "blackberry")
         assert index > 0, "directory steps must run before the BlackBerry create, or there is nothing to roll back"
         events, status = await run(session, plan)
@@ -218,7 +220,7 @@ async def test_a_blackberry_failure_rolls_the_directory_back(demo, tmp_path):
         assert set(range(index)) <= undone <= set(range(index + 1))  # the failed step may be undone too
         assert view(await demo.user(user.upn)) == before_user
         assert not await demo.exists(plan.users[0].dn_after)
-        assert services.backend.snapshot() == before_services
+        assert services.snapshot() == before_services
     finally:
         await close(session)
 

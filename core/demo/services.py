@@ -6,18 +6,23 @@ seeded from the same data as the demo directory (:func:`core.demo.seed.build_see
 and builds the session's adapters with their HTTP calls carried to it by an
 :class:`httpx.MockTransport`, so nothing leaves the process:
 
-- every customer providing a ``blackberry``-adapter service is a UEM tenant, with
-  the id the tenant map gives it (``tenant_guid``), holding a UEM user for each member of the customer's service group
+- every customer with a ``blackberry``-adapter service and a UEM tenant in the tenant
+  map has its own UEM (:class:`core.demo.uem.UemInstallation`, the same model the
+  tests run one process of per tenant), at ``https://uem<n>.demo.invalid`` with the
+  ``tenant_guid`` of the map, logged in to with the LOCAL provider as ``tenantry``
+  (the password is the demo's own, given to the adapters in memory). It holds a
+  directory-linked UEM user for each member of the customer's service group
   (username as ``username_from`` says, address, names and profile fields from the
-  directory) and a UEM group per plan the customer offers (named as
-  ``plan_groups`` says) with the users on that plan;
+  directory) and a UEM group per plan the customer offers (named as ``plan_groups``
+  says) with the users on that plan. All of them share one company directory, as UEMs
+  connected to one AD do;
 - every member of an ``http``-adapter service's group (e.g. Hosted CRM) has a
   record in the generic API (``upn``, ``customer`` = the customer code, ``email``),
   found at the default ``user_path`` ``/users/{upn}``.
 
 The client options of those services (``url``, credentials, ``ca_file``, timeouts)
-are replaced: the URL points at the backend (``https://services.demo.invalid``, a
-name that never resolves), and no credentials are needed.
+are replaced: the URLs point at the in-process servers (``*.demo.invalid``, names that
+never resolve); the generic API needs no credentials.
 
 One backend per demo directory (``open_demo`` hands it to the Directory as
 ``services``), kept as long as the directory lives: every session opened on it sees
@@ -30,6 +35,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import secrets
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from core.config import Config, ServiceConfig
@@ -49,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["DEMO_SERVICES_URL", "DemoServices", "demo_adapters", "demo_services", "is_demo"]
 
 DEMO_SERVICES_URL = "https://services.demo.invalid"  # never resolved: the transport answers
+DEMO_UEM_ADMIN = "tenantry"
+DEMO_UEM_PASSWORD_ENV = "TENANTRY_DEMO_UEM_PASSWORD"  # set only in the environ handed to the demo's adapters
 
 # UEM profile field ← directory attribute (besides username and emailAddress).
 _PROFILE = (
@@ -64,7 +73,7 @@ _PROFILE = (
     ("postalCode", "postalCode"),
     ("country", "co"),
 )
-_USERNAME_ATTRIBUTE = {"upn": "userPrincipalName", "sam": "sAMAccountName", "email": "mail"}
+_USERNAME_ATTRIBUTE = {"upn": "userPrincipalName", "sam": "sAMAccountName"}
 
 
 class DemoServices:
@@ -72,6 +81,9 @@ class DemoServices:
 
     def __init__(self, config: Config, seed: Seed):
         self._config, self._seed = config, seed
+        self._password = secrets.token_urlsafe(16)  # the demo UEMs' admin password, in memory only
+        self.uems: dict[str, Any] = {}  # URL → UemInstallation, one per customer tenant
+        self._directory: dict[str, dict[str, Any]] = {}  # the company directory every demo UEM shares
 
     @functools.cached_property
     def backend(self):
@@ -84,27 +96,73 @@ class DemoServices:
 
     @functools.cached_property
     def transport(self):
-        return self.backend.transport()
+        import httpx
+
+        return httpx.MockTransport(self.answer)
+
+    def uem(self, tenant_guid: str):
+        """The demo UEM of the tenant ``tenant_guid`` (seeded on first use), else ``None``."""
+        self.backend  # noqa: B018 — seeded on first use
+        return next((u for u in self.uems.values() if u.srp_id == tenant_guid), None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The generic records and every demo UEM's users and groups (see ``UemInstallation.snapshot``)."""
+        return {"records": self.backend.snapshot()["records"], "uems": {url: u.snapshot() for url, u in self.uems.items()}}
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        """A request to a demo UEM goes to its installation, any other to the generic API."""
+        import httpx
+
+        from core.demo.uem import UemRequest
+
+        self.backend  # noqa: B018 — seeded on first use
+        origin = f"{request.url.scheme}://{request.url.netloc.decode('ascii')}"
+        uem = self.uems.get(origin)
+        if uem is None:
+            return self.backend(request)
+        reply = uem.handle(
+            UemRequest(request.method, request.url.raw_path.decode("ascii"), {k.lower(): v for k, v in request.headers.items()}, request.content),
+            base_url=origin,
+        )
+        headers = {**reply.headers, **({"Content-Type": reply.content_type} if reply.content_type else {})}
+        return httpx.Response(reply.status, headers=headers, content=reply.content)
 
     def config(self, config: Config) -> Config:
-        """``config`` with every HTTP-backed service pointed at the backend, without credentials."""
+        """``config`` with every HTTP-backed service pointed at the in-process servers: the
+        generic API at the backend, each customer's UEM tenant at its demo UEM."""
         from core.demo.provisioning import GENERIC_PREFIX
         from core.services.http_client import CLIENT_OPTIONS
+        from core.tenants import TenantMap
 
-        services = {}
+        services, uem_keys = {}, set()
         for key, entry in config.services.items():
             adapter = entry.service.adapter
             if adapter in HTTP_ADAPTERS:
                 options = {k: v for k, v in entry.options.items() if k not in CLIENT_OPTIONS}
-                options["url"] = DEMO_SERVICES_URL + (GENERIC_PREFIX if adapter == "http" else "")
+                if adapter == "http":
+                    options["url"] = DEMO_SERVICES_URL + GENERIC_PREFIX
+                else:
+                    uem_keys.add(key)
                 entry = ServiceConfig(entry.service, options)
             services[key] = entry
-        return dataclasses.replace(config, services=services)
+        tenants = []
+        for number, tenant in enumerate(config.tenants, 1):
+            own = {k: self._demo_uem(number, table) for k, table in tenant.services.items() if k in uem_keys}
+            tenants.append(dataclasses.replace(tenant, services={**tenant.services, **own}))
+        return dataclasses.replace(config, services=services, tenants=TenantMap(tenants))
+
+    @staticmethod
+    def _demo_uem(number: int, table: Any) -> dict[str, str]:
+        return {"url": f"https://uem{number}.demo.invalid", "tenant_guid": table.get("tenant_guid", ""),
+                "username": DEMO_UEM_ADMIN, "password_env": DEMO_UEM_PASSWORD_ENV}
 
     def adapters(self, config: Config, *, transport: httpx.AsyncBaseTransport | None = None) -> dict[str, ServiceAdapter]:
-        """The adapters of ``config``'s services, HTTP calls going to the backend
-        (or to ``transport``, e.g. a test's wrapper around :attr:`backend`)."""
-        return build_adapters(self.config(config), transport=self.transport if transport is None else transport)
+        """The adapters of ``config``'s services, HTTP calls going to the in-process servers
+        (or to ``transport``, e.g. a test's wrapper around :attr:`transport`)."""
+        return build_adapters(
+            self.config(config), transport=self.transport if transport is None else transport,
+            environ={DEMO_UEM_PASSWORD_ENV: self._password},
+        )
 
     # -- seeding -------------------------------------------------------------------------
 
@@ -115,6 +173,7 @@ class DemoServices:
             return
         groups = {e.dn: e for e in seed.groups()}
         users = {e.dn: e for e in seed.users()}
+        demo = self.config(config)
         for entry in seed.customers():
             services_dn = f"{layout.services_ou},{entry.dn}"
             tenant = config.tenants.for_customer(Customer(name=entry.first("ou") or "", dn=entry.dn))
@@ -133,34 +192,37 @@ class DemoServices:
                     plan_group = groups.get(child_dn("CN", layout.plan_group_format.format(service=name, plan=plan), services_dn))
                     if plan_group is not None:
                         plans[plan] = set(plan_group.attributes.get("member", ()))
-                self._load_tenant(config, service, customer, members, plans)
+                self._load_tenant(demo, service, customer, members, plans)
 
-    def _load_tenant(self, config: Config, service: ServiceConfig, customer: Customer, members: list[SeedEntry], plans: dict[str, set[str]]) -> None:
+    def _load_tenant(self, demo: Config, service: ServiceConfig, customer: Customer, members: list[SeedEntry], plans: dict[str, set[str]]) -> None:
+        from core.demo.uem import UemInstallation
         from core.services.blackberry import BlackBerryAdapter
 
-        adapter = BlackBerryAdapter(service.service, service.options, config.layout, tenants=config.tenants)  # no client is built
-        tenant = adapter.tenant_for(customer)
-        if tenant is None:
+        options = demo.services[service.service.key].options
+        adapter = BlackBerryAdapter(service.service, options, demo.layout, tenants=demo.tenants)  # no client is built
+        key = adapter.tenant_of(customer)
+        if key is None:
             return
-        attribute = _USERNAME_ATTRIBUTE.get(service.options.get("username_from", "upn"), "userPrincipalName")
-        uem_users, usernames = [], {}
+        table = next(t for t in demo.tenants if t.key == key).service(service.service.key)
+        uem = self.uems.setdefault(table["url"], UemInstallation(table["tenant_guid"], directory=self._directory))
+        uem.add_admin(DEMO_UEM_ADMIN, self._password)
+        attribute = _USERNAME_ATTRIBUTE.get(options.get("username_from", "upn"), "userPrincipalName")
+        groups = {dn: [adapter.group_for(plan) for plan, plan_members in plans.items() if dn in plan_members] for dn in (u.dn for u in members)}
+        for plan in plans:
+            uem.add_group(adapter.group_for(plan))
         for user in members:
             username = user.first(attribute)
             if not username:
                 continue
-            record: dict[str, Any] = {"username": username}
+            record: dict[str, Any] = {"username": username, "directoryId": f"AD:{uuid.uuid5(uuid.NAMESPACE_URL, user.dn)}"}
             if user.first("mail"):
                 record["emailAddress"] = user.first("mail")
             for field, source in _PROFILE:
                 value = user.first(source)
                 if value:
                     record[field] = value
-            uem_users.append(record)
-            usernames[user.dn] = username
-        uem_groups = {
-            adapter.group_for(plan): [usernames[dn] for dn in plan_members if dn in usernames] for plan, plan_members in plans.items()
-        }
-        self.backend.seed_tenant(tenant, users=uem_users, groups=uem_groups)
+            uem.add_directory_user(record["directoryId"], username=username)
+            uem.add_user(record, groups=tuple(groups[user.dn]))
 
     def _load_records(self, customer: Customer, members: list[SeedEntry]) -> None:
         for user in members:

@@ -165,13 +165,14 @@ class UemInstallation:
     """One UEM installation: its SRP ID, administrators, company directory, users, devices
     and groups (see the module docstring)."""
 
-    def __init__(self, srp_id: str, *, clock=None) -> None:
+    def __init__(self, srp_id: str, *, directory: dict[str, dict[str, Any]] | None = None) -> None:
         self.srp_id = srp_id
         self._lock = threading.RLock()
         self._admins: dict[tuple[str, str, str], str] = {}  # (provider, domain, username folded) → password
         self._clients: dict[str, str] = {}  # OAuth client id → secret
         self._tokens: dict[str, str] = {}  # authorization value → who logged in
-        self._directory: dict[str, dict[str, Any]] = {}  # directoryId → directory user
+        # directoryId → directory user: the company directory (UEMs linked to one AD may share it)
+        self._directory: dict[str, dict[str, Any]] = {} if directory is None else directory
         self._users: dict[str, dict[str, Any]] = {}  # guid → user
         self._devices: dict[str, dict[str, dict[str, Any]]] = {}  # user guid → device guid → userDevice
         self._groups: dict[str, dict[str, Any]] = {}  # guid → {"guid","name","description","members": set}

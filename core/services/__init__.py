@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from core.config import Config
@@ -21,17 +22,22 @@ _ADAPTERS = {
 HTTP_ADAPTERS = frozenset({"blackberry", "http"})  # the adapters that call an HTTP API
 
 
-def build_adapters(config: Config, *, transport: httpx.AsyncBaseTransport | None = None) -> dict[str, ServiceAdapter]:
+def build_adapters(
+    config: Config, *, transport: httpx.AsyncBaseTransport | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, ServiceAdapter]:
     """One adapter per configured service, keyed by the service key.
 
     ``transport``, if given, carries every HTTP-backed adapter's calls instead of the
-    network (the demo's in-process backend; an :class:`httpx.MockTransport` in tests).
+    network (the demo's in-process backend; an :class:`httpx.MockTransport` in tests);
+    ``environ``, if given, is where they read their secrets instead of ``os.environ``.
     """
     adapters: dict[str, ServiceAdapter] = {}
     for key, entry in config.services.items():
         module, name = _ADAPTERS[entry.service.adapter]
         cls = getattr(import_module(module), name)
-        extra: dict = {"transport": transport} if transport is not None and entry.service.adapter in HTTP_ADAPTERS else {}
+        extra: dict = {}
+        if entry.service.adapter in HTTP_ADAPTERS:
+            extra.update({k: v for k, v in (("transport", transport), ("environ", environ)) if v is not None})
         if entry.service.adapter == "blackberry":
             extra["tenants"] = config.tenants  # its UEM tenants come from the tenant map only
         adapters[key] = cls(entry.service, entry.options, config.layout, **extra)
