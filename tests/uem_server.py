@@ -139,6 +139,8 @@ class UemServer:
         self.srp_id = srp_id
         self.stall = stall  # seconds a "timeout" fault waits (longer than the tests' client timeout)
         self._key = secrets.token_urlsafe(24)
+        self.admin = "tenantry-admin"  # the administrator a reset server keeps
+        self.admin_password = secrets.token_urlsafe(12)
         self._process: subprocess.Popen[str] | None = None
         self.port = 0
 
@@ -178,7 +180,9 @@ class UemServer:
     # -- controls ---------------------------------------------------------------------------------
 
     def reset(self) -> None:
+        """Forget everything; keep only the server's own administrator (:attr:`admin`)."""
         self._control("reset")
+        self.add_admin(self.admin, self.admin_password)
 
     def add_admin(self, username: str, password: str, *, provider: str = "LOCAL", domain: str = "") -> None:
         self._control("add_admin", username=username, password=password, provider=provider, domain=domain)
@@ -245,3 +249,14 @@ def uem_servers(uem_processes) -> tuple[UemServer, UemServer]:
     for server in uem_processes:
         server.reset()
     return uem_processes
+
+
+def tenant_tables(servers: dict[str, UemServer]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Customer name → its UEM server: each customer's blackberry table for the tenant map
+    (LOCAL login as the server's administrator) and the environment holding the passwords."""
+    tables, environ = {}, {}
+    for number, (name, server) in enumerate(servers.items()):
+        variable = f"TENANTRY_TEST_UEM_PASSWORD_{number}"
+        tables[name] = {"url": server.url, "tenant_guid": server.srp_id, "username": server.admin, "password_env": variable}
+        environ[variable] = server.admin_password
+    return tables, environ

@@ -20,7 +20,7 @@ import json
 import random
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 __all__ = [
     "SeedEntry",
@@ -153,29 +153,31 @@ class Seed:
                 return op
         raise KeyError(name)
 
-    def tenants(self, services: tuple[str, ...] = ("blackberry",)) -> dict[str, dict[str, Any]]:
+    def tenants(self, services: tuple[str, ...] = ("blackberry",), uem: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, dict[str, Any]]:
         """The ``[tenants]`` table an SP would configure for this directory: each customer
-        keyed by its DN, with its code and domains, and a UEM tenant (its code lower-cased)
-        for each of ``services`` (blackberry-adapter service keys)."""
+        keyed by its DN, with its code and domains, and for each of ``services``
+        (blackberry-adapter service keys) its UEM tenant: ``uem[customer name]`` when given
+        (a server, tenant GUID and login), else a tenant GUID alone (its code lower-cased)."""
         return {
             entry.dn: {
                 "code": entry.first("description"),
                 "domains": list(entry.attributes.get("uPNSuffixes", ())),
-                **{key: {"tenant_guid": (entry.first("description") or "").lower()} for key in services},
+                **{key: dict((uem or {}).get(entry.first("ou") or "", {"tenant_guid": (entry.first("description") or "").lower()}))
+                   for key in services},
             }
             for entry in self.customers()
         }
 
-    def tenants_toml(self, services: tuple[str, ...] = ("blackberry",)) -> str:
+    def tenants_toml(self, services: tuple[str, ...] = ("blackberry",), uem: Mapping[str, Mapping[str, str]] | None = None) -> str:
         """:meth:`tenants` as TOML, for a config file (keys and strings JSON-quoted, which TOML reads)."""
         lines = []
-        for dn, entry in self.tenants(services).items():
+        for dn, entry in self.tenants(services, uem).items():
             lines.append(f"[tenants.{json.dumps(dn)}]")
             lines.append(f"code = {json.dumps(entry['code'])}")
             lines.append(f"domains = {json.dumps(entry['domains'])}")
             for key in services:
                 lines.append(f"[tenants.{json.dumps(dn)}.{key}]")
-                lines.append(f"tenant_guid = {json.dumps(entry[key]['tenant_guid'])}")
+                lines.extend(f"{name} = {json.dumps(value)}" for name, value in entry[key].items())
         return "\n".join(lines) + "\n"
 
 
