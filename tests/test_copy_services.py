@@ -1,5 +1,5 @@
 """A copy with Exchange (and its mail platform), OCS and BlackBerry on the real Samba DC
-and the UEM-shaped provisioning server: every attribute, membership and HTTP call, the
+the mail platform's provisioning server and the customer's own UEM server: every attribute, membership and HTTP call, the
 new user binding with its password, and a real failure at each step (LDAP or HTTP)
 leaving no trace of the new account in the directory or the services."""
 
@@ -18,28 +18,25 @@ from test_move_services import SERVICES, session  # noqa: F401  (session: the fi
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def seeded_user(session, server):
-    """A template with Exchange, OCS and BlackBerry (Standard), its UEM user and its mailbox record."""
+async def seeded_user(session, server, uem):
+    """A template with Exchange, OCS and BlackBerry (Standard), its user in its customer's UEM and its mailbox record."""
     user = await make_user(session.directory, services=SERVICES)
-    server.seed_tenant(
-        user.source.code.lower(),
-        users=[{"username": user.upn, "emailAddress": user.upn, "displayName": f"Test Mover {user.number}",
-                "firstName": "Test", "lastName": f"Mover{user.number}", "company": "Adventure Works Cycles", "title": "Tester"}],
-        groups={"Standard": [user.upn], "Enterprise": []},
-    )
+    uem.add_group("Enterprise")
+    uem.add_user({"username": user.upn, "emailAddress": user.upn, "displayName": f"Test Mover {user.number}",
+                  "firstName": "Test", "lastName": f"Mover{user.number}", "company": "Adventure Works Cycles", "title": "Tester"},
+                 groups=("Standard",))
     server.seed_record(user.upn, customer=user.source.code, email=user.upn)  # the mail platform's mailbox
     return user
 
 
-async def test_copy_with_exchange_ocs_and_blackberry_attribute_by_attribute(session, provisioning_server, request):
-    server, d = provisioning_server, session.directory
-    template = await seeded_user(session, server)
+async def test_copy_with_exchange_ocs_and_blackberry_attribute_by_attribute(session, provisioning_server, uem_servers, request):
+    server, d, uem = provisioning_server, session.directory, uem_servers[0]
+    template = await seeded_user(session, server, uem)
     first, last = copy_names()
     password = new_password()
     copy_dn = None
     try:
-        tenant = template.source.code.lower()
-        uem_before = server.users(tenant)[template.upn]
+        uem_before = uem.users()[template.upn]
         server.calls.clear()
         plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, first, last), password)
         assert plan.ok, plan.problems
@@ -75,13 +72,13 @@ async def test_copy_with_exchange_ocs_and_blackberry_attribute_by_attribute(sess
         assert server.backend.record(upn) == {"customer": customer.code, "upn": upn, "email": upn}
         assert ("POST", "/provisioning/users") in [(c.method, c.path) for c in server.calls]
         # BlackBerry: a new UEM user in the customer's tenant, in the plan's group; the template's untouched
-        uem = server.users(tenant)
-        assert set(uem) == {template.upn, upn}
-        assert uem[upn]["emailAddress"] == upn and uem[upn]["displayName"] == f"{first} {last}"
-        assert (uem[upn]["company"], uem[upn]["title"]) == ("Adventure Works Cycles", "Tester")  # the template's organisation fields
-        assert (uem[upn]["firstName"], uem[upn]["lastName"]) == (first, last)
-        assert server.members(tenant, "Standard") == sorted([template.upn, upn])
-        assert uem[template.upn] == uem_before
+        users = uem.users()
+        assert set(users) == {template.upn, upn}
+        assert users[upn]["emailAddress"] == upn and users[upn]["displayName"] == f"{first} {last}"
+        assert (users[upn]["company"], users[upn]["title"]) == ("Adventure Works Cycles", "Tester")  # the template's organisation fields
+        assert (users[upn]["firstName"], users[upn]["lastName"]) == (first, last)
+        assert uem.snapshot()["users"][upn]["groups"] == ["Standard"]
+        assert users[template.upn] == uem_before
         # the template is as it was
         assert (await d.user(template.dn)).usn_changed == plan.users[0].usn_changed
         bind_check(request, d, upn, password)
@@ -89,15 +86,16 @@ async def test_copy_with_exchange_ocs_and_blackberry_attribute_by_attribute(sess
         await remove_copy(d, copy_dn)
         await remove_user(d, template)
         server.reset()
+        uem.reset()
 
 
-async def test_a_uem_or_mail_platform_clash_is_found_in_preflight(session, provisioning_server):
-    server, d = provisioning_server, session.directory
-    template = await seeded_user(session, server)
+async def test_a_uem_or_mail_platform_clash_is_found_in_preflight(session, provisioning_server, uem_servers):
+    server, d, uem = provisioning_server, session.directory, uem_servers[0]
+    template = await seeded_user(session, server, uem)
     first, last = copy_names()
     try:
         upn = f"copy.{last.lower()}@{template.source.default_domain}"
-        server.seed_tenant(template.source.code.lower(), users=[{"username": upn, "emailAddress": "someone@else.example"}])
+        uem.add_user({"username": upn, "emailAddress": "someone@else.example"})
         server.seed_record(upn, customer="X", email=upn)
         plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, first, last), new_password())
         messages = [x.message for x in plan.problems if x.code == p.COLLISION]
@@ -106,6 +104,7 @@ async def test_a_uem_or_mail_platform_clash_is_found_in_preflight(session, provi
     finally:
         await remove_user(d, template)
         server.reset()
+        uem.reset()
 
 
 async def run(session, plan, password, **kwargs):
@@ -113,23 +112,22 @@ async def run(session, plan, password, **kwargs):
     return events, events[-1].status
 
 
-async def test_a_real_failure_at_each_step_leaves_no_trace(session, provisioning_server):
-    server, d = provisioning_server, session.directory
-    template = await seeded_user(session, server)
+async def test_a_real_failure_at_each_step_leaves_no_trace(session, provisioning_server, uem_servers):
+    server, d, uem = provisioning_server, session.directory, uem_servers[0]
+    template = await seeded_user(session, server, uem)
     try:
         probe = await session.copier().preflight(session.operator, CopyRequest(template.upn, *copy_names()), None)
         actions = [(s.action, s.service) for s in probe.steps]
         assert len(actions) >= 10
-        tenant = template.source.code.lower()
         for failing, (action, service) in enumerate(actions):
-            before = (await snapshot(d, template.source), server.snapshot())
+            before = (await snapshot(d, template.source), server.snapshot(), uem.snapshot())
             plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, *copy_names()), new_password())
             assert plan.ok, plan.problems
             hook = None
             if action == p.HTTP and service == "exchange":  # the mail platform answers 500
                 server.fail_next("POST", "/provisioning/users", "status:500", message="Injected fault")
             elif action == p.HTTP:  # UEM answers 500 to the create
-                server.fail_next("POST", f"/{tenant}/api/v1/users", "status:500", message="Injected fault")
+                uem.fail_next("POST", f"/{uem.srp_id}/api/v1/users", "status:500", message="Injected fault")
             else:  # the directory refuses the step's write
                 async def hook(index, step, failing=failing):
                     if index == failing:
@@ -141,21 +139,22 @@ async def test_a_real_failure_at_each_step_leaves_no_trace(session, provisioning
                 assert failed.index == failing
                 if action == p.HTTP:
                     assert "Injected fault" in failed.message
-                assert (await snapshot(d, template.source), server.snapshot()) == before, f"step {failing + 1}: {action}"
+                assert (await snapshot(d, template.source), server.snapshot(), uem.snapshot()) == before, f"step {failing + 1}: {action}"
                 await no_trace(d, plan)
             finally:
                 await remove_copy(d, plan.users[0].dn_after)
     finally:
         await remove_user(d, template)
         server.reset()
+        uem.reset()
 
 
-async def test_a_failure_after_the_services_removes_the_uem_user_and_the_mailbox(session, provisioning_server):
+async def test_a_failure_after_the_services_removes_the_uem_user_and_the_mailbox(session, provisioning_server, uem_servers):
     """The last step (enable) fails after both services created their side: both are undone."""
-    server, d = provisioning_server, session.directory
-    template = await seeded_user(session, server)
+    server, d, uem = provisioning_server, session.directory, uem_servers[0]
+    template = await seeded_user(session, server, uem)
     try:
-        before = (await snapshot(d, template.source), server.snapshot())
+        before = (await snapshot(d, template.source), server.snapshot(), uem.snapshot())
         plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, *copy_names()), new_password())
 
         async def meddle(index, step):
@@ -166,9 +165,10 @@ async def test_a_failure_after_the_services_removes_the_uem_user_and_the_mailbox
         assert status == "rolled_back", [e.message for e in events]
         assert "changed by someone else" in next(e.message for e in events if e.kind == "step_failed")
         assert any(c.method == "DELETE" and c.path.startswith("/provisioning/users/") for c in server.calls)
-        assert any(c.method == "DELETE" and "/api/v1/users/" in c.path for c in server.calls)
-        assert (await snapshot(d, template.source), server.snapshot()) == before
+        assert uem.calls("DELETE", f"/{uem.srp_id}/api/v1/users/*")
+        assert (await snapshot(d, template.source), server.snapshot(), uem.snapshot()) == before
         await no_trace(d, plan)
     finally:
         await remove_user(d, template)
         server.reset()
+        uem.reset()
