@@ -117,10 +117,11 @@ def _check_cell(name: str, where: str, column: str, value: str) -> None:
                          "which a spreadsheet would run as a formula; remove it.")
 
 
-def move_requests(path: str | Path, destination: str, plans: dict[str, str] | None = None) -> list[tuple[str, MoveRequest]]:
-    """One labelled :class:`MoveRequest` per row (``row N (user)``)."""
+def move_requests(path: str | Path, destination: str, plans: dict[str, str] | None = None, *, with_devices: bool = False) -> list[tuple[str, MoveRequest]]:
+    """One labelled :class:`MoveRequest` per row (``row N (user)``); ``with_devices`` for every row."""
     return [
-        (f"row {n} ({v['user']})", MoveRequest(v["user"], destination, upn=v.get("upn"), email=v.get("email"), plans=dict(plans or {})))
+        (f"row {n} ({v['user']})", MoveRequest(v["user"], destination, upn=v.get("upn"), email=v.get("email"), plans=dict(plans or {}),
+                                                with_devices=with_devices))
         for n, v in read_rows(path, *MOVE_COLUMNS)
     ]
 

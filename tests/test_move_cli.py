@@ -11,26 +11,27 @@ from pathlib import Path
 import pytest
 
 from directory_fixtures import PASSWORD_ENV, write_dc_config
-from move_fixtures import DESTINATION, make_user, remove_user, snapshot
-from test_move_services import SERVICES, TOKEN_ENV
+from move_fixtures import DESTINATION, SOURCE, make_user, remove_user, snapshot
+from test_move_services import SERVICES
+from uem_server import tenant_tables
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def cli(samba_dc, sp_password, provisioning_server, tmp_path):
-    provisioning_server.reset()
+def cli(samba_dc, sp_password, uem_servers, tmp_path):
     services = (
         '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange"\nplans = ["Basic 2 GB", "Premium 50 GB"]\n'
         '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "ocs"\n'
         f'\n[services.blackberry]\ndisplay_name = "BlackBerry"\nadapter = "blackberry"\nplans = ["Standard", "Enterprise"]\n'
-        f'url = "{provisioning_server.url}"\ntoken_env = "{TOKEN_ENV}"\ntimeout = 1\nbackoff = 0.01\n'
+        'timeout = 1\nbackoff = 0.01\n'
         '\n[services.sharepoint]\ndisplay_name = "SharePoint"\nadapter = "group"\nmovable = false\n'
     )
-    config = write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services)
+    tables, uem_environ = tenant_tables({SOURCE: uem_servers[0], DESTINATION: uem_servers[1]})
+    config = write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services, tenants=samba_dc.seed.tenants_toml(uem=tables))
     state = tmp_path / "state"
-    env = {**os.environ, PASSWORD_ENV: sp_password, TOKEN_ENV: provisioning_server.token, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **uem_environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(config)],
@@ -40,15 +41,23 @@ def cli(samba_dc, sp_password, provisioning_server, tmp_path):
     return run
 
 
-async def prepare(dc_directory, server):
+async def prepare(dc_directory, uems, *, devices: int = 0):
+    """A user with Exchange, OCS and BlackBerry; its UEM user (with ``devices``) in the source's UEM."""
     user = await make_user(dc_directory, services=SERVICES)
-    server.seed_tenant(user.source.code.lower(), users=[{"username": user.upn, "emailAddress": user.upn}], groups={"Standard": [user.upn]})
-    server.seed_tenant(user.destination.code.lower(), groups={"Standard": [], "Enterprise": []})
+    source, destination = uems
+    source.add_user({"username": user.upn, "emailAddress": user.upn}, groups=("Standard",),
+                    devices=tuple({"model": f"Phone {i}"} for i in range(devices)))
+    destination.add_group("Standard")
+    destination.add_group("Enterprise")
     return user
 
 
-async def test_dry_run_json_then_move_then_jobs_and_audit(cli, dc_directory, provisioning_server, sp_password):
-    user = await prepare(dc_directory, provisioning_server)
+def uem_state(uems) -> tuple:
+    return tuple(uem.snapshot() for uem in uems)
+
+
+async def test_dry_run_json_then_move_then_jobs_and_audit(cli, dc_directory, uem_servers, sp_password):
+    user = await prepare(dc_directory, uem_servers)
     try:
         before = await snapshot(dc_directory, user.source, user.destination)
         dry = cli("move", user.upn, "--to", DESTINATION, "--dry-run", "--json")
@@ -58,7 +67,7 @@ async def test_dry_run_json_then_move_then_jobs_and_audit(cli, dc_directory, pro
         assert {tuple(sorted(step)) for step in planned["plan"]} == {("action", "after", "before", "target", "user")}
         assert planned["plan"][0]["action"] == "modify" and planned["plan"][1]["action"] == "move"
         assert await snapshot(dc_directory, user.source, user.destination) == before
-        assert provisioning_server.calls_to("POST") == [] and provisioning_server.calls_to("DELETE") == []
+        assert all(uem.calls("DELETE") == [] and uem.calls("POST", "*/users") == [] for uem in uem_servers)  # the dry run only read
 
         done = cli("move", user.upn, "--to", DESTINATION, "--yes", "--json")
         assert done.returncode == 0, done.stderr
@@ -74,13 +83,14 @@ async def test_dry_run_json_then_move_then_jobs_and_audit(cli, dc_directory, pro
         for path in cli.state.rglob("*"):  # the journal and audit hold no secret
             if path.is_file():
                 data = path.read_bytes()
-                assert sp_password.encode() not in data and provisioning_server.token.encode() not in data
+                assert sp_password.encode() not in data
+                assert not any(uem.admin_password.encode() in data for uem in uem_servers)
     finally:
         await remove_user(dc_directory, user)
 
 
-async def test_refused_move_is_exit_3_with_every_problem(cli, dc_directory, provisioning_server):
-    user = await prepare(dc_directory, provisioning_server)
+async def test_refused_move_is_exit_3_with_every_problem(cli, dc_directory, uem_servers):
+    user = await prepare(dc_directory, uem_servers)
     try:
         refused = cli("move", user.upn, "--to", "Tailspin Toys", "--email", "x@elsewhere.example", "--json")
         assert refused.returncode == 3, refused.stderr
@@ -98,20 +108,20 @@ async def test_refused_move_is_exit_3_with_every_problem(cli, dc_directory, prov
         await remove_user(dc_directory, user)
 
 
-async def test_failure_rolls_back_exit_4_and_a_failed_undo_leaves_a_job_for_rollback(cli, dc_directory, provisioning_server):
-    server = provisioning_server
-    user = await prepare(dc_directory, server)
+async def test_failure_rolls_back_exit_4_and_a_failed_undo_leaves_a_job_for_rollback(cli, dc_directory, uem_servers):
+    source, destination = uem_servers
+    user = await prepare(dc_directory, uem_servers)
     try:
-        before = (await snapshot(dc_directory, user.source, user.destination), server.snapshot())
-        server.fail_next("DELETE", f"/{user.source.code.lower()}/api/v1/users/*", "status:503", times=3)
+        before = (await snapshot(dc_directory, user.source, user.destination), uem_state(uem_servers))
+        source.fail_next("DELETE", f"/{source.srp_id}/api/v1/users/*", "status:503", times=3)
         failed = cli("move", user.upn, "--to", DESTINATION, "--yes")
         assert failed.returncode == 4, failed.stderr
         assert "rolled back" in failed.stderr
-        assert (await snapshot(dc_directory, user.source, user.destination), server.snapshot()) == before
+        assert (await snapshot(dc_directory, user.source, user.destination), uem_state(uem_servers)) == before
 
         # The delete fails, and so does the undo of the create: the job needs attention (5).
-        server.fail_next("DELETE", f"/{user.source.code.lower()}/api/v1/users/*", "status:503", times=3)
-        server.fail_next("DELETE", f"/{user.destination.code.lower()}/api/v1/users/*", "status:503", times=3)
+        source.fail_next("DELETE", f"/{source.srp_id}/api/v1/users/*", "status:503", times=3)
+        destination.fail_next("DELETE", f"/{destination.srp_id}/api/v1/users/*", "status:503", times=3)
         stuck = cli("move", user.upn, "--to", DESTINATION, "--yes", "--json")
         assert stuck.returncode == 5, stuck.stderr
         job = json.loads(stuck.stdout)["job"]
@@ -120,6 +130,31 @@ async def test_failure_rolls_back_exit_4_and_a_failed_undo_leaves_a_job_for_roll
         # The service is back: rolling the job back finishes the undo.
         again = cli("rollback", job)
         assert again.returncode == 0, again.stderr
-        assert (await snapshot(dc_directory, user.source, user.destination), server.snapshot()) == before
+        assert (await snapshot(dc_directory, user.source, user.destination), uem_state(uem_servers)) == before
+    finally:
+        await remove_user(dc_directory, user)
+
+
+async def test_a_user_with_devices_is_refused_with_the_count_and_moved_with_the_opt_in(cli, dc_directory, uem_servers):
+    source, destination = uem_servers
+    user = await prepare(dc_directory, uem_servers, devices=2)
+    try:
+        before = (await snapshot(dc_directory, user.source, user.destination), uem_state(uem_servers))
+        refused = cli("move", user.upn, "--to", DESTINATION, "--yes", "--json")
+        assert refused.returncode == 3, refused.stderr
+        (problem,) = [p for p in json.loads(refused.stdout)["problems"] if p["code"] == "devices"]
+        assert f"{user.upn} has 2 devices in BlackBerry tenant {source.srp_id}" in problem["message"] and "--with-devices" in problem["message"]
+        assert (await snapshot(dc_directory, user.source, user.destination), uem_state(uem_servers)) == before
+
+        dry = json.loads(cli("move", user.upn, "--to", DESTINATION, "--with-devices", "--dry-run", "--json").stdout)
+        (removal,) = [s for s in dry["plan"] if s["target"].startswith("blackberry: remove 2 device(s)")]
+        assert removal["before"]["devices"] == ["Phone 0", "Phone 1"] and "cannot be undone" in removal["after"]["devices"]
+
+        done = cli("move", user.upn, "--to", DESTINATION, "--with-devices", "--yes", "--json")
+        assert done.returncode == 0, done.stderr
+        upn = json.loads(done.stdout)["users"][0]["upn_after"]
+        assert source.snapshot()["users"] == {}
+        assert destination.snapshot()["users"][upn]["devices"] == 0 and destination.snapshot()["users"][upn]["groups"] == ["Standard"]
+        assert len(source.calls("POST", f"/{source.srp_id}/api/v1/users/*/userDevices/*/commands")) == 2
     finally:
         await remove_user(dc_directory, user)

@@ -59,9 +59,9 @@ async def bulk_move(session: Session, args: argparse.Namespace) -> int:
         raise UsageError("--upn and --email are for one user; in a bulk move give them per row in the CSV.")
     concurrency = _concurrency(args)
     plans = parse_plans(args.plan or [])
-    requests = [(f"#{i} {u}", MoveRequest(u, args.to, plans=plans)) for i, u in enumerate(args.user or [], 1)]
+    requests = [(f"#{i} {u}", MoveRequest(u, args.to, plans=plans, with_devices=args.with_devices)) for i, u in enumerate(args.user or [], 1)]
     if args.csv:
-        requests += move_requests(args.csv, args.to, plans)
+        requests += move_requests(args.csv, args.to, plans, with_devices=args.with_devices)
     bulk = BulkMove(session.planner(), session.executor())
     plan = await bulk.preflight(session.operator, requests, concurrency=concurrency)
     return await _run(session, args, bulk, plan, concurrency, f"Move the {len(plan.clean)} clean row(s) to {plain(args.to)}")

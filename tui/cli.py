@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--upn", metavar="VALUE", help="the new UPN (default: from the destination's format)")
     move.add_argument("--email", metavar="VALUE", help="the new primary email address (default: from the destination's format)")
     move.add_argument("--plan", action="append", metavar="SERVICE=PLAN", help="the destination plan of a service (default: the same name)")
+    move.add_argument("--with-devices", action="store_true",
+                      help="move users that have mobile devices (BlackBerry UEM stops managing them; the plan says so)")
     move.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     move.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     move.add_argument("--json", action="store_true", help="print JSON")

@@ -41,7 +41,7 @@ async def move(session: Session, args: argparse.Namespace) -> int:
         raise UsageError("Name the user to move, several users, or --csv FILE.")
     if getattr(args, "concurrency", None) is not None:
         raise UsageError("--concurrency is for a move of several users (USER USER … or --csv).")
-    request = MoveRequest(users[0], args.to, upn=args.upn, email=args.email, plans=parse_plans(args.plan or []))
+    request = MoveRequest(users[0], args.to, upn=args.upn, email=args.email, plans=parse_plans(args.plan or []), with_devices=args.with_devices)
     plan = await session.planner().preflight(session.operator, request)
     if (ended := _before_running(session, args, plan)) is not None:
         return ended
