@@ -18,9 +18,10 @@ from core.copy import CopyRequest
 from core.services import build_adapters, close_adapters
 from core.session import Session
 from directory_fixtures import PASSWORD_ENV, write_dc_config
-from move_fixtures import make_user, remove_user, snapshot
+from move_fixtures import SOURCE, make_user, remove_user, snapshot
 from test_copy import Crash, bind_check, copy_names, new_password, remove_copy
 from test_move_services import SERVICES, TOKEN_ENV
+from uem_server import tenant_tables
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,19 +38,20 @@ def _runner(env: dict, config: Path | None, state: Path):
 
 
 @pytest.fixture
-def cli(samba_dc, sp_password, provisioning_server, tmp_path):
+def cli(samba_dc, sp_password, provisioning_server, uem_servers, tmp_path):
     provisioning_server.reset()
     services = (
         '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange"\nplans = ["Basic 2 GB", "Premium 50 GB"]\n'
         f'url = "{provisioning_server.url}/provisioning"\ntoken_env = "{TOKEN_ENV}"\ntimeout = 1\nbackoff = 0.01\n'
         '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "ocs"\n'
-        f'\n[services.blackberry]\ndisplay_name = "BlackBerry"\nadapter = "blackberry"\nplans = ["Standard", "Enterprise"]\n'
-        f'url = "{provisioning_server.url}"\ntoken_env = "{TOKEN_ENV}"\ntimeout = 1\nbackoff = 0.01\n'
+        '\n[services.blackberry]\ndisplay_name = "BlackBerry"\nadapter = "blackberry"\nplans = ["Standard", "Enterprise"]\n'
+        'timeout = 1\nbackoff = 0.01\n'
         '\n[services.sharepoint]\ndisplay_name = "SharePoint"\nadapter = "group"\nmovable = false\n'
     )
-    config = write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services)
+    tables, uem_environ = tenant_tables({SOURCE: uem_servers[0]})
+    config = write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services, tenants=samba_dc.seed.tenants_toml(uem=tables))
     state = tmp_path / "state"
-    env = {**os.environ, PASSWORD_ENV: sp_password, TOKEN_ENV: provisioning_server.token, "TENANTRY_STATE_DIR": str(state),
+    env = {**os.environ, **uem_environ, PASSWORD_ENV: sp_password, TOKEN_ENV: provisioning_server.token, "TENANTRY_STATE_DIR": str(state),
            "PYTHONPATH": str(ROOT)}
     run = _runner(env, config, state)
     run.config = config
@@ -64,10 +66,11 @@ def demo_cli(tmp_path):
     return _runner(env, None, state)
 
 
-async def prepare(dc_directory, server):
+async def prepare(dc_directory, uem):
+    """A template with Exchange, OCS and BlackBerry; its user in its customer's UEM."""
     user = await make_user(dc_directory, services=SERVICES)
-    server.seed_tenant(user.source.code.lower(), users=[{"username": user.upn, "emailAddress": user.upn}],
-                       groups={"Standard": [user.upn], "Enterprise": []})
+    uem.add_group("Enterprise")
+    uem.add_user({"username": user.upn, "emailAddress": user.upn}, groups=("Standard",))
     return user
 
 
@@ -75,8 +78,9 @@ def state_files_hold(state: Path, secret: str) -> list[Path]:
     return [f for f in state.rglob("*") if f.is_file() and any(secret.encode(e) in f.read_bytes() for e in ("utf-8", "utf-16-le"))]
 
 
-async def test_dry_run_then_copy_with_password_stdin_then_bind(cli, dc_directory, provisioning_server, request):
-    user = await prepare(dc_directory, provisioning_server)
+async def test_dry_run_then_copy_with_password_stdin_then_bind(cli, dc_directory, provisioning_server, uem_servers, request):
+    uem = uem_servers[0]
+    user = await prepare(dc_directory, uem)
     first, last = copy_names()
     password = new_password()
     copy_dn = None
@@ -99,7 +103,7 @@ async def test_dry_run_then_copy_with_password_stdin_then_bind(cli, dc_directory
         assert change["upn_after"] == f"copy.{last.lower()}@{user.source.default_domain}"
         new = await dc_directory.user(change["upn_after"])
         assert new.enabled and set(new.services) == set(SERVICES)
-        assert provisioning_server.backend.record(new.upn) is not None and new.upn in provisioning_server.users(user.source.code.lower())
+        assert provisioning_server.backend.record(new.upn) is not None and new.upn in uem.users()
         bind_check(request, dc_directory, new.upn, password)
         assert password not in done.stdout + done.stderr
 
@@ -113,8 +117,9 @@ async def test_dry_run_then_copy_with_password_stdin_then_bind(cli, dc_directory
         await remove_user(dc_directory, user)
 
 
-async def test_bad_passwords_and_missing_options(cli, dc_directory, provisioning_server):
-    user = await prepare(dc_directory, provisioning_server)
+async def test_bad_passwords_and_missing_options(cli, dc_directory, provisioning_server, uem_servers):
+    uem = uem_servers[0]
+    user = await prepare(dc_directory, uem)
     first, last = copy_names()
     try:
         before = await snapshot(dc_directory, user.source)
@@ -144,8 +149,9 @@ async def test_bad_passwords_and_missing_options(cli, dc_directory, provisioning
         await remove_user(dc_directory, user)
 
 
-async def test_generated_password_is_shown_once_on_stderr_and_works(cli, dc_directory, provisioning_server, request):
-    user = await prepare(dc_directory, provisioning_server)
+async def test_generated_password_is_shown_once_on_stderr_and_works(cli, dc_directory, provisioning_server, uem_servers, request):
+    uem = uem_servers[0]
+    user = await prepare(dc_directory, uem)
     first, last = copy_names()
     copy_dn = None
     try:
@@ -159,7 +165,7 @@ async def test_generated_password_is_shown_once_on_stderr_and_works(cli, dc_dire
         assert password not in done.stdout
         new = await dc_directory.user(copy_dn)
         assert set(new.services) == {"exchange", "ocs"}
-        assert new.upn not in provisioning_server.users(user.source.code.lower())  # BlackBerry was not chosen
+        assert new.upn not in uem.users()  # BlackBerry was not chosen
         bind_check(request, dc_directory, new.upn, password)
         assert state_files_hold(cli.state, password) == []
     finally:
@@ -167,23 +173,24 @@ async def test_generated_password_is_shown_once_on_stderr_and_works(cli, dc_dire
         await remove_user(dc_directory, user)
 
 
-async def test_a_failed_copy_exits_4_with_nothing_left(cli, dc_directory, provisioning_server):
-    server = provisioning_server
-    user = await prepare(dc_directory, server)
+async def test_a_failed_copy_exits_4_with_nothing_left(cli, dc_directory, provisioning_server, uem_servers):
+    uem = uem_servers[0]
+    user = await prepare(dc_directory, uem)
     first, last = copy_names()
     try:
-        before = (await snapshot(dc_directory, user.source), server.snapshot())
-        server.fail_next("POST", f"/{user.source.code.lower()}/api/v1/users", "status:500", message="UEM is down")
+        before = (await snapshot(dc_directory, user.source), provisioning_server.snapshot(), uem.snapshot())
+        uem.fail_next("POST", f"/{uem.srp_id}/api/v1/users", "status:500", message="UEM is down")
         failed = cli("copy", user.upn, "--first", first, "--last", last, "--password-stdin", "--yes", stdin=new_password() + "\n")
         assert failed.returncode == 4, failed.stderr
         assert "rolled back" in failed.stderr and "UEM is down" in failed.stderr
-        assert (await snapshot(dc_directory, user.source), server.snapshot()) == before
+        assert (await snapshot(dc_directory, user.source), provisioning_server.snapshot(), uem.snapshot()) == before
     finally:
         await remove_user(dc_directory, user)
 
 
-async def test_resume_of_a_crashed_copy_reads_the_password_again(cli, dc_directory, provisioning_server, request, monkeypatch):
-    user = await prepare(dc_directory, provisioning_server)
+async def test_resume_of_a_crashed_copy_reads_the_password_again(cli, dc_directory, provisioning_server, uem_servers, request, monkeypatch):
+    uem = uem_servers[0]
+    user = await prepare(dc_directory, uem)
     first, last = copy_names()
     copy_dn = None
     monkeypatch.setenv(TOKEN_ENV, provisioning_server.token)
