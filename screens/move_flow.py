@@ -51,6 +51,7 @@ PROBLEM_STEP = {
     p.UNMOVABLE_SERVICE: WizardStep.SERVICES,
     p.SERVICE_MISSING: WizardStep.SERVICES,
     p.PLAN_MISSING: WizardStep.SERVICES,
+    p.DEVICES: WizardStep.SERVICES,
 }
 
 
@@ -80,6 +81,7 @@ class MoveDraft:
     email: str | None = None  # None: the user has no mailbox and gets no address
     email_auto: bool = True  # the email follows the UPN's domain until the admin edits it
     plans: dict[str, str] = field(default_factory=dict)  # service key → destination plan
+    with_devices: bool = False  # the admin agreed that the user's mobile devices are left behind
     destination_search: str = ""  # what was typed on the destination step
     _email_local: str = ""
     _checked: tuple[MoveRequest, Plan] | None = None
@@ -136,6 +138,7 @@ class MoveDraft:
             upn=f"{self.upn_prefix}@{self.upn_domain}",
             email=self.email,
             plans=dict(self.plans),
+            with_devices=self.with_devices,
         )
 
     def mapping(self) -> Mapping:

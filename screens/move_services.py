@@ -1,6 +1,8 @@
 """Move wizard, step 3: each of the user's services → the destination's same service,
 and its plan there (``←``/``→`` chooses when the destination has no plan of the same
 name). Services that cannot move, or that the destination lacks, block with the reason.
+A user with mobile devices (BlackBerry UEM) is refused until the admin ticks "with
+devices" (``d``), which shows once preflight has found devices.
 
 The rows and the choosing are shared with the bulk move's services step
 (:class:`ServiceRow`, :class:`PlanChoices`)."""
@@ -13,8 +15,9 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Checkbox, DataTable, Footer, Header, Static
 
+from core.plan import DEVICES
 from core.text import plain
 from screens.move_flow import MoveDraft, WizardStep
 from screens.move_step import MoveStepScreen
@@ -155,12 +158,17 @@ class ServicesStep(PlanChoices, MoveStepScreen):
     BINDINGS = [
         Binding("enter", "next", "Next", priority=True, id="move.next"),
         Binding("escape", "back", "Back", id="move.back"),
+        Binding("d", "devices", "With devices", show=False, id="move.with_devices"),
     ]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield self.trail()
         yield ServicesTable(id="services", cursor_type="row", zebra_stripes=False)
+        devices = Checkbox("With devices (d): UEM stops managing the user's devices; they are activated again there",
+                           self.draft.with_devices, id="with-devices")
+        devices.display = self.draft.with_devices
+        yield devices
         yield Static(id="roles-note")
         yield ProblemList(id="problems")
         yield Footer()
@@ -190,6 +198,23 @@ class ServicesStep(PlanChoices, MoveStepScreen):
         else:
             note.append("No security roles to carry over.", style="dim")
         self.query_one("#roles-note", Static).update(note)
+
+    def show_plan(self, plan) -> list:
+        mine = super().show_plan(plan)
+        if any(x.code == DEVICES for x in plan.problems):
+            self.query_one("#with-devices", Checkbox).display = True
+        return mine
+
+    # -- devices ---------------------------------------------------------------------
+    def action_devices(self) -> None:
+        box = self.query_one("#with-devices", Checkbox)
+        if box.display:
+            box.value = not box.value
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "with-devices" and event.value != self.draft.with_devices:
+            self.draft.with_devices = event.value
+            self.live_check(0)
 
     # -- choosing plans ------------------------------------------------------------
     def wanted(self, row: ServiceRow) -> str | None:

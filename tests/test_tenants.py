@@ -45,7 +45,7 @@ def test_the_example_file_maps_by_dn_and_by_guid():
 
 @pytest.mark.parametrize("text, message", [
     (f'[tenants."{CONTOSO_DN}"]\ncolour = "red"\n', f'unknown key tenants."{CONTOSO_DN}".colour'),
-    (f'[tenants."{CONTOSO_DN}".blackberry]\nurl = "https://x"\n', f'unknown key tenants."{CONTOSO_DN}".blackberry.url'),
+    (f'[tenants."{CONTOSO_DN}".blackberry]\nserver = "https://x"\n', f'unknown key tenants."{CONTOSO_DN}".blackberry.server'),
     (f'[tenants."{CONTOSO_DN}".blackberry]\npassword = "hunter2"\n', f'tenants."{CONTOSO_DN}".blackberry.password is not allowed'),
     (f'[tenants."{CONTOSO_DN}".blackberry]\napi_token = "abc"\n', f'tenants."{CONTOSO_DN}".blackberry.api_token is not allowed'),
     ('[tenants."not a dn"]\ncode = "A"\n', 'tenants."not a dn" must be a customer OU\'s objectGUID or its DN'),
