@@ -94,7 +94,7 @@ from directory_fixtures import (  # noqa: E402,F401
     sp_password,
 )
 from provisioning_server import provisioning_server  # noqa: E402,F401
-from uem_server import uem_processes, uem_servers  # noqa: E402,F401
+from uem_server import uem_processes, uem_servers, uem_third, uem_third_process  # noqa: E402,F401
 from strict_run import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402,F401
 
 # END directory block -------------------------------------------------------------------

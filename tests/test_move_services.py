@@ -23,14 +23,10 @@ TOKEN_ENV = "TENANTRY_TEST_UEM_TOKEN"
 SERVICES = ("exchange", "ocs", "blackberry")
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def session(samba_dc, sp_password, provisioning_server, uem_servers, monkeypatch, tmp_path):
-    provisioning_server.reset()
-    monkeypatch.setenv(TOKEN_ENV, provisioning_server.token)
-    tables, environ = tenant_tables({SOURCE: uem_servers[0], DESTINATION: uem_servers[1]})
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    services = "".join(
+def services_config(provisioning_server) -> str:
+    """The [services] of a DC config: the mail platform and CRM on the loopback provisioning
+    server; BlackBerry's servers are each customer's own (the tenant map)."""
+    return "".join(
         f'\n[services.{key}]\ndisplay_name = "{name}"\nadapter = "{adapter}"\n{extra}'
         for key, name, adapter, extra in (
             ("exchange", "Hosted Exchange", "exchange",
@@ -43,7 +39,16 @@ async def session(samba_dc, sp_password, provisioning_server, uem_servers, monke
             ("crm", "Hosted CRM", "http", f'movable = false\nurl = "{provisioning_server.url}/provisioning"\ntoken_env = "{TOKEN_ENV}"\n'),
         )
     )
-    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services, tenants=samba_dc.seed.tenants_toml(uem=tables)))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def session(samba_dc, sp_password, provisioning_server, uem_servers, monkeypatch, tmp_path):
+    provisioning_server.reset()
+    monkeypatch.setenv(TOKEN_ENV, provisioning_server.token)
+    tables, environ = tenant_tables({SOURCE: uem_servers[0], DESTINATION: uem_servers[1]})
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services_config(provisioning_server), tenants=samba_dc.seed.tenants_toml(uem=tables)))
     directory = await connect(config, sp_password)
     session = await Session.open(directory, state=tmp_path)
     yield session

@@ -243,6 +243,20 @@ def uem_processes() -> Iterator[tuple[UemServer, UemServer]]:
     yield from start_pair()
 
 
+@pytest.fixture(scope="session")
+def uem_third_process() -> Iterator[tuple[UemServer, ...]]:
+    """A third UEM server process (tenant S30000003), for a customer outside the job."""
+    yield from start_pair(("S30000003",))
+
+
+@pytest.fixture
+def uem_third(uem_third_process) -> UemServer:
+    """The third UEM server, emptied for this test."""
+    (server,) = uem_third_process
+    server.reset()
+    return server
+
+
 @pytest.fixture
 def uem_servers(uem_processes) -> tuple[UemServer, UemServer]:
     """The two UEM servers, emptied for this test."""

@@ -395,7 +395,8 @@ class BlackBerryAdapter(ServiceAdapter):
 
     def foreign_call(self, step: Step, customers) -> str | None:
         """Why a step (and its undo) must not run: it names a UEM tenant that is not the
-        tenant-map entry of one of ``customers``, or one that now points elsewhere."""
+        tenant-map entry of one of ``customers``, or a server or tenant GUID other than the
+        one that entry configures (a journal edited to send a login elsewhere)."""
         tenants = {t for t in (self.tenant_of(c) for c in customers) if t}
         for request in (step.request, step.undo_request):
             request = request or {}
@@ -404,10 +405,10 @@ class BlackBerryAdapter(ServiceAdapter):
             tenant = request.get("tenant")
             if not isinstance(tenant, str) or tenant not in tenants:
                 return f"names UEM tenant {plain(str(tenant))}, which is not the tenant of a customer of this job"
-            try:
-                self._planned_client(request)
-            except ServiceError as error:
-                return str(error)
+            client = self.client(tenant)
+            if (request.get("tenant_guid"), request.get("url")) != (client.tenant_guid, client.url):
+                return (f"calls UEM tenant {plain(str(request.get('tenant_guid')))} at {plain(str(request.get('url')))}, "
+                        f"which is not where the configuration puts tenant {plain(tenant)}")
         return None
 
     # -- run ------------------------------------------------------------------------------------------
