@@ -337,3 +337,31 @@ async def test_the_test_server_refuses_what_uem_refuses(uem_servers):
         assert other.status_code == 404
         a.expire_tokens()
         assert (await http.get(f"{base}/users", headers={"Accept": USERS_TYPE, "Authorization": token})).status_code == 401
+
+
+# -- hostile answers (httpx.MockTransport: precise shapes a real server would not send) -------------
+
+@pytest.mark.parametrize(("login", "users", "message"), [
+    (httpx.Response(200, text="x" * 70_000), None, "A UEM login answer passed 65536 bytes, which is refused."),
+    (httpx.Response(200, text="tok\x1b[31m"), None, "BlackBerry tenant S1 at https://uem.test answered the login of admin (LOCAL) without an authorization."),
+    (httpx.Response(200, text="good-token"), httpx.Response(200, json={"users": "nope"}),
+     "BlackBerry tenant S1 at https://uem.test sent an answer without a list of users."),
+    (httpx.Response(200, text="good-token"), httpx.Response(500, json={"id": "x", "subStatusCode": 12, "message": "Database \x1b[2Jdown"}),
+     "BlackBerry tenant S1 at https://uem.test answered GET /S1/api/v1/users with 500 Internal Server Error: Database [2Jdown."),
+])
+async def test_hostile_or_broken_answers_are_one_sentence(login, users, message):
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/util/authorization"):
+            return login
+        assert request.headers["Authorization"] == "good-token"
+        return users
+
+    tenants = tenant_map({dn: {"blackberry": {"url": f"https://uem{n}.test".replace("uem1", "uem"), "tenant_guid": f"S{n}",
+                                              "username": "admin", "password_env": "UEM_A_PASSWORD"}}
+                          for n, dn in ((1, CONTOSO.dn), (2, FABRIKAM.dn))})
+    bb = BlackBerryAdapter(BLACKBERRY, {"retries": 0}, LayoutConfig(), tenants=tenants, environ=SECRETS, transport=httpx.MockTransport(answer))
+    with pytest.raises(ServiceError) as failed:
+        await bb.inspect(context())
+    text = str(failed.value)
+    assert text == message and "\x1b" not in text
+    await bb.aclose()

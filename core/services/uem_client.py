@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -58,10 +58,14 @@ def segment(value: str) -> str:
     return quote(str(value), safe="")
 
 
-class UemLogin(httpx.Auth):
-    """Logs in on first use, keeps the authorization in memory, renews it once on 401."""
+LOGIN_ANSWER_LIMIT = 64 * 1024  # bytes of a login (or 401) answer read, at most
 
-    requires_response_body = True
+
+class UemLogin(httpx.Auth):
+    """Logs in on first use, keeps the authorization in memory, renews it once on 401.
+
+    Only the login's answers and a 401's are read here (capped); every other answer is
+    left to the client, which streams it under its own deadline and size cap."""
 
     def __init__(self, client: UemClient, secret: str):
         self._client = client
@@ -71,32 +75,42 @@ class UemLogin(httpx.Auth):
     def __repr__(self) -> str:
         return "<uem login>"
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def sync_auth_flow(self, request: httpx.Request):
+        raise RuntimeError("the UEM login runs on the async client only")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         client = self._client
         if not str(request.url).startswith(client.url + "/"):
             raise ServiceError(f"{client.label} refused to send its credentials to {plain(str(request.url.copy_with(query=None)))}.", service=client.key)
         value = self._value
         if value is None:
-            value = yield from self._login()
+            login, who = self._login_request()
+            answer = yield login
+            value = self._logged_in(await _read(answer), who)
         request.headers["Authorization"] = value
         response = yield request
         if response.status_code != 401:
             return
+        await _read(response)
         if self._value == value:
             self._value = None  # the session expired: log in again, once
-        value = self._value or (yield from self._login())
+        value = self._value
+        if value is None:
+            login, who = self._login_request()
+            answer = yield login
+            value = self._logged_in(await _read(answer), who)
         request.headers["Authorization"] = value
         response = yield request
         if response.status_code == 401:
             self._value = None
-            message = client.message_of(response)
+            message = client.message_of(await _read(response))
             raise ServiceError(
                 f"{client.label} answered {request.method} {plain(request.url.path)} with 401 Unauthorized even after a fresh login"
                 + (f": {message}" if message else "."),
                 service=client.key, status=401,
             )
 
-    def _login(self) -> Generator[httpx.Request, httpx.Response, str]:
+    def _login_request(self) -> tuple[httpx.Request, str]:
         client = self._client
         if client.provider == "OAUTH":
             basic = base64.b64encode(f"{client.client_id}:{self._secret}".encode()).decode("ascii")
@@ -104,17 +118,18 @@ class UemLogin(httpx.Auth):
                 "POST", client.oauth_endpoint, data={"grant_type": "client_credentials"},
                 headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
             )
-            who = f"client {client.client_id}"
-        else:
-            body = {"provider": client.provider, "username": client.username, "password": base64.b64encode(self._secret.encode()).decode("ascii")}
-            if client.provider == "AD":
-                body["domain"] = client.domain
-            request = httpx.Request(
-                "POST", f"{client.url}/{segment(client.tenant_guid)}/api/v1/util/authorization",
-                content=json.dumps(body).encode(), headers={"Content-Type": AUTHORIZATION_TYPE, "Accept": "*/*"},
-            )
-            who = f"{client.username} ({client.provider})"
-        response = yield request
+            return request, f"client {client.client_id}"
+        body = {"provider": client.provider, "username": client.username, "password": base64.b64encode(self._secret.encode()).decode("ascii")}
+        if client.provider == "AD":
+            body["domain"] = client.domain
+        request = httpx.Request(
+            "POST", f"{client.url}/{segment(client.tenant_guid)}/api/v1/util/authorization",
+            content=json.dumps(body).encode(), headers={"Content-Type": AUTHORIZATION_TYPE, "Accept": "*/*"},
+        )
+        return request, f"{client.username} ({client.provider})"
+
+    def _logged_in(self, response: httpx.Response, who: str) -> str:
+        client = self._client
         if response.status_code != 200:
             message = client.message_of(response)
             raise ServiceError(
@@ -127,6 +142,18 @@ class UemLogin(httpx.Auth):
             raise ServiceError(f"{client.label} answered the login of {plain(who)} without an authorization.", service=client.key)
         self._value = value
         return value
+
+
+async def _read(response: httpx.Response) -> httpx.Response:
+    """Read a (login or 401) answer into ``response.content``, refusing more than LOGIN_ANSWER_LIMIT bytes."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > LOGIN_ANSWER_LIMIT:
+            await response.aclose()
+            raise ServiceError(f"A UEM login answer passed {LOGIN_ANSWER_LIMIT} bytes, which is refused.")
+    response._content = bytes(body)
+    return response
 
 
 def _authorization(response: httpx.Response, oauth: bool) -> str | None:
