@@ -57,6 +57,7 @@ class BulkDraft:
     destination_search: str = ""  # what was typed on the destination step
     rows: dict[str, User] = field(default_factory=dict)  # row label → user
     plans: dict[PlanKey, str] = field(default_factory=dict)  # (service, plan now) → plan there
+    with_devices: bool = False  # users with mobile devices move too (their UEM leaves them behind)
     _checked: tuple[list[tuple[str, MoveRequest]], BulkPlan] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -132,7 +133,8 @@ class BulkDraft:
 
     def requests(self) -> list[tuple[str, MoveRequest]]:
         """Every row's request, with the plans chosen for its user's services (as ``--plan``)."""
-        return [(label, MoveRequest(user.dn, self.target, plans=self._plans_of(user))) for label, user in self.rows.items()]
+        return [(label, MoveRequest(user.dn, self.target, plans=self._plans_of(user), with_devices=self.with_devices))
+                for label, user in self.rows.items()]
 
     def _plans_of(self, user: User) -> dict[str, str]:
         plans = {}

@@ -175,14 +175,20 @@ def _summary(draft: BulkDraft, bulk: BulkPlan) -> Text:
 
 
 class BulkRowsStep(BulkScreen):
-    """One row per marked user: its new UPN and email, ✓ or ✗; every problem listed below."""
+    """One row per marked user: its new UPN and email, ✓ or ✗; every problem listed below.
+    ``d`` moves users with mobile devices too ("With devices"), checking every row again."""
 
     STEP = BulkStep.USERS
     AUTO_FOCUS = "#bulk-rows"
     BINDINGS = [
         Binding("enter", "next", "Review", priority=True, id="bulk.review"),
         Binding("escape", "back", "Back", id="bulk.back"),
+        Binding("d", "devices", "With devices", show=False, id="bulk.with_devices"),
     ]
+
+    def action_devices(self) -> None:
+        self.draft.with_devices = not self.draft.with_devices
+        self.preflight(fresh=False)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -213,7 +219,12 @@ class BulkRowsStep(BulkScreen):
                     cell(change.email_after) if change and change.email_after else Text("—", style="dim"),
                     key=row.label,
                 )
-            self.banner(_summary(self.draft, bulk))
+            summary = _summary(self.draft, bulk)
+            if self.draft.with_devices:
+                summary.append(" With devices (d): UEM stops managing the users' devices.", style="italic")
+            elif any(x.code == p.DEVICES for row in bulk.refused for x in row.plan.problems):
+                summary.append(" d: move the users with devices too.", style="italic")
+            self.banner(summary)
             views = [refused_view(self.draft, row) for row in bulk.refused]
             self.query_one("#bulk-problems").set_class(bool(views), "-shown")
             self.query_one("#bulk-problems-text", Static).update(Group(*views))

@@ -146,7 +146,7 @@ async def test_preflight_refuses_a_user_with_devices_and_moves_it_with_the_opt_i
     assert [(p.code, p.message) for p in problems] == [(
         DEVICES,
         f"anna@contoso.example has 2 devices in BlackBerry tenant {a.srp_id} at {a.url}, and UEM cannot delete a user with devices: "
-        "move with --with-devices (the services step's 'with devices') to have UEM stop managing them.",
+        "move with --with-devices (in the console: 'With devices', key d) to have UEM stop managing them.",
     )]
     remote, problems = await bb.inspect(context(with_devices=True))
     assert problems == []

@@ -70,3 +70,37 @@ async def test_devices_are_refused_on_the_services_step_until_with_devices_is_ti
     there = demo_services(demo).uem((await demo.customer(DESTINATION)).code.lower()).snapshot()["users"]
     (record,) = [r for r in there.values() if r.get("directoryId") == directory_id]  # the same directory-linked user
     assert record["devices"] == 0 and record["directoryLinked"]
+
+
+async def test_a_bulk_move_refuses_the_user_with_devices_until_d(demo, tmp_path):
+    from screens.bulk_run import BulkRunStep
+    from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep
+    from screens.users import UsersScreen
+    from test_console_bulk import flat
+
+    user, uem = await blackberry_user(demo, tmp_path)
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await open_user(keys, SOURCE, user.display_name)
+        assert isinstance(app.screen, UsersScreen)
+        await keys("space", "m")
+        assert isinstance(app.screen, BulkDestinationStep)
+        await keys.type(DESTINATION)
+        await keys("enter")
+        if not isinstance(app.screen, BulkRowsStep):  # a services step only when a plan must be chosen
+            await keys("enter")
+        assert isinstance(app.screen, BulkRowsStep), shown(app)
+        def banner() -> str:
+            return app.screen.query_one("#bulk-banner").render().plain
+
+        assert "No user can move" in banner() and "d: move the users with devices too." in banner()
+        assert f"{user.upn} has 2 devices" in flat(app, "#bulk-problems-text")
+        await keys("d")
+        assert "1 of 1 users can move" in banner() and "With devices (d)" in banner() and app.screen.draft.with_devices
+        await keys("enter")
+        assert isinstance(app.screen, BulkReviewStep)
+        await keys("enter")
+        assert isinstance(app.screen, BulkRunStep), shown(app)
+        assert "Done: 1 of 1 users moved" in shown(app)
+    assert user.upn not in uem.users()

@@ -245,7 +245,7 @@ class BlackBerryAdapter(ServiceAdapter):
             problems.append(Problem(
                 DEVICES,
                 f"{plain(who)} has {len(devices)} device{'s' if len(devices) != 1 else ''} in {src.label}, and UEM cannot delete a user with devices: "
-                "move with --with-devices (the services step's 'with devices') to have UEM stop managing them.",
+                "move with --with-devices (in the console: 'With devices', key d) to have UEM stop managing them.",
                 who,
             ))
 
