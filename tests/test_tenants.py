@@ -36,7 +36,8 @@ def test_the_example_file_maps_by_dn_and_by_guid():
     tenants = load(ROOT / "config.example.toml").tenants
     contoso = tenants.for_customer(Customer("Contoso", "ou=contoso,ou=HOSTING,dc=example,dc=net"))
     assert contoso is not None and contoso.code == "C0012" and contoso.domains == ("contoso.example", "contoso-mail.example")
-    assert contoso.service("blackberry") == {"tenant_guid": "S12345678"} and contoso.service("exchange") is None
+    assert contoso.service("blackberry")["tenant_guid"] == "S12345678" and contoso.service("exchange") is None
+    assert contoso.service("blackberry")["url"] == "https://uem-contoso.example.net:18084"  # its own UEM
     # by objectGUID, wherever the OU has been moved or renamed to
     fabrikam = tenants.for_customer(Customer("Renamed", "OU=Renamed,OU=Elsewhere,DC=example,DC=net", guid=FABRIKAM_GUID.upper()))
     assert fabrikam is not None and fabrikam.code == "C0013"
