@@ -35,6 +35,10 @@ from core.text import plain
 
 
 CANCELLED = "cancelled by the operator"
+# Directory values that tie a user to a tenant's domains (checked on every step's writes).
+ADDRESS_ATTRIBUTES = frozenset({"userprincipalname", "mail"})
+TYPED_ADDRESS_ATTRIBUTES = frozenset({"proxyaddresses", "msrtcsip-primaryuseraddress"})  # "smtp:…", "sip:…"
+ADDRESS_KINDS = frozenset({"smtp", "sip"})
 
 
 class Refused(TenantryError):
@@ -407,6 +411,31 @@ class Executor:
                 key = dn_key_or_none(dn)
                 if key is None or not any(key[-len(s):] == s for s in scope):
                     raise PermissionDenied(f"A step touches {plain(str(dn))}, outside the customers of this job; nothing was written.")
+            value = self._foreign_value(step, customers)
+            if value is not None:
+                raise PermissionDenied(f"A step writes {plain(value)} to {plain(step.target)}, a value of none of the customers of this job; nothing was written.")
+
+    def _foreign_value(self, step: Step, customers: list[Customer]) -> str | None:
+        """The first tenant-bound value a directory step writes that belongs to none of the
+        job's customers: an address-book value other than their codes (tenant map), or a
+        UPN, mail, SMTP or SIP address outside their domains."""
+        if step.action not in (p.MODIFY, p.ADD_USER) or not isinstance(step.after, dict):
+            return None
+        codes = {c.code.casefold() for c in customers if c.code}
+        domains = {d.casefold() for c in customers for d in (*c.domains, *c.claimed_domains)}
+        book = self.directory.config.layout.address_book_attribute.casefold()
+        for attribute, values in step.after.items():
+            name = str(attribute).casefold()
+            for value in values if isinstance(values, list) else [values]:
+                text = str(value)
+                if name == book and text.casefold() not in codes:
+                    return f"{attribute} = {text}"
+                kind, colon, address = text.partition(":")
+                if name in ADDRESS_ATTRIBUTES or (colon and kind.casefold() in ADDRESS_KINDS and name in TYPED_ADDRESS_ATTRIBUTES):
+                    address = address if colon and kind.casefold() in ADDRESS_KINDS else text
+                    if address.rpartition("@")[2].casefold() not in domains:
+                        return f"{attribute} = {text}"
+        return None
 
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(

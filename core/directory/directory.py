@@ -138,11 +138,20 @@ class Directory:
         entries = await self.pool.run(
             lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_name_filter(name_or_domain), "sub", attributes)
         )
-        if "." in name_or_domain and not any(c.isspace() for c in name_or_domain):
+        owners: list[ops.Entry] = []
+        tenant = self.config.tenants.owner_of_domain(name_or_domain)
+        if tenant is not None:
+            # A domain the SP assigned names its customer, whatever other OUs claim it.
+            base, search, scope = self.layout.customer_tenant_filter(tenant)
+            try:
+                owners = await self.pool.run(lambda c: ops.search(c, base, search, scope, attributes))
+            except NotFound:  # its OU is gone (a tenant keyed by a DN that no longer exists)
+                pass
+        elif "." in name_or_domain and not any(c.isspace() for c in name_or_domain):
             owners = await self.pool.run(
                 lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_domain_filter(name_or_domain), "sub", attributes)
             )
-            entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
+        entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
         if not entries:
             raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain.")
         if len(entries) > 1:

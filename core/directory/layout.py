@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import replace
 from typing import Iterable
 
@@ -10,6 +11,7 @@ from core.config import Config
 from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn
 from core.directory.ops import Entry
 from core.model import Customer, Plan, Reseller, User
+from core.tenants import Tenant
 
 UAC_DISABLED = 0x2
 
@@ -77,6 +79,14 @@ class Layout:
 
     def customer_domain_filter(self, domain: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}({self.names.domains_attribute}={filter_value(domain)}))"
+
+    def customer_tenant_filter(self, tenant: Tenant) -> tuple[str, str, str]:
+        """Where and how to find the customer OU a tenant map entry names: ``(base, filter, scope)``."""
+        marked = self.marked(self.names.customer_marker)
+        if tenant.by_guid:
+            escaped = "".join(f"\\{b:02x}" for b in uuid.UUID(tenant.key).bytes_le)  # a binary value, byte by byte
+            return self.hosting_dn, f"(&{marked}(objectGUID={escaped}))", "sub"
+        return tenant.key, marked, "base"
 
     @staticmethod
     def user_filter(text: str | None = None) -> str:
