@@ -22,17 +22,23 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from core import plan as p
 from core.audit import Audit
 from core.directory import Directory
-from core.directory.escape import parent_dn, rdn_value
+from core.directory.escape import dn_key_or_none, parent_dn, rdn_value
 from core.directory.layout import dn_key
 from core.errors import AlreadyExists, ChangedUnderneath, DirectoryError, NotFound, PermissionDenied, TenantryError, UsageError
 from core.journal import JobRecord, JobStatus, Journal, StepState
-from core.model import Operator
+from core.model import Customer, Operator
 from core.plan import Plan, Step
 from core.rights import copy_problems, move_problems
 from core.services.base import ServiceAdapter
+from core.tenants import problems_of
+from core.text import plain
 
 
 CANCELLED = "cancelled by the operator"
+# Directory values that tie a user to a tenant's domains (checked on every step's writes).
+ADDRESS_ATTRIBUTES = frozenset({"userprincipalname", "mail"})
+TYPED_ADDRESS_ATTRIBUTES = frozenset({"proxyaddresses", "msrtcsip-primaryuseraddress"})  # "smtp:…", "sip:…"
+ADDRESS_KINDS = frozenset({"smtp", "sip"})
 
 
 class Refused(TenantryError):
@@ -103,12 +109,12 @@ class Executor:
         if _needs_password(plan.steps) and not (secrets or {}).get("password"):
             raise PasswordRequired("The copy needs the new user's password; nothing was written.")
         self._refuse_if_cancelled(operator, plan)
-        scope = await self._authorize(plan.kind, plan.source, plan.destination, operator)
+        customers = await self._authorize(plan.kind, plan.source, plan.destination, operator)
         changed = await self._changed_user((c.user, c.dn_before, c.usn_changed) for c in plan.users)
         if changed is not None:
             self._audit(operator, plan, "refused", None, "the user changed since it was read")
             raise Refused(f"{changed} changed since the plan was made; plan again.")
-        self._check_targets(plan.steps, scope)
+        self._check_targets(plan.steps, customers)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
         job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, meta))
         with self.journal.claim(job_id):
@@ -160,8 +166,8 @@ class Executor:
             raise Refused(f"Job {job.id} was not resumed: {CANCELLED}.")
         if needs_password_to_resume(job) and not (secrets or {}).get("password"):
             raise PasswordRequired(f"Job {job.id} still has to set the new user's password, which is never kept: give it again (--password-stdin).")
-        scope = await self._authorize(job.kind, *_customers(job), operator)
-        self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        customers = await self._authorize(job.kind, *_customers(job), operator)
+        self._check_targets([Step.from_json(s.spec) for s in job.steps], customers)
         fresh = job.status in (JobStatus.PLANNED, JobStatus.RUNNING) and all(s.state == StepState.PENDING for s in job.steps)
         if fresh:
             users = job.meta.get("users") or []
@@ -185,8 +191,8 @@ class Executor:
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.is_finished:
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be rolled back.")
-        scope = await self._authorize(job.kind, *_customers(job), operator)
-        self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        customers = await self._authorize(job.kind, *_customers(job), operator)
+        self._check_targets([Step.from_json(s.spec) for s in job.steps], customers)
         yield Event("job_started", job.id, message="rolling back")
         if job.status == JobStatus.PLANNED:  # never started: nothing to undo
             reason = "rolled back on request before it started"
@@ -373,7 +379,9 @@ class Executor:
             self._audit(operator, plan, "refused", None, f"{CANCELLED} before the job started; nothing was written")
             raise Refused(f"Not started: {CANCELLED}; nothing was written.")
 
-    async def _authorize(self, kind: str, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
+    async def _authorize(self, kind: str, source: str | None, destination: str | None, operator: Operator) -> list[Customer]:
+        """The job's customers, read fresh, once the operator's rights over them and the
+        tenant map (an entry each, no claim on another tenant's code or domain) allow it."""
         # Rights need only where the customers are, not their services.
         customers = [await self.directory.customer(name, with_services=False) for name in _names(source, destination)]
         if kind == "copy" or len(customers) == 1:
@@ -382,17 +390,52 @@ class Executor:
             problems = move_problems(operator, customers[0], customers[1], readonly_mode=self.readonly)
         if problems:
             raise PermissionDenied(" ".join(x.message for x in problems))
-        return [dn_key(c.dn) for c in customers]
+        tenants = [x for c in customers for x in problems_of(c, self.directory.config.tenants)]
+        if tenants:
+            raise PermissionDenied(" ".join(x.message for x in tenants) + " Nothing was written.")
+        return customers
 
-    @staticmethod
-    def _check_targets(steps, scope: list[tuple]) -> None:
+    def _check_targets(self, steps: Iterable[Step], customers: list[Customer]) -> None:
+        """Every step must stay inside the job's customers: each DN it writes or names as a
+        member, and each service call (its tenant, path and body, as its adapter judges).
+        A step edited in the journal to reach elsewhere fails the whole job closed."""
+        scope = [dn_key(c.dn) for c in customers]
         for step in steps:
             if step.action == p.HTTP:
+                adapter = self.adapters.get(step.service or "")
+                reason = f"is a call of service {step.service!r}, which is not configured" if adapter is None else adapter.foreign_call(step, customers)
+                if reason:
+                    raise PermissionDenied(f"A step ({plain(step.target)}) {reason}; nothing was written.")
                 continue
-            for dn in (step.target, step.after if step.action == p.MOVE else None):
-                key = dn_key(dn) if dn else None
-                if key is not None and not any(key[-len(s):] == s for s in scope):
-                    raise PermissionDenied(f"A step touches {dn}, outside the customers of this job; nothing was written.")
+            for dn in _named_dns(step):
+                key = dn_key_or_none(dn)
+                if key is None or not any(key[-len(s):] == s for s in scope):
+                    raise PermissionDenied(f"A step touches {plain(str(dn))}, outside the customers of this job; nothing was written.")
+            value = self._foreign_value(step, customers)
+            if value is not None:
+                raise PermissionDenied(f"A step writes {plain(value)} to {plain(step.target)}, a value of none of the customers of this job; nothing was written.")
+
+    def _foreign_value(self, step: Step, customers: list[Customer]) -> str | None:
+        """The first tenant-bound value a directory step writes that belongs to none of the
+        job's customers: an address-book value other than their codes (tenant map), or a
+        UPN, mail, SMTP or SIP address outside their domains."""
+        if step.action not in (p.MODIFY, p.ADD_USER) or not isinstance(step.after, dict):
+            return None
+        codes = {c.code.casefold() for c in customers if c.code}
+        domains = {d.casefold() for c in customers for d in (*c.domains, *c.claimed_domains)}
+        book = self.directory.config.layout.address_book_attribute.casefold()
+        for attribute, values in step.after.items():
+            name = str(attribute).casefold()
+            for value in values if isinstance(values, list) else [values]:
+                text = str(value)
+                if name == book and text.casefold() not in codes:
+                    return f"{attribute} = {text}"
+                kind, colon, address = text.partition(":")
+                if name in ADDRESS_ATTRIBUTES or (colon and kind.casefold() in ADDRESS_KINDS and name in TYPED_ADDRESS_ATTRIBUTES):
+                    address = address if colon and kind.casefold() in ADDRESS_KINDS else text
+                    if address.rpartition("@")[2].casefold() not in domains:
+                        return f"{attribute} = {text}"
+        return None
 
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(
@@ -441,6 +484,17 @@ def _inverse_name(step: Step) -> str:
         p.REMOVE_MEMBER: "add member", p.CREATE_GROUP: "delete group", p.HTTP: "service undo",
         p.ADD_USER: "delete user", p.SET_PASSWORD: "none (the user's deletion)",
     }[step.action]
+
+
+def _named_dns(step: Step) -> list[Any]:
+    """The DNs a directory step writes or names: its target, a move's new DN, a
+    membership's member."""
+    named: list[Any] = [step.target]
+    if step.action in (p.MOVE, p.ADD_MEMBER):
+        named.append(step.after)
+    elif step.action == p.REMOVE_MEMBER:
+        named.append(step.before)
+    return named
 
 
 def _folded(values) -> set[str]:

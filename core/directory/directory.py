@@ -107,7 +107,7 @@ class Directory:
         With ``limit``, the server is asked for no more than that and the services of
         only those customers are read (one small search each, in parallel).
         """
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         entries = await self._collect(self.layout.hosting_dn, self.layout.customer_filter(search), "sub", attributes, limit)
         if with_services:
             found = list(await asyncio.gather(*(self._customer_with_groups(e) for e in entries)))
@@ -130,7 +130,7 @@ class Directory:
 
         Without ``with_services`` its services, plans and roles are left empty (two
         searches fewer, for callers that need only where it is, e.g. rights checks)."""
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         # Two searches, not one (ou=…)|(uPNSuffixes=…): ``ou`` is indexed (in AD and
         # Samba) and uPNSuffixes is not, so the OR made the DC read every OU of the
         # domain. The domain search still does; only a value that can be a domain
@@ -138,11 +138,20 @@ class Directory:
         entries = await self.pool.run(
             lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_name_filter(name_or_domain), "sub", attributes)
         )
-        if "." in name_or_domain and not any(c.isspace() for c in name_or_domain):
+        owners: list[ops.Entry] = []
+        tenant = self.config.tenants.owner_of_domain(name_or_domain)
+        if tenant is not None:
+            # A domain the SP assigned names its customer, whatever other OUs claim it.
+            base, search, scope = self.layout.customer_tenant_filter(tenant)
+            try:
+                owners = await self.pool.run(lambda c: ops.search(c, base, search, scope, attributes))
+            except NotFound:  # its OU is gone (a tenant keyed by a DN that no longer exists)
+                pass
+        elif "." in name_or_domain and not any(c.isspace() for c in name_or_domain):
             owners = await self.pool.run(
                 lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_domain_filter(name_or_domain), "sub", attributes)
             )
-            entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
+        entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
         if not entries:
             raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain.")
         if len(entries) > 1:
@@ -152,7 +161,7 @@ class Directory:
         return await self._customer_with_groups(entries[0])
 
     async def customer_at(self, dn: str) -> Customer:
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
         if entry is None:
             raise NotFound(f"The customer {dn} no longer exists.")
