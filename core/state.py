@@ -18,6 +18,7 @@ from pathlib import Path
 from core.errors import ConfigError, TenantryError
 
 APP = "tenantry"
+DEMO = "demo"
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -31,7 +32,18 @@ class StateError(TenantryError):
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Return the state directory, creating it (mode 0700) if it does not exist."""
     env = os.environ if environ is None else environ
-    path = _locate(env)
+    return private_dir(_locate(env))
+
+
+def demo_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``--demo`` keeps its jobs and audit: the ``demo`` folder of the state
+    directory, so they never mix with the real ones (the console and the subcommands
+    alike)."""
+    return private_dir(state_dir(environ) / DEMO)
+
+
+def private_dir(path: Path) -> Path:
+    """``path``, created (mode 0700, whatever the umask) if it does not exist."""
     if not path.is_dir():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +55,14 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
         except OSError as exc:
             raise ConfigError(f"The state directory {path} cannot be created: {exc.strerror or exc}.") from None
     return path
+
+
+def private_file(path: Path, mode: str = "a"):
+    """Open a text file of the state directory that only its owner can read: created
+    0600, and made 0600 if an older Tenantry left it readable to others."""
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC), 0o600), mode, encoding="utf-8")
+    os.fchmod(handle.fileno(), 0o600)
+    return handle
 
 
 def _locate(env: Mapping[str, str]) -> Path:
@@ -67,7 +87,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Create the file ourselves so it is private from the first byte; SQLite gives its
         # -wal and -shm companions the permissions of the main file.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))

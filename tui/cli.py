@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from core.config import Config, load, read_password
 from core.errors import TenantryError
-from core.state import state_dir
+from core.state import demo_state_dir, private_file, state_dir
 
 log = logging.getLogger("tenantry")
 
@@ -207,11 +207,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _state(args: argparse.Namespace) -> Path:
     """Demo jobs are kept apart from real ones: the demo directory lives in memory."""
-    folder = state_dir()
-    if args.demo:
-        folder = folder / "demo"
-        folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+    return demo_state_dir() if args.demo else state_dir()
 
 
 def _console(args: argparse.Namespace) -> int:
@@ -225,7 +221,7 @@ def _console(args: argparse.Namespace) -> int:
 
 def _write_crash_report() -> Path:
     path = state_dir() / "crash.log"
-    with path.open("a", encoding="utf-8") as handle:
+    with private_file(path, "a") as handle:
         handle.write(traceback.format_exc() + "\n")
     return path
 
