@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import tomli
 
+from core.audit_shipping import SyslogTarget
 from core.errors import ConfigError, UsageError
 from core.mapping import Formats
 from core.model import Customer, Service
@@ -71,6 +72,15 @@ class ConsoleConfig:
     low_bandwidth: bool = False
     animations: bool = False
     bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``[audit]``: ship every entry to syslog as it is written (core/audit_shipping.py)."""
+
+    syslog: bool = False
+    syslog_address: str = "/dev/log"  # a socket path, or host:port (UDP)
+    syslog_facility: str = "authpriv"
 
 
 # What a copied user takes over from its template (PRODUCT §3): the common attributes
@@ -134,6 +144,7 @@ class Config:
     services: dict[str, ServiceConfig] = field(default_factory=dict)
     mapping: MappingConfig = MappingConfig()
     source: Path | None = None
+    audit: AuditConfig = AuditConfig()
 
     def service(self, key: str) -> Service | None:
         entry = self.services.get(key)
@@ -182,7 +193,7 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     """Validate an already-decoded TOML document."""
     where = str(source) if source else "configuration"
     sections = _Table(raw, where, "")
-    sections.allow_only({"directory", "layout", "console", "services", "mapping"}, kind="section")
+    sections.allow_only({"directory", "layout", "console", "services", "mapping", "audit"}, kind="section")
     directory = _directory(sections.table("directory", required=True), where)
     layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
@@ -190,7 +201,9 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
-    return Config(directory, layout, console, services, mapping, source)
+    audit = _dataclass_from(AuditConfig, sections.table("audit"), where, "audit")
+    SyslogTarget.parse(audit.syslog_address, audit.syslog_facility, where)
+    return Config(directory, layout, console, services, mapping, source, audit)
 
 
 class _Table:

@@ -116,8 +116,12 @@ def open_database(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def ensure_schema(connection: sqlite3.Connection, script: str, version: int, what: str) -> None:
+def ensure_schema(connection: sqlite3.Connection, script: str, version: int, what: str,
+                  migrations: Mapping[int, str] | None = None) -> None:
     """Create the tables of ``script`` unless ``PRAGMA user_version`` says they exist.
+
+    A file of an older schema ``n`` is first brought up by ``migrations[n]``,
+    ``migrations[n + 1]`` … (scripts run in the same transaction).
 
     ``what`` names the file in messages ("The journal /path"). A file written by a newer
     schema is refused rather than misread. Safe when two processes open a new file at
@@ -131,7 +135,9 @@ def ensure_schema(connection: sqlite3.Connection, script: str, version: int, wha
             raise StateError(f"{what} was written by a newer Tenantry (schema {current}); upgrade Tenantry to use it.")
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(script):
+            current = connection.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
+            upgrades = [(migrations or {})[n] for n in range(current, version) if current > 0]
+            for statement in [s for upgrade in upgrades for s in _statements(upgrade)] + _statements(script):
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {version}")
             connection.execute("COMMIT")
@@ -173,13 +179,14 @@ class StateFile:
     LABEL = ""  # how sentences name it, e.g. "The journal"
     SCHEMA = ""  # the CREATE statements
     SCHEMA_VERSION = 1
+    MIGRATIONS: Mapping[int, str] = {}  # older schema version → the script that brings it one up
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else state_dir() / self.FILE
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = open_database(self.path)
         try:
-            ensure_schema(self._db, self.SCHEMA, self.SCHEMA_VERSION, f"{self.LABEL} {self.path}")
+            ensure_schema(self._db, self.SCHEMA, self.SCHEMA_VERSION, f"{self.LABEL} {self.path}", self.MIGRATIONS)
         except BaseException:
             self.close()
             raise

@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--search", metavar="TEXT", help="only entries mentioning TEXT")
     audit.add_argument("--limit", type=int, default=200, help="at most this many entries (newest first)")
     audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.add_argument("--verify", action="store_true",
+                       help="check the log's hash chain and anchor: exit 0 if intact, 1 naming every entry changed, "
+                       "removed or added, or the log cut short or deleted (needs no domain controller)")
     return parser
 
 
@@ -189,6 +192,10 @@ async def _run(args: argparse.Namespace) -> int:
         "rollback": job_commands.rollback,
         "audit": job_commands.audit,
     }
+    if args.command == "audit" and args.verify:
+        from tui.job_commands import verify_audit
+
+        return verify_audit(_state(args), args)
     _config, opener = directory_opener(args)
     directory = await opener()
     if args.command in reads:
