@@ -424,6 +424,9 @@ class TenantryApp(App[None]):
         if self.readonly:
             parts.append("(read-only)")
         self.sub_title = " ".join(parts)
+        # An insecure setting stays in the header of every screen for as long as the console runs.
+        insecure = self.config.directory.insecure if self.config is not None else ()
+        self.title = " ⚠ ".join((self.TITLE, *insecure))
 
     def format_title(self, title: str, sub_title: str) -> Content:
         # Content(...) is literal text, never markup; plain() strips control characters.

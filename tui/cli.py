@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from core.config import Config, load, read_password
+from core.config import Config, load, read_operator_password, read_password
 from core.errors import TenantryError
 from core.state import demo_state_dir, private_file, state_dir
 
@@ -165,14 +165,15 @@ def directory_opener(args: argparse.Namespace) -> tuple[Config | None, Callable[
 
         return None, open_demo
     config = load(args.config)
-    if not config.directory.tls_verify:
-        print("tenantry: warning: TLS certificate verification is off (directory.tls_verify = false).", file=sys.stderr)
-    password = read_password(config.directory, prompt=getpass.getpass)
+    for label in config.directory.insecure:
+        print(f"tenantry: warning: insecure setting in force: {label} (see directory.tls_verify, directory.allow_cleartext_bind).", file=sys.stderr)
+    password = None if config.directory.auth == "kerberos" else read_password(config.directory, prompt=getpass.getpass)
+    operator_password = read_operator_password(config.directory, prompt=getpass.getpass)
 
     async def open_configured():
         from core.directory import connect
 
-        return await connect(config, password)
+        return await connect(config, password, operator_password=operator_password)
 
     return config, open_configured
 
