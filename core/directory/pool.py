@@ -203,22 +203,30 @@ class ConnectionFactory:
 
 def require_gssapi() -> None:
     """Kerberos needs the optional ``gssapi`` package (``tenantry[kerberos]``)."""
-    import importlib.util
-
-    if importlib.util.find_spec("gssapi") is None:
+    try:
+        import gssapi  # noqa: F401
+    except ImportError:
         raise ConfigError('auth = "kerberos" needs Tenantry\'s Kerberos extra: install it with '
-                          "pip install 'tenantry[kerberos]' (it builds against libkrb5: apt install libkrb5-dev).")
+                          "pip install 'tenantry[kerberos]' (it builds against libkrb5: apt install libkrb5-dev).") from None
+
+
+WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"  # RFC 4532
 
 
 def kerberos_identity(conn: ldap3.Connection) -> tuple[str, str]:
-    """The principal a GSSAPI-bound connection authenticated (from the ticket cache) and
-    the account name the DC knows it by (``u:DOMAIN\\sam`` → ``sam``)."""
+    """The principal a GSSAPI-bound connection authenticated (from the ticket cache), and
+    the account name to look it up by: the DC's own answer to "Who am I?" where it gives
+    one (AD: ``u:DOMAIN\\sam``), else the principal's name part — ``sam@REALM`` is an AD
+    account's canonical principal, ``upn@REALM`` an enterprise one."""
     import gssapi
 
     principal = str(gssapi.Credentials(usage="initiate").name)
-    who = conn.extend.standard.who_am_i() or ""
-    account = who.split("\\", 1)[1] if who.startswith("u:") and "\\" in who else principal
-    return principal, account
+    ok, result, _response, _request = conn.extended(WHO_AM_I)
+    raw = result.get("responseValue") if ok else None
+    who = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+    if who.startswith("u:") and "\\" in who:
+        return principal, who.split("\\", 1)[1]
+    return principal, principal.rpartition("@")[0] or principal
 
 
 def _same_account(conn: ldap3.Connection, base_dn: str, account: str, operator: str) -> bool:
