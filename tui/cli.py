@@ -222,7 +222,7 @@ def _console(args: argparse.Namespace) -> int:
     from tui.app import TenantryApp
 
     config, opener = directory_opener(args)
-    app = TenantryApp.for_command_line(args, config, opener)
+    app = TenantryApp.for_command_line(args, config, opener, state=_state(args))
     app.run()
     return app.return_code or 0
 

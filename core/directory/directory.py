@@ -48,6 +48,7 @@ class Directory:
         services: Any = None,
         account: str | None = None,
         operator: str | None = None,
+        memory_instance: str | None = None,
     ):
         self.config = config
         self.services = services  # an in-process service side (the demo's), else None
@@ -60,6 +61,9 @@ class Directory:
         self.account = account or self.bound_as
         # … and the operator a shared service account acts for, once they proved who they are.
         self.proven_operator = operator
+        # A directory that lives in this process's memory (the demo): an id of this one
+        # instance, which its jobs carry; None for a real directory.
+        self.memory_instance = memory_instance
         self.page_size = config.directory.page_size
 
     @property
