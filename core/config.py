@@ -16,12 +16,15 @@ from typing import Any, Callable
 
 import tomli
 
+from core.audit_shipping import SyslogTarget
 from core.errors import ConfigError, UsageError
 from core.mapping import Formats
 from core.model import Customer, Service
 from core.tenants import TenantMap, parse_tenants
 
 ADAPTERS = ("exchange", "ocs", "blackberry", "group", "http")
+AUTHS = ("simple", "kerberos")
+PROOFS = ("password", "kerberos")
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,20 @@ class DirectoryConfig:
     bind_user: str = ""
     password_env: str | None = None
     password_file: Path | None = None
-    operator: str | None = None  # a named operator when binding as a service account
+    # "simple": bind_user and its password; "kerberos": SASL/GSSAPI from the operator's
+    # own ticket cache (kinit), no bind_user, no password.
+    auth: str = "simple"
+    # bind_user is an account several people share: an `operator` may then act through it,
+    # once that operator has proved who they are (operator_proof).
+    service_account: bool = False
+    operator: str | None = None
+    operator_proof: str = "password"  # "password": the operator's own bind first; "kerberos": their ticket
+    operator_password_env: str | None = None  # else asked on the terminal
+    kerberos_host: str | None = None  # the DC's host name in its ldap/ SPN, if not the URL's host
     ca_file: Path | None = None
     tls_verify: bool = True
     start_tls: bool = True  # for ldap:// URLs; ldaps:// is TLS from the start
+    allow_cleartext_bind: bool = False  # lab only: bind over ldap:// without StartTLS
     connect_timeout: float = 5.0
     receive_timeout: float = 15.0
     pool_size: int = 3
@@ -44,6 +57,21 @@ class DirectoryConfig:
     @property
     def hosting_dn(self) -> str:
         return f"{self.hosting_ou},{self.base_dn}"
+
+    @property
+    def cleartext(self) -> bool:
+        """Whether some URL binds without TLS (ldap:// with start_tls = false)."""
+        return not self.start_tls and any(url.lower().startswith("ldap://") for url in self.urls)
+
+    @property
+    def insecure(self) -> tuple[str, ...]:
+        """The insecure settings in force, as short labels the console keeps on show."""
+        labels = []
+        if self.cleartext:
+            labels.append("CLEAR-TEXT BIND")
+        if not self.tls_verify:
+            labels.append("TLS NOT VERIFIED")
+        return tuple(labels)
 
 
 @dataclass(frozen=True)
@@ -72,6 +100,15 @@ class ConsoleConfig:
     low_bandwidth: bool = False
     animations: bool = False
     bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``[audit]``: ship every entry to syslog as it is written (core/audit_shipping.py)."""
+
+    syslog: bool = False
+    syslog_address: str = "/dev/log"  # a socket path, or host:port (UDP)
+    syslog_facility: str = "authpriv"
 
 
 # What a copied user takes over from its template (PRODUCT §3): the common attributes
@@ -136,6 +173,7 @@ class Config:
     mapping: MappingConfig = MappingConfig()
     source: Path | None = None
     tenants: TenantMap = field(default_factory=TenantMap)  # [tenants]: each customer's code, domains, service tenants
+    audit: AuditConfig = AuditConfig()
 
     def service(self, key: str) -> Service | None:
         entry = self.services.get(key)
@@ -184,7 +222,7 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     """Validate an already-decoded TOML document."""
     where = str(source) if source else "configuration"
     sections = _Table(raw, where, "")
-    sections.allow_only({"directory", "layout", "console", "services", "mapping", "tenants"}, kind="section")
+    sections.allow_only({"directory", "layout", "console", "services", "mapping", "tenants", "audit"}, kind="section")
     directory = _directory(sections.table("directory", required=True), where)
     layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
@@ -193,7 +231,9 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
     tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()})
-    return Config(directory, layout, console, services, mapping, source, tenants)
+    audit = _dataclass_from(AuditConfig, sections.table("audit"), where, "audit")
+    SyslogTarget.parse(audit.syslog_address, audit.syslog_facility, where)
+    return Config(directory, layout, console, services, mapping, source, tenants, audit)
 
 
 class _Table:
@@ -283,19 +323,56 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
         if value < low:
             raise table.fail(key, f"must be at least {low}")
         numbers[key] = value
-    return DirectoryConfig(
+    identity = _identity(table)
+    config = DirectoryConfig(
         urls=tuple(urls),
         base_dn=base_dn,
         hosting_ou=table.get("hosting_ou", str, "OU=Hosting"),
-        bind_user=table.get("bind_user", str, required=True),
         password_env=password_env,
         password_file=Path(password_file).expanduser() if password_file else None,
-        operator=table.get("operator", str),
         ca_file=Path(ca_file).expanduser() if ca_file else None,
         tls_verify=tls_verify,
         start_tls=table.get("start_tls", bool, True),
+        allow_cleartext_bind=table.get("allow_cleartext_bind", bool, False),
+        **identity,
         **numbers,
     )
+    if config.cleartext and not config.allow_cleartext_bind:
+        raise table.fail("start_tls", "is false with an ldap:// URL, which would send the bind in clear text: use ldaps:// "
+                         "or StartTLS, or (in a lab only) set allow_cleartext_bind = true")
+    if config.auth == "kerberos" and (password_env or password_file):
+        raise table.fail("password_env" if password_env else "password_file", "is not used with auth = \"kerberos\" (the ticket is the credential): remove it")
+    return config
+
+
+def _identity(table: _Table) -> dict[str, Any]:
+    """Who binds, and who the operator is: the bound account, unless a shared service
+    account acts for an operator who proves who they are (PRODUCT §7)."""
+    auth = table.get("auth", str, "simple")
+    if auth not in AUTHS:
+        raise table.fail("auth", f"must be one of {', '.join(AUTHS)}, not {auth!r}")
+    kerberos = auth == "kerberos"
+    bind_user = table.get("bind_user", str, "", required=not kerberos)
+    service_account = table.get("service_account", bool, False)
+    operator = table.get("operator", str)
+    proof = table.get("operator_proof", str, "password")
+    if proof not in PROOFS:
+        raise table.fail("operator_proof", f"must be one of {', '.join(PROOFS)}, not {proof!r}")
+    if kerberos and (bind_user or service_account or operator):
+        key = "bind_user" if bind_user else "service_account" if service_account else "operator"
+        raise table.fail(key, "is not used with auth = \"kerberos\": you bind as the principal of your own ticket")
+    if operator and not service_account:
+        raise table.fail("operator", f"names {operator!r}, but the operator is the account that binds ({bind_user}); "
+                         "naming another is only for a shared account (service_account = true) whose operator proves who they are")
+    return {
+        "auth": auth,
+        "bind_user": bind_user,
+        "service_account": service_account,
+        "operator": operator,
+        "operator_proof": proof,
+        "operator_password_env": table.get("operator_password_env", str),
+        "kerberos_host": table.get("kerberos_host", str),
+    }
 
 
 def _services(table: _Table, where: str) -> dict[str, ServiceConfig]:
@@ -390,3 +467,18 @@ def read_password(config: DirectoryConfig, prompt: Callable[[str], str] | None =
     if prompt is None or not sys.stdin.isatty():
         raise ConfigError("No bind password: set directory.password_env or directory.password_file, or run on a terminal to be asked.")
     return prompt(f"Password for {config.bind_user}: ")
+
+
+def read_operator_password(config: DirectoryConfig, prompt: Callable[[str], str] | None = None,
+                           environ: dict[str, str] | None = None) -> str | None:
+    """The operator's own password, when a shared account acts for them and they prove
+    who they are by it: from ``operator_password_env``, else asked on a terminal; ``None``
+    when there is none (the connection then refuses the operator in one sentence)."""
+    if not config.operator or config.operator_proof != "password":
+        return None
+    env = os.environ if environ is None else environ
+    if config.operator_password_env and env.get(config.operator_password_env):
+        return env[config.operator_password_env]
+    if prompt is None or not sys.stdin.isatty():
+        return None
+    return prompt(f"Password of the operator {config.operator} (to prove who you are): ") or None

@@ -68,6 +68,8 @@ class Event:
 
 StepHook = Callable[[int, Step], Awaitable[None]]
 
+MEMORY_INSTANCE = "memory_directory"  # job meta: the in-memory (demo) directory the job ran on
+
 
 class Executor:
     def __init__(
@@ -116,7 +118,7 @@ class Executor:
             raise Refused(f"{changed} changed since the plan was made; plan again.")
         self._check_targets(plan.steps, customers)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
-        job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, meta))
+        job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, self._meta(meta)))
         with self.journal.claim(job_id):
             self._secrets[job_id] = dict(secrets or {})
             await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
@@ -134,7 +136,7 @@ class Executor:
         for plan, _meta in plans:
             if not plan.ok or not plan.steps:
                 raise Refused("A plan has problems; nothing was written.")
-        return await asyncio.to_thread(self.journal.create_jobs, [_job_row(plan, operator, meta) for plan, meta in plans])
+        return await asyncio.to_thread(self.journal.create_jobs, [_job_row(plan, operator, self._meta(meta)) for plan, meta in plans])
 
     async def resume(self, job_id: str, operator: Operator, *, secrets: Mapping[str, str] | None = None) -> AsyncIterator[Event]:
         """Finish an interrupted job, or start a ``planned`` one; a copy whose password is
@@ -155,8 +157,26 @@ class Executor:
             async for event in self._rollback(job_id, operator):
                 yield event
 
+    def _meta(self, meta: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A new job's meta: the caller's, plus the in-memory directory it runs on, if any."""
+        instance = self.directory.memory_instance
+        return {**dict(meta or {}), **({MEMORY_INSTANCE: instance} if instance else {})}
+
+    def _refuse_other_directory(self, job: JobRecord) -> None:
+        """A job is resumed or rolled back only on the kind of directory it ran on: a demo
+        job only in the demo process that ran it (the demo directory lives in memory, so
+        after a restart what it wrote is gone), a real job never on the demo."""
+        ran_on = (job.meta or {}).get(MEMORY_INSTANCE)
+        if ran_on == self.directory.memory_instance:
+            return
+        if ran_on:
+            raise Refused(f"Job {job.id} ran on an earlier demo directory, which lived in memory and is gone: "
+                          "it can be neither resumed nor rolled back; nothing was done.")
+        raise Refused(f"Job {job.id} ran on a real directory, not on this demo one; nothing was done.")
+
     async def _resume(self, job_id: str, operator: Operator, secrets: Mapping[str, str] | None) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
+        self._refuse_other_directory(job)
         if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
         if self.cancelled:
@@ -189,6 +209,7 @@ class Executor:
 
     async def _rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
+        self._refuse_other_directory(job)
         if job.is_finished:
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be rolled back.")
         customers = await self._authorize(job.kind, *_customers(job), operator)

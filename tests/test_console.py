@@ -362,3 +362,29 @@ def test_customers_screen_snapshot(snap_compare):
 
     app = TenantryApp(open_demo, None)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# --- insecure settings (issue 13, hole 5) -----------------------------------------------
+
+@pytest.mark.parametrize(("settings", "shown"), [
+    ({"tls_verify": False}, "Tenantry ⚠ TLS NOT VERIFIED"),
+    ({"urls": ("ldap://dc1.example.net",), "start_tls": False, "allow_cleartext_bind": True}, "Tenantry ⚠ CLEAR-TEXT BIND"),
+])
+async def test_an_insecure_setting_stays_in_the_header_of_every_screen(demo, all_customers, settings, shown):
+    from dataclasses import replace
+
+    from textual.widgets._header import HeaderTitle
+
+    config = replace(demo.config, directory=replace(demo.config.directory, **settings))
+    app = QuickApp(demo, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # painted, directory open, operator read: the title was refreshed since
+        seen = [str(app.screen.query_one(HeaderTitle).render())]
+        app.open_customer(all_customers[0])
+        await settle(pilot)
+        seen.append(str(app.screen.query_one(HeaderTitle).render()))
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        seen.append(str(app.format_title(app.title, app.sub_title)))
+    assert all(text.startswith(shown + " — ") for text in seen), seen

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, AsyncIterator
 
+from core.audit import Audit
 from core.batch import Batch, journaled_plan
 from core.bulk_csv import parse_plans
 from core.copy import CopyRequest
@@ -173,6 +175,21 @@ async def audit(session: Session, args: argparse.Namespace) -> int:
         print(f"{e.time}  {plain(e.operator)} (as {plain(e.bound_as)})  {e.action}  {e.result:<15} "
               f"{plain(', '.join(e.users))}  {plain(' → '.join(e.customers))}  {e.job or ''}  {plain(e.detail)}")
     return 0
+
+
+def verify_audit(folder: Path, args: argparse.Namespace) -> int:
+    """``tenantry audit --verify``: the chain and the anchor, checked without a directory."""
+    with Audit(folder / "audit.sqlite3") as log:
+        found = log.verify()
+    if args.json:
+        print_json({"intact": found.intact, "entries": found.entries, "head": found.head, "problems": list(found.problems)})
+    elif found.intact:
+        print(f"The audit log {folder / 'audit.sqlite3'} is intact: {found.entries} entries, chain head {found.head}.")
+    else:
+        for problem in found.problems:
+            print(problem)
+        print(f"tenantry: the audit log {folder / 'audit.sqlite3'} was tampered with ({len(found.problems)} problems found).", file=sys.stderr)
+    return 0 if found.intact else 1
 
 
 async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None, str]:

@@ -46,6 +46,9 @@ class Directory:
         bound_as: str | None = None,
         server: Callable[[], str | None] = lambda: None,
         services: Any = None,
+        account: str | None = None,
+        operator: str | None = None,
+        memory_instance: str | None = None,
     ):
         self.config = config
         self.services = services  # an in-process service side (the demo's), else None
@@ -54,6 +57,13 @@ class Directory:
         self.pool = pool
         self.dialect = dialect or ActiveDirectory()
         self.bound_as = bound_as or config.directory.bind_user
+        # The account that bound, to look it up by (a Kerberos principal's sAMAccountName) …
+        self.account = account or self.bound_as
+        # … and the operator a shared service account acts for, once they proved who they are.
+        self.proven_operator = operator
+        # A directory that lives in this process's memory (the demo): an id of this one
+        # instance, which its jobs carry; None for a real directory.
+        self.memory_instance = memory_instance
         self.page_size = config.directory.page_size
 
     @property
@@ -223,8 +233,10 @@ class Directory:
 
     # -- the operator -----------------------------------------------------------
     async def operator(self, identity: str | None = None) -> Operator:
-        """The operator (the bound account, or the named one) with rights from nested groups."""
-        who = identity or self.config.directory.operator or self.bound_as
+        """The operator with rights from nested groups: the bound account, or the operator a
+        service account acts for once they proved who they are (see :func:`connect`) —
+        never merely the one the configuration names."""
+        who = identity or self.proven_operator or self.account
         if "=" in who and "," in who:
             entry = await self.pool.run(lambda c: ops.read(c, who, ["displayName", "cn"]))
         else:
