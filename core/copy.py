@@ -38,8 +38,8 @@ from core.directory.layout import dn_key
 from core.mapping import Identity, address_problem, local_part, render, sam_account_name, split_address, SAM_MAX
 from core.model import Customer, Operator, Plan as ServicePlan, User
 from core.password import PasswordPolicy, generate_password, password_problems
-from core.plan import Plan, Problem, Step, UserChange
-from core.rights import copy_problems
+from core.plan import LeftOut, Plan, Problem, Step, UserChange
+from core.rights import copy_problems, withheld_roles
 from core.services.base import CopyContext, ServiceAdapter, ServiceCopy
 from core.text import plain
 
@@ -207,8 +207,10 @@ class CopyPlanner:
             email_before=template.email, email_after=mapping.email, usn_changed=template.usn_changed,
         )
         if not problems:
-            steps = await self._steps(template, customer, mapping, new_dn, chosen, plans, copies)
-            plan = Plan("copy", customer.name, customer.name, (change,), tuple(steps))
+            groups, left_out = self._groups(operator, template, customer, chosen, plans)
+            steps = await self._steps(template, mapping, new_dn, groups, copies)
+            plan = Plan("copy", customer.name, customer.name, (change,), tuple(steps),
+                        left_out=tuple(LeftOut(mapping.upn, p.NOT_GRANTED, dn, why) for dn, why in left_out))
             if password is not None:
                 problems += await self.password_problems(plan, password)
             if not problems:
@@ -311,11 +313,9 @@ class CopyPlanner:
     async def _steps(
         self,
         template: User,
-        customer: Customer,
         mapping: CopyMapping,
         new_dn: str,
-        chosen: tuple[str, ...],
-        plans: dict[str, ServicePlan | None],
+        groups: list[str],
         copies: dict[str, ServiceCopy],
     ) -> list[Step]:
         who = mapping.upn
@@ -341,19 +341,24 @@ class CopyPlanner:
             Step(who, p.ADD_USER, new_dn, None, attributes),
             Step(who, p.SET_PASSWORD, new_dn),
         ]
-        steps += [Step(who, p.ADD_MEMBER, group, None, new_dn) for group in self._groups(template, customer, chosen, plans)]
+        steps += [Step(who, p.ADD_MEMBER, group, None, new_dn) for group in groups]
         steps += http_steps
         steps.append(Step(who, p.MODIFY, new_dn, {"userAccountControl": [UAC_NORMAL_DISABLED]}, {"userAccountControl": [UAC_NORMAL]}))
         return steps
 
-    def _groups(self, template: User, customer: Customer, chosen: tuple[str, ...], plans: dict[str, ServicePlan | None]) -> list[str]:
-        """The groups the new user joins: the template's roles, the service (and chosen
-        plan) groups of the services copied, and the template's other groups inside the
-        customer. Groups outside the customer are never copied."""
+    def _groups(self, operator: Operator, template: User, customer: Customer, chosen: tuple[str, ...],
+                plans: dict[str, ServicePlan | None]) -> tuple[list[str], list[tuple[str, str]]]:
+        """The groups the new user joins: the template's roles the operator may grant,
+        the service (and chosen plan) groups of the services copied, and the template's
+        other groups inside the customer; and the role groups left out, each with why.
+        Groups outside the customer are never copied."""
         layout = self.layout
         customer_key = dn_key(customer.dn)
         services_key, roles_key = dn_key(layout.services_dn(customer.dn)), dn_key(layout.roles_dn(customer.dn))
         services_dn = layout.services_dn(customer.dn)
+        roles = [dn for dn in template.groups if dn_key(dn)[1:] == roles_key]
+        withheld = withheld_roles(operator, customer, [rdn_value(dn) for dn in roles], self.config.layout.role_order)
+        left_out = [(dn, withheld[rdn_value(dn)]) for dn in roles if rdn_value(dn) in withheld]
         groups: list[str] = []
         for group_dn in template.groups:
             key = dn_key(group_dn)
@@ -366,7 +371,9 @@ class CopyPlanner:
                 elif layout.plan_of_group(name) is None and name in chosen:
                     groups.append(group_dn)  # a service the configuration does not know
                 continue  # plan groups: from the chosen plans below
-            if key[1:] == roles_key or key[-len(customer_key):] == customer_key:
+            if key[1:] == roles_key and name in withheld:
+                continue
+            if key[-len(customer_key):] == customer_key:
                 groups.append(group_dn)
         for key in chosen:
             chosen_plan = plans.get(key)
@@ -376,7 +383,7 @@ class CopyPlanner:
         unique: dict[tuple, str] = {}
         for group in groups:
             unique.setdefault(dn_key(group), group)
-        return list(unique.values())
+        return list(unique.values()), left_out
 
 
 __all__ = [

@@ -23,12 +23,12 @@ from core import plan as p
 from core.audit import Audit
 from core.directory import Directory
 from core.directory.escape import parent_dn, rdn_value
-from core.directory.layout import dn_key
+from core.directory.layout import dn_key, same_dn
 from core.errors import AlreadyExists, ChangedUnderneath, DirectoryError, NotFound, PermissionDenied, TenantryError, UsageError
 from core.journal import JobRecord, JobStatus, Journal, StepState
-from core.model import Operator
+from core.model import Customer, Operator
 from core.plan import Plan, Step
-from core.rights import copy_problems, move_problems
+from core.rights import copy_problems, move_problems, withheld_roles
 from core.services.base import ServiceAdapter
 
 
@@ -103,12 +103,12 @@ class Executor:
         if _needs_password(plan.steps) and not (secrets or {}).get("password"):
             raise PasswordRequired("The copy needs the new user's password; nothing was written.")
         self._refuse_if_cancelled(operator, plan)
-        scope = await self._authorize(plan.kind, plan.source, plan.destination, operator)
+        customers = await self._authorize(plan.kind, plan.source, plan.destination, operator)
         changed = await self._changed_user((c.user, c.dn_before, c.usn_changed) for c in plan.users)
         if changed is not None:
             self._audit(operator, plan, "refused", None, "the user changed since it was read")
             raise Refused(f"{changed} changed since the plan was made; plan again.")
-        self._check_targets(plan.steps, scope)
+        await self._check_targets(plan.steps, customers, operator)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
         job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, meta))
         with self.journal.claim(job_id):
@@ -160,8 +160,8 @@ class Executor:
             raise Refused(f"Job {job.id} was not resumed: {CANCELLED}.")
         if needs_password_to_resume(job) and not (secrets or {}).get("password"):
             raise PasswordRequired(f"Job {job.id} still has to set the new user's password, which is never kept: give it again (--password-stdin).")
-        scope = await self._authorize(job.kind, *_customers(job), operator)
-        self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        customers = await self._authorize(job.kind, *_customers(job), operator)
+        await self._check_targets([Step.from_json(s.spec) for s in job.steps], customers, operator)
         fresh = job.status in (JobStatus.PLANNED, JobStatus.RUNNING) and all(s.state == StepState.PENDING for s in job.steps)
         if fresh:
             users = job.meta.get("users") or []
@@ -185,8 +185,8 @@ class Executor:
         job = await asyncio.to_thread(self.journal.job, job_id)
         if job.is_finished:
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be rolled back.")
-        scope = await self._authorize(job.kind, *_customers(job), operator)
-        self._check_targets([Step.from_json(s.spec) for s in job.steps], scope)
+        customers = await self._authorize(job.kind, *_customers(job), operator)
+        await self._check_targets([Step.from_json(s.spec) for s in job.steps], customers, operator)
         yield Event("job_started", job.id, message="rolling back")
         if job.status == JobStatus.PLANNED:  # never started: nothing to undo
             reason = "rolled back on request before it started"
@@ -373,7 +373,7 @@ class Executor:
             self._audit(operator, plan, "refused", None, f"{CANCELLED} before the job started; nothing was written")
             raise Refused(f"Not started: {CANCELLED}; nothing was written.")
 
-    async def _authorize(self, kind: str, source: str | None, destination: str | None, operator: Operator) -> list[tuple]:
+    async def _authorize(self, kind: str, source: str | None, destination: str | None, operator: Operator) -> list[Customer]:
         # Rights need only where the customers are, not their services.
         customers = [await self.directory.customer(name, with_services=False) for name in _names(source, destination)]
         if kind == "copy" or len(customers) == 1:
@@ -382,17 +382,33 @@ class Executor:
             problems = move_problems(operator, customers[0], customers[1], readonly_mode=self.readonly)
         if problems:
             raise PermissionDenied(" ".join(x.message for x in problems))
-        return [dn_key(c.dn) for c in customers]
+        return customers
 
-    @staticmethod
-    def _check_targets(steps, scope: list[tuple]) -> None:
+    async def _check_targets(self, steps, customers: list[Customer], operator: Operator) -> None:
+        """Every directory step stays inside the job's customers — but for leaving a group
+        outside every customer when ``[layout] outside_groups = "leave"`` — and joins no
+        role group the operator may not grant (``[layout] role_order``)."""
+        scope = [dn_key(c.dn) for c in customers]
+        layout = self.directory.layout
         for step in steps:
             if step.action == p.HTTP:
                 continue
             for dn in (step.target, step.after if step.action == p.MOVE else None):
                 key = dn_key(dn) if dn else None
                 if key is not None and not any(key[-len(s):] == s for s in scope):
+                    if step.action == p.REMOVE_MEMBER and await self._platform_group(dn):
+                        continue
                     raise PermissionDenied(f"A step touches {dn}, outside the customers of this job; nothing was written.")
+            role_of = layout.customer_of_role(step.target) if step.action == p.ADD_MEMBER else None
+            customer = next((c for c in customers if same_dn(c.dn, role_of)), None)
+            if customer is not None:
+                withheld = withheld_roles(operator, customer, [rdn_value(step.target)], layout.config.layout.role_order)
+                if withheld:
+                    raise PermissionDenied(f"{next(iter(withheld.values()))} Nothing was written.")
+
+    async def _platform_group(self, dn: str) -> bool:
+        """A group outside every customer, which a moved user may leave (``outside_groups = "leave"``)."""
+        return self.directory.config.layout.outside_groups == "leave" and not await self.directory.inside_a_customer(dn)
 
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(

@@ -13,7 +13,7 @@ from core.config import Config
 from core.directory import ops
 from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
-from core.directory.layout import Layout, dn_key, same_dn
+from core.directory.layout import Layout, dn_key, is_below, same_dn
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
@@ -152,11 +152,28 @@ class Directory:
         return await self._customer_with_groups(entries[0])
 
     async def customer_at(self, dn: str) -> Customer:
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        names = self.config.layout
+        attributes = ["ou", names.domains_attribute, names.code_attribute, names.marker_attribute]
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
         if entry is None:
             raise NotFound(f"The customer {dn} no longer exists.")
+        marked = any(v.casefold() == names.customer_marker.casefold() for v in entry.get(names.marker_attribute))
+        if not marked or not is_below(dn, self.layout.hosting_dn):
+            raise UsageError(f"{dn} is not a customer ({names.marker_attribute}={names.customer_marker} below the hosting OU).")
         return await self._customer_with_groups(entry)
+
+    async def inside_a_customer(self, dn: str) -> bool:
+        """Whether ``dn`` lies inside some customer's OU (one base read per OU between it
+        and the hosting OU; nothing to read for an entry outside the hosting OU)."""
+        names = self.config.layout
+        ancestors: list[str] = []
+        parent = parent_dn(dn)
+        while is_below(parent, self.layout.hosting_dn):
+            ancestors.append(parent)
+            parent = parent_dn(parent)
+        entries = await asyncio.gather(*(self.pool.run(lambda c, a=a: ops.read(c, a, [names.marker_attribute])) for a in ancestors))
+        marker = names.customer_marker.casefold()
+        return any(e is not None and any(v.casefold() == marker for v in e.get(names.marker_attribute)) for e in entries)
 
     # -- reading: users ------------------------------------------------------
     async def user_pages(self, customer: Customer, search: str | None = None) -> AsyncIterator[list[User]]:
@@ -183,6 +200,9 @@ class Directory:
             )
         if not entries:
             raise NotFound(f"No user {identity!r} exists below the hosting OU.")
+        refusal = self.layout.not_a_customer_user(entries[0])
+        if refusal:
+            raise UsageError(refusal)
         return self.layout.user_from(entries[0])
 
     async def _pages(
@@ -234,6 +254,7 @@ class Directory:
         sp_admin = readonly = False
         resellers: set[str] = set()
         customers: set[str] = set()
+        roles: set[tuple[str, str]] = set()
         for group in groups:
             if same_dn(group, self.layout.sp_admins_dn):
                 sp_admin = True
@@ -241,9 +262,12 @@ class Directory:
                 readonly = True
             elif dn_key(group)[0] == dn_key(names.reseller_admins_group)[0]:
                 resellers.add(parent_dn(group))
-            elif dn_key(group)[0] == ("cn", names.user_admin_role.casefold()) and dn_key(parent_dn(group))[0] == dn_key(names.roles_ou)[0]:
-                customers.add(parent_dn(parent_dn(group)))
-        return Rights(sp_admin, frozenset(resellers), frozenset(customers), readonly)
+            elif (customer := self.layout.customer_of_role(group)) is not None:
+                role = rdn_value(group)
+                roles.add((customer, role))
+                if role.casefold() == names.user_admin_role.casefold():
+                    customers.add(customer)
+        return Rights(sp_admin, frozenset(resellers), frozenset(customers), readonly, frozenset(roles))
 
     # -- the domain ------------------------------------------------------------------
     async def password_policy(self) -> PasswordPolicy:
