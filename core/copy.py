@@ -25,6 +25,7 @@ the customer are never copied.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,7 @@ from core.mapping import Identity, address_problem, local_part, render, sam_acco
 from core.model import Customer, Operator, Plan as ServicePlan, User
 from core.password import PasswordPolicy, generate_password, password_problems
 from core.plan import LeftOut, Plan, Problem, Step, UserChange
-from core.rights import copy_problems, withheld_roles
+from core.rights import copy_problems, withheld_by_joining
 from core.services.base import CopyContext, ServiceAdapter, ServiceCopy
 from core.text import plain
 
@@ -207,7 +208,7 @@ class CopyPlanner:
             email_before=template.email, email_after=mapping.email, usn_changed=template.usn_changed,
         )
         if not problems:
-            groups, left_out = self._groups(operator, template, customer, chosen, plans)
+            groups, left_out = await self._grantable(operator, customer, self._groups(template, customer, chosen, plans))
             steps = await self._steps(template, mapping, new_dn, groups, copies)
             plan = Plan("copy", customer.name, customer.name, (change,), tuple(steps),
                         left_out=tuple(LeftOut(mapping.upn, p.NOT_GRANTED, dn, why) for dn, why in left_out))
@@ -346,19 +347,21 @@ class CopyPlanner:
         steps.append(Step(who, p.MODIFY, new_dn, {"userAccountControl": [UAC_NORMAL_DISABLED]}, {"userAccountControl": [UAC_NORMAL]}))
         return steps
 
-    def _groups(self, operator: Operator, template: User, customer: Customer, chosen: tuple[str, ...],
-                plans: dict[str, ServicePlan | None]) -> tuple[list[str], list[tuple[str, str]]]:
-        """The groups the new user joins: the template's roles the operator may grant,
-        the service (and chosen plan) groups of the services copied, and the template's
-        other groups inside the customer; and the role groups left out, each with why.
-        Groups outside the customer are never copied."""
+    async def _grantable(self, operator: Operator, customer: Customer, groups: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        """The groups the operator may let the new user join, and those left out with why:
+        a role above the operator's own, or a group reaching one through nesting (a staff
+        group that is a member of Customer Administrator, say)."""
+        reasons = await asyncio.gather(*(withheld_by_joining(self.directory, operator, customer, g) for g in groups))
+        return [g for g, why in zip(groups, reasons) if why is None], [(g, why) for g, why in zip(groups, reasons) if why is not None]
+
+    def _groups(self, template: User, customer: Customer, chosen: tuple[str, ...], plans: dict[str, ServicePlan | None]) -> list[str]:
+        """The groups the new user joins: the template's roles, the service (and chosen
+        plan) groups of the services copied, and the template's other groups inside the
+        customer. Groups outside the customer are never copied."""
         layout = self.layout
         customer_key = dn_key(customer.dn)
         services_key, roles_key = dn_key(layout.services_dn(customer.dn)), dn_key(layout.roles_dn(customer.dn))
         services_dn = layout.services_dn(customer.dn)
-        roles = [dn for dn in template.groups if dn_key(dn)[1:] == roles_key]
-        withheld = withheld_roles(operator, customer, [rdn_value(dn) for dn in roles], self.config.layout.role_order)
-        left_out = [(dn, withheld[rdn_value(dn)]) for dn in roles if rdn_value(dn) in withheld]
         groups: list[str] = []
         for group_dn in template.groups:
             key = dn_key(group_dn)
@@ -371,9 +374,7 @@ class CopyPlanner:
                 elif layout.plan_of_group(name) is None and name in chosen:
                     groups.append(group_dn)  # a service the configuration does not know
                 continue  # plan groups: from the chosen plans below
-            if key[1:] == roles_key and name in withheld:
-                continue
-            if key[-len(customer_key):] == customer_key:
+            if key[1:] == roles_key or key[-len(customer_key):] == customer_key:
                 groups.append(group_dn)
         for key in chosen:
             chosen_plan = plans.get(key)
@@ -383,7 +384,7 @@ class CopyPlanner:
         unique: dict[tuple, str] = {}
         for group in groups:
             unique.setdefault(dn_key(group), group)
-        return list(unique.values()), left_out
+        return list(unique.values())
 
 
 __all__ = [

@@ -23,12 +23,12 @@ from core import plan as p
 from core.audit import Audit
 from core.directory import Directory
 from core.directory.escape import parent_dn, rdn_value
-from core.directory.layout import dn_key, same_dn
+from core.directory.layout import dn_key, is_below
 from core.errors import AlreadyExists, ChangedUnderneath, DirectoryError, NotFound, PermissionDenied, TenantryError, UsageError
 from core.journal import JobRecord, JobStatus, Journal, StepState
 from core.model import Customer, Operator
 from core.plan import Plan, Step
-from core.rights import copy_problems, move_problems, withheld_roles
+from core.rights import copy_problems, move_problems, withheld_by_joining
 from core.services.base import ServiceAdapter
 
 
@@ -389,7 +389,6 @@ class Executor:
         outside every customer when ``[layout] outside_groups = "leave"`` — and joins no
         role group the operator may not grant (``[layout] role_order``)."""
         scope = [dn_key(c.dn) for c in customers]
-        layout = self.directory.layout
         for step in steps:
             if step.action == p.HTTP:
                 continue
@@ -399,12 +398,10 @@ class Executor:
                     if step.action == p.REMOVE_MEMBER and await self._platform_group(dn):
                         continue
                     raise PermissionDenied(f"A step touches {dn}, outside the customers of this job; nothing was written.")
-            role_of = layout.customer_of_role(step.target) if step.action == p.ADD_MEMBER else None
-            customer = next((c for c in customers if same_dn(c.dn, role_of)), None)
-            if customer is not None:
-                withheld = withheld_roles(operator, customer, [rdn_value(step.target)], layout.config.layout.role_order)
-                if withheld:
-                    raise PermissionDenied(f"{next(iter(withheld.values()))} Nothing was written.")
+            customer = next((c for c in customers if is_below(step.target, c.dn)), None) if step.action == p.ADD_MEMBER else None
+            why = await withheld_by_joining(self.directory, operator, customer, step.target) if customer else None
+            if why:
+                raise PermissionDenied(f"{why} Nothing was written.")
 
     async def _platform_group(self, dn: str) -> bool:
         """A group outside every customer, which a moved user may leave (``outside_groups = "leave"``)."""

@@ -21,7 +21,7 @@ import pytest_asyncio
 from core import plan as p
 from core.config import ConfigError, load, parse
 from core.copy import CopyRequest
-from core.demo.seed import PLATFORM_GROUPS, PLATFORM_GROUPS_OU, SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_TENANTS, STAFF_GROUP, STAFF_GROUP_CUSTOMER
+from core.demo.seed import PLATFORM_GROUPS, PLATFORM_GROUPS_OU, SECOND_PLATFORM_ADMIN, SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_TENANTS, STAFF_GROUP, STAFF_GROUP_CUSTOMER
 from core.directory import connect
 from core.directory.escape import child_dn
 from core.directory.layout import dn_key
@@ -113,15 +113,36 @@ def test_layout_values_that_can_never_match_are_refused_in_one_sentence(layout, 
 
 # -- helpers on the DC -------------------------------------------------------------------------
 
+@pytest.fixture(scope="session")
+def platform_admin(samba_dc) -> tuple[str, str]:
+    """The second tree's SP administrator (not a seed operator): its UPN and a password set now."""
+    password = _password()
+    admin = samba_dc.connect()
+    try:
+        admin.extend.microsoft.modify_password(f"CN={SECOND_PLATFORM_ADMIN},OU=Staff,{BASE}", password)
+    finally:
+        admin.unbind()
+    return f"{SECOND_PLATFORM_ADMIN}@example.net", password
+
+
+@pytest.fixture
+def credentials(samba_dc, platform_admin):
+    def of(operator: str) -> tuple[str, str]:
+        if operator == SECOND_PLATFORM_ADMIN:
+            return platform_admin
+        return samba_dc.seed.operator(operator).upn, samba_dc.operator_passwords[operator]
+    return of
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def sessions(samba_dc, tmp_path):
+async def sessions(samba_dc, credentials, tmp_path):
     """``open(extra=…, operator=…)``: a session on the test DC with that config, closed afterwards."""
     opened: list[Session] = []
 
     async def open_session(extra: str = "", operator: str = "sp-admin") -> Session:
-        account = samba_dc.seed.operator(operator)
-        path = write_dc_config(samba_dc, tmp_path / f"{operator}-{len(opened)}.toml", user=account.upn, extra=extra)
-        directory = await connect(load(path), samba_dc.operator_passwords[operator])
+        upn, password = credentials(operator)
+        path = write_dc_config(samba_dc, tmp_path / f"{operator}-{len(opened)}.toml", user=upn, extra=extra)
+        directory = await connect(load(path), password)
         session = await Session.open(directory, state=tmp_path / f"state-{len(opened)}")
         opened.append(session)
         return session
@@ -132,9 +153,9 @@ async def sessions(samba_dc, tmp_path):
 
 
 def _cli(samba_dc, tmp_path: Path, operator: str, extra: str = ""):
-    account = samba_dc.seed.operator(operator)
-    config = write_dc_config(samba_dc, tmp_path / f"cli-{operator}.toml", user=account.upn, extra=extra)
-    env = {**os.environ, PASSWORD_ENV: samba_dc.operator_passwords[operator], "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"),
+    upn, password = samba_dc.seed.operator(operator).upn, samba_dc.operator_passwords[operator]
+    config = write_dc_config(samba_dc, tmp_path / f"cli-{operator}.toml", user=upn, extra=extra)
+    env = {**os.environ, PASSWORD_ENV: password, "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"),
            "PYTHONPATH": str(ROOT)}
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -207,6 +228,37 @@ async def test_a_user_administrator_copying_a_customer_administrator_does_not_gr
             await dc_directory.delete(new_dn)
         await remove_user(dc_directory, template)
         await dc_directory.delete(partial)
+
+
+@dc
+async def test_a_group_nested_into_a_role_the_operator_may_not_grant_is_not_copied_either(dc_directory, sessions):
+    customer = await dc_directory.customer("Fabrikam")
+    ca = child_dn("CN", "Customer Administrator", dc_directory.layout.roles_dn(customer.dn))
+    escalators = child_dn("CN", "Escalators", customer.dn)  # a security group directly below the customer's OU
+    await dc_directory.create_group(escalators, f"{customer.code.lower()}-t-escalators")
+    template = await make_user(dc_directory, "Fabrikam", services=(), roles=())
+    session = await sessions(operator="user-admin")
+    new_dn = None
+    try:
+        await dc_directory.add_member(ca, escalators)
+        await dc_directory.add_member(escalators, template.dn)
+        before = (await _members(dc_directory, ca), await _members(dc_directory, escalators))
+        plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, "Nested", f"Probe{template.number}"), _password())
+        assert plan.ok, plan.problems
+        new_dn = plan.users[0].dn_after
+        assert not any(dn_key(s.target) == dn_key(escalators) for s in plan.steps)
+        [left] = plan.left_out
+        assert dn_key(left.target) == dn_key(escalators) and "is a member of the role Customer Administrator" in left.reason
+        tampered = dataclasses.replace(plan, steps=(*plan.steps[:-1], Step(plan.steps[0].user, p.ADD_MEMBER, escalators, None, new_dn), plan.steps[-1]))
+        with pytest.raises(PermissionDenied, match="Escalators is a member of the role Customer Administrator"):
+            [e async for e in session.executor().run(tampered, session.operator, secrets={"password": _password()})]
+        assert not await dc_directory.exists(new_dn)
+        assert (await _members(dc_directory, ca), await _members(dc_directory, escalators)) == before
+    finally:
+        if new_dn and await dc_directory.exists(new_dn):
+            await dc_directory.delete(new_dn)
+        await remove_user(dc_directory, template)
+        await dc_directory.delete(escalators)
 
 
 @dc
@@ -328,7 +380,7 @@ def _second_platform(sp_admins_group: str | None = f"CN={SECOND_PLATFORM_OPERATO
 
 @dc
 async def test_two_level_users_ou_lists_services_and_moves_between_tenants(sessions):
-    session = await sessions(extra=_second_platform(), operator="platform-admin")
+    session = await sessions(extra=_second_platform(), operator=SECOND_PLATFORM_ADMIN)
     d = session.directory
     assert session.operator.rights.sp_admin  # named by a DN outside the hosting OU
     one, two = [await d.customer(name) for name, _domain, _code in SECOND_PLATFORM_TENANTS]
@@ -361,12 +413,13 @@ async def test_two_level_users_ou_lists_services_and_moves_between_tenants(sessi
 
 @dc
 async def test_a_relative_sp_admins_group_keeps_its_meaning_and_a_missing_one_grants_nothing(sessions):
-    session = await sessions(extra=_second_platform(None), operator="platform-admin")  # no such group below the second tree
+    session = await sessions(extra=_second_platform(None), operator=SECOND_PLATFORM_ADMIN)  # no such group below the second tree
     assert not session.operator.rights.sp_admin
     plan = await session.planner().preflight(session.operator, MoveRequest("anna.people@tenant-one.example", "Tenant Two"))
     assert [x.code for x in plan.problems][:1] == [p.NOT_ALLOWED]
-    default = await sessions(operator="platform-admin")
-    assert default.operator.rights.sp_admin  # the relative default below OU=Hosting (through Tier 2 Support)
+    default = await sessions(operator=SECOND_PLATFORM_ADMIN)  # the relative default: the first tree's SP group
+    assert not default.operator.rights.sp_admin
+    assert (await sessions()).operator.rights.sp_admin  # sp-admin is in it (through Tier 2 Support)
 
 
 # -- hole 7: a USER is a customer's user account, nothing else ----------------------------------

@@ -35,6 +35,7 @@ __all__ = [
     "GROUP_TYPE_GLOBAL_DISTRIBUTION",
     "PLATFORM_GROUPS",
     "PLATFORM_GROUPS_OU",
+    "SECOND_PLATFORM_ADMIN",
     "SECOND_PLATFORM_OPERATORS",
     "SECOND_PLATFORM_OU",
     "SECOND_PLATFORM_TENANTS",
@@ -620,13 +621,13 @@ DISTRIBUTION_GROUPS = (STAFF_GROUP, *PLATFORM_GROUPS)
 # users two levels down (OU=Mailboxes,OU=People), its SP administrators a group in OU=Staff.
 SECOND_PLATFORM_OU = "OU=Second Platform"
 SECOND_PLATFORM_TENANTS = (("Tenant One", "tenant-one.example", "T0001"), ("Tenant Two", "tenant-two.example", "T0002"))
-SECOND_PLATFORM_OPERATORS = "Platform Operators"
+SECOND_PLATFORM_OPERATORS = "Platform Operators"  # a group in OU=Staff, outside the hosting OU
+SECOND_PLATFORM_ADMIN = "platform-admin"  # its one member (sAMAccountName; UPN platform-admin@example.net)
 
 
-def _add_layout_variants(b: _Builder, hosting_dn: str, staff_dn: str, reseller_dn: str, tier2_dn: str) -> OperatorAccount:
-    """The groups and the second hosting tree above; returns the second tree's SP
-    administrator ("platform-admin", in Platform Operators and, for its rights on the
-    test DC, in Tier 2 Support like sp-admin)."""
+def _add_layout_variants(b: _Builder, hosting_dn: str, staff_dn: str, reseller_dn: str) -> None:
+    """The groups and the second hosting tree above, and the second tree's SP administrator
+    (SECOND_PLATFORM_ADMIN, in Platform Operators only: not one of the seed's operators)."""
     customer_dn = next(e.dn for e in b.ous if e.first("ou") == STAFF_GROUP_CUSTOMER and e.first("businessCategory") == "customer")
     platform_groups_dn = f"{PLATFORM_GROUPS_OU},{hosting_dn}"
     b.ou(platform_groups_dn, "Platform Groups", description=("Groups of every tenant's users",))
@@ -658,12 +659,8 @@ def _add_layout_variants(b: _Builder, hosting_dn: str, staff_dn: str, reseller_d
         b.group(f"OU=Services,{tenant_dn}", SERVICE_NAMES["exchange"], f"t{index}-svc-exchange", users)
         for role in ROLE_NAMES[:2]:
             b.group(f"OU=Roles,{tenant_dn}", role, f"t{index}-{_ROLE_SAM[role]}", [])
-    admin_dn = b.staff_user(staff_dn, "platform-admin", "Second Platform Admin", "Pat", "Platform")
+    admin_dn = b.staff_user(staff_dn, SECOND_PLATFORM_ADMIN, "Second Platform Admin", "Pat", "Platform")
     b.group(staff_dn, SECOND_PLATFORM_OPERATORS, "platform-operators", [admin_dn], "SP administrators of the second platform")
-    index = next(i for i, g in enumerate(b.groups) if g.dn == tier2_dn)
-    tier2 = b.groups[index].attributes
-    b.groups[index] = SeedEntry(tier2_dn, {**tier2, "member": (*tier2["member"], admin_dn)})
-    return OperatorAccount("platform-admin", admin_dn, f"platform-admin@{REALM_DOMAIN}", "platform-admin", "sp_admin")
 
 
 def build_seed(seed: int = 2026) -> Seed:
@@ -747,7 +744,7 @@ def build_seed(seed: int = 2026) -> Seed:
         OperatorAccount("user-admin", admin_user.dn, admin_user.upn, admin_user.sam,
                         f"user_admin:{admin_customer.name}")
     )
-    operators.append(_add_layout_variants(b, hosting_dn, staff_dn, reseller_dns[0], tier2_dn))
+    _add_layout_variants(b, hosting_dn, staff_dn, reseller_dns[0])
 
     return Seed(
         base_dn=BASE_DN,

@@ -20,6 +20,7 @@ from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
 
 GROUP_GLOBAL_SECURITY = "-2147483646"
+IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
 
 
 @dataclass(frozen=True)
@@ -245,9 +246,19 @@ class Directory:
             entry = found[0] if found else None
         if entry is None:
             raise NotFound(f"The operator account {who!r} does not exist in the directory.")
-        groups = await self.pool.run(lambda c: self.dialect.nested_groups(c, entry.dn, self.config.directory.base_dn))
+        groups = await self.nested_groups(entry.dn)
         name = entry.first("displayName") or entry.first("cn") or who
         return Operator(name=name, dn=entry.dn, bound_as=self.bound_as, rights=self._rights(groups))
+
+    async def nested_groups(self, dn: str) -> list[str]:
+        """The DNs of every security group ``dn`` (a user or a group) is in, nested included."""
+        return await self.pool.run(lambda c: self.dialect.nested_groups(c, dn, self.config.directory.base_dn))
+
+    async def groups_holding(self, dn: str, base: str) -> list[str]:
+        """The groups directly below ``base`` that hold ``dn`` as a member, through nested
+        groups too (AD's in-chain matching rule; ``tokenGroups`` is a user's, not a group's)."""
+        search_filter = f"(&(objectClass=group)(member:{IN_CHAIN}:={filter_value(dn)}))"
+        return [e.dn for e in await self.pool.run(lambda c: ops.search(c, base, search_filter, "one", ["cn"]))]
 
     def _rights(self, groups: Iterable[str]) -> Rights:
         names = self.config.layout
