@@ -198,6 +198,9 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     sections = _Table(raw, where, "")
     sections.allow_only({"directory", "layout", "console", "services", "mapping"}, kind="section")
     directory = _directory(sections.table("directory", required=True), where)
+    hosting = _dn_parts(directory.hosting_ou)
+    if not hosting or any(attribute == "dc" for attribute, _ in hosting):
+        raise ConfigError(f"{where}: directory.hosting_ou must be a DN relative to directory.base_dn, such as OU=Hosting, not {directory.hosting_ou!r}.")
     layout = _layout(sections.table("layout"), directory)
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
     if console.bulk_concurrency < 1:

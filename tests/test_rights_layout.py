@@ -111,6 +111,12 @@ def test_layout_values_that_can_never_match_are_refused_in_one_sentence(layout, 
     assert says in message and message.count("\n") == 0 and message.endswith(".")
 
 
+@pytest.mark.parametrize("hosting_ou", [f"OU=Hosting,{BASE}", "Hosting"])
+def test_a_hosting_ou_that_can_never_match_is_refused(hosting_ou):
+    with pytest.raises(ConfigError, match="directory.hosting_ou must be a DN relative to directory.base_dn"):
+        parse({"directory": {"urls": ["ldaps://dc"], "base_dn": BASE, "bind_user": "svc", "hosting_ou": hosting_ou}})
+
+
 # -- helpers on the DC -------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
