@@ -495,3 +495,31 @@ async def test_reading_a_group_as_a_user_is_refused(dc_directory):
     role = child_dn("CN", "Customer Administrator", dc_directory.layout.roles_dn((await dc_directory.customer(DESTINATION)).dn))
     with pytest.raises(UsageError, match="is a group, not a user account"):
         await dc_directory.user(role)
+
+
+@dc
+async def test_the_console_refuses_a_group_given_as_the_user_to_move(tmp_path):
+    """However a group reached the console's move (a hand-made User, here), it says why in
+    one sentence and opens no wizard (on the demo directory, the console's own)."""
+    from core.demo.directory import open_demo
+    from core.model import User
+    from screens.customers import CustomersScreen
+    from tui.app import TenantryApp
+
+    directory = await open_demo()
+    try:
+        source = await directory.customer(STAFF_GROUP_CUSTOMER)
+        role = child_dn("CN", "Customer Administrator", directory.layout.roles_dn(source.dn))
+        before = await _members(directory, role)
+        app = TenantryApp(directory, directory.config, state=tmp_path / "state")
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await app.workers.wait_for_complete()
+            app.start_move(User(dn=role, cn="Customer Administrator", sam="", upn=None), source)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            messages = [n.message for n in app._notifications]
+            assert any("is a group, not a user account" in m and "\n" not in m for m in messages), messages
+            assert isinstance(app.screen, CustomersScreen)
+        assert await _members(directory, role) == before
+    finally:
+        await directory.close()
