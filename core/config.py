@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import tomli
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 
 from core.audit_shipping import SyslogTarget
 from core.errors import ConfigError, UsageError
@@ -74,6 +76,12 @@ class DirectoryConfig:
         return tuple(labels)
 
 
+DEFAULT_ROLE_ORDER: tuple[str, ...] = (
+    "Customer Administrator", "Service Administrator", "User Administrator", "Partial User Administrator",
+)
+OUTSIDE_GROUPS = ("keep", "leave")
+
+
 @dataclass(frozen=True)
 class LayoutConfig:
     """Names and markers of the hosting layout (PRODUCT §1)."""
@@ -92,6 +100,12 @@ class LayoutConfig:
     user_admin_role: str = "User Administrator"
     plan_group_format: str = "{service} - {plan}"
     address_book_attribute: str = "extensionAttribute1"
+    # Security roles, highest first: a customer's administrator may grant (by a copy) only
+    # the roles below their own highest one; a role not listed only SP and reseller
+    # administrators may grant.
+    role_order: tuple[str, ...] = DEFAULT_ROLE_ORDER
+    # A moved user's groups outside every customer (platform-wide ones): "keep" or "leave".
+    outside_groups: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -224,7 +238,10 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     sections = _Table(raw, where, "")
     sections.allow_only({"directory", "layout", "console", "services", "mapping", "tenants", "audit"}, kind="section")
     directory = _directory(sections.table("directory", required=True), where)
-    layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
+    hosting = _dn_parts(directory.hosting_ou)
+    if not hosting or any(attribute == "dc" for attribute, _ in hosting):
+        raise ConfigError(f"{where}: directory.hosting_ou must be a DN relative to directory.base_dn, such as OU=Hosting, not {directory.hosting_ou!r}.")
+    layout = _layout(sections.table("layout"), directory)
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
     if console.bulk_concurrency < 1:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
@@ -296,6 +313,60 @@ def _dataclass_from(cls: type, table: _Table, where: str, section: str):
         if isinstance(value, str) and not value.strip():
             raise table.fail(name, "must not be empty")
     return cls(**values)
+
+
+def _dn_parts(value: str) -> list[tuple[str, str]]:
+    """``value`` split into (attribute, value) pairs, case-folded; empty if it is no DN."""
+    try:
+        parts = parse_dn(value, escape=False) if value else []
+    except LDAPInvalidDnError:
+        return []
+    return [(attribute.lower(), part.casefold()) for attribute, part, _sep in parts]
+
+
+def _layout_dn(table: _Table, layout: LayoutConfig, key: str, example: str) -> list[tuple[str, str]]:
+    value = getattr(layout, key)
+    parts = _dn_parts(value)
+    if not parts:
+        raise table.fail(key, f"must be a DN such as {example}, not {value!r}")
+    return parts
+
+
+def _layout(table: _Table, directory: DirectoryConfig) -> LayoutConfig:
+    """The ``[layout]`` section; a value that can never match an entry is refused."""
+    if "role_order" in table.data:
+        roles = table.get("role_order", list)
+        if not all(isinstance(r, str) and r.strip() for r in roles):
+            raise table.fail("role_order", "must be a list of role names, highest first")
+        if len({r.casefold() for r in roles}) != len(roles):
+            raise table.fail("role_order", "names a role twice")
+    strings = _Table({k: v for k, v in table.data.items() if k != "role_order"}, table.where, table.prefix)
+    layout = _dataclass_from(LayoutConfig, strings, table.where, "layout")
+    if "role_order" in table.data:
+        layout = replace(layout, role_order=tuple(table.data["role_order"]))
+    if layout.outside_groups not in OUTSIDE_GROUPS:
+        raise table.fail("outside_groups", f"must be one of {', '.join(OUTSIDE_GROUPS)}, not {layout.outside_groups!r}")
+    base = _dn_parts(directory.base_dn)
+    for key in ("users_ou", "roles_ou", "services_ou", "reseller_admins_group"):
+        parts = _layout_dn(table, layout, key, "OU=Users" if key.endswith("_ou") else "CN=Reseller Administrators")
+        if any(attribute == "dc" for attribute, _ in parts):
+            raise table.fail(key, "must be relative to the customer (or reseller) OU, without DC= parts")
+        if key == "reseller_admins_group" and len(parts) != 1:
+            raise table.fail(key, "must be one RDN (the group directly below each reseller OU), such as CN=Reseller Administrators")
+    seen: dict[tuple, str] = {}
+    for key in ("users_ou", "roles_ou", "services_ou"):
+        parts = tuple(_layout_dn(table, layout, key, "OU=Users"))
+        if parts in seen:
+            raise table.fail(key, f"is the same OU as {seen[parts]}: each names its own OU of a customer")
+        seen[parts] = key
+    for key in ("sp_admins_group", "readonly_group"):
+        parts = _layout_dn(table, layout, key, "CN=Service Provider Administrators")
+        if parts[-len(base):] == base:
+            if len(parts) == len(base):
+                raise table.fail(key, f"is the domain root {directory.base_dn}, not a group")
+        elif any(attribute == "dc" for attribute, _ in parts):
+            raise table.fail(key, f"is outside directory.base_dn ({directory.base_dn}), so no entry can ever match it")
+    return layout
 
 
 def _directory(table: _Table, where: str) -> DirectoryConfig:

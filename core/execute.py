@@ -23,12 +23,12 @@ from core import plan as p
 from core.audit import Audit
 from core.directory import Directory
 from core.directory.escape import dn_key_or_none, parent_dn, rdn_value
-from core.directory.layout import dn_key
+from core.directory.layout import dn_key, is_below
 from core.errors import AlreadyExists, ChangedUnderneath, DirectoryError, NotFound, PermissionDenied, TenantryError, UsageError
 from core.journal import JobRecord, JobStatus, Journal, StepState
 from core.model import Customer, Operator
 from core.plan import Plan, Step
-from core.rights import copy_problems, move_problems
+from core.rights import copy_problems, move_problems, withheld_by_joining
 from core.services.base import ServiceAdapter
 from core.tenants import problems_of
 from core.text import plain
@@ -116,7 +116,7 @@ class Executor:
         if changed is not None:
             self._audit(operator, plan, "refused", None, "the user changed since it was read")
             raise Refused(f"{changed} changed since the plan was made; plan again.")
-        self._check_targets(plan.steps, customers)
+        await self._check_targets(plan.steps, customers, operator)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
         job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, self._meta(meta)))
         with self.journal.claim(job_id):
@@ -187,7 +187,7 @@ class Executor:
         if needs_password_to_resume(job) and not (secrets or {}).get("password"):
             raise PasswordRequired(f"Job {job.id} still has to set the new user's password, which is never kept: give it again (--password-stdin).")
         customers = await self._authorize(job.kind, *_customers(job), operator)
-        self._check_targets([Step.from_json(s.spec) for s in job.steps], customers)
+        await self._check_targets([Step.from_json(s.spec) for s in job.steps], customers, operator)
         fresh = job.status in (JobStatus.PLANNED, JobStatus.RUNNING) and all(s.state == StepState.PENDING for s in job.steps)
         if fresh:
             users = job.meta.get("users") or []
@@ -213,7 +213,7 @@ class Executor:
         if job.is_finished:
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be rolled back.")
         customers = await self._authorize(job.kind, *_customers(job), operator)
-        self._check_targets([Step.from_json(s.spec) for s in job.steps], customers)
+        await self._check_targets([Step.from_json(s.spec) for s in job.steps], customers, operator)
         yield Event("job_started", job.id, message="rolling back")
         if job.status == JobStatus.PLANNED:  # never started: nothing to undo
             reason = "rolled back on request before it started"
@@ -416,10 +416,13 @@ class Executor:
             raise PermissionDenied(" ".join(x.message for x in tenants) + " Nothing was written.")
         return customers
 
-    def _check_targets(self, steps: Iterable[Step], customers: list[Customer]) -> None:
+    async def _check_targets(self, steps: Iterable[Step], customers: list[Customer], operator: Operator) -> None:
         """Every step must stay inside the job's customers: each DN it writes or names as a
-        member, and each service call (its tenant, path and body, as its adapter judges).
-        A step edited in the journal to reach elsewhere fails the whole job closed."""
+        member — but for leaving a group outside every customer when ``[layout]
+        outside_groups = "leave"`` — and each service call (its tenant, path and body, as
+        its adapter judges); it joins no role group the operator may not grant
+        (``[layout] role_order``). A step edited in the journal to reach elsewhere fails the
+        whole job closed."""
         scope = [dn_key(c.dn) for c in customers]
         for step in steps:
             if step.action == p.HTTP:
@@ -431,10 +434,20 @@ class Executor:
             for dn in _named_dns(step):
                 key = dn_key_or_none(dn)
                 if key is None or not any(key[-len(s):] == s for s in scope):
+                    if step.action == p.REMOVE_MEMBER and dn is step.target and key is not None and await self._platform_group(dn):
+                        continue
                     raise PermissionDenied(f"A step touches {plain(str(dn))}, outside the customers of this job; nothing was written.")
             value = self._foreign_value(step, customers)
             if value is not None:
                 raise PermissionDenied(f"A step writes {plain(value)} to {plain(step.target)}, a value of none of the customers of this job; nothing was written.")
+            customer = next((c for c in customers if is_below(step.target, c.dn)), None) if step.action == p.ADD_MEMBER else None
+            why = await withheld_by_joining(self.directory, operator, customer, step.target) if customer else None
+            if why:
+                raise PermissionDenied(f"{why} Nothing was written.")
+
+    async def _platform_group(self, dn: str) -> bool:
+        """A group outside every customer, which a moved user may leave (``outside_groups = "leave"``)."""
+        return self.directory.config.layout.outside_groups == "leave" and not await self.directory.inside_a_customer(dn)
 
     def _foreign_value(self, step: Step, customers: list[Customer]) -> str | None:
         """The first tenant-bound value a directory step writes that belongs to none of the

@@ -41,7 +41,7 @@ from pathlib import Path
 import ldap3
 from ldap3.utils.dn import parse_dn
 
-from core.demo.seed import Seed, build_seed
+from core.demo.seed import SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_OU, Seed, build_seed
 
 REALM = "EXAMPLE.NET"
 NETBIOS_DOMAIN = "EXAMPLE"
@@ -466,11 +466,13 @@ class DCInfo:
 def delegations(seed: Seed) -> list[tuple[str, str]]:
     """(object DN, trustee group DN) pairs: who administers what on the test DC.
 
-    SP administrators the hosting OU, each reseller's administrators their reseller OU,
+    SP administrators the hosting OU (and the second platform's operators its tree),
+    each reseller's administrators their reseller OU,
     and a customer's "User Administrator" role group that customer's OU.
     """
     hosting = f"OU=Hosting,{seed.base_dn}"
-    pairs = [(hosting, f"CN=Service Provider Administrators,{hosting}")]
+    pairs = [(hosting, f"CN=Service Provider Administrators,{hosting}"),
+             (f"{SECOND_PLATFORM_OU},{hosting}", f"CN={SECOND_PLATFORM_OPERATORS},OU=Staff,{seed.base_dn}")]
     roles = {norm_dn(e.dn) for e in seed.entries if e.dn.startswith("CN=User Administrator,")}
     for entry in seed.entries:
         marker = entry.attributes.get("businessCategory")

@@ -238,6 +238,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
             "status": status,
             "problems": [p.to_json() for p in plan.problems],
             "plan": [s.public() for s in plan.steps],
+            "left_out": [x.to_json() for x in plan.left_out],
             "users": [u.__dict__ for u in plan.users],
         })
     elif status == "refused":
@@ -272,6 +273,8 @@ def print_plan(plan: Plan) -> None:
                 print(f"       {attribute}: {_value(before.get(attribute))} → {_value(after.get(attribute))}")
         elif step.after is not None or step.before is not None:
             print(f"       {plain(step.before) or '—'} → {plain(step.after) or '—'}")
+    for item in plan.left_out:
+        print(f"  left out: {plain(item.action)} {plain(item.target)} — {plain(item.reason)}")
 
 
 def _value(value: Any) -> str:
