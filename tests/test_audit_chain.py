@@ -302,3 +302,12 @@ def test_the_command_line_ships_its_audit_entries_as_configured(samba_dc, sp_pas
         assert log.verify().head == match["hash"].decode()
     body = json.loads(match["msg"].decode("utf-8"))
     assert body["result"] == "refused" == entry.result and body["users"] == list(entry.users)
+
+
+def test_a_damaged_anchor_is_reported_and_never_blocks_the_audit(audit, state):
+    (state / "audit.sqlite3.anchor").write_text("{not json")
+    fill(audit, 1)  # written all the same: the audit of a job never fails on the anchor
+    assert audit.verify().entries == 5
+    code, out, _ = verify(state)
+    assert code == 1 and "The audit anchor" in out and "cannot be read" in out
+    assert (state / "audit.sqlite3.anchor").read_text() == "{not json"  # left as found
