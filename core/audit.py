@@ -33,6 +33,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 from contextlib import contextmanager
@@ -43,6 +44,8 @@ from typing import Any, Iterable, Iterator
 
 from core.audit_shipping import SyslogShipper, SyslogTarget
 from core.state import StateError, StateFile, private_file, string_list
+
+log = logging.getLogger("tenantry.audit")
 
 AUDIT_FILE = "audit.sqlite3"
 
@@ -317,7 +320,11 @@ class Audit(StateFile):
         anchor where it is, so :meth:`verify` keeps reporting it."""
         with private_file(self.anchor_path.with_name(self.anchor_path.name + ".lock")) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            old = self.read_anchor()
+            try:
+                old = self.read_anchor()
+            except StateError as error:  # left as found, for verify() to report; the entry itself is written
+                log.warning("%s", error)
+                return
             if old is not None and (new.count <= old.count or self._hash_at(db, old.count) != old.head):
                 return
             temporary = self.anchor_path.with_name(self.anchor_path.name + ".new")
@@ -363,7 +370,10 @@ class Audit(StateFile):
         last_id = rows[-1][0] if rows else 0
         if sequence is not None and sequence[0] > last_id:
             problems.append(f"Entries after entry {last_id} were removed (the log had reached entry {sequence[0]}).")
-        anchor = self.read_anchor()
+        try:
+            anchor = self.read_anchor()
+        except StateError as error:
+            return Verification(count, running, (*problems, str(error)))
         if anchor is None:
             if chained:
                 problems.append(f"The anchor file {self.anchor_path} is missing: it was deleted, so a cut-short log could go unnoticed.")

@@ -268,3 +268,46 @@ def test_a_dead_syslog_target_never_stops_the_audit(state, tmp_path):
 def test_audit_configuration_errors_are_one_sentence(audit, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         config_with(**audit)
+
+
+@pytest.mark.dc
+def test_the_command_line_ships_its_audit_entries_as_configured(samba_dc, sp_password, tmp_path):
+    """End to end on the Samba DC: ``[audit] syslog`` in the config file, a refused move
+    (to the user's own customer) — the entry reaches the listener with the chain's hash."""
+    import subprocess
+    import sys
+
+    from directory_fixtures import PASSWORD_ENV, write_dc_config
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    try:
+        config = write_dc_config(samba_dc, tmp_path / "dc.toml", extra=(
+            '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange"\n'
+            f'\n[audit]\nsyslog = true\nsyslog_address = "127.0.0.1:{listener.getsockname()[1]}"\nsyslog_facility = "local5"\n'))
+        customer = samba_dc.seed.customers()[0]
+        user = samba_dc.seed.users(under=f"OU=Users,{customer.dn}")[0]
+        env = {**os.environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(tmp_path / "state")}
+        result = subprocess.run([sys.executable, "-m", "tui.cli", "move", user.first("userPrincipalName"), "--to",
+                                 customer.first("ou"), "--yes", "--config", str(config)],
+                                capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, env=env, timeout=180)
+        assert result.returncode == 3, result.stderr
+        (message,) = receive_all(listener, 1)
+    finally:
+        listener.close()
+    match = RFC5424.match(message)
+    assert match and int(match["pri"]) == 21 * 8 + 5  # local5.notice
+    with Audit(tmp_path / "state" / "audit.sqlite3") as log:
+        (entry,) = log.entries()
+        assert log.verify().head == match["hash"].decode()
+    body = json.loads(match["msg"].decode("utf-8"))
+    assert body["result"] == "refused" == entry.result and body["users"] == list(entry.users)
+
+
+def test_a_damaged_anchor_is_reported_and_never_blocks_the_audit(audit, state):
+    (state / "audit.sqlite3.anchor").write_text("{not json")
+    fill(audit, 1)  # written all the same: the audit of a job never fails on the anchor
+    assert audit.verify().entries == 5
+    code, out, _ = verify(state)
+    assert code == 1 and "The audit anchor" in out and "cannot be read" in out
+    assert (state / "audit.sqlite3.anchor").read_text() == "{not json"  # left as found

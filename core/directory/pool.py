@@ -27,6 +27,7 @@ from ldap3.core import exceptions as lexc
 
 from core.config import DirectoryConfig
 from core.directory import ops
+from core.directory.escape import split_dn
 from core.directory.layout import Layout
 from core.errors import (
     AuthenticationFailed,
@@ -128,7 +129,11 @@ class ConnectionFactory:
     def _open_one(self, endpoint: Endpoint) -> ldap3.Connection:
         if self.config.auth == "kerberos":
             conn = self._bind(endpoint, None, None, kerberos=True)
-            self.bound_as, self.account = kerberos_identity(conn)
+            try:
+                self.bound_as, self.account = kerberos_identity(conn, self.config.base_dn)
+            except BaseException:
+                conn.unbind()
+                raise
             return conn
         return self._bind(endpoint, self.config.bind_user, self._password)
 
@@ -185,7 +190,7 @@ class ConnectionFactory:
         if config.operator_proof == "kerberos":
             conn = self._bind(endpoint, None, None, kerberos=True)
             try:
-                principal, account = kerberos_identity(conn)
+                principal, account = kerberos_identity(conn, config.base_dn)
                 if not _same_account(conn, config.base_dn, account, operator):
                     raise AuthenticationFailed(
                         f"Your Kerberos ticket is for {principal}, not for the operator {operator} (directory.operator); nothing was done.")
@@ -213,14 +218,21 @@ def require_gssapi() -> None:
 WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"  # RFC 4532
 
 
-def kerberos_identity(conn: ldap3.Connection) -> tuple[str, str]:
+def kerberos_identity(conn: ldap3.Connection, base_dn: str) -> tuple[str, str]:
     """The principal a GSSAPI-bound connection authenticated (from the ticket cache), and
     the account name to look it up by: the DC's own answer to "Who am I?" where it gives
     one (AD: ``u:DOMAIN\\sam``), else the principal's name part — ``sam@REALM`` is an AD
-    account's canonical principal, ``upn@REALM`` an enterprise one."""
+    account's canonical principal, ``upn@REALM`` an enterprise one.
+
+    Only a principal of the directory's own realm (``DC=example,DC=net`` → EXAMPLE.NET)
+    is accepted: a trusted realm's ``bob`` is not this domain's ``bob``."""
     import gssapi
 
     principal = str(gssapi.Credentials(usage="initiate").name)
+    realm = ".".join(value for key, value in split_dn(base_dn) if key.casefold() == "dc").upper()
+    if principal.rpartition("@")[2].upper() != realm:
+        raise AuthenticationFailed(f"Your Kerberos ticket is for {plain(principal)}, of another realm than the directory's "
+                                   f"({realm}): kinit as an account of {realm}; nothing was done.")
     ok, result, _response, _request = conn.extended(WHO_AM_I)
     raw = result.get("responseValue") if ok else None
     who = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
