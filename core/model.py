@@ -107,6 +107,7 @@ class Rights:
     reseller_dns: frozenset[str] = frozenset()
     user_admin_customer_dns: frozenset[str] = frozenset()
     readonly: bool = False
+    customer_roles: frozenset[tuple[str, str]] = frozenset()  # (customer DN, role name) the operator holds
 
     @property
     def summary(self) -> str:

@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Input, Static
 
 from core.errors import DirectoryUnavailable, TenantryError
 from core.text import plain
+from screens.slow_notice import SlowNotice
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -111,9 +112,10 @@ class SearchScreen(Screen[Any]):
     async def _run_search(self, text: str | None, debounce: float) -> None:
         if debounce:
             await asyncio.sleep(debounce)  # a newer keystroke cancels this worker here
-        slow = self.set_timer(SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
+        slow: SlowNotice | None = None  # "connecting…" stays until the directory is open
         try:
             directory = await self._directory()
+            slow = SlowNotice(self, SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
             while True:
                 try:
                     found = await self.fetch(directory, text, self.limit + 1)
@@ -132,7 +134,8 @@ class SearchScreen(Screen[Any]):
         else:
             self.show_found(found, text)
         finally:
-            slow.stop()
+            if slow is not None:
+                slow.stop()
 
     # -- showing -----------------------------------------------------------------
     def show_found(self, found: Sequence[Any], text: str | None) -> None:

@@ -357,7 +357,7 @@ def test_adapter_configuration_errors_and_lazy_credentials():
 def tls_server(tmp_path_factory):
     from samba_dc import write_certificates
 
-    paths = write_certificates(tmp_path_factory.mktemp("provisioning-tls"))
+    paths = write_certificates(tmp_path_factory.mktemp("provisioning-tls"), "127.0.0.1")  # where the server listens, whatever the DC's address
     server = ProvisioningServer(certfile=str(paths["cert"]), keyfile=str(paths["key"])).start()
     server.seed_record("anna@contoso.example", customer="CONTOSO")
     try:

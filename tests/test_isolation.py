@@ -20,6 +20,7 @@ from core.errors import PermissionDenied
 from core.journal import JobStatus
 from core.move import MoveRequest
 from core.session import Session
+from core.tenants import problems_of
 from directory_fixtures import operator, write_dc_config
 from move_fixtures import DESTINATION, OTHER_RESELLER, SOURCE, remove_user, snapshot
 from test_move_services import TOKEN_ENV, seeded_user, services_config, session  # noqa: F401 (session: a fixture)
@@ -141,6 +142,8 @@ async def test_a_domain_added_to_uPNSuffixes_is_not_usable(session, provisioning
         assert (claimed in problems) == (claim == "victim")
         assert not plan.steps and await state(session, server, mover.source, victim) == before
         assert not await d.conflicts(upn=upn)  # no account holds it
+        if claim == "victim":  # the SP's map names the domain's customer: the claim makes no ambiguity
+            assert (await d.customer(domain)).dn == victim.dn
 
 
 # -- hole 4: a journal edited on disk -----------------------------------------------------------
@@ -242,4 +245,40 @@ async def test_a_journal_row_edited_to_name_another_tenants_user_or_group_is_ref
     edit_journal(session, job.id, record.index, {**record.spec, field: forged_dn})
     await refused_everywhere(session, server, job, (mover.source, mover.destination, victim),
                              f"A step touches {forged_dn}, outside the customers of this job; nothing was written.")
+    await restored_rolls_back(session, job, record.index, record.spec)
+
+
+# -- the tenant map keyed by objectGUID --------------------------------------------------------
+
+
+async def test_a_customer_keyed_by_its_objectGUID_gets_its_code_and_domains_from_the_map(samba_dc, sp_password, session, tmp_path):
+    source = await session.directory.customer(SOURCE)
+    guid = (await session.directory.values(source.dn, ["objectGUID"]))["objectGUID"][0]
+    assert source.guid == guid
+    entry = f'[tenants."{{{guid.upper()}}}"]\ncode = "G0001"\ndomains = ["{source.claimed_domains[-1]}"]\n'
+    directory = await connect(load(write_dc_config(samba_dc, tmp_path / "guid.toml", tenants=entry)), sp_password)
+    try:
+        mapped = await directory.customer(SOURCE)
+        assert (mapped.code, mapped.domains) == ("G0001", (source.claimed_domains[-1],))
+        assert (await directory.customer(source.claimed_domains[-1])).dn == source.dn  # found by its objectGUID
+        # every other customer is unmapped now: no code, no domain, and a job with it is refused
+        other = await directory.customer(DESTINATION)
+        assert (other.code, other.domains) == (None, ())
+        assert [x.code for x in problems_of(other, directory.config.tenants)] == [p.TENANT]
+    finally:
+        await directory.close()
+
+
+@pytest.mark.parametrize("attribute", ["extensionAttribute1", "userPrincipalName", "proxyAddresses"])
+async def test_a_journal_row_edited_to_write_another_tenants_value_is_refused(session, provisioning_server, mover, victim, attribute):
+    """The address-book value of another tenant, or an address in its domain, written by an edited row."""
+    job = await crashed_move(session, mover, lambda s: s.action == p.MOVE)
+    record = next(s for s in job.steps if s.spec["action"] == p.MODIFY)
+    value = {"extensionAttribute1": victim.code, "userPrincipalName": f"eve@{victim.default_domain}",
+             "proxyAddresses": f"smtp:ceo@{victim.default_domain}"}[attribute]
+    after = dict(record.spec["after"])
+    after[attribute] = [*after.get(attribute, []), value] if attribute == "proxyAddresses" else [value]
+    edit_journal(session, job.id, record.index, {**record.spec, "after": after})
+    await refused_everywhere(session, provisioning_server, job, (mover.source, mover.destination, victim),
+                             f"A step writes {attribute} = {value} to {record.spec['target']}, a value of none of the customers of this job; nothing was written.")
     await restored_rolls_back(session, job, record.index, record.spec)

@@ -1409,4 +1409,5 @@ async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Direct
     await pool.start()
     from core.demo.services import DemoServices
 
-    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed))
+    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed),
+                     memory_instance=uuid.uuid4().hex)
