@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from core.errors import ConfigError
 from core.plan import TENANT, Problem
@@ -72,9 +72,6 @@ class Tenant:
     def service(self, key: str) -> Mapping[str, Any] | None:
         return self.services.get(key)
 
-    def owns_domain(self, domain: str) -> bool:
-        return domain.casefold() in self.domains
-
 
 class TenantMap:
     """The configured tenants, found by a customer's objectGUID, else by its DN."""
@@ -83,9 +80,6 @@ class TenantMap:
         self._tenants = tuple(tenants)
         self._by_guid = {t.key: t for t in self._tenants if t.by_guid}
         self._by_dn = {dn_key(t.key): t for t in self._tenants if not t.by_guid}  # keys parsed at load
-
-    def __iter__(self) -> Iterator[Tenant]:
-        return iter(self._tenants)
 
     def __len__(self) -> int:
         return len(self._tenants)
