@@ -247,7 +247,7 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
-    tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()})
+    tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()}, directory.hosting_dn)
     audit = _dataclass_from(AuditConfig, sections.table("audit"), where, "audit")
     SyslogTarget.parse(audit.syslog_address, audit.syslog_facility, where)
     return Config(directory, layout, console, services, mapping, source, tenants, audit)
