@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 _ADAPTERS = {
     "exchange": ("core.services.directory_services", "ExchangeAdapter"),
+    "exchange_powershell": ("core.services.exchange", "ExchangePowerShellAdapter"),
     "ocs": ("core.services.directory_services", "OcsAdapter"),
     "blackberry": ("core.services.blackberry", "BlackBerryAdapter"),
     "http": ("core.services.http", "HttpAdapter"),
