@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ldap3
-from ldap3.core.exceptions import LDAPEntryAlreadyExistsResult
+from ldap3.core.exceptions import (LDAPEntryAlreadyExistsResult, LDAPInvalidDnError, LDAPInvalidDNSyntaxResult,
+                                   LDAPNoSuchObjectResult)
 from ldap3.utils.conv import escape_filter_chars
 from psrpcore.types import ErrorCategory, PSCustomObject
 
@@ -141,7 +142,10 @@ class ExchangeOrganization:
 
     def exists(self, dn: str) -> bool:
         with self.lock:
-            return bool(self.conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"]))
+            try:
+                return bool(self.conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"]))
+            except LDAPNoSuchObjectResult:
+                return False
 
     def name_of(self, dn: str | None) -> str | None:
         return ldap3.utils.dn.parse_dn(dn)[0][1] if dn else None
@@ -191,7 +195,10 @@ class ExchangeRunspace(Runspace):
         conn = self.org.conn
         with self.org.lock:
             if "=" in text and "," in text:
-                found = conn.search(text, "(objectClass=user)", ldap3.BASE, attributes=list(MAILBOX_ATTRIBUTES))
+                try:
+                    found = conn.search(text, "(objectClass=user)", ldap3.BASE, attributes=list(MAILBOX_ATTRIBUTES))
+                except (LDAPNoSuchObjectResult, LDAPInvalidDnError, LDAPInvalidDNSyntaxResult):
+                    found = False
             else:
                 try:
                     guid = uuid.UUID(text)

@@ -331,6 +331,10 @@ class PsrpServer:
             psrp.write_error(NETException(Message=exc.message),
                              ErrorCategoryInfo(Category=exc.category, Reason=exc.error_id),
                              fully_qualified_error_id=exc.error_id)
+        except Exception as exc:  # noqa: BLE001 - as PowerShell does, a cmdlet's exception is an error record
+            psrp.write_error(NETException(Message=f"{type(exc).__name__}: {exc}"),
+                             ErrorCategoryInfo(Category=ErrorCategory.NotSpecified, Reason=type(exc).__name__),
+                             fully_qualified_error_id=type(exc).__name__)
         psrp.complete()
         pipe.done = True
         return drop
