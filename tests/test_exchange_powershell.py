@@ -116,9 +116,13 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
                                f"-EmailAddresses 'SMTP:{new_email}','X500:/o=Old/cn=Recipients/cn=oldmover' "
                                f"-EmailAddressPolicyEnabled:$false -AddressBookPolicy '{destination.name} ABP' "
                                f"-OfflineAddressBook '{destination.name} OAB'")
+        endpoint = session.adapters["exchange"].endpoint
+        trips = endpoint.round_trips
         events = [e async for e in session.executor().run(plan, session.operator)]
         assert events[-1].status == "done", [e.message for e in events]
         assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Set-Mailbox"]
+        # one cmdlet = Command, Receive, Signal (terminate); the pool was opened in preflight
+        assert endpoint.round_trips - trips == 3
         assert not any(c.script for c in server.calls)
         after = await d.values(change.dn_after, EXCHANGE_ATTRIBUTES)
         assert after["mail"] == [new_email]
@@ -257,6 +261,11 @@ async def test_a_hostile_name_reaches_the_cmdlets_only_as_a_parameter_value(sess
     try:
         password = new_password()
         server.reset()
+        # a newline cannot even become a name: refused before any cmdlet that writes
+        refused = await session.copier().preflight(
+            session.operator, CopyRequest(template.upn, "Evil", "Name", display_name=HOSTILE + "\nGet-Process"), password)
+        assert any("holds control characters" in x.message for x in refused.problems), refused.problems
+        assert [c.command for c in server.calls] == ["Get-AddressBookPolicy"]
         plan = await session.copier().preflight(
             session.operator, CopyRequest(template.upn, "Evil", f"Name{copy_names()[1]}", display_name=HOSTILE + " " + copy_names()[1]), password)
         assert plan.ok, plan.problems
