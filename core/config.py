@@ -19,6 +19,7 @@ import tomli
 from core.errors import ConfigError, UsageError
 from core.mapping import Formats
 from core.model import Customer, Service
+from core.tenants import TenantMap, parse_tenants
 
 ADAPTERS = ("exchange", "exchange_powershell", "ocs", "blackberry", "group", "http")
 
@@ -134,6 +135,7 @@ class Config:
     services: dict[str, ServiceConfig] = field(default_factory=dict)
     mapping: MappingConfig = MappingConfig()
     source: Path | None = None
+    tenants: TenantMap = field(default_factory=TenantMap)  # [tenants]: each customer's code, domains, service tenants
 
     def service(self, key: str) -> Service | None:
         entry = self.services.get(key)
@@ -182,7 +184,7 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     """Validate an already-decoded TOML document."""
     where = str(source) if source else "configuration"
     sections = _Table(raw, where, "")
-    sections.allow_only({"directory", "layout", "console", "services", "mapping"}, kind="section")
+    sections.allow_only({"directory", "layout", "console", "services", "mapping", "tenants"}, kind="section")
     directory = _directory(sections.table("directory", required=True), where)
     layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
@@ -190,7 +192,8 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
-    return Config(directory, layout, console, services, mapping, source)
+    tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()})
+    return Config(directory, layout, console, services, mapping, source, tenants)
 
 
 class _Table:

@@ -41,6 +41,7 @@ from core.password import PasswordPolicy, generate_password, password_problems
 from core.plan import Plan, Problem, Step, UserChange
 from core.rights import copy_problems
 from core.services.base import CopyContext, ServiceAdapter, ServiceCopy
+from core.tenants import problems_of
 from core.text import plain
 
 UAC_NORMAL = "512"
@@ -178,7 +179,7 @@ class CopyPlanner:
         template = await self.directory.user(request.template)
         customer = await self.directory.customer_at(template.customer_dn)
         who = request.template
-        problems: list[Problem] = list(copy_problems(operator, customer, readonly_mode=self.readonly))
+        problems: list[Problem] = [*copy_problems(operator, customer, readonly_mode=self.readonly), *problems_of(customer, self.config.tenants)]
         chosen = self._chosen_services(template, request, problems)
         plans = self._plans(template, customer, chosen, request, problems)
         kinds = {self._kind(key) for key in chosen}

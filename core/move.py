@@ -22,6 +22,7 @@ from core.model import Customer, Operator, Plan as ServicePlan, User
 from core.plan import Plan, Problem, Step, UserChange
 from core.rights import move_problems
 from core.services.base import MoveContext, ServiceAdapter, ServiceMove
+from core.tenants import problems_of
 from core.text import plain
 
 
@@ -80,6 +81,9 @@ class MovePlanner:
         destination = await self.directory.customer(request.destination)
         problems: list[Problem] = []
         problems += move_problems(operator, source, destination, readonly_mode=self.readonly)
+        problems += problems_of(source, self.config.tenants)
+        if dn_key(source.dn) != dn_key(destination.dn):
+            problems += problems_of(destination, self.config.tenants)
         if dn_key(source.dn) == dn_key(destination.dn):
             problems.append(Problem(p.SAME_CUSTOMER, f"{plain(user.upn or user.sam)} already belongs to {plain(destination.name)}."))
         plans = self._service_problems(user, destination, request, problems)
@@ -140,7 +144,7 @@ class MovePlanner:
                 problems.append(Problem(p.INVALID_VALUE, problem))
             elif not destination.owns_domain(split_address(value)[1]):
                 problems.append(Problem(p.FOREIGN_DOMAIN, f"The {what} {plain(value)} is in a domain {plain(destination.name)} does not own."))
-        leaving = {d.casefold() for d in source.domains}
+        leaving = self._leaving(source)
         for value in user.proxy_addresses:
             kind, _, address = value.partition(":")
             domain = split_address(address)[1]
@@ -148,10 +152,16 @@ class MovePlanner:
                 problems.append(Problem(p.FOREIGN_DOMAIN, f"The alias {plain(address)} would stay with the user but {plain(destination.name)} does not own its domain."))
         return problems
 
+    @staticmethod
+    def _leaving(source: Customer) -> set[str]:
+        """The domains whose addresses leave with the user: the source's, as the tenant map
+        assigns them and as its directory entry claims them (stripping more is safe)."""
+        return {d.casefold() for d in (*source.domains, *source.claimed_domains)}
+
     async def _collisions(self, user: User, source: Customer, mapping: Mapping, destination_dn: str) -> list[Problem]:
         # the new primary, and every alias that stays with the user (not in the source's domains)
         addresses = [mapping.email] if mapping.email else []
-        leaving = {d.casefold() for d in source.domains}
+        leaving = self._leaving(source)
         for value in user.proxy_addresses:
             kind, _, address = value.partition(":")
             if kind.lower() == "smtp" and split_address(address)[1].casefold() not in leaving:

@@ -48,6 +48,7 @@ CHANGED = "changed"
 INVALID_VALUE = "invalid_value"
 PLAN_MISSING = "plan_missing"
 WEAK_PASSWORD = "weak_password"  # the new user's password breaks the domain's policy
+TENANT = "tenant"  # a customer missing from the tenant map, or claiming another tenant's code or domain
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,11 @@ of the product must survive them. All of them load into Samba AD unchanged.
 
 from __future__ import annotations
 
+import json
 import random
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "SeedEntry",
@@ -150,6 +152,31 @@ class Seed:
             if op.name == name:
                 return op
         raise KeyError(name)
+
+    def tenants(self, services: tuple[str, ...] = ("blackberry",)) -> dict[str, dict[str, Any]]:
+        """The ``[tenants]`` table an SP would configure for this directory: each customer
+        keyed by its DN, with its code and domains, and a UEM tenant (its code lower-cased)
+        for each of ``services`` (blackberry-adapter service keys)."""
+        return {
+            entry.dn: {
+                "code": entry.first("description"),
+                "domains": list(entry.attributes.get("uPNSuffixes", ())),
+                **{key: {"tenant_guid": (entry.first("description") or "").lower()} for key in services},
+            }
+            for entry in self.customers()
+        }
+
+    def tenants_toml(self, services: tuple[str, ...] = ("blackberry",)) -> str:
+        """:meth:`tenants` as TOML, for a config file (keys and strings JSON-quoted, which TOML reads)."""
+        lines = []
+        for dn, entry in self.tenants(services).items():
+            lines.append(f"[tenants.{json.dumps(dn)}]")
+            lines.append(f"code = {json.dumps(entry['code'])}")
+            lines.append(f"domains = {json.dumps(entry['domains'])}")
+            for key in services:
+                lines.append(f"[tenants.{json.dumps(dn)}.{key}]")
+                lines.append(f"tenant_guid = {json.dumps(entry[key]['tenant_guid'])}")
+        return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- escaping

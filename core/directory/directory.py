@@ -107,7 +107,7 @@ class Directory:
         With ``limit``, the server is asked for no more than that and the services of
         only those customers are read (one small search each, in parallel).
         """
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         entries = await self._collect(self.layout.hosting_dn, self.layout.customer_filter(search), "sub", attributes, limit)
         if with_services:
             found = list(await asyncio.gather(*(self._customer_with_groups(e) for e in entries)))
@@ -130,7 +130,7 @@ class Directory:
 
         Without ``with_services`` its services, plans and roles are left empty (two
         searches fewer, for callers that need only where it is, e.g. rights checks)."""
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         # Two searches, not one (ou=…)|(uPNSuffixes=…): ``ou`` is indexed (in AD and
         # Samba) and uPNSuffixes is not, so the OR made the DC read every OU of the
         # domain. The domain search still does; only a value that can be a domain
@@ -152,7 +152,7 @@ class Directory:
         return await self._customer_with_groups(entries[0])
 
     async def customer_at(self, dn: str) -> Customer:
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
         if entry is None:
             raise NotFound(f"The customer {dn} no longer exists.")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Iterable
 
 from core.config import Config
-from core.directory.escape import filter_value, parent_dn, rdn_value, split_dn
+from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn
 from core.directory.ops import Entry
 from core.model import Customer, Plan, Reseller, User
 
@@ -22,15 +23,6 @@ COMMON_ATTRIBUTES = [
     "description", "department", "company", "title", "physicalDeliveryOfficeName", "telephoneNumber",
     "mobile", "facsimileTelephoneNumber", "streetAddress", "l", "st", "postalCode", "c", "co", "manager",
 ]
-
-
-def dn_key(dn: str) -> tuple[tuple[str, str], ...]:
-    """A comparison key for DNs: attribute names and values case-folded, escaping undone."""
-    return tuple((attr.lower(), value.casefold()) for attr, value in split_dn(dn))
-
-
-def same_dn(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and dn_key(a) == dn_key(b)
 
 
 class Layout:
@@ -105,21 +97,32 @@ class Layout:
     def reseller_from(self, entry: Entry) -> Reseller:
         return Reseller(entry.first("ou") or rdn_value(entry.dn), entry.dn)
 
+    @property
+    def customer_attributes(self) -> list[str]:
+        """What is read of a customer OU (its objectGUID keys the tenant map)."""
+        return ["ou", "objectGUID", self.names.domains_attribute, self.names.code_attribute]
+
     def customer_from(self, entry: Entry, groups: Iterable[str] = ()) -> Customer:
+        """The customer an OU entry is; its code and domains from the tenant map only."""
         parent = parent_dn(entry.dn)
         is_direct = same_dn(parent, self.hosting_dn)
         services, plans, roles = self.classify_groups(entry.dn, groups)
-        return Customer(
+        customer = Customer(
             name=entry.first("ou") or rdn_value(entry.dn),
             dn=entry.dn,
             reseller=None if is_direct else rdn_value(parent),
             reseller_dn=None if is_direct else parent,
-            domains=tuple(entry.get(self.names.domains_attribute)),
-            code=entry.first(self.names.code_attribute),
             services=services,
             plans=plans,
             roles=roles,
+            guid=entry.first("objectGUID"),
+            claimed_domains=tuple(entry.get(self.names.domains_attribute)),
+            claimed_code=entry.first(self.names.code_attribute),
         )
+        tenant = self.config.tenants.for_customer(customer)
+        if tenant is None:
+            return customer
+        return replace(customer, code=tenant.code, domains=tenant.domains)
 
     def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[Plan, ...], tuple[str, ...]]:
         """Split group DNs into this customer's services, plans and roles."""
