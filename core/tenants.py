@@ -38,6 +38,8 @@ CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 TENANT_SETTINGS: dict[str, frozenset[str]] = {
     "blackberry": frozenset({"tenant_guid"}),  # the UEM tenant of this customer (its SRP ID)
     "exchange": frozenset(),
+    # the customer's address book in Exchange (else the [services.<key>] templates over its code)
+    "exchange_powershell": frozenset({"address_book_policy", "offline_address_book", "custom_attribute1", "database"}),
     "ocs": frozenset(),
     "group": frozenset(),
     "http": frozenset(),

@@ -117,9 +117,11 @@ class ExchangeOrganization:
         for dn in chain:
             self._add(dn)
 
-    def add_tenant(self, code: str, name: str) -> AddressBook:
+    def add_tenant(self, code: str, name: str | None = None) -> AddressBook:
         """A hosting tenant's address book, created the way hosting guides do: an address
-        list, a room list, a GAL and an OAB filtered on CustomAttribute1, and an ABP."""
+        list, a room list, a GAL and an OAB filtered on CustomAttribute1, and an ABP, all
+        named after ``name`` (default: the code)."""
+        name = name or code
         book = AddressBook(f"{name} ABP", f"{name} GAL", f"{name} OAB", (f"{name} AL",), f"{name} Rooms", code)
         for kind, list_name in (("list", book.address_lists[0]), ("list", book.room_list), ("gal", book.gal)):
             dn = self.dn_of(kind, list_name)

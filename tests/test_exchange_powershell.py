@@ -5,6 +5,7 @@ by attribute as Exchange leaves a recipient."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from types import SimpleNamespace
@@ -59,11 +60,17 @@ async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
         'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + endpoint +
         '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "ocs"\n'
     )
-    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services))
+    # the source's address book follows the [services.exchange] templates, the destination's
+    # is named in its tenant table
+    destination = samba_dc.seed.customer(DESTINATION).dn
+    code = samba_dc.seed.tenants(())[destination]["code"]
+    tenants = (samba_dc.seed.tenants_toml(services=())
+               + f'[tenants.{json.dumps(destination)}.exchange]\naddress_book_policy = "{code} Tenant ABP"\n')
+    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services, tenants=tenants))
     directory = await connect(config, sp_password)
-    for name in (SOURCE, DESTINATION):
-        customer = await directory.customer(name)
-        exchange.org.add_tenant(customer.code, customer.name)
+    source, destination = await directory.customer(SOURCE), await directory.customer(DESTINATION)
+    exchange.org.add_tenant(source.code)
+    exchange.org.add_tenant(destination.code, f"{destination.code} Tenant")
     session = await Session.open(directory, state=tmp_path)
     yield session
     await session.close()
@@ -85,8 +92,8 @@ async def mailbox_user(session, exchange, *, policy_enabled: bool = False, **kwa
     await admin(exchange,
                 Cmdlet("Enable-Mailbox", (("Identity", user.dn), ("Database", "DB01"))),
                 Cmdlet("Set-Mailbox", (("Identity", user.dn), ("CustomAttribute1", source.code),
-                                       ("EmailAddressPolicyEnabled", policy_enabled), ("AddressBookPolicy", f"{source.name} ABP"),
-                                       ("OfflineAddressBook", f"{source.name} OAB"))))
+                                       ("EmailAddressPolicyEnabled", policy_enabled), ("AddressBookPolicy", f"{source.code} ABP"),
+                                       ("OfflineAddressBook", f"{source.code} OAB"))))
     return user
 
 
@@ -104,7 +111,7 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
     try:
         source, destination = user.source, user.destination
         before = await d.values(user.dn, EXCHANGE_ATTRIBUTES)
-        assert folded(before["msExchAddressBookPolicyLink"]) == {org.dn_of("abp", f"{source.name} ABP").casefold()}
+        assert folded(before["msExchAddressBookPolicyLink"]) == {org.dn_of("abp", f"{source.code} ABP").casefold()}
         server.reset()
         plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
         assert plan.ok, plan.problems
@@ -114,8 +121,8 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         (step,) = [s for s in plan.steps if s.service == "exchange"]
         assert step.target == (f"Set-Mailbox -Identity '{user_guid(before, plan)}' -CustomAttribute1 '{destination.code}' "
                                f"-EmailAddresses 'SMTP:{new_email}','X500:/o=Old/cn=Recipients/cn=oldmover' "
-                               f"-EmailAddressPolicyEnabled:$false -AddressBookPolicy '{destination.name} ABP' "
-                               f"-OfflineAddressBook '{destination.name} OAB'")
+                               f"-EmailAddressPolicyEnabled:$false -AddressBookPolicy '{destination.code} Tenant ABP' "
+                               f"-OfflineAddressBook '{destination.code} Tenant OAB'")
         endpoint = session.adapters["exchange"].endpoint
         trips = endpoint.round_trips
         events = [e async for e in session.executor().run(plan, session.operator)]
@@ -129,9 +136,9 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         assert folded(after["proxyAddresses"]) == folded([f"SMTP:{new_email}", "X500:/o=Old/cn=Recipients/cn=oldmover"])
         assert [a for a in after["proxyAddresses"] if a.startswith("SMTP:")] == [f"SMTP:{new_email}"]
         assert after["extensionAttribute1"] == [destination.code]
-        assert folded(after["msExchAddressBookPolicyLink"]) == {org.dn_of("abp", f"{destination.name} ABP").casefold()}
-        assert folded(after["msExchUseOAB"]) == {org.dn_of("oab", f"{destination.name} OAB").casefold()}
-        assert folded(after["showInAddressBook"]) == {org.dn_of(kind, f"{destination.name} {what}").casefold()
+        assert folded(after["msExchAddressBookPolicyLink"]) == {org.dn_of("abp", f"{destination.code} Tenant ABP").casefold()}
+        assert folded(after["msExchUseOAB"]) == {org.dn_of("oab", f"{destination.code} Tenant OAB").casefold()}
+        assert folded(after["showInAddressBook"]) == {org.dn_of(kind, f"{destination.code} Tenant {what}").casefold()
                                                        for kind, what in (("list", "AL"), ("list", "Rooms"), ("gal", "GAL"))}
         assert after["msExchPoliciesExcluded"] == [EAP_EXCLUDED]
         assert after["homeMDB"] == before["homeMDB"] and after["msExchRecipientTypeDetails"] == ["1"]
@@ -147,7 +154,7 @@ def user_guid(values, plan) -> str:
 async def test_a_destination_without_an_address_book_policy_is_refused_in_preflight(session, exchange):
     d, server, org = session.directory, exchange.server, exchange.org
     user = await mailbox_user(session, exchange)
-    abp = org.dn_of("abp", f"{user.destination.name} ABP")
+    abp = org.dn_of("abp", f"{user.destination.code} Tenant ABP")
     try:
         before = await snapshot(d, user.source, user.destination)
         with org.lock:
@@ -156,14 +163,14 @@ async def test_a_destination_without_an_address_book_policy_is_refused_in_prefli
         plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
         assert not plan.ok
         messages = [x.message for x in plan.problems if x.code == p.SERVICE_MISSING]
-        assert messages == [f"Hosted Exchange: the address book policy '{user.destination.name} ABP' of {user.destination.name} "
+        assert messages == [f"Hosted Exchange: the address book policy '{user.destination.code} Tenant ABP' of {user.destination.name} "
                             f"cannot be used (Hosted Exchange refused Get-AddressBookPolicy: The operation couldn't be performed "
-                            f"because object '{user.destination.name} ABP' couldn't be found on 'dc1'.)."]
+                            f"because object '{user.destination.code} Tenant ABP' couldn't be found on 'dc1'.)."]
         assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy"]
         assert await snapshot(d, user.source, user.destination) == before
     finally:
         org.install()
-        org.add_tenant(user.destination.code, user.destination.name)
+        org.add_tenant(user.destination.code, f"{user.destination.code} Tenant")
         await remove_user(d, user)
 
 
@@ -222,7 +229,7 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         shown = [s.target for s in plan.steps if s.service == "exchange"]
         assert shown == [f"Enable-Mailbox -Identity '{copy_dn}' -Database 'DB01' -Alias '{email.split('@')[0]}' -PrimarySmtpAddress '{email}'",
                          f"Set-Mailbox -Identity '{copy_dn}' -CustomAttribute1 '{customer.code}' -EmailAddressPolicyEnabled:$false "
-                         f"-AddressBookPolicy '{customer.name} ABP' -OfflineAddressBook '{customer.name} OAB'"]
+                         f"-AddressBookPolicy '{customer.code} ABP' -OfflineAddressBook '{customer.code} OAB'"]
         events = [e async for e in session.executor().run(plan, session.operator, secrets={"password": password})]
         assert events[-1].status == "done", [e.message for e in events]
         values = await d.values(copy_dn, EXCHANGE_ATTRIBUTES)
@@ -230,8 +237,8 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         assert values["msExchRecipientTypeDetails"] == ["1"]
         assert folded(values["homeMDB"]) == {org.dn_of("database", "DB01").casefold()}
         assert values["extensionAttribute1"] == [customer.code]
-        assert folded(values["msExchAddressBookPolicyLink"]) == {org.dn_of("abp", f"{customer.name} ABP").casefold()}
-        assert folded(values["msExchUseOAB"]) == {org.dn_of("oab", f"{customer.name} OAB").casefold()}
+        assert folded(values["msExchAddressBookPolicyLink"]) == {org.dn_of("abp", f"{customer.code} ABP").casefold()}
+        assert folded(values["msExchUseOAB"]) == {org.dn_of("oab", f"{customer.code} OAB").casefold()}
         assert len(values["showInAddressBook"]) == 3
         assert values["msExchPoliciesExcluded"] == [EAP_EXCLUDED]
     finally:

@@ -5,10 +5,12 @@ The mailbox is re-homed the way hosting control panels do it, over PowerShell re
 Exchange itself stamps the recipient: address book policy, offline address book, address
 list membership (``showInAddressBook``), addresses.
 
-Per tenant (templates over the customer: ``{code}`` its code, ``{name}`` its name):
+Per customer: its table in the tenant map (``[tenants."<OU>".<key>]``, any of the keys
+below), else these ``[services.<key>]`` templates over ``{code}``, the customer's code
+from the same map (never over what the tenant's own admins can edit):
 
 ``address_book_policy``
-    The tenant's ABP (default ``"{name} ABP"``). It must exist: a missing one is a
+    The tenant's ABP (default ``"{code} ABP"``). It must exist: a missing one is a
     preflight problem.
 ``offline_address_book``
     The tenant's OAB (default: the ABP's own).
@@ -44,23 +46,26 @@ from core.model import Customer
 from core.plan import HTTP, INVALID_VALUE, SERVICE_MISSING, Problem, Step
 from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
 from core.services.powershell import ENDPOINT_OPTIONS, Cmdlet, PowerShellEndpoint
+from core.tenants import TenantMap
 from core.text import plain
 
 TENANT_OPTIONS = frozenset({"address_book_policy", "offline_address_book", "custom_attribute1", "database", "plan_databases"})
-DEFAULTS = {"address_book_policy": "{name} ABP", "custom_attribute1": "{code}", "database": "DB01"}
+DEFAULTS = {"address_book_policy": "{code} ABP", "custom_attribute1": "{code}", "database": "DB01"}
 CAPTURED = ("CustomAttribute1", "EmailAddresses", "EmailAddressPolicyEnabled", "AddressBookPolicy", "OfflineAddressBook")
 
 
 class ExchangePowerShellAdapter(ServiceAdapter):
     """Hosted Exchange on cmdlets (see the module docstring)."""
 
-    def __init__(self, service, options, layout, *, environ=None, endpoint: PowerShellEndpoint | None = None):
+    def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
+                 endpoint: PowerShellEndpoint | None = None):
         super().__init__(service, options, layout)
+        self.tenants = tenants or TenantMap()
         where = f"services.{service.key}"
         for name in TENANT_OPTIONS - {"plan_databases"}:
             value = options.get(name, DEFAULTS.get(name))
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ConfigError(f"{where}.{name} must be a non-empty string (a template over {{code}} and {{name}}).")
+                raise ConfigError(f"{where}.{name} must be a non-empty string (a template over {{code}}).")
         databases = options.get("plan_databases", {})
         if not isinstance(databases, dict) or not all(isinstance(v, str) and v.strip() for v in databases.values()):
             raise ConfigError(f"{where}.plan_databases must be a table of plan = \"database\".")
@@ -82,13 +87,17 @@ class ExchangePowerShellAdapter(ServiceAdapter):
     # -- per-tenant settings ------------------------------------------------------------------
 
     def _setting(self, name: str, customer: Customer) -> str | None:
+        tenant = self.tenants.for_customer(customer)
+        table = (tenant.service(self.key) if tenant else None) or {}
+        if name in table:
+            return str(table[name])
         template = self.options.get(name, DEFAULTS.get(name))
         if template is None:
             return None
         try:
-            return str(template).format(code=customer.code or "", name=customer.name)
+            return str(template).format(code=customer.code or "")
         except (KeyError, IndexError, ValueError):
-            raise ConfigError(f"services.{self.key}.{name} may use only {{code}} and {{name}}, not {plain(template)!r}.") from None
+            raise ConfigError(f"services.{self.key}.{name} may use only {{code}}, not {plain(template)!r}.") from None
 
     def _database(self, customer: Customer, plan: str | None) -> str:
         return str(self.options.get("plan_databases", {}).get(plan) or self._setting("database", customer))
