@@ -62,7 +62,7 @@ class ExchangeAdapter(ServiceAdapter):
             changes,
             "proxyAddresses",
             user.proxy_addresses,
-            proxy_addresses(user.proxy_addresses, context.email, context.source.domains, old_legacy[0] if old_legacy else None),
+            proxy_addresses(user.proxy_addresses, context.email, context.source.domains, old_legacy[0] if old_legacy else None, context.sip),
         )
         _change(changes, "legacyExchangeDN", old_legacy, (new_legacy,))
         segregation = self.layout.address_book_attribute

@@ -140,7 +140,7 @@ class ExchangePowerShellAdapter(ServiceAdapter):
             return ServiceMove()
         before = dict(remote["mailbox"])
         current = tuple(str(a) for a in before.get("EmailAddresses") or ())
-        addresses = proxy_addresses(current, context.email, context.source.domains, None)
+        addresses = proxy_addresses(current, context.email, context.source.domains, None, context.sip)
         book = remote["book"]
         after = {"CustomAttribute1": book["custom_attribute1"] or None, "EmailAddresses": list(addresses),
                  "EmailAddressPolicyEnabled": False, "AddressBookPolicy": book["policy"], "OfflineAddressBook": book["oab"] or None}
