@@ -77,13 +77,101 @@ class AddressBook:
 
 
 @dataclass
-class ExchangeOrganization:
-    """The organisation's configuration objects in the Samba DC (see the module doc)."""
+class AdBackend:
+    """What a service's cmdlets read and write in the DC: an administrator's connection
+    (used under ``lock``: the server runs requests in threads)."""
 
-    conn: ldap3.Connection  # an administrator's connection; used under ``lock``
+    conn: ldap3.Connection
     base_dn: str
     server_name: str = "dc1"
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_container(self, dn: str) -> None:
+        with self.lock:
+            try:
+                ok = self.conn.add(dn, ["top", "container"])
+            except LDAPEntryAlreadyExistsResult:
+                return
+            if not ok and self.conn.result.get("result") != 68:  # entryAlreadyExists
+                raise RuntimeError(f"cannot add {dn}: {self.conn.result}")
+
+    def exists(self, dn: str) -> bool:
+        with self.lock:
+            try:
+                return bool(self.conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"]))
+            except LDAPNoSuchObjectResult:
+                return False
+
+    @staticmethod
+    def name_of(dn: str | None) -> str | None:
+        return ldap3.utils.dn.parse_dn(dn)[0][1] if dn else None
+
+    def find_users(self, identity: Any, attributes: tuple[str, ...], also: tuple[str, ...] = ()) -> list[ldap3.Entry]:
+        """Users an ``-Identity`` names: a DN, a GUID, or a UPN, sAMAccountName, name or one
+        of the ``also`` attributes (``"attribute"`` or ``"attribute=prefix"``; the value is
+        escaped into the filter)."""
+        text = str(identity)
+        conn = self.conn
+        with self.lock:
+            if "=" in text and "," in text:
+                try:
+                    found = conn.search(text, "(objectClass=user)", ldap3.BASE, attributes=list(attributes))
+                except (LDAPNoSuchObjectResult, LDAPInvalidDnError, LDAPInvalidDNSyntaxResult):
+                    found = False
+            else:
+                try:
+                    guid = uuid.UUID(text)
+                except ValueError:
+                    v = escape_filter_chars(text)
+                    names = "".join(f"({a}={prefix}{v})" for a, _, prefix in
+                                    (x.partition("=") for x in ("userPrincipalName", "sAMAccountName", "cn") + also))
+                    flt = f"(&(objectClass=user)(|{names}))"
+                else:
+                    flt = "(objectGUID=" + "".join(f"\\{b:02x}" for b in guid.bytes_le) + ")"
+                found = conn.search(self.base_dn, flt, ldap3.SUBTREE, attributes=list(attributes))
+            return list(conn.entries) if found else []
+
+    def one(self, identity: Any, entries: list[ldap3.Entry]) -> ldap3.Entry:
+        if not entries:
+            raise not_found(identity, self.server_name)
+        if len(entries) > 1:
+            raise CmdletError(f"The operation couldn't be performed because '{identity}' matches multiple entries.",
+                              ErrorCategory.InvalidArgument, "ManagementObjectAmbiguousException")
+        return entries[0]
+
+    def write(self, dn: str, changes: dict[str, list[Any]]) -> None:
+        with self.lock:
+            ok = self.conn.modify(dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in changes.items()})
+            if not ok:
+                raise CmdletError(f"Active Directory operation failed on {self.server_name}: {self.conn.result['message']}",
+                                  ErrorCategory.WriteError, "ADOperationException")
+
+
+def accept(params: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+    """The named parameters, spelled as the cmdlet spells them; PowerShell's own refusal of
+    an unknown one or of a missing ``-Identity``."""
+    lowered = {a.lower(): a for a in allowed}
+    out = {}
+    for name, value in params.items():
+        if name.lower() not in lowered:
+            raise CmdletError(f"A parameter cannot be found that matches parameter name '{name}'.",
+                              ErrorCategory.InvalidArgument, "NamedParameterNotFound")
+        out[lowered[name.lower()]] = value
+    if "Identity" in allowed and "Identity" not in out:
+        raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.",
+                          ErrorCategory.InvalidArgument, "MissingMandatoryParameter")
+    return out
+
+
+def not_found(identity: Any, server: str) -> CmdletError:
+    return CmdletError(f"The operation couldn't be performed because object '{identity}' couldn't be found on '{server}'.",
+                       ErrorCategory.NotSpecified, "ManagementObjectNotFoundException")
+
+
+@dataclass
+class ExchangeOrganization(AdBackend):
+    """The organisation's configuration objects in the Samba DC (see the module doc)."""
+
     books: dict[str, AddressBook] = field(default_factory=dict)  # ABP name (lower) → book
     lists: dict[str, str] = field(default_factory=dict)  # address list / GAL DN (lower) → CustomAttribute1 value
     oabs: dict[str, str] = field(default_factory=dict)  # OAB name (lower) → DN
@@ -115,7 +203,7 @@ class ExchangeOrganization:
                  f"CN=Databases,CN={ADMIN_GROUP},CN=Administrative Groups,{self.org_dn}"]
         chain += [self.dn_of("database", name) for name in databases]
         for dn in chain:
-            self._add(dn)
+            self.add_container(dn)
 
     def add_tenant(self, code: str, name: str | None = None) -> AddressBook:
         """A hosting tenant's address book, created the way hosting guides do: an address
@@ -125,38 +213,13 @@ class ExchangeOrganization:
         book = AddressBook(f"{name} ABP", f"{name} GAL", f"{name} OAB", (f"{name} AL",), f"{name} Rooms", code)
         for kind, list_name in (("list", book.address_lists[0]), ("list", book.room_list), ("gal", book.gal)):
             dn = self.dn_of(kind, list_name)
-            self._add(dn)
+            self.add_container(dn)
             self.lists[dn.lower()] = code
-        self._add(self.dn_of("oab", book.oab))
+        self.add_container(self.dn_of("oab", book.oab))
         self.oabs[book.oab.lower()] = self.dn_of("oab", book.oab)
-        self._add(self.dn_of("abp", book.policy))
+        self.add_container(self.dn_of("abp", book.policy))
         self.books[book.policy.lower()] = book
         return book
-
-    def _add(self, dn: str) -> None:
-        with self.lock:
-            try:
-                ok = self.conn.add(dn, ["top", "container"])
-            except LDAPEntryAlreadyExistsResult:
-                return
-            if not ok and self.conn.result.get("result") != 68:  # entryAlreadyExists
-                raise RuntimeError(f"cannot add {dn}: {self.conn.result}")
-
-    def exists(self, dn: str) -> bool:
-        with self.lock:
-            try:
-                return bool(self.conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"]))
-            except LDAPNoSuchObjectResult:
-                return False
-
-    def name_of(self, dn: str | None) -> str | None:
-        return ldap3.utils.dn.parse_dn(dn)[0][1] if dn else None
-
-
-def _not_found(identity: Any, server: str) -> CmdletError:
-    return CmdletError(f"The operation couldn't be performed because object '{identity}' couldn't be found on '{server}'.",
-                       ErrorCategory.NotSpecified, "ManagementObjectNotFoundException")
-
 
 class ExchangeRunspace(Runspace):
     """The ``Microsoft.Exchange`` session configuration (see the module docstring)."""
@@ -178,48 +241,11 @@ class ExchangeRunspace(Runspace):
 
     # -- helpers --------------------------------------------------------------------------
 
-    @staticmethod
-    def _accept(params: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
-        lowered = {a.lower(): a for a in allowed}
-        out = {}
-        for name, value in params.items():
-            if name.lower() not in lowered:
-                raise CmdletError(f"A parameter cannot be found that matches parameter name '{name}'.",
-                                  ErrorCategory.InvalidArgument, "NamedParameterNotFound")
-            out[lowered[name.lower()]] = value
-        if "Identity" in allowed and "Identity" not in out:
-            raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.",
-                              ErrorCategory.InvalidArgument, "MissingMandatoryParameter")
-        return out
-
     def _find(self, identity: Any, *, mailbox: bool) -> ldap3.Entry:
-        text = str(identity)
-        conn = self.org.conn
-        with self.org.lock:
-            if "=" in text and "," in text:
-                try:
-                    found = conn.search(text, "(objectClass=user)", ldap3.BASE, attributes=list(MAILBOX_ATTRIBUTES))
-                except (LDAPNoSuchObjectResult, LDAPInvalidDnError, LDAPInvalidDNSyntaxResult):
-                    found = False
-            else:
-                try:
-                    guid = uuid.UUID(text)
-                except ValueError:
-                    v = escape_filter_chars(text)
-                    flt = (f"(&(objectClass=user)(|(userPrincipalName={v})(mailNickname={v})(sAMAccountName={v})"
-                           f"(cn={v})(proxyAddresses=smtp:{v})))")
-                else:
-                    flt = "(objectGUID=" + "".join(f"\\{b:02x}" for b in guid.bytes_le) + ")"
-                found = conn.search(self.org.base_dn, flt, ldap3.SUBTREE, attributes=list(MAILBOX_ATTRIBUTES))
-            entries = list(conn.entries) if found else []
+        entries = self.org.find_users(identity, MAILBOX_ATTRIBUTES, also=("mailNickname", "proxyAddresses=smtp:"))
         if mailbox:
             entries = [e for e in entries if e.homeMDB.value and str(e.msExchRecipientTypeDetails.value or "") == USER_MAILBOX]
-        if not entries:
-            raise _not_found(text, self.org.server_name)
-        if len(entries) > 1:
-            raise CmdletError(f"The operation couldn't be performed because '{text}' matches multiple entries.",
-                              ErrorCategory.InvalidArgument, "ManagementObjectAmbiguousException")
-        return entries[0]
+        return self.org.one(identity, entries)
 
     def _mailbox(self, dn: str) -> PSCustomObject:
         e = self._find(dn, mailbox=True)
@@ -249,13 +275,13 @@ class ExchangeRunspace(Runspace):
     def _book(self, identity: Any) -> AddressBook:
         book = self.org.books.get(str(identity).lower())
         if book is None or not self.org.exists(self.org.dn_of("abp", book.policy)):
-            raise _not_found(identity, self.org.server_name)
+            raise not_found(identity, self.org.server_name)
         return book
 
     def _oab_dn(self, identity: Any) -> str:
         dn = self.org.oabs.get(str(identity).lower())
         if dn is None or not self.org.exists(dn):
-            raise _not_found(identity, self.org.server_name)
+            raise not_found(identity, self.org.server_name)
         return dn
 
     def _in_use(self, address: str, own_dn: str) -> None:
@@ -272,40 +298,33 @@ class ExchangeRunspace(Runspace):
     def _address_lists(self, custom_attribute1: str | None) -> list[str]:
         return sorted(dn for dn, value in self.org.lists.items() if custom_attribute1 and value == custom_attribute1)
 
-    def _write(self, dn: str, changes: dict[str, list[Any]]) -> None:
-        with self.org.lock:
-            ok = self.org.conn.modify(dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in changes.items()})
-            if not ok:
-                raise CmdletError(f"Active Directory operation failed on {self.org.server_name}: {self.org.conn.result['message']}",
-                                  ErrorCategory.WriteError, "ADOperationException")
-
     # -- cmdlets ----------------------------------------------------------------------------
 
     def get_mailbox(self, params: dict[str, Any]) -> list[Any]:
-        params = self._accept(params, {"Identity"})
+        params = accept(params, {"Identity"})
         return [self._mailbox(self._find(params["Identity"], mailbox=True).entry_dn)]
 
     def get_address_book_policy(self, params: dict[str, Any]) -> list[Any]:
-        params = self._accept(params, {"Identity"})
+        params = accept(params, {"Identity"})
         book = self._book(params["Identity"])
         return [PSCustomObject(Name=book.policy, Identity=book.policy, DistinguishedName=self.org.dn_of("abp", book.policy),
                                AddressLists=list(book.address_lists), GlobalAddressList=book.gal,
                                OfflineAddressBook=book.oab, RoomList=book.room_list)]
 
     def get_offline_address_book(self, params: dict[str, Any]) -> list[Any]:
-        params = self._accept(params, {"Identity"})
+        params = accept(params, {"Identity"})
         dn = self._oab_dn(params["Identity"])
         return [PSCustomObject(Name=self.org.name_of(dn), Identity=self.org.name_of(dn), DistinguishedName=dn)]
 
     def enable_mailbox(self, params: dict[str, Any]) -> list[Any]:
-        params = self._accept(params, {"Identity", "Database", "Alias", "PrimarySmtpAddress", "AddressBookPolicy"})
+        params = accept(params, {"Identity", "Database", "Alias", "PrimarySmtpAddress", "AddressBookPolicy"})
         user = self._find(params["Identity"], mailbox=False)
         if user.homeMDB.value:
             raise CmdletError(f"The user {user.cn.value} is already mailbox-enabled.", ErrorCategory.InvalidArgument,
                               "RecipientTaskException")
         database = self.org.dn_of("database", str(params.get("Database") or "DB01"))
         if not self.org.exists(database):
-            raise _not_found(params.get("Database"), self.org.server_name)
+            raise not_found(params.get("Database"), self.org.server_name)
         alias = str(params.get("Alias") or user.mailNickname.value or user.sAMAccountName.value)
         upn_domain = str(user.userPrincipalName.value).rpartition("@")[2]
         primary = str(params.get("PrimarySmtpAddress") or user.mail.value or f"{alias}@{upn_domain}")
@@ -322,11 +341,11 @@ class ExchangeRunspace(Runspace):
         }
         if params.get("AddressBookPolicy") is not None:
             changes["msExchAddressBookPolicyLink"] = [self.org.dn_of("abp", self._book(params["AddressBookPolicy"]).policy)]
-        self._write(user.entry_dn, {k: v for k, v in changes.items() if v})
+        self.org.write(user.entry_dn, {k: v for k, v in changes.items() if v})
         return [self._mailbox(user.entry_dn)]
 
     def set_mailbox(self, params: dict[str, Any]) -> list[Any]:
-        params = self._accept(params, {"Identity", "CustomAttribute1", "EmailAddresses", "EmailAddressPolicyEnabled",
+        params = accept(params, {"Identity", "CustomAttribute1", "EmailAddresses", "EmailAddressPolicyEnabled",
                                        "AddressBookPolicy", "OfflineAddressBook"})
         box = self._find(params["Identity"], mailbox=True)
         changes: dict[str, list[Any]] = {}
@@ -373,13 +392,13 @@ class ExchangeRunspace(Runspace):
             value = params["OfflineAddressBook"]
             changes["msExchUseOAB"] = [self._oab_dn(value)] if value else []
         changes["showInAddressBook"] = self._address_lists(custom)
-        self._write(box.entry_dn, changes)
+        self.org.write(box.entry_dn, changes)
         return []
 
     def disable_mailbox(self, params: dict[str, Any]) -> list[Any]:
-        params = self._accept(params, {"Identity", "Confirm"})
+        params = accept(params, {"Identity", "Confirm"})
         box = self._find(params["Identity"], mailbox=True)
-        self._write(box.entry_dn, {name: [] for name in ("homeMDB", "msExchRecipientTypeDetails", "mailNickname", "mail",
+        self.org.write(box.entry_dn, {name: [] for name in ("homeMDB", "msExchRecipientTypeDetails", "mailNickname", "mail",
                                                          "proxyAddresses", "legacyExchangeDN", "showInAddressBook",
                                                          "msExchAddressBookPolicyLink", "msExchUseOAB",
                                                          "msExchPoliciesExcluded")})

@@ -43,9 +43,9 @@ from typing import Any
 from core.errors import ConfigError, ServiceError
 from core.mapping import proxy_addresses, split_address
 from core.model import Customer
-from core.plan import HTTP, INVALID_VALUE, SERVICE_MISSING, Problem, Step
-from core.services.base import CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
-from core.services.powershell import ENDPOINT_OPTIONS, Cmdlet, PowerShellEndpoint
+from core.plan import INVALID_VALUE, SERVICE_MISSING, Problem
+from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove
+from core.services.powershell import Cmdlet, CmdletAdapter, PowerShellEndpoint
 from core.tenants import TenantMap
 from core.text import plain
 
@@ -54,12 +54,12 @@ DEFAULTS = {"address_book_policy": "{code} ABP", "custom_attribute1": "{code}", 
 CAPTURED = ("CustomAttribute1", "EmailAddresses", "EmailAddressPolicyEnabled", "AddressBookPolicy", "OfflineAddressBook")
 
 
-class ExchangePowerShellAdapter(ServiceAdapter):
+class ExchangePowerShellAdapter(CmdletAdapter):
     """Hosted Exchange on cmdlets (see the module docstring)."""
 
     def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
                  endpoint: PowerShellEndpoint | None = None):
-        super().__init__(service, options, layout)
+        super().__init__(service, options, layout, environ=environ, endpoint=endpoint)
         self.tenants = tenants or TenantMap()
         where = f"services.{service.key}"
         for name in TENANT_OPTIONS - {"plan_databases"}:
@@ -69,20 +69,6 @@ class ExchangePowerShellAdapter(ServiceAdapter):
         databases = options.get("plan_databases", {})
         if not isinstance(databases, dict) or not all(isinstance(v, str) and v.strip() for v in databases.values()):
             raise ConfigError(f"{where}.plan_databases must be a table of plan = \"database\".")
-        self._environ = environ
-        self._endpoint = endpoint
-
-    @property
-    def endpoint(self) -> PowerShellEndpoint:
-        """Built on first use, so a configured but unused service needs no credentials."""
-        if self._endpoint is None:
-            options = {k: v for k, v in self.options.items() if k in ENDPOINT_OPTIONS}
-            self._endpoint = PowerShellEndpoint(self.key, self.service.display_name, options, environ=self._environ)
-        return self._endpoint
-
-    async def aclose(self) -> None:
-        if self._endpoint is not None:
-            await self._endpoint.aclose()
 
     # -- per-tenant settings ------------------------------------------------------------------
 
@@ -150,7 +136,7 @@ class ExchangePowerShellAdapter(ServiceAdapter):
         if before.get("EmailAddressPolicyEnabled"):
             undo.append(Cmdlet("Set-Mailbox", (("Identity", identity), ("EmailAddressPolicyEnabled", True))))
         who = context.user.upn or context.user.sam
-        return ServiceMove(steps=(self._step(who, do, undo, before, after),))
+        return ServiceMove(steps=(self.cmdlet_step(who, do, undo, before, after),))
 
     # -- copy ----------------------------------------------------------------------------
 
@@ -172,24 +158,8 @@ class ExchangePowerShellAdapter(ServiceAdapter):
         after = {"CustomAttribute1": book["custom_attribute1"] or None, "EmailAddressPolicyEnabled": False,
                  "AddressBookPolicy": book["policy"], "OfflineAddressBook": book["oab"] or None}
         settings = _set_mailbox(context.new_dn, after)
-        return ServiceCopy(steps=(self._step(who, enable, [disable], {}, {"Database": enable.parameters[1][1], "PrimarySmtpAddress": context.email}),
-                                  self._step(who, settings, [], {}, after)))
-
-    # -- steps ---------------------------------------------------------------------------
-
-    def _step(self, who: str, do: Cmdlet, undo: list[Cmdlet], before: dict[str, Any], after: dict[str, Any]) -> Step:
-        return Step(who, HTTP, do.show(), before=before, after=after, service=self.key,
-                    request={"method": "PowerShell", "path": do.show(), "cmdlets": [do.to_json()]},
-                    undo_request={"method": "PowerShell", "path": "; ".join(c.show() for c in undo), "cmdlets": [c.to_json() for c in undo]})
-
-    async def perform(self, step: Step) -> dict[str, Any] | None:
-        for data in (step.request or {}).get("cmdlets", ()):
-            await self.endpoint.run(Cmdlet.from_json(data))
-        return None
-
-    async def undo(self, step: Step, result: dict[str, Any] | None) -> None:
-        for data in (step.undo_request or {}).get("cmdlets", ()):
-            await self.endpoint.run(Cmdlet.from_json(data))
+        return ServiceCopy(steps=(self.cmdlet_step(who, enable, [disable], {}, {"Database": enable.parameters[1][1], "PrimarySmtpAddress": context.email}),
+                                  self.cmdlet_step(who, settings, [], {}, after)))
 
 
 def _set_mailbox(identity: str, values: dict[str, Any]) -> Cmdlet:

@@ -54,6 +54,8 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from core.errors import ConfigError, ServiceError
+from core.plan import HTTP, Step
+from core.services.base import ServiceAdapter
 from core.services.credentials import secret_from_env, secret_from_file
 from core.text import plain
 
@@ -321,6 +323,45 @@ def _plain_object(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain_object(v) for k, v in value.items()}
     return value
+
+
+class CmdletAdapter(ServiceAdapter):
+    """A service adapter whose steps are cmdlets on the service's PowerShell endpoint.
+
+    A step (``HTTP``, a service call) carries the cmdlets it runs and the cmdlets that undo
+    it (``request["cmdlets"]`` / ``undo_request["cmdlets"]``), so the journal holds all a
+    resume or a rollback needs; its target is the cmdlet as the review shows it."""
+
+    def __init__(self, service, options, layout, *, environ=None, endpoint: PowerShellEndpoint | None = None):
+        super().__init__(service, options, layout)
+        self._environ = environ
+        self._endpoint = endpoint
+
+    @property
+    def endpoint(self) -> PowerShellEndpoint:
+        """Built on first use, so a configured but unused service needs no credentials."""
+        if self._endpoint is None:
+            options = {k: v for k, v in self.options.items() if k in ENDPOINT_OPTIONS}
+            self._endpoint = PowerShellEndpoint(self.key, self.service.display_name, options, environ=self._environ)
+        return self._endpoint
+
+    async def aclose(self) -> None:
+        if self._endpoint is not None:
+            await self._endpoint.aclose()
+
+    def cmdlet_step(self, who: str, do: Cmdlet, undo: list[Cmdlet], before: dict[str, Any], after: dict[str, Any]) -> Step:
+        return Step(who, HTTP, do.show(), before=before, after=after, service=self.key,
+                    request={"method": "PowerShell", "path": do.show(), "cmdlets": [do.to_json()]},
+                    undo_request={"method": "PowerShell", "path": "; ".join(c.show() for c in undo), "cmdlets": [c.to_json() for c in undo]})
+
+    async def perform(self, step: Step) -> dict[str, Any] | None:
+        for data in (step.request or {}).get("cmdlets", ()):
+            await self.endpoint.run(Cmdlet.from_json(data))
+        return None
+
+    async def undo(self, step: Step, result: dict[str, Any] | None) -> None:
+        for data in (step.undo_request or {}).get("cmdlets", ()):
+            await self.endpoint.run(Cmdlet.from_json(data))
 
 
 class _CountingWSMan(WSMan):
