@@ -41,6 +41,7 @@ TENANT_SETTINGS: dict[str, frozenset[str]] = {
     # the customer's address book in Exchange (else the [services.<key>] templates over its code)
     "exchange_powershell": frozenset({"address_book_policy", "offline_address_book", "custom_attribute1", "database"}),
     "ocs": frozenset(),
+    "lync_powershell": frozenset({"registrar_pool"}),  # the pool the customer's users are homed on
     "group": frozenset(),
     "http": frozenset(),
 }

@@ -102,7 +102,7 @@ SCHEMA_ATTRIBUTES: tuple[dict[str, str], ...] = (
         "searchFlags": "0",
     },
 )
-# What the Exchange cmdlets stamp on a mailbox (tests/exchange_cmdlets.py). DN-valued ones
+# What the Exchange and Lync cmdlets stamp on a user (tests/exchange_cmdlets.py, tests/lync_cmdlets.py). DN-valued ones
 # point into the configuration partition. Exchange links homeMDB and the address book policy
 # link to back-links (homeMDBBL, msExchAddressBookPolicyBL); here they are plain DN values.
 DN_SYNTAX = {"attributeSyntax": "2.5.5.1", "oMSyntax": "127"}  # Samba fills in oMObjectClass
@@ -123,6 +123,23 @@ SCHEMA_ATTRIBUTES += (
         **DN_SYNTAX,
         "isSingleValued": "TRUE",
         "searchFlags": "1",
+    },
+    {
+        "cn": "ms-RTC-SIP-PrimaryHomeServer",
+        "lDAPDisplayName": "msRTCSIP-PrimaryHomeServer",
+        "attributeID": "1.2.840.113556.1.6.24.1.57",
+        **DN_SYNTAX,
+        "isSingleValued": "TRUE",
+        "searchFlags": "1",
+    },
+    {
+        "cn": "ms-RTC-SIP-OptionFlags",
+        "lDAPDisplayName": "msRTCSIP-OptionFlags",
+        "attributeID": "1.2.840.113556.1.6.24.1.87",
+        "attributeSyntax": "2.5.5.9",
+        "oMSyntax": "2",
+        "isSingleValued": "TRUE",
+        "searchFlags": "0",
     },
     # The three below have their Exchange names; their attributeIDs were not found in a
     # reference at hand, so they take IDs in Exchange's 1.2.840.113556.1.4.7000.102 arc that
@@ -158,7 +175,8 @@ SCHEMA_ATTRIBUTES += (
 SCHEMA_MAY_CONTAIN: dict[str, tuple[str, ...]] = {
     "Mail-Recipient": ("mailNickname", "extensionAttribute1", "msExchRecipientTypeDetails", "msExchAddressBookPolicyLink",
                        "msExchUseOAB", "msExchPoliciesExcluded"),
-    "User": ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "homeMDB"),
+    "User": ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
+             "homeMDB"),
 }
 
 

@@ -1,7 +1,8 @@
-"""Hosted Exchange moved and copied through Exchange's cmdlets: the adapter
-(core/services/exchange.py) → pypsrp → the loopback PSRP server (tests/psrp_server.py)
-running the Exchange cmdlets (tests/exchange_cmdlets.py) → the Samba DC, checked attribute
-by attribute as Exchange leaves a recipient."""
+"""Hosted Exchange and Lync moved and copied through their own cmdlets: the adapters
+(core/services/exchange.py, core/services/lync.py) → pypsrp → the loopback PSRP server
+(tests/psrp_server.py) running the Exchange and Lync cmdlets (tests/exchange_cmdlets.py,
+tests/lync_cmdlets.py) → the Samba DC, checked attribute by attribute as Exchange and
+Lync leave a user."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from core.services.powershell import Cmdlet, PowerShellEndpoint
 from core.session import Session
 from directory_fixtures import write_dc_config
 from exchange_cmdlets import EAP_EXCLUDED, ExchangeOrganization, ExchangeRunspace
+from lync_cmdlets import ENHANCED_PRESENCE, LyncDeployment, LyncRunspace
 from move_fixtures import DESTINATION, SOURCE, make_user, remove_user, snapshot
 from psrp_server import PsrpServer
 from samba_dc import LOOPBACK, throwaway_password, write_certificates
@@ -32,6 +34,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.dc]
 PASSWORD_ENV = "TENANTRY_TEST_EXCHANGE_PASSWORD"
 ACCOUNT = "svc-exchange@example.net"
 HOSTILE = "O'Hara \"Q\"; $(Stop-Computer) `whoami`"
+POOLS = ("pool1.lync.example.net", "pool2.lync.example.net")
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +43,15 @@ def exchange(samba_dc, tmp_path_factory):
     conn = samba_dc.connect()
     org = ExchangeOrganization(conn, samba_dc.base_dn)
     org.install()
+    lync = LyncDeployment(conn, samba_dc.base_dn, lock=org.lock)
+    lync.install(POOLS)
     password = throwaway_password()
-    server = PsrpServer({"/PowerShell": ExchangeRunspace(org)}, username=ACCOUNT, password=password,
-                        certfile=str(tls["cert"]), keyfile=str(tls["key"]), address=LOOPBACK).start()
+    server = PsrpServer({"/PowerShell": ExchangeRunspace(org), "/OcsPowershell": LyncRunspace(lync)}, username=ACCOUNT,
+                        password=password, certfile=str(tls["cert"]), keyfile=str(tls["key"]), address=LOOPBACK).start()
     options = {"url": f"https://{LOOPBACK}:{server.port}/PowerShell", "username": ACCOUNT, "password_env": PASSWORD_ENV,
                "ca_file": str(tls["ca"]), "timeout": 3}
-    yield SimpleNamespace(server=server, org=org, password=password, options=options)
+    lync_options = {**options, "url": f"https://{LOOPBACK}:{server.port}/OcsPowershell", "configuration_name": "Microsoft.PowerShell"}
+    yield SimpleNamespace(server=server, org=org, lync=lync, password=password, options=options, lync_options=lync_options)
     server.stop()
     conn.unbind()
 
@@ -54,18 +60,21 @@ def exchange(samba_dc, tmp_path_factory):
 async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
     exchange.server.reset()
     monkeypatch.setenv(PASSWORD_ENV, exchange.password)
-    endpoint = "".join(f'{k} = {v!r}\n'.replace("'", '"') for k, v in exchange.options.items())
+    def toml(options):
+        return "".join(f'{k} = {v!r}\n'.replace("'", '"') for k, v in options.items() if k != "configuration_name")
     services = (
         '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange_powershell"\n'
-        'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + endpoint +
-        '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "ocs"\n'
+        'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + toml(exchange.options) +
+        '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "lync_powershell"\n'
+        f'registrar_pool = "{POOLS[0]}"\n' + toml(exchange.lync_options)
     )
     # the source's address book follows the [services.exchange] templates, the destination's
     # is named in its tenant table
     destination = samba_dc.seed.customer(DESTINATION).dn
     code = samba_dc.seed.tenants(())[destination]["code"]
     tenants = (samba_dc.seed.tenants_toml(services=())
-               + f'[tenants.{json.dumps(destination)}.exchange]\naddress_book_policy = "{code} Tenant ABP"\n')
+               + f'[tenants.{json.dumps(destination)}.exchange]\naddress_book_policy = "{code} Tenant ABP"\n'
+               + f'[tenants.{json.dumps(destination)}.ocs]\nregistrar_pool = "{POOLS[1]}"\n')
     config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services, tenants=tenants))
     directory = await connect(config, sp_password)
     source, destination = await directory.customer(SOURCE), await directory.customer(DESTINATION)
@@ -76,9 +85,10 @@ async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
     await session.close()
 
 
-async def admin(exchange, *cmdlets: Cmdlet) -> list:
+async def admin(exchange, *cmdlets: Cmdlet, lync: bool = False) -> list:
     """What the platform's own provisioning did before Tenantry came along."""
-    endpoint = PowerShellEndpoint("admin", "Exchange", exchange.options, environ={PASSWORD_ENV: exchange.password})
+    options = exchange.lync_options if lync else exchange.options
+    endpoint = PowerShellEndpoint("admin", "Exchange", options, environ={PASSWORD_ENV: exchange.password})
     try:
         return [await endpoint.run(c) for c in cmdlets]
     finally:
@@ -86,19 +96,25 @@ async def admin(exchange, *cmdlets: Cmdlet) -> list:
 
 
 async def mailbox_user(session, exchange, *, policy_enabled: bool = False, **kwargs):
-    """A user of the source customer with a mailbox in its tenant's address book."""
+    """A user of the source customer with a mailbox in its tenant's address book (with the
+    SIP: address Exchange keeps for a Lync user), homed on the source's registrar pool."""
     user = await make_user(session.directory, services=("exchange", "ocs"), **kwargs)
     source = user.source
-    await admin(exchange,
-                Cmdlet("Enable-Mailbox", (("Identity", user.dn), ("Database", "DB01"))),
-                Cmdlet("Set-Mailbox", (("Identity", user.dn), ("CustomAttribute1", source.code),
-                                       ("EmailAddressPolicyEnabled", policy_enabled), ("AddressBookPolicy", f"{source.code} ABP"),
-                                       ("OfflineAddressBook", f"{source.code} OAB"))))
+    (box,), _ = await admin(exchange,
+                            Cmdlet("Enable-Mailbox", (("Identity", user.dn), ("Database", "DB01"))),
+                            Cmdlet("Set-Mailbox", (("Identity", user.dn), ("CustomAttribute1", source.code),
+                                                   ("EmailAddressPolicyEnabled", policy_enabled),
+                                                   ("AddressBookPolicy", f"{source.code} ABP"),
+                                                   ("OfflineAddressBook", f"{source.code} OAB"))))
+    await admin(exchange, Cmdlet("Set-Mailbox", (("Identity", user.dn),
+                                                 ("EmailAddresses", (*box["EmailAddresses"], f"SIP:{user.upn}")))))
+    await admin(exchange, Cmdlet("Move-CsUser", (("Identity", user.dn), ("Target", POOLS[0]), ("Confirm", False))), lync=True)
     return user
 
 
 EXCHANGE_ATTRIBUTES = ["mail", "proxyAddresses", "extensionAttribute1", "msExchAddressBookPolicyLink", "msExchUseOAB",
-                       "showInAddressBook", "msExchPoliciesExcluded", "homeMDB", "msExchRecipientTypeDetails", "mailNickname"]
+                       "showInAddressBook", "msExchPoliciesExcluded", "homeMDB", "msExchRecipientTypeDetails", "mailNickname",
+                       "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags"]
 
 
 def folded(values: list[str]) -> set[str]:
@@ -115,25 +131,31 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         server.reset()
         plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
         assert plan.ok, plan.problems
-        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy"]  # preflight only reads
+        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser"]  # preflight only reads
         change = plan.users[0]
         new_email = change.email_after
         (step,) = [s for s in plan.steps if s.service == "exchange"]
-        assert step.target == (f"Set-Mailbox -Identity '{user_guid(before, plan)}' -CustomAttribute1 '{destination.code}' "
-                               f"-EmailAddresses 'SMTP:{new_email}','X500:/o=Old/cn=Recipients/cn=oldmover' "
+        guid = user_guid(before, plan)
+        assert step.target == (f"Set-Mailbox -Identity '{guid}' -CustomAttribute1 '{destination.code}' "
+                               f"-EmailAddresses 'SMTP:{new_email}','X500:/o=Old/cn=Recipients/cn=oldmover','SIP:{new_email}' "
                                f"-EmailAddressPolicyEnabled:$false -AddressBookPolicy '{destination.code} Tenant ABP' "
                                f"-OfflineAddressBook '{destination.code} Tenant OAB'")
+        assert [s.target for s in plan.steps if s.service == "ocs"] == [
+            f"Set-CsUser -Identity '{guid}' -SipAddress 'sip:{new_email}'",
+            f"Move-CsUser -Identity '{guid}' -Target '{POOLS[1]}' -Confirm:$false"]
         endpoint = session.adapters["exchange"].endpoint
         trips = endpoint.round_trips
         events = [e async for e in session.executor().run(plan, session.operator)]
         assert events[-1].status == "done", [e.message for e in events]
-        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Set-Mailbox"]
+        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser",
+                                                      "Set-Mailbox", "Set-CsUser", "Move-CsUser"]
         # one cmdlet = Command, Receive, Signal (terminate); the pool was opened in preflight
         assert endpoint.round_trips - trips == 3
         assert not any(c.script for c in server.calls)
         after = await d.values(change.dn_after, EXCHANGE_ATTRIBUTES)
         assert after["mail"] == [new_email]
-        assert folded(after["proxyAddresses"]) == folded([f"SMTP:{new_email}", "X500:/o=Old/cn=Recipients/cn=oldmover"])
+        assert folded(after["proxyAddresses"]) == folded([f"SMTP:{new_email}", "X500:/o=Old/cn=Recipients/cn=oldmover",
+                                                          f"SIP:{new_email}"])
         assert [a for a in after["proxyAddresses"] if a.startswith("SMTP:")] == [f"SMTP:{new_email}"]
         assert after["extensionAttribute1"] == [destination.code]
         assert folded(after["msExchAddressBookPolicyLink"]) == {org.dn_of("abp", f"{destination.code} Tenant ABP").casefold()}
@@ -143,6 +165,8 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         assert after["msExchPoliciesExcluded"] == [EAP_EXCLUDED]
         assert after["homeMDB"] == before["homeMDB"] and after["msExchRecipientTypeDetails"] == ["1"]
         assert after["mailNickname"] == before["mailNickname"]
+        assert after["msRTCSIP-PrimaryUserAddress"] == [f"sip:{new_email}"] and after["msRTCSIP-UserEnabled"] == ["TRUE"]
+        assert folded(after["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[1]).casefold()}
     finally:
         await remove_user(d, user)
 
@@ -166,7 +190,7 @@ async def test_a_destination_without_an_address_book_policy_is_refused_in_prefli
         assert messages == [f"Hosted Exchange: the address book policy '{user.destination.code} Tenant ABP' of {user.destination.name} "
                             f"cannot be used (Hosted Exchange refused Get-AddressBookPolicy: The operation couldn't be performed "
                             f"because object '{user.destination.code} Tenant ABP' couldn't be found on 'dc1'.)."]
-        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy"]
+        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser"]
         assert await snapshot(d, user.source, user.destination) == before
     finally:
         org.install()
@@ -185,10 +209,12 @@ async def test_a_cmdlet_or_directory_failure_at_each_step_is_undone_exactly(sess
         plan = await session.planner().preflight(session.operator, MoveRequest(probe.upn, DESTINATION))
         assert plan.ok, plan.problems
         actions = [s.action for s in plan.steps]
+        cmdlets = [(s.request or {}).get("cmdlets", [{}])[0].get("name") for s in plan.steps]
     finally:
         await remove_user(d, probe)
+    assert [c for c in cmdlets if c] == ["Set-Mailbox", "Set-CsUser", "Move-CsUser"]
     cases = [(i, None) for i, a in enumerate(actions) if a != p.HTTP]
-    cases += [(actions.index(p.HTTP), kind) for kind in ("error", "timeout", "drop")]
+    cases += [(i, kind) for i, a in enumerate(actions) if a == p.HTTP for kind in ("error", "timeout", "drop")]
     for failing, kind in cases:
         user = await mailbox_user(session, exchange, policy_enabled=True)
         try:
@@ -196,7 +222,7 @@ async def test_a_cmdlet_or_directory_failure_at_each_step_is_undone_exactly(sess
             plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
             hook = None
             if kind:
-                server.fail("Set-Mailbox", kind, message="Injected: the Exchange server is in maintenance.")
+                server.fail(cmdlets[failing], kind, message="Injected: the server is in maintenance.")
             else:
                 async def hook(index, step, failing=failing):
                     if index == failing:
@@ -206,7 +232,9 @@ async def test_a_cmdlet_or_directory_failure_at_each_step_is_undone_exactly(sess
             failed = next(e for e in events if e.kind == "step_failed")
             assert failed.index == failing
             if kind == "error":
-                assert failed.message == ("Hosted Exchange refused Set-Mailbox: Injected: the Exchange server is in maintenance.")
+                service = plan.steps[failing].service
+                name = {"exchange": "Hosted Exchange", "ocs": "Office Communications Server"}[service]
+                assert failed.message == f"{name} refused {cmdlets[failing]}: Injected: the server is in maintenance."
             assert await snapshot(d, user.source, user.destination) == before, f"step {failing + 1}: {actions[failing]} {kind}"
         finally:
             await remove_user(d, user)
@@ -230,6 +258,9 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         assert shown == [f"Enable-Mailbox -Identity '{copy_dn}' -Database 'DB01' -Alias '{email.split('@')[0]}' -PrimarySmtpAddress '{email}'",
                          f"Set-Mailbox -Identity '{copy_dn}' -CustomAttribute1 '{customer.code}' -EmailAddressPolicyEnabled:$false "
                          f"-AddressBookPolicy '{customer.code} ABP' -OfflineAddressBook '{customer.code} OAB'"]
+        sip = f"sip:{email}"
+        assert [s.target for s in plan.steps if s.service == "ocs"] == [
+            f"Enable-CsUser -Identity '{copy_dn}' -RegistrarPool '{POOLS[0]}' -SipAddress '{sip}'"]
         events = [e async for e in session.executor().run(plan, session.operator, secrets={"password": password})]
         assert events[-1].status == "done", [e.message for e in events]
         values = await d.values(copy_dn, EXCHANGE_ATTRIBUTES)
@@ -241,6 +272,9 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         assert folded(values["msExchUseOAB"]) == {org.dn_of("oab", f"{customer.code} OAB").casefold()}
         assert len(values["showInAddressBook"]) == 3
         assert values["msExchPoliciesExcluded"] == [EAP_EXCLUDED]
+        assert values["msRTCSIP-PrimaryUserAddress"] == [sip] and values["msRTCSIP-UserEnabled"] == ["TRUE"]
+        assert folded(values["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[0]).casefold()}
+        assert values["msRTCSIP-OptionFlags"] == [ENHANCED_PRESENCE]
     finally:
         await remove_copy(d, copy_dn)
         await remove_user(d, template)

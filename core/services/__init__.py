@@ -15,6 +15,7 @@ _ADAPTERS = {
     "exchange": ("core.services.directory_services", "ExchangeAdapter"),
     "exchange_powershell": ("core.services.exchange", "ExchangePowerShellAdapter"),
     "ocs": ("core.services.directory_services", "OcsAdapter"),
+    "lync_powershell": ("core.services.lync", "LyncPowerShellAdapter"),
     "blackberry": ("core.services.blackberry", "BlackBerryAdapter"),
     "http": ("core.services.http", "HttpAdapter"),
     "group": ("core.services.base", "ServiceAdapter"),
@@ -33,7 +34,7 @@ def build_adapters(config: Config, *, transport: httpx.AsyncBaseTransport | None
         module, name = _ADAPTERS[entry.service.adapter]
         cls = getattr(import_module(module), name)
         extra: dict = {"transport": transport} if transport is not None and entry.service.adapter in HTTP_ADAPTERS else {}
-        if entry.service.adapter in ("blackberry", "exchange_powershell"):
+        if entry.service.adapter in ("blackberry", "exchange_powershell", "lync_powershell"):
             extra["tenants"] = config.tenants  # their per-customer settings come from the tenant map
         adapters[key] = cls(entry.service, entry.options, config.layout, **extra)
     return adapters
