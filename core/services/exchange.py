@@ -59,8 +59,7 @@ class ExchangePowerShellAdapter(CmdletAdapter):
 
     def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
                  endpoint: PowerShellEndpoint | None = None):
-        super().__init__(service, options, layout, environ=environ, endpoint=endpoint)
-        self.tenants = tenants or TenantMap()
+        super().__init__(service, options, layout, tenants=tenants, environ=environ, endpoint=endpoint)
         where = f"services.{service.key}"
         for name in TENANT_OPTIONS - {"plan_databases"}:
             value = options.get(name, DEFAULTS.get(name))
@@ -72,39 +71,26 @@ class ExchangePowerShellAdapter(CmdletAdapter):
 
     # -- per-tenant settings ------------------------------------------------------------------
 
-    def _setting(self, name: str, customer: Customer) -> str | None:
-        tenant = self.tenants.for_customer(customer)
-        table = (tenant.service(self.key) if tenant else None) or {}
-        if name in table:
-            return str(table[name])
-        template = self.options.get(name, DEFAULTS.get(name))
-        if template is None:
-            return None
-        try:
-            return str(template).format(code=customer.code or "")
-        except (KeyError, IndexError, ValueError):
-            raise ConfigError(f"services.{self.key}.{name} may use only {{code}}, not {plain(template)!r}.") from None
-
     def _database(self, customer: Customer, plan: str | None) -> str:
-        return str(self.options.get("plan_databases", {}).get(plan) or self._setting("database", customer))
+        return str(self.options.get("plan_databases", {}).get(plan) or self.setting("database", customer, DEFAULTS.get("database")))
 
     async def _address_book(self, customer: Customer, who: str) -> tuple[dict[str, str], list[Problem]]:
         """The customer's ABP and OAB, read from Exchange; a missing one is a problem."""
-        policy = self._setting("address_book_policy", customer) or ""
+        policy = self.setting("address_book_policy", customer, DEFAULTS.get("address_book_policy")) or ""
         name = self.service.display_name
         try:
             found = await self.endpoint.run(Cmdlet("Get-AddressBookPolicy", (("Identity", policy),)))
         except ServiceError as error:
             return {}, [Problem(SERVICE_MISSING, f"{name}: the address book policy {policy!r} of {plain(customer.name)} "
                                                  f"cannot be used ({error}).", who)]
-        oab = self._setting("offline_address_book", customer) or str((found[0] if found else {}).get("OfflineAddressBook") or "")
+        oab = self.setting("offline_address_book", customer, DEFAULTS.get("offline_address_book")) or str((found[0] if found else {}).get("OfflineAddressBook") or "")
         if self.options.get("offline_address_book"):
             try:
                 await self.endpoint.run(Cmdlet("Get-OfflineAddressBook", (("Identity", oab),)))
             except ServiceError as error:
                 return {}, [Problem(SERVICE_MISSING, f"{name}: the offline address book {oab!r} of {plain(customer.name)} "
                                                      f"cannot be used ({error}).", who)]
-        return {"policy": policy, "oab": oab, "custom_attribute1": self._setting("custom_attribute1", customer) or ""}, []
+        return {"policy": policy, "oab": oab, "custom_attribute1": self.setting("custom_attribute1", customer, DEFAULTS.get("custom_attribute1")) or ""}, []
 
     # -- move ----------------------------------------------------------------------------
 

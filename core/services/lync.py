@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import ConfigError, ServiceError
-from core.model import Customer
 from core.plan import INVALID_VALUE, SERVICE_MISSING, Problem
 from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove
 from core.services.powershell import Cmdlet, CmdletAdapter, PowerShellEndpoint
@@ -39,22 +38,10 @@ class LyncPowerShellAdapter(CmdletAdapter):
     def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
                  endpoint: PowerShellEndpoint | None = None):
         options = {"configuration_name": LYNC_CONFIGURATION, **options}
-        super().__init__(service, options, layout, environ=environ, endpoint=endpoint)
+        super().__init__(service, options, layout, tenants=tenants, environ=environ, endpoint=endpoint)
         pool = options.get("registrar_pool")
         if pool is not None and (not isinstance(pool, str) or not pool.strip()):
             raise ConfigError(f"services.{service.key}.registrar_pool must be a pool's FQDN (a template over {{code}}).")
-        self.tenants = tenants or TenantMap()
-
-    def _pool(self, customer: Customer) -> str | None:
-        tenant = self.tenants.for_customer(customer)
-        table = (tenant.service(self.key) if tenant else None) or {}
-        template = table.get("registrar_pool", self.options.get("registrar_pool"))
-        if template is None:
-            return None
-        try:
-            return str(template).format(code=customer.code or "")
-        except (KeyError, IndexError, ValueError):
-            raise ConfigError(f"services.{self.key}.registrar_pool may use only {{code}}, not {plain(template)!r}.") from None
 
     async def inspect(self, context: MoveContext) -> tuple[dict[str, Any], list[Problem]]:
         who = context.user.upn or context.user.sam
@@ -81,7 +68,7 @@ class LyncPowerShellAdapter(CmdletAdapter):
                 who, Cmdlet("Set-CsUser", (("Identity", identity), ("SipAddress", context.sip))),
                 [Cmdlet("Set-CsUser", (("Identity", identity), ("SipAddress", remote["sip"])))],
                 {"SipAddress": remote["sip"]}, {"SipAddress": context.sip}))
-        pool = self._pool(context.destination)
+        pool = self.setting("registrar_pool", context.destination)
         if pool and remote.get("pool") and pool.casefold() != str(remote["pool"]).casefold():
             steps.append(self.cmdlet_step(
                 who, Cmdlet("Move-CsUser", (("Identity", identity), ("Target", pool), ("Confirm", False))),
@@ -92,7 +79,7 @@ class LyncPowerShellAdapter(CmdletAdapter):
     def plan_copy(self, context: CopyContext) -> ServiceCopy:
         who = context.upn
         name = self.service.display_name
-        pool = self._pool(context.customer)
+        pool = self.setting("registrar_pool", context.customer)
         if context.sip is None:
             return ServiceCopy(problems=(Problem(INVALID_VALUE, f"{name} needs a SIP URI for {who}.", who),))
         if not pool:

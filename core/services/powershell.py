@@ -54,9 +54,11 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from core.errors import ConfigError, ServiceError
+from core.model import Customer
 from core.plan import HTTP, Step
 from core.services.base import ServiceAdapter
 from core.services.credentials import secret_from_env, secret_from_file
+from core.tenants import TenantMap
 from core.text import plain
 
 log = logging.getLogger("tenantry.services")
@@ -332,10 +334,28 @@ class CmdletAdapter(ServiceAdapter):
     it (``request["cmdlets"]`` / ``undo_request["cmdlets"]``), so the journal holds all a
     resume or a rollback needs; its target is the cmdlet as the review shows it."""
 
-    def __init__(self, service, options, layout, *, environ=None, endpoint: PowerShellEndpoint | None = None):
+    def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
+                 endpoint: PowerShellEndpoint | None = None):
         super().__init__(service, options, layout)
+        self.tenants = tenants or TenantMap()
         self._environ = environ
         self._endpoint = endpoint
+
+    def setting(self, name: str, customer: Customer, default: str | None = None) -> str | None:
+        """A per-customer setting: the value in the customer's tenant-map table
+        (``[tenants."…".<key>]``), else the service's ``name`` template (or ``default``)
+        over ``{code}``, the customer's code from the same map."""
+        tenant = self.tenants.for_customer(customer)
+        table = (tenant.service(self.key) if tenant else None) or {}
+        if name in table:
+            return str(table[name])
+        template = self.options.get(name, default)
+        if template is None:
+            return None
+        try:
+            return str(template).format(code=customer.code or "")
+        except (KeyError, IndexError, ValueError):
+            raise ConfigError(f"services.{self.key}.{name} may use only {{code}}, not {plain(template)!r}.") from None
 
     @property
     def endpoint(self) -> PowerShellEndpoint:
