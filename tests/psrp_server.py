@@ -188,6 +188,10 @@ class PsrpServer:
         self.requests = 0
         self.authorizations.clear()
 
+    def forget_shells(self) -> None:
+        """Drop every session, as a server does with idle ones (Exchange after 15 minutes)."""
+        self._shells.clear()
+
     def open_shells(self) -> int:
         return len(self._shells)
 

@@ -150,6 +150,18 @@ async def test_a_dropped_connection_fails_the_call_and_the_next_one_reconnects(s
     assert server.runspace.changes == [{"Identity": "anna"}]  # it did run: the answer was lost
 
 
+async def test_a_session_the_server_dropped_is_reopened_once(server, tls):
+    ps = endpoint(server, tls)
+    try:
+        await ps.run(Cmdlet("Get-Thing", (("Identity", "a"),)))
+        server.forget_shells()  # idle timeout on the server
+        assert await ps.run(Cmdlet("Set-Thing", (("Identity", "b"),))) == []
+    finally:
+        await ps.aclose()
+    assert server.runspace.changes == [{"Identity": "b"}]  # run once, on the new session
+    assert [c.command for c in server.calls] == ["Get-Thing", "Set-Thing"]
+
+
 async def test_wrong_password_and_unknown_ca_are_one_sentence_each(server, tls):
     ps = endpoint(server, tls, password="not-the-password")
     with pytest.raises(ServiceError) as refused:

@@ -68,6 +68,7 @@ DEFAULT_TIMEOUT = 60.0
 AUTHS = ("basic", "negotiate", "kerberos")
 MESSAGE_LIMIT = 300  # characters of a cmdlet's own error message kept in ours
 POLL = 5  # seconds one WS-Management Receive may wait (its OperationTimeout) within a call
+SHELL_NOT_FOUND = 2150858843  # WS-Management: the shell (runspace pool) is no longer on the server
 ENDPOINT_OPTIONS = frozenset({"url", "configuration_name", "auth", "username", "password_env", "password_file", "ca_file", "timeout"})
 
 Value = str | bool | int | None | tuple[str, ...]
@@ -187,8 +188,20 @@ class PowerShellEndpoint:
     def _run(self, cmdlet: Cmdlet) -> list[dict[str, Any]]:
         with self._lock:
             try:
-                pool = self._open()
-                return self._invoke(pool, cmdlet)
+                reused = self._pool is not None
+                try:
+                    return self._invoke(self._open(), cmdlet)
+                except _ShellGone:
+                    # The server dropped the idle session before the command was created
+                    # (Exchange ends idle runspaces): nothing ran, so open a new one once.
+                    if not reused:
+                        raise
+                    self._discard()
+                    log.debug("%s: the remote session was gone; reopening it", self.key)
+                    return self._invoke(self._open(), cmdlet)
+            except _ShellGone:
+                self._discard()
+                raise self._error(f"{self.name} lost the session it had just opened ({self.url}).") from None
             except ServiceError:
                 raise
             except AuthenticationError:
@@ -244,7 +257,12 @@ class PowerShellEndpoint:
         for name, value in cmdlet.parameters:
             shell.add_parameter(name, list(value) if isinstance(value, tuple) else value)
         deadline = time.monotonic() + self.timeout
-        shell.begin_invoke()
+        try:
+            shell.begin_invoke()
+        except WSManFaultError as fault:
+            if fault.code == SHELL_NOT_FOUND:
+                raise _ShellGone() from None
+            raise
         while shell.state == PSInvocationState.RUNNING:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -325,6 +343,10 @@ def _plain_object(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain_object(v) for k, v in value.items()}
     return value
+
+
+class _ShellGone(Exception):
+    """The server no longer has the session (runspace pool); the command was not created."""
 
 
 class CmdletAdapter(ServiceAdapter):
