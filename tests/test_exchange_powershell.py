@@ -6,9 +6,14 @@ Lync leave a user."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -22,6 +27,7 @@ from core.errors import TenantryError
 from core.move import MoveRequest
 from core.services.powershell import Cmdlet, PowerShellEndpoint
 from core.session import Session
+from directory_fixtures import PASSWORD_ENV as DC_PASSWORD_ENV
 from directory_fixtures import write_dc_config
 from exchange_cmdlets import EAP_EXCLUDED, ExchangeOrganization, ExchangeRunspace
 from lync_cmdlets import ENHANCED_PRESENCE, LyncDeployment, LyncRunspace
@@ -31,6 +37,7 @@ from samba_dc import LOOPBACK, throwaway_password, write_certificates
 from test_copy import copy_names, new_password, no_trace, remove_copy
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.dc]
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD_ENV = "TENANTRY_TEST_EXCHANGE_PASSWORD"
 ACCOUNT = "svc-exchange@example.net"
 HOSTILE = "O'Hara \"Q\"; $(Stop-Computer) `whoami`"
@@ -340,5 +347,30 @@ async def test_the_exchange_password_is_kept_out_of_journal_audit_and_logs(sessi
         for secret in (exchange.password, basic):
             assert secret not in caplog.text
             assert secret.encode() not in stored + rows
+    finally:
+        await remove_user(d, user)
+
+
+async def test_the_dry_run_shows_each_cmdlet_with_its_parameters_and_writes_nothing(session, exchange, sp_password, tmp_path):
+    d, server = session.directory, exchange.server
+    user = await mailbox_user(session, exchange)
+    try:
+        before = await snapshot(d, user.source, user.destination)
+        server.reset()
+        env = {**os.environ, DC_PASSWORD_ENV: sp_password, PASSWORD_ENV: exchange.password,
+               "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"), "PYTHONPATH": str(ROOT)}
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "tui.cli", "move", user.upn, "--to", DESTINATION, "--dry-run",
+                             "--config", str(tmp_path / "dc.toml")],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+        assert done.returncode == 0, done.stderr
+        lines = [line.strip() for line in done.stdout.splitlines()]
+        shown = [line.split(". ", 1)[1] for line in lines if ". powershell " in line]
+        code = user.destination.code
+        assert [s.split(" -Identity ")[0] for s in shown] == ["powershell Set-Mailbox", "powershell Set-CsUser", "powershell Move-CsUser"]
+        assert f"-AddressBookPolicy '{code} Tenant ABP' -OfflineAddressBook '{code} Tenant OAB'" in shown[0]
+        assert f"-Target '{POOLS[1]}' -Confirm:$false" in shown[2]
+        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser"]
+        assert await snapshot(d, user.source, user.destination) == before
     finally:
         await remove_user(d, user)
