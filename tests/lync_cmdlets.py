@@ -18,16 +18,20 @@ a user's home is ``msRTCSIP-PrimaryHomeServer``, a DN of one of them.
     a new SIP address: ``sip:`` + an address, unique in the forest.
 ``Move-CsUser -Identity -Target [-Confirm]``
     another registrar pool (the pool must exist).
+``Grant-Cs<type> -Identity -PolicyName`` / ``Get-Cs<type> -Identity``
+    assigns a per-user policy (``$null``: the global one again) kept in
+    ``msRTCSIP-UserPolicies`` as ``<type>=<name>`` (the real values are the policies'
+    anchors in the central store); the policy must exist (:attr:`LyncDeployment.policies`).
 ``Disable-CsUser -Identity [-Confirm]``
     removes every ``msRTCSIP-`` attribute the cmdlets above set.
 
-Not modelled: policies (``Grant-Cs*Policy``), the hosting pack's tenant and grouping
-ids, SIP domains the topology supports, LineURI, the user's data moved with Move-CsUser.
+Not modelled: the hosting pack's tenant and grouping ids, SIP domains the topology
+supports, LineURI, the user's data moved with Move-CsUser, policies in the central store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ldap3
@@ -39,13 +43,19 @@ from psrp_server import CmdletError, Runspace
 
 ENHANCED_PRESENCE = "256"  # msRTCSIP-OptionFlags
 LYNC_ATTRIBUTES = ("cn", "userPrincipalName", "sAMAccountName", "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled",
-                   "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags")
-LYNC_WRITES = ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags")
+                   "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags", "msRTCSIP-UserPolicies")
+LYNC_WRITES = ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
+               "msRTCSIP-UserPolicies")
+POLICY_TYPES = ("ConferencingPolicy", "ExternalAccessPolicy", "ClientPolicy", "VoicePolicy", "MobilityPolicy", "PresencePolicy",
+                "ArchivingPolicy", "PinPolicy", "LocationPolicy", "DialPlan")
 
 
 @dataclass
 class LyncDeployment(AdBackend):
-    """The topology's registrar pools in the Samba DC."""
+    """The topology's registrar pools in the Samba DC, and the per-user policies defined
+    (type → names; the central store is not the directory)."""
+
+    policies: dict[str, set[str]] = field(default_factory=dict)
 
     def pool_dn(self, fqdn: str) -> str:
         return f"CN={ldap3.utils.dn.escape_rdn(fqdn)},CN=Pools,CN=RTC Service,CN=Services,CN=Configuration,{self.base_dn}"
@@ -67,8 +77,31 @@ class LyncRunspace(Runspace):
         self.lync = deployment
 
     def cmdlets(self):
-        return {"Get-CsUser": self.get_user, "Enable-CsUser": self.enable_user, "Set-CsUser": self.set_user,
-                "Move-CsUser": self.move_user, "Disable-CsUser": self.disable_user}
+        cmdlets = {"Get-CsUser": self.get_user, "Enable-CsUser": self.enable_user, "Set-CsUser": self.set_user,
+                   "Move-CsUser": self.move_user, "Disable-CsUser": self.disable_user}
+        for kind in POLICY_TYPES:
+            cmdlets[f"Grant-Cs{kind}"] = lambda params, kind=kind: self.grant(kind, params)
+            cmdlets[f"Get-Cs{kind}"] = lambda params, kind=kind: self.get_policy(kind, params)
+        return cmdlets
+
+    def _policy(self, kind: str, name: Any) -> str:
+        known = {n.casefold(): n for n in self.lync.policies.get(kind, ())}
+        if str(name).casefold() not in known:
+            raise CmdletError(f"Cannot get the {kind} \"{name}\": no such policy exists.", ErrorCategory.ObjectNotFound,
+                              "PolicyNotFound")
+        return known[str(name).casefold()]
+
+    def get_policy(self, kind: str, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity"})
+        return [PSCustomObject(Identity=f"Tag:{self._policy(kind, params['Identity'])}")]
+
+    def grant(self, kind: str, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity", "PolicyName"})
+        user = self._find(params["Identity"], enabled=True)
+        kept = [v for v in user["msRTCSIP-UserPolicies"].values if not str(v).startswith(f"{kind}=")]
+        name = params.get("PolicyName")
+        self.lync.write(user.entry_dn, {"msRTCSIP-UserPolicies": kept + ([f"{kind}={self._policy(kind, name)}"] if name else [])})
+        return []
 
     def _find(self, identity: Any, *, enabled: bool) -> ldap3.Entry:
         entries = self.lync.find_users(identity, LYNC_ATTRIBUTES, also=("msRTCSIP-PrimaryUserAddress",))
@@ -100,9 +133,11 @@ class LyncRunspace(Runspace):
 
     def _user(self, e: ldap3.Entry) -> PSCustomObject:
         home = e["msRTCSIP-PrimaryHomeServer"].value
+        granted = dict(str(v).split("=", 1) for v in e["msRTCSIP-UserPolicies"].values)
         return PSCustomObject(Identity=e.entry_dn, DistinguishedName=e.entry_dn, SipAddress=e["msRTCSIP-PrimaryUserAddress"].value,
                               Enabled=str(e["msRTCSIP-UserEnabled"].value).upper() == "TRUE",
-                              RegistrarPool=self.lync.name_of(home), UserPrincipalName=e.userPrincipalName.value)
+                              RegistrarPool=self.lync.name_of(home), UserPrincipalName=e.userPrincipalName.value,
+                              **{kind: granted.get(kind) for kind in POLICY_TYPES})
 
     def get_user(self, params: dict[str, Any]) -> list[Any]:
         params = accept(params, {"Identity"})

@@ -141,6 +141,17 @@ SCHEMA_ATTRIBUTES += (
         "isSingleValued": "TRUE",
         "searchFlags": "0",
     },
+    {
+        # Lync 2010+: the user's per-user policy assignments. The ID was not found in a
+        # reference at hand (unverified); values here are "<policy type>=<name>".
+        "cn": "ms-RTC-SIP-UserPolicies",
+        "lDAPDisplayName": "msRTCSIP-UserPolicies",
+        "attributeID": "1.2.840.113556.1.6.24.1.202",  # unverified
+        "attributeSyntax": "2.5.5.12",
+        "oMSyntax": "64",
+        "isSingleValued": "FALSE",
+        "searchFlags": "0",
+    },
     # The three below have their Exchange names; their attributeIDs were not found in a
     # reference at hand, so they take IDs in Exchange's 1.2.840.113556.1.4.7000.102 arc that
     # are marked here as unverified.
@@ -176,7 +187,7 @@ SCHEMA_MAY_CONTAIN: dict[str, tuple[str, ...]] = {
     "Mail-Recipient": ("mailNickname", "extensionAttribute1", "msExchRecipientTypeDetails", "msExchAddressBookPolicyLink",
                        "msExchUseOAB", "msExchPoliciesExcluded"),
     "User": ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
-             "homeMDB"),
+             "msRTCSIP-UserPolicies", "homeMDB"),
 }
 
 

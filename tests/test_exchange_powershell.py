@@ -73,7 +73,8 @@ async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
         '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange_powershell"\n'
         'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + toml(exchange.options) +
         '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "lync_powershell"\n'
-        f'registrar_pool = "{POOLS[0]}"\n' + toml(exchange.lync_options)
+        f'registrar_pool = "{POOLS[0]}"\npolicies = {{ ConferencingPolicy = "{{code}} Conferencing" }}\n'
+        + toml(exchange.lync_options)
     )
     # the source's address book follows the [services.exchange] templates, the destination's
     # is named in its tenant table
@@ -87,6 +88,7 @@ async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
     source, destination = await directory.customer(SOURCE), await directory.customer(DESTINATION)
     exchange.org.add_tenant(source.code)
     exchange.org.add_tenant(destination.code, f"{destination.code} Tenant")
+    exchange.lync.policies = {"ConferencingPolicy": {f"{source.code} Conferencing", f"{destination.code} Conferencing"}}
     session = await Session.open(directory, state=tmp_path)
     yield session
     await session.close()
@@ -104,7 +106,8 @@ async def admin(exchange, *cmdlets: Cmdlet, lync: bool = False) -> list:
 
 async def mailbox_user(session, exchange, *, policy_enabled: bool = False, **kwargs):
     """A user of the source customer with a mailbox in its tenant's address book (with the
-    SIP: address Exchange keeps for a Lync user), homed on the source's registrar pool."""
+    SIP: address Exchange keeps for a Lync user), homed on the source's registrar pool with
+    its conferencing policy."""
     user = await make_user(session.directory, services=("exchange", "ocs"), **kwargs)
     source = user.source
     (box,), _ = await admin(exchange,
@@ -115,13 +118,16 @@ async def mailbox_user(session, exchange, *, policy_enabled: bool = False, **kwa
                                                    ("OfflineAddressBook", f"{source.code} OAB"))))
     await admin(exchange, Cmdlet("Set-Mailbox", (("Identity", user.dn),
                                                  ("EmailAddresses", (*box["EmailAddresses"], f"SIP:{user.upn}")))))
-    await admin(exchange, Cmdlet("Move-CsUser", (("Identity", user.dn), ("Target", POOLS[0]), ("Confirm", False))), lync=True)
+    await admin(exchange, Cmdlet("Move-CsUser", (("Identity", user.dn), ("Target", POOLS[0]), ("Confirm", False))),
+                Cmdlet("Grant-CsConferencingPolicy", (("Identity", user.dn), ("PolicyName", f"{source.code} Conferencing"))),
+                lync=True)
     return user
 
 
 EXCHANGE_ATTRIBUTES = ["mail", "proxyAddresses", "extensionAttribute1", "msExchAddressBookPolicyLink", "msExchUseOAB",
                        "showInAddressBook", "msExchPoliciesExcluded", "homeMDB", "msExchRecipientTypeDetails", "mailNickname",
-                       "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags"]
+                       "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
+                       "msRTCSIP-UserPolicies"]
 
 
 def folded(values: list[str]) -> set[str]:
@@ -138,7 +144,8 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         server.reset()
         plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
         assert plan.ok, plan.problems
-        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser"]  # preflight only reads
+        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser",
+                                                      "Get-CsConferencingPolicy"]  # preflight only reads
         change = plan.users[0]
         new_email = change.email_after
         (step,) = [s for s in plan.steps if s.service == "exchange"]
@@ -149,13 +156,15 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
                                f"-OfflineAddressBook '{destination.code} Tenant OAB'")
         assert [s.target for s in plan.steps if s.service == "ocs"] == [
             f"Set-CsUser -Identity '{guid}' -SipAddress 'sip:{new_email}'",
-            f"Move-CsUser -Identity '{guid}' -Target '{POOLS[1]}' -Confirm:$false"]
+            f"Move-CsUser -Identity '{guid}' -Target '{POOLS[1]}' -Confirm:$false",
+            f"Grant-CsConferencingPolicy -Identity '{guid}' -PolicyName '{destination.code} Conferencing'"]
         endpoint = session.adapters["exchange"].endpoint
         trips = endpoint.round_trips
         events = [e async for e in session.executor().run(plan, session.operator)]
         assert events[-1].status == "done", [e.message for e in events]
         assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser",
-                                                      "Set-Mailbox", "Set-CsUser", "Move-CsUser"]
+                                                      "Get-CsConferencingPolicy", "Set-Mailbox", "Set-CsUser",
+                                                      "Move-CsUser", "Grant-CsConferencingPolicy"]
         # one cmdlet = Command, Receive, Signal (terminate); the pool was opened in preflight
         assert endpoint.round_trips - trips == 3
         assert not any(c.script for c in server.calls)
@@ -174,6 +183,7 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         assert after["mailNickname"] == before["mailNickname"]
         assert after["msRTCSIP-PrimaryUserAddress"] == [f"sip:{new_email}"] and after["msRTCSIP-UserEnabled"] == ["TRUE"]
         assert folded(after["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[1]).casefold()}
+        assert after["msRTCSIP-UserPolicies"] == [f"ConferencingPolicy={destination.code} Conferencing"]
     finally:
         await remove_user(d, user)
 
@@ -197,7 +207,8 @@ async def test_a_destination_without_an_address_book_policy_is_refused_in_prefli
         assert messages == [f"Hosted Exchange: the address book policy '{user.destination.code} Tenant ABP' of {user.destination.name} "
                             f"cannot be used (Hosted Exchange refused Get-AddressBookPolicy: The operation couldn't be performed "
                             f"because object '{user.destination.code} Tenant ABP' couldn't be found on 'dc1'.)."]
-        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser"]
+        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser",
+                                                      "Get-CsConferencingPolicy"]
         assert await snapshot(d, user.source, user.destination) == before
     finally:
         org.install()
@@ -219,7 +230,7 @@ async def test_a_cmdlet_or_directory_failure_at_each_step_is_undone_exactly(sess
         cmdlets = [(s.request or {}).get("cmdlets", [{}])[0].get("name") for s in plan.steps]
     finally:
         await remove_user(d, probe)
-    assert [c for c in cmdlets if c] == ["Set-Mailbox", "Set-CsUser", "Move-CsUser"]
+    assert [c for c in cmdlets if c] == ["Set-Mailbox", "Set-CsUser", "Move-CsUser", "Grant-CsConferencingPolicy"]
     cases = [(i, None) for i, a in enumerate(actions) if a != p.HTTP]
     cases += [(i, kind) for i, a in enumerate(actions) if a == p.HTTP for kind in ("error", "timeout", "drop")]
     for failing, kind in cases:
@@ -258,7 +269,7 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         server.reset()
         plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, first, last), password)
         assert plan.ok, plan.problems
-        assert [c.command for c in server.calls] == ["Get-AddressBookPolicy"]
+        assert [c.command for c in server.calls] == ["Get-AddressBookPolicy", "Get-CsConferencingPolicy"]
         copy_dn = plan.users[0].dn_after
         email = plan.users[0].email_after
         shown = [s.target for s in plan.steps if s.service == "exchange"]
@@ -267,7 +278,8 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
                          f"-AddressBookPolicy '{customer.code} ABP' -OfflineAddressBook '{customer.code} OAB'"]
         sip = f"sip:{email}"
         assert [s.target for s in plan.steps if s.service == "ocs"] == [
-            f"Enable-CsUser -Identity '{copy_dn}' -RegistrarPool '{POOLS[0]}' -SipAddress '{sip}'"]
+            f"Enable-CsUser -Identity '{copy_dn}' -RegistrarPool '{POOLS[0]}' -SipAddress '{sip}'",
+            f"Grant-CsConferencingPolicy -Identity '{copy_dn}' -PolicyName '{customer.code} Conferencing'"]
         events = [e async for e in session.executor().run(plan, session.operator, secrets={"password": password})]
         assert events[-1].status == "done", [e.message for e in events]
         values = await d.values(copy_dn, EXCHANGE_ATTRIBUTES)
@@ -282,6 +294,7 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         assert values["msRTCSIP-PrimaryUserAddress"] == [sip] and values["msRTCSIP-UserEnabled"] == ["TRUE"]
         assert folded(values["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[0]).casefold()}
         assert values["msRTCSIP-OptionFlags"] == [ENHANCED_PRESENCE]
+        assert values["msRTCSIP-UserPolicies"] == [f"ConferencingPolicy={customer.code} Conferencing"]
     finally:
         await remove_copy(d, copy_dn)
         await remove_user(d, template)
@@ -313,7 +326,7 @@ async def test_a_hostile_name_reaches_the_cmdlets_only_as_a_parameter_value(sess
         refused = await session.copier().preflight(
             session.operator, CopyRequest(template.upn, "Evil", "Name", display_name=HOSTILE + "\nGet-Process"), password)
         assert any("holds control characters" in x.message for x in refused.problems), refused.problems
-        assert [c.command for c in server.calls] == ["Get-AddressBookPolicy"]
+        assert [c.command for c in server.calls] == ["Get-AddressBookPolicy", "Get-CsConferencingPolicy"]
         plan = await session.copier().preflight(
             session.operator, CopyRequest(template.upn, "Evil", f"Name{copy_names()[1]}", display_name=HOSTILE + " " + copy_names()[1]), password)
         assert plan.ok, plan.problems
@@ -367,10 +380,28 @@ async def test_the_dry_run_shows_each_cmdlet_with_its_parameters_and_writes_noth
         lines = [line.strip() for line in done.stdout.splitlines()]
         shown = [line.split(". ", 1)[1] for line in lines if ". powershell " in line]
         code = user.destination.code
-        assert [s.split(" -Identity ")[0] for s in shown] == ["powershell Set-Mailbox", "powershell Set-CsUser", "powershell Move-CsUser"]
+        assert [s.split(" -Identity ")[0] for s in shown] == ["powershell Set-Mailbox", "powershell Set-CsUser",
+                                                              "powershell Move-CsUser", "powershell Grant-CsConferencingPolicy"]
         assert f"-AddressBookPolicy '{code} Tenant ABP' -OfflineAddressBook '{code} Tenant OAB'" in shown[0]
         assert f"-Target '{POOLS[1]}' -Confirm:$false" in shown[2]
-        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser"]
+        assert [c.command for c in server.calls] == ["Get-Mailbox", "Get-AddressBookPolicy", "Get-CsUser",
+                                                      "Get-CsConferencingPolicy"]
         assert await snapshot(d, user.source, user.destination) == before
     finally:
+        await remove_user(d, user)
+
+
+async def test_a_destination_without_its_lync_policy_is_refused_in_preflight(session, exchange):
+    d, lync = session.directory, exchange.lync
+    user = await mailbox_user(session, exchange)
+    policy = f"{user.destination.code} Conferencing"
+    try:
+        lync.policies["ConferencingPolicy"].discard(policy)
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert [x.message for x in plan.problems] == [
+            f"Office Communications Server: the ConferencingPolicy '{policy}' of {user.destination.name} cannot be used "
+            f"(Office Communications Server refused Get-CsConferencingPolicy: Cannot get the ConferencingPolicy "
+            f"\"{policy}\": no such policy exists.)."]
+    finally:
+        lync.policies["ConferencingPolicy"].add(policy)
         await remove_user(d, user)
