@@ -246,3 +246,30 @@ def test_the_plan_shows_a_cmdlet_with_its_parameters():
     assert cmdlet.show() == ("Set-Mailbox -Identity 'o''brien@contoso.example' -EmailAddresses 'SMTP:a@b','X500:/o=x' "
                              "-EmailAddressPolicyEnabled:$false -Force -CustomAttribute1 $null")
     assert Cmdlet.from_json(cmdlet.to_json()) == cmdlet
+
+
+def test_the_cmdlet_adapters_refuse_faulty_settings_with_one_sentence():
+    from core.config import LayoutConfig
+    from core.model import Service
+    from core.services.exchange import ExchangePowerShellAdapter
+    from core.services.lync import LyncPowerShellAdapter
+
+    layout = LayoutConfig()
+    exchange = Service("exchange", "Hosted Exchange", "exchange_powershell", True, ())
+    ocs = Service("ocs", "Skype for Business", "lync_powershell", True, ())
+    cases = [
+        (ExchangePowerShellAdapter, exchange, {"plan_databases": ["DB01"]},
+         'services.exchange.plan_databases must be a table of plan = "database".'),
+        (ExchangePowerShellAdapter, exchange, {"address_book_policy": ""},
+         "services.exchange.address_book_policy must be a non-empty string (a template over {code})."),
+        (LyncPowerShellAdapter, ocs, {"policies": {"BogusPolicy": "x"}},
+         "services.ocs.policies: BogusPolicy is not a policy type (known: ArchivingPolicy, ClientPolicy, ConferencingPolicy, "
+         "DialPlan, ExternalAccessPolicy, LocationPolicy, MobilityPolicy, PinPolicy, PresencePolicy, VoicePolicy)."),
+        (LyncPowerShellAdapter, ocs, {"registrar_pool": 5}, "services.ocs.registrar_pool must be a pool's FQDN (a template over {code})."),
+    ]
+    for cls, service, options, message in cases:
+        with pytest.raises(ConfigError) as caught:
+            cls(service, options, layout)
+        assert str(caught.value) == message
+    # a configured but unused service needs no credentials: nothing is read until a call
+    assert LyncPowerShellAdapter(ocs, {"url": "https://pool.example.net/OcsPowershell"}, layout).options["configuration_name"] == "Microsoft.PowerShell"

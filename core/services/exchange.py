@@ -71,26 +71,29 @@ class ExchangePowerShellAdapter(CmdletAdapter):
 
     # -- per-tenant settings ------------------------------------------------------------------
 
+    def _tenant(self, name: str, customer: Customer) -> str | None:
+        return self.setting(name, customer, DEFAULTS.get(name))
+
     def _database(self, customer: Customer, plan: str | None) -> str:
-        return str(self.options.get("plan_databases", {}).get(plan) or self.setting("database", customer, DEFAULTS.get("database")))
+        return str(self.options.get("plan_databases", {}).get(plan) or self._tenant("database", customer))
 
     async def _address_book(self, customer: Customer, who: str) -> tuple[dict[str, str], list[Problem]]:
         """The customer's ABP and OAB, read from Exchange; a missing one is a problem."""
-        policy = self.setting("address_book_policy", customer, DEFAULTS.get("address_book_policy")) or ""
+        policy = self._tenant("address_book_policy", customer) or ""
         name = self.service.display_name
         try:
             found = await self.endpoint.run(Cmdlet("Get-AddressBookPolicy", (("Identity", policy),)))
         except ServiceError as error:
             return {}, [Problem(SERVICE_MISSING, f"{name}: the address book policy {policy!r} of {plain(customer.name)} "
                                                  f"cannot be used ({error}).", who)]
-        oab = self.setting("offline_address_book", customer, DEFAULTS.get("offline_address_book")) or str((found[0] if found else {}).get("OfflineAddressBook") or "")
+        oab = self._tenant("offline_address_book", customer) or str((found[0] if found else {}).get("OfflineAddressBook") or "")
         if self.options.get("offline_address_book"):
             try:
                 await self.endpoint.run(Cmdlet("Get-OfflineAddressBook", (("Identity", oab),)))
             except ServiceError as error:
                 return {}, [Problem(SERVICE_MISSING, f"{name}: the offline address book {oab!r} of {plain(customer.name)} "
                                                      f"cannot be used ({error}).", who)]
-        return {"policy": policy, "oab": oab, "custom_attribute1": self.setting("custom_attribute1", customer, DEFAULTS.get("custom_attribute1")) or ""}, []
+        return {"policy": policy, "oab": oab, "custom_attribute1": self._tenant("custom_attribute1", customer) or ""}, []
 
     # -- move ----------------------------------------------------------------------------
 
@@ -114,8 +117,7 @@ class ExchangePowerShellAdapter(CmdletAdapter):
         current = tuple(str(a) for a in before.get("EmailAddresses") or ())
         addresses = proxy_addresses(current, context.email, context.source.domains, None, context.sip)
         book = remote["book"]
-        after = {"CustomAttribute1": book["custom_attribute1"] or None, "EmailAddresses": list(addresses),
-                 "EmailAddressPolicyEnabled": False, "AddressBookPolicy": book["policy"], "OfflineAddressBook": book["oab"] or None}
+        after = {**_tenant_settings(book), "EmailAddresses": list(addresses)}
         identity = remote["identity"]
         do = _set_mailbox(identity, after)
         undo = [_set_mailbox(identity, {**before, "EmailAddressPolicyEnabled": False})]
@@ -141,11 +143,17 @@ class ExchangePowerShellAdapter(CmdletAdapter):
         enable = Cmdlet("Enable-Mailbox", (("Identity", context.new_dn), ("Database", self._database(context.customer, plan)),
                                            ("Alias", split_address(context.email)[0]), ("PrimarySmtpAddress", context.email)))
         disable = Cmdlet("Disable-Mailbox", (("Identity", context.new_dn), ("Confirm", False)))
-        after = {"CustomAttribute1": book["custom_attribute1"] or None, "EmailAddressPolicyEnabled": False,
-                 "AddressBookPolicy": book["policy"], "OfflineAddressBook": book["oab"] or None}
+        after = _tenant_settings(book)
         settings = _set_mailbox(context.new_dn, after)
         return ServiceCopy(steps=(self.cmdlet_step(who, enable, [disable], {}, {"Database": enable.parameters[1][1], "PrimarySmtpAddress": context.email}),
                                   self.cmdlet_step(who, settings, [], {}, after)))
+
+
+def _tenant_settings(book: dict[str, str]) -> dict[str, Any]:
+    """What Set-Mailbox sets for the customer: its address-list value, its ABP and OAB, and
+    the e-mail address policy off (a hosted mailbox's addresses are Tenantry's to set)."""
+    return {"CustomAttribute1": book["custom_attribute1"] or None, "EmailAddressPolicyEnabled": False,
+            "AddressBookPolicy": book["policy"], "OfflineAddressBook": book["oab"] or None}
 
 
 def _set_mailbox(identity: str, values: dict[str, Any]) -> Cmdlet:
