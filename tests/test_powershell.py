@@ -162,6 +162,21 @@ async def test_a_session_the_server_dropped_is_reopened_once(server, tls):
     assert [c.command for c in server.calls] == ["Get-Thing", "Set-Thing"]
 
 
+async def test_an_endpoint_nobody_listens_on_is_one_sentence_saying_nothing_was_sent(tls):
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago, and nobody listens on
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    ps = PowerShellEndpoint("exchange", "Hosted Exchange", {"url": f"https://{LOOPBACK}:{port}/PowerShell", "username": "u",
+                                                            "password_env": "P", "ca_file": str(tls["ca"])}, environ={"P": throwaway_password()})
+    with pytest.raises(ServiceError) as caught:
+        await ps.run(Cmdlet("Get-Thing"))
+    await ps.aclose()
+    assert str(caught.value) == (f"Hosted Exchange at https://{LOOPBACK}:{port}/PowerShell cannot be reached (ConnectionError); "
+                                 "Get-Thing was not sent.")
+
+
 async def test_wrong_password_and_unknown_ca_are_one_sentence_each(server, tls):
     ps = endpoint(server, tls, password="not-the-password")
     with pytest.raises(ServiceError) as refused:

@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from pypsrp.complex_objects import ComplexObject, GenericComplexObject, PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -212,6 +213,9 @@ class PowerShellEndpoint:
                 raise self._error(f"The TLS certificate of {self.name} at {self.url} could not be verified (set ca_file if it is signed by a private CA).") from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
                 self._discard()
+                if _never_connected(error):
+                    raise self._error(f"{self.name} at {self.url} cannot be reached ({self._clean(type(error).__name__)}); "
+                                      f"{cmdlet.name} was not sent.") from None
                 raise self._error(f"The connection to {self.name} at {self.url} was lost during {cmdlet.name}: {self._clean(type(error).__name__)}; "
                                   "the cmdlet may or may not have run.") from None
             except WSManFaultError as fault:
@@ -310,6 +314,14 @@ class PowerShellEndpoint:
 
     def _error(self, message: str) -> ServiceError:
         return ServiceError(self._clean(_sentence(message)), service=self.key)
+
+
+def _never_connected(error: BaseException) -> bool:
+    """Whether a requests error happened while connecting (nothing reached the server)."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
 def _sentence(text: str) -> str:
