@@ -247,6 +247,8 @@ def test_configuration_faults_are_one_sentence(tls, tmp_path):
         ({"auth": "credssp"}, "services.exchange.auth must be one of basic, negotiate, kerberos, not 'credssp'."),
         ({"password_env": "UNSET"}, "The environment variable UNSET (services.exchange.password_env) is not set."),
         ({"timeout": 0}, "services.exchange.timeout must be a number of seconds of at least 1, not 0."),
+        ({"ca_file": str(tmp_path / "missing.pem")},
+         f"The CA file {tmp_path / 'missing.pem'} (services.exchange.ca_file) does not exist or is not a file."),
     ]
     for change, message in cases:
         opts = {k: v for k, v in (base | change).items() if v is not None}

@@ -44,6 +44,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -165,7 +166,9 @@ class PowerShellEndpoint:
         ca_file = options.get("ca_file")
         if ca_file is not None and (not isinstance(ca_file, str) or not ca_file.strip()):
             raise ConfigError(f"{where}.ca_file must be the path of a PEM file.")
-        self._verify: str | bool = str(ca_file).strip() if ca_file else True
+        if ca_file is not None and not Path(ca_file).expanduser().is_file():
+            raise ConfigError(f"The CA file {plain(ca_file)} ({where}.ca_file) does not exist or is not a file.")
+        self._verify: str | bool = str(Path(ca_file).expanduser()) if ca_file else True
         timeout = options.get("timeout", DEFAULT_TIMEOUT)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 1:
             raise ConfigError(f"{where}.timeout must be a number of seconds of at least 1, not {plain(repr(timeout))}.")
