@@ -24,7 +24,7 @@ from core.mapping import Formats
 from core.model import Customer, Service
 from core.tenants import TenantMap, parse_tenants
 
-ADAPTERS = ("exchange", "ocs", "blackberry", "group", "http")
+ADAPTERS = ("exchange", "exchange_powershell", "ocs", "lync_powershell", "blackberry", "group", "http")
 AUTHS = ("simple", "kerberos")
 PROOFS = ("password", "kerberos")
 
@@ -456,7 +456,7 @@ def _services(table: _Table, where: str) -> dict[str, ServiceConfig]:
         adapter = entry.get("adapter", str, required=True)
         if adapter not in ADAPTERS:
             raise entry.fail("adapter", f"must be one of {', '.join(ADAPTERS)}, not {adapter!r}")
-        movable = entry.get("movable", bool, adapter in ("exchange", "ocs", "blackberry"))
+        movable = entry.get("movable", bool, adapter in ("exchange", "exchange_powershell", "ocs", "lync_powershell", "blackberry"))
         plans = entry.get("plans", list, [])
         if not all(isinstance(p, str) and p.strip() for p in plans):
             raise entry.fail("plans", "must be a list of plan names")

@@ -38,7 +38,10 @@ CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 TENANT_SETTINGS: dict[str, frozenset[str]] = {
     "blackberry": frozenset({"tenant_guid"}),  # the UEM tenant of this customer (its SRP ID)
     "exchange": frozenset(),
+    # the customer's address book in Exchange (else the [services.<key>] templates over its code)
+    "exchange_powershell": frozenset({"address_book_policy", "offline_address_book", "custom_attribute1", "database"}),
     "ocs": frozenset(),
+    "lync_powershell": frozenset({"registrar_pool"}),  # the pool the customer's users are homed on
     "group": frozenset(),
     "http": frozenset(),
 }
