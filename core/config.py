@@ -24,7 +24,7 @@ from core.mapping import Formats
 from core.model import Customer, Service
 from core.tenants import TenantMap, parse_tenants
 
-ADAPTERS = ("exchange", "ocs", "blackberry", "group", "http")
+ADAPTERS = ("exchange", "exchange_powershell", "ocs", "lync_powershell", "blackberry", "group", "http")
 AUTHS = ("simple", "kerberos")
 PROOFS = ("password", "kerberos")
 
@@ -247,7 +247,7 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
-    tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()})
+    tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()}, directory.hosting_dn)
     audit = _dataclass_from(AuditConfig, sections.table("audit"), where, "audit")
     SyslogTarget.parse(audit.syslog_address, audit.syslog_facility, where)
     return Config(directory, layout, console, services, mapping, source, tenants, audit)
@@ -456,7 +456,7 @@ def _services(table: _Table, where: str) -> dict[str, ServiceConfig]:
         adapter = entry.get("adapter", str, required=True)
         if adapter not in ADAPTERS:
             raise entry.fail("adapter", f"must be one of {', '.join(ADAPTERS)}, not {adapter!r}")
-        movable = entry.get("movable", bool, adapter in ("exchange", "ocs", "blackberry"))
+        movable = entry.get("movable", bool, adapter in ("exchange", "exchange_powershell", "ocs", "lync_powershell", "blackberry"))
         plans = entry.get("plans", list, [])
         if not all(isinstance(p, str) and p.strip() for p in plans):
             raise entry.fail("plans", "must be a list of plan names")

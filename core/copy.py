@@ -184,7 +184,7 @@ class CopyPlanner:
         chosen = self._chosen_services(template, request, problems)
         plans = self._plans(template, customer, chosen, request, problems)
         kinds = {self._kind(key) for key in chosen}
-        mapping = map_copy(self.config, template, customer, request, exchange="exchange" in kinds, ocs="ocs" in kinds)
+        mapping = map_copy(self.config, template, customer, request, exchange=bool(kinds & {"exchange", "exchange_powershell"}), ocs=bool(kinds & {"ocs", "lync_powershell"}))
         problems += self._mapping_problems(customer, mapping)
         users_dn = self.layout.users_dn(customer.dn)
         new_dn = child_dn("CN", mapping.cn, users_dn) if mapping.cn and len(mapping.cn) <= CN_MAX else users_dn

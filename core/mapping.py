@@ -112,31 +112,49 @@ def proxy_addresses(
     new_primary: str,
     source_domains: tuple[str, ...],
     legacy_exchange_dn: str | None,
+    new_sip: str | None = None,
 ) -> tuple[str, ...]:
     """The user's proxyAddresses after a move.
 
-    Addresses in the source customer's domains leave; the new primary is the only
-    ``SMTP:``; other ``smtp:`` aliases and every non-SMTP address stay; the old
-    ``legacyExchangeDN`` is kept as an ``X500:`` address.
+    Addresses in the source customer's domains leave, whatever their type (``SMTP:``,
+    ``SIP:``, ``EUM:`` …: a user of another customer must not keep receiving its mail or
+    calls); the new primary is the only ``SMTP:``; other aliases and addresses without a
+    domain (``X500:``) stay; a ``SIP:`` address that left is replaced by the new SIP URI
+    (``new_sip``, ``sip:`` scheme or not); the old ``legacyExchangeDN`` is kept as an
+    ``X500:`` address.
     """
     leaving = {d.casefold() for d in source_domains}
     kept: list[str] = [f"SMTP:{new_primary}"]
     seen = {new_primary.casefold()}
+    sip_left = False
     for value in current:
         kind, _, address = value.partition(":")
+        if _proxy_domain(address).casefold() in leaving:
+            sip_left = sip_left or kind.casefold() == "sip"
+            continue
         if kind.lower() == "smtp":
-            _local, domain = split_address(address)
-            if domain.casefold() in leaving or address.casefold() in seen:
+            if address.casefold() in seen:
                 continue
             seen.add(address.casefold())
             kept.append(f"smtp:{address}")
         elif value not in kept:
             kept.append(value)
+    if sip_left and new_sip:
+        sip = "SIP:" + (new_sip.partition(":")[2] if new_sip.lower().startswith("sip:") else new_sip)
+        if all(v.casefold() != sip.casefold() for v in kept):
+            kept.append(sip)
     if legacy_exchange_dn:
         x500 = f"X500:{legacy_exchange_dn}"
         if all(v.casefold() != x500.casefold() for v in kept):
             kept.append(x500)
     return tuple(kept)
+
+
+def _proxy_domain(address: str) -> str:
+    """The domain of a proxy address's value (``anna@contoso.example;phone-context=…`` →
+    ``contoso.example``); empty for one without (``X500:/o=…``)."""
+    mailbox = address.split(";", 1)[0]
+    return mailbox.rpartition("@")[2] if "@" in mailbox else ""
 
 
 def legacy_exchange_dn(old: str | None, mail_nickname: str, unique: str) -> str:

@@ -70,6 +70,11 @@ class Step:
     def from_json(cls, data: dict[str, Any]) -> Step:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
 
+    @property
+    def call_kind(self) -> str:
+        """How a service call (``HTTP`` step) reaches its service: ``PowerShell`` (cmdlets) or ``HTTP``."""
+        return "PowerShell" if (self.request or {}).get("method") == "PowerShell" else "HTTP"
+
     def public(self) -> dict[str, Any]:
         """The ``--json`` shape of PRODUCT §5: user, action, target, before, after."""
         return {"user": self.user, "action": self.action, "target": self.target, "before": self.before, "after": self.after}

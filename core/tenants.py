@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
+from typing import Iterator, TYPE_CHECKING, Any, Iterable, Mapping
 
 from core.errors import ConfigError
 from core.plan import TENANT, Problem
@@ -42,7 +42,10 @@ TENANT_SETTINGS: dict[str, frozenset[str]] = {
          "client_id", "client_secret_env", "client_secret_file", "oauth_endpoint", "ca_file"}
     ),
     "exchange": frozenset(),
+    # the customer's address book in Exchange (else the [services.<key>] templates over its code)
+    "exchange_powershell": frozenset({"address_book_policy", "offline_address_book", "custom_attribute1", "database"}),
     "ocs": frozenset(),
+    "lync_powershell": frozenset({"registrar_pool"}),  # the pool the customer's users are homed on
     "group": frozenset(),
     "http": frozenset(),
 }
@@ -76,9 +79,6 @@ class Tenant:
     def service(self, key: str) -> Mapping[str, Any] | None:
         return self.services.get(key)
 
-    def owns_domain(self, domain: str) -> bool:
-        return domain.casefold() in self.domains
-
 
 class TenantMap:
     """The configured tenants, found by a customer's objectGUID, else by its DN."""
@@ -88,11 +88,16 @@ class TenantMap:
         self._by_guid = {t.key: t for t in self._tenants if t.by_guid}
         self._by_dn = {dn_key(t.key): t for t in self._tenants if not t.by_guid}  # keys parsed at load
 
-    def __iter__(self) -> Iterator[Tenant]:
-        return iter(self._tenants)
-
     def __len__(self) -> int:
         return len(self._tenants)
+
+    def __iter__(self) -> Iterator[Tenant]:
+        """Every tenant (the demo points each one's UEM at its own in-process server)."""
+        return iter(self._tenants)
+
+    def get(self, key: str) -> Tenant | None:
+        """The tenant of a config key (a journaled UEM step names its tenant so)."""
+        return next((t for t in self._tenants if t.key == key), None)
 
     def for_customer(self, customer: Customer) -> Tenant | None:
         if customer.guid and (tenant := self._by_guid.get(customer.guid.lower())):
@@ -131,8 +136,9 @@ def problems_of(customer: Customer, tenants: TenantMap) -> list[Problem]:
 
 
 # -- reading [tenants] -----------------------------------------------------------------
-def parse_tenants(raw: Any, where: str, services: Mapping[str, str]) -> TenantMap:
-    """``[tenants]`` of the configuration; ``services`` maps each service key to its adapter.
+def parse_tenants(raw: Any, where: str, services: Mapping[str, str], hosting_dn: str | None = None) -> TenantMap:
+    """``[tenants]`` of the configuration; ``services`` maps each service key to its adapter;
+    a DN key must lie below ``hosting_dn`` (if given), where customers are.
 
     Every fault raises :class:`ConfigError` naming the key: an unknown key, a malformed
     GUID/DN/code/domain, a code or domain given to two customers, two entries for one
@@ -147,11 +153,14 @@ def parse_tenants(raw: Any, where: str, services: Mapping[str, str]) -> TenantMa
     codes: dict[str, str] = {}
     domains: dict[str, str] = {}
     identities: dict[tuple[str, str, str], str] = {}  # (service, setting, value) → tenant key
+    hosting = dn_key(hosting_dn) if hosting_dn else None
     for key, entry in raw.items():
         name = f'tenants."{key}"'
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: {name} must be a table.")
         normalised, identity = _tenant_key(key, where, name)
+        if hosting and isinstance(identity, tuple) and (len(identity) <= len(hosting) or identity[-len(hosting):] != hosting):
+            raise ConfigError(f"{where}: {name} is not below the hosting OU {hosting_dn}, so it can never be a customer.")
         if identity in keys:
             raise ConfigError(f"{where}: {name} names the same customer as tenants.\"{keys[identity]}\".")
         keys[identity] = key

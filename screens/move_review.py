@@ -49,7 +49,7 @@ def step_summary(step: Step, plan: Plan) -> Text:
     elif step.action == p.CREATE_GROUP:
         text = f"Create the role group {_group(step.target)} in {destination}"
     elif step.action == p.HTTP:
-        text = f"HTTP: {plain(step.target)}"
+        text = f"{step.call_kind}: {plain(step.target)}"
     else:
         text = f"{plain(step.action)} {plain(step.target)}"
     return Text(text, no_wrap=True, overflow="ellipsis")

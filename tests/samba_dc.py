@@ -104,11 +104,92 @@ SCHEMA_ATTRIBUTES: tuple[dict[str, str], ...] = (
         "searchFlags": "0",
     },
 )
+# What the Exchange and Lync cmdlets stamp on a user (tests/exchange_cmdlets.py, tests/lync_cmdlets.py). DN-valued ones
+# point into the configuration partition. Exchange links homeMDB and the address book policy
+# link to back-links (homeMDBBL, msExchAddressBookPolicyBL); here they are plain DN values.
+DN_SYNTAX = {"attributeSyntax": "2.5.5.1", "oMSyntax": "127"}  # Samba fills in oMObjectClass
+SCHEMA_ATTRIBUTES += (
+    {
+        "cn": "ms-Exch-Recipient-Type-Details",
+        "lDAPDisplayName": "msExchRecipientTypeDetails",
+        "attributeID": "1.2.840.113556.1.4.7000.102.50855",
+        "attributeSyntax": "2.5.5.16",  # large integer: 1 = UserMailbox
+        "oMSyntax": "65",
+        "isSingleValued": "TRUE",
+        "searchFlags": "1",
+    },
+    {
+        "cn": "Home-MDB",
+        "lDAPDisplayName": "homeMDB",
+        "attributeID": "1.2.840.113556.1.2.244",
+        **DN_SYNTAX,
+        "isSingleValued": "TRUE",
+        "searchFlags": "1",
+    },
+    {
+        "cn": "ms-RTC-SIP-PrimaryHomeServer",
+        "lDAPDisplayName": "msRTCSIP-PrimaryHomeServer",
+        "attributeID": "1.2.840.113556.1.6.24.1.57",
+        **DN_SYNTAX,
+        "isSingleValued": "TRUE",
+        "searchFlags": "1",
+    },
+    {
+        "cn": "ms-RTC-SIP-OptionFlags",
+        "lDAPDisplayName": "msRTCSIP-OptionFlags",
+        "attributeID": "1.2.840.113556.1.6.24.1.87",
+        "attributeSyntax": "2.5.5.9",
+        "oMSyntax": "2",
+        "isSingleValued": "TRUE",
+        "searchFlags": "0",
+    },
+    {
+        # Lync 2010+: the user's per-user policy assignments. The ID was not found in a
+        # reference at hand (unverified); values here are "<policy type>=<name>".
+        "cn": "ms-RTC-SIP-UserPolicies",
+        "lDAPDisplayName": "msRTCSIP-UserPolicies",
+        "attributeID": "1.2.840.113556.1.6.24.1.202",  # unverified
+        "attributeSyntax": "2.5.5.12",
+        "oMSyntax": "64",
+        "isSingleValued": "FALSE",
+        "searchFlags": "0",
+    },
+    # The three below have their Exchange names; their attributeIDs were not found in a
+    # reference at hand, so they take IDs in Exchange's 1.2.840.113556.1.4.7000.102 arc that
+    # are marked here as unverified.
+    {
+        "cn": "ms-Exch-Address-Book-Policy-Link",
+        "lDAPDisplayName": "msExchAddressBookPolicyLink",
+        "attributeID": "1.2.840.113556.1.4.7000.102.51949",  # unverified
+        **DN_SYNTAX,
+        "isSingleValued": "TRUE",
+        "searchFlags": "1",
+    },
+    {
+        "cn": "ms-Exch-Use-OAB",
+        "lDAPDisplayName": "msExchUseOAB",
+        "attributeID": "1.2.840.113556.1.4.7000.102.50952",  # unverified
+        **DN_SYNTAX,
+        "isSingleValued": "TRUE",
+        "searchFlags": "0",
+    },
+    {
+        "cn": "ms-Exch-Policies-Excluded",
+        "lDAPDisplayName": "msExchPoliciesExcluded",
+        "attributeID": "1.2.840.113556.1.4.7000.102.50953",  # unverified
+        "attributeSyntax": "2.5.5.12",
+        "oMSyntax": "64",
+        "isSingleValued": "FALSE",
+        "searchFlags": "0",
+    },
+)
 # classSchema CN -> attributes added to its mayContain. Exchange extends Mail-Recipient
 # (an auxiliary class of user, contact and group); Lync extends User directly.
 SCHEMA_MAY_CONTAIN: dict[str, tuple[str, ...]] = {
-    "Mail-Recipient": ("mailNickname", "extensionAttribute1"),
-    "User": ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled"),
+    "Mail-Recipient": ("mailNickname", "extensionAttribute1", "msExchRecipientTypeDetails", "msExchAddressBookPolicyLink",
+                       "msExchUseOAB", "msExchPoliciesExcluded"),
+    "User": ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
+             "msRTCSIP-UserPolicies", "homeMDB"),
 }
 
 

@@ -5,8 +5,13 @@ server and is refused with one sentence, nothing written on either side."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -21,12 +26,13 @@ from core.journal import JobStatus
 from core.move import MoveRequest
 from core.session import Session
 from core.tenants import problems_of
-from directory_fixtures import operator, write_dc_config
+from directory_fixtures import PASSWORD_ENV, operator, write_dc_config
 from move_fixtures import DESTINATION, OTHER_RESELLER, SOURCE, remove_user, snapshot
 from test_move_services import TOKEN_ENV, seeded_user, services_config, session  # noqa: F401 (session: a fixture)
 from uem_server import tenant_tables
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Crash(BaseException):
@@ -281,4 +287,26 @@ async def test_a_journal_row_edited_to_write_another_tenants_value_is_refused(se
     edit_journal(session, job.id, record.index, {**record.spec, "after": after})
     await refused_everywhere(session, provisioning_server, job, (mover.source, mover.destination, victim),
                              f"A step writes {attribute} = {value} to {record.spec['target']}, a value of none of the customers of this job; nothing was written.")
+    await restored_rolls_back(session, job, record.index, record.spec)
+
+
+async def test_the_command_line_refuses_an_edited_job_in_one_sentence(session, provisioning_server, mover, victim, sp_password, tmp_path):
+    """`tenantry resume` / `rollback` of the forged job (same config and state as ``session``): exit 3, one line."""
+    tenant = victim.code.lower()
+    server = provisioning_server
+    server.seed_tenant(tenant, users=[{"username": f"ceo@{victim.default_domain}", "displayName": "Victim"}])
+    job = await crashed_move(session, mover, lambda s: (s.request or {}).get("op") == "delete_user")
+    record = next(s for s in job.steps if (s.spec.get("request") or {}).get("op") == "delete_user")
+    edit_journal(session, job.id, record.index, {**record.spec, "request": {**record.spec["request"], "tenant": tenant}})
+    before = await state(session, server, mover.source, mover.destination, victim)
+    env = {**os.environ, PASSWORD_ENV: sp_password, TOKEN_ENV: server.token, "TENANTRY_STATE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    for command in ("resume", "rollback"):
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "tui.cli", command, job.id, "--config", str(tmp_path / "dc.toml")],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
+        )
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"tenantry: A step ({record.spec['target']}) names UEM tenant {tenant}, which is not the tenant of a customer of this job; nothing was written."]
+    assert await state(session, server, mover.source, mover.destination, victim) == before
     await restored_rolls_back(session, job, record.index, record.spec)

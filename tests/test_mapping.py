@@ -64,16 +64,29 @@ def test_addresses_in_source_domains_leave_and_x500_keeps_the_old_dn():
         "smtp:anna@shared.example",
         "X500:/o=Old/cn=anna-old",
         "sip:anna@contoso.example",
+        "EUM:anna@contoso-mail.example;phone-context=Contoso.contoso.example",
+        "EUM:4711;phone-context=Shared.shared.example",
+        "SIP:anna@shared.example",
     )
     result = proxy_addresses(current, "anna.berg@fabrikam.example", ("contoso.example", "contoso-mail.example"), "/o=Ex/cn=Recipients/cn=anna")
     assert result == (
         "SMTP:anna.berg@fabrikam.example",
         "smtp:anna@shared.example",
         "X500:/o=Old/cn=anna-old",
-        "sip:anna@contoso.example",
+        "EUM:4711;phone-context=Shared.shared.example",
+        "SIP:anna@shared.example",
         "X500:/o=Ex/cn=Recipients/cn=anna",
     )
     assert [a for a in result if a.startswith("SMTP:")] == ["SMTP:anna.berg@fabrikam.example"]
+
+
+def test_a_sip_address_in_a_source_domain_is_replaced_by_the_new_sip_uri():
+    current = ("SMTP:anna@contoso.example", "SIP:anna@contoso.example", "eum:anna@CONTOSO.example;phone-context=X")
+    result = proxy_addresses(current, "anna@fabrikam.example", ("contoso.example",), None, "sip:anna.berg@fabrikam.example")
+    assert result == ("SMTP:anna@fabrikam.example", "SIP:anna.berg@fabrikam.example")
+    # no SIP address before: none is invented
+    assert proxy_addresses(("SMTP:anna@contoso.example",), "anna@fabrikam.example", ("contoso.example",), None,
+                           "sip:anna@fabrikam.example") == ("SMTP:anna@fabrikam.example",)
 
 
 def test_an_alias_equal_to_the_new_primary_is_not_kept_twice():

@@ -59,6 +59,8 @@ def test_the_example_file_maps_by_dn_and_by_guid():
     (f'[tenants."{CONTOSO_DN}".blackberry]\ntenant_guid = "S1"\n[tenants."OU=B,OU=Hosting,DC=example,DC=net".blackberry]\ntenant_guid = "S1"\n',
      "blackberry.tenant_guid S1 is also the tenant_guid of"),
     ('[tenants]\nx = 1\n', 'tenants."x" must be a table'),
+    ('[tenants."OU=Contoso,OU=Elsewhere,DC=example,DC=net"]\ncode = "A"\n', "is not below the hosting OU OU=Hosting,DC=example,DC=net, so it can never be a customer"),
+    ('[tenants."OU=Hosting,DC=example,DC=net"]\ncode = "A"\n', "is not below the hosting OU"),
 ])
 def test_faults_are_refused_naming_the_key(tmp_path, text, message):
     assert message in refused(tmp_path, text)

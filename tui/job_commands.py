@@ -25,7 +25,7 @@ from core.errors import NotFound, UsageError
 from core.execute import Event, audit_refusal, needs_password_to_resume
 from core.journal import JobRecord
 from core.move import MoveRequest
-from core.plan import Plan
+from core.plan import HTTP, Plan
 from core.session import Session
 from core.text import plain
 from tui import batch_commands
@@ -266,7 +266,8 @@ def print_plan(plan: Plan) -> None:
     else:
         print(f"Plan: {plan.kind} from {plain(plan.source)} to {plain(plan.destination)}, {len(plan.steps)} steps")
     for index, step in enumerate(plan.steps, 1):
-        print(f"{index:>3}. {step.action} {plain(step.target)}")
+        action = step.call_kind.lower() if step.action == HTTP else step.action
+        print(f"{index:>3}. {action} {plain(step.target)}")
         if isinstance(step.before, dict) or isinstance(step.after, dict):
             before, after = step.before or {}, step.after or {}
             for attribute in after:

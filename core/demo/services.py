@@ -203,7 +203,7 @@ class DemoServices:
         key = adapter.tenant_of(customer)
         if key is None:
             return
-        table = next(t for t in demo.tenants if t.key == key).service(service.service.key)
+        table = demo.tenants.get(key).service(service.service.key)
         uem = self.uems.setdefault(table["url"], UemInstallation(table["tenant_guid"], directory=self._directory))
         uem.add_admin(DEMO_UEM_ADMIN, self._password)
         attribute = _USERNAME_ATTRIBUTE.get(options.get("username_from", "upn"), "userPrincipalName")

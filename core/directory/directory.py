@@ -176,6 +176,7 @@ class Directory:
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
         if entry is None:
             raise NotFound(f"The customer {dn} no longer exists.")
+        names = self.config.layout
         marked = any(v.casefold() == names.customer_marker.casefold() for v in entry.get(names.marker_attribute))
         if not marked or not is_below(dn, self.layout.hosting_dn):
             raise UsageError(f"{dn} is not a customer ({names.marker_attribute}={names.customer_marker} below the hosting OU).")

@@ -21,7 +21,7 @@ USER_LIST_ATTRIBUTES = [
     "userAccountControl", "memberOf", "uSNChanged", "msRTCSIP-PrimaryUserAddress",
 ]
 EXCHANGE_ATTRIBUTES = ["proxyAddresses", "mailNickname", "legacyExchangeDN"]
-OCS_ATTRIBUTES = ["msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled"]
+OCS_ATTRIBUTES = ["msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags"]
 COMMON_ATTRIBUTES = [
     "description", "department", "company", "title", "physicalDeliveryOfficeName", "telephoneNumber",
     "mobile", "facsimileTelephoneNumber", "streetAddress", "l", "st", "postalCode", "c", "co", "manager",

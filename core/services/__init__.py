@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 _ADAPTERS = {
     "exchange": ("core.services.directory_services", "ExchangeAdapter"),
+    "exchange_powershell": ("core.services.exchange", "ExchangePowerShellAdapter"),
     "ocs": ("core.services.directory_services", "OcsAdapter"),
+    "lync_powershell": ("core.services.lync", "LyncPowerShellAdapter"),
     "blackberry": ("core.services.blackberry", "BlackBerryAdapter"),
     "http": ("core.services.http", "HttpAdapter"),
     "group": ("core.services.base", "ServiceAdapter"),
@@ -38,8 +40,8 @@ def build_adapters(
         extra: dict = {}
         if entry.service.adapter in HTTP_ADAPTERS:
             extra.update({k: v for k, v in (("transport", transport), ("environ", environ)) if v is not None})
-        if entry.service.adapter == "blackberry":
-            extra["tenants"] = config.tenants  # its UEM tenants come from the tenant map only
+        if entry.service.adapter in ("blackberry", "exchange_powershell", "lync_powershell"):
+            extra["tenants"] = config.tenants  # their per-customer settings come from the tenant map
         adapters[key] = cls(entry.service, entry.options, config.layout, **extra)
     return adapters
 

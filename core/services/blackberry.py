@@ -136,7 +136,7 @@ class BlackBerryAdapter(ServiceAdapter):
         """The client of the tenant with this key (built once: it keeps its login)."""
         client = self._clients.get(tenant_key)
         if client is None:
-            tenant = next((t for t in self._tenants if t.key == tenant_key), None)
+            tenant = self._tenants.get(tenant_key)
             settings = tenant.service(self.key) if tenant is not None else None
             if not isinstance(settings, Mapping):
                 raise ServiceError(f"{self.service.display_name} has no tenant {plain(tenant_key)} in the configuration any more.", service=self.key)

@@ -65,7 +65,7 @@ class ExchangeAdapter(ServiceAdapter):
             changes,
             "proxyAddresses",
             user.proxy_addresses,
-            proxy_addresses(user.proxy_addresses, context.email, context.source.domains, old_legacy[0] if old_legacy else None),
+            proxy_addresses(user.proxy_addresses, context.email, context.source.domains, old_legacy[0] if old_legacy else None, context.sip),
         )
         _change(changes, "legacyExchangeDN", old_legacy, (new_legacy,))
         segregation = self.layout.address_book_attribute
@@ -96,14 +96,24 @@ class ExchangeAdapter(ServiceAdapter):
         return ServiceCopy(attributes=attributes, steps=steps)
 
 
+HOME_ATTRIBUTES = ("msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags")  # OCS 2007 R2: the user's pool and features
+
+
 class OcsAdapter(ServiceAdapter):
-    """OCS/Lync/Skype for Business, directory side: the SIP URI (a fresh one for a copy)."""
+    """OCS 2007 R2, managed through the directory: the SIP URI (a fresh one for a copy).
+    A copy is homed like its template: the template's home server (the pool's
+    ``msRTCSIP-PrimaryHomeServer``: a user without one cannot sign in) and option flags,
+    when it has them."""
 
     def plan_copy(self, context: CopyContext) -> ServiceCopy:
+        who = context.upn
         if context.sip is None:
-            who = context.upn
             return ServiceCopy(problems=(Problem(INVALID_VALUE, f"{self.service.display_name} needs a SIP URI for {who}.", who),))
-        return ServiceCopy(attributes={"msRTCSIP-PrimaryUserAddress": ((), (context.sip,)), "msRTCSIP-UserEnabled": ((), ("TRUE",))})
+        attributes = {"msRTCSIP-PrimaryUserAddress": ((), (context.sip,)), "msRTCSIP-UserEnabled": ((), ("TRUE",))}
+        for name in HOME_ATTRIBUTES:
+            if context.template.attribute(name):
+                attributes[name] = ((), context.template.attribute(name))
+        return ServiceCopy(attributes=attributes)
 
     def plan_move(self, context: MoveContext) -> ServiceMove:
         if context.sip is None:

@@ -26,8 +26,10 @@ Configuration (``[services.<key>]``, besides the client options of
 
 Placeholders: ``{upn}`` ``{sam}`` ``{email}`` (the user now; for a copy, the
 template), ``{new_upn}`` ``{new_sam}`` ``{new_email}`` (after the move; the new user),
-``{source}`` ``{destination}`` (the customers' codes, else their names; for a copy
-both are the customer). In paths they are percent-encoded.
+``{source}`` ``{destination}`` (the customers' codes from the tenant map; for a copy
+both are the customer). In paths they are percent-encoded. A call read back from the
+journal runs only if it still fits these templates for the job's customers
+(:meth:`HttpAdapter.foreign_call`).
 
 ``inspect`` reads the record (a problem if there is none) and checks that the new
 UPN is not already another record's. ``perform`` and ``undo`` are idempotent: when

@@ -58,6 +58,7 @@ import httpx
 
 from core.errors import ConfigError, ServiceError
 from core.services.base import ServiceAdapter
+from core.services.credentials import secret_from_env, secret_from_file
 from core.text import plain
 
 
@@ -190,27 +191,6 @@ class ServiceClient:
             raise ConfigError(f"{self._where}.{name} must be {kind} of at least {low:g}, not {plain(repr(value))}.")
         return float(value)
 
-    def _read_file(self, name: str, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{self._where}.{name} must be the path of a file.")
-        path = Path(value).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise ConfigError(f"The file {path} ({self._where}.{name}) cannot be read: {error.strerror}.") from None
-        secret = text[0].strip() if text else ""
-        if not secret:
-            raise ConfigError(f"The file {path} ({self._where}.{name}) is empty.")
-        return secret
-
-    def _read_env(self, name: str, value: Any, env: Mapping[str, str]) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{self._where}.{name} must name an environment variable.")
-        secret = env.get(value, "").strip()
-        if not secret:
-            raise ConfigError(f"The environment variable {value} ({self._where}.{name}) is not set.")
-        return secret
-
     def _auth(self, options: Mapping[str, Any], env: Mapping[str, str]) -> httpx.Auth | None:
         for forbidden in ("token", "password"):
             if forbidden in options:
@@ -225,7 +205,7 @@ class ServiceClient:
             raise ConfigError(f"{self._where}: use either a token ({token_keys[0]}) or username with a password, not both.")
         if token_keys:
             key = token_keys[0]
-            token = self._read_env(key, options[key], env) if key == "token_env" else self._read_file(key, options[key])
+            token = secret_from_env(self._where, key, options[key], env) if key == "token_env" else secret_from_file(self._where, key, options[key])
             scheme = options.get("token_scheme", "Bearer")
             if not isinstance(scheme, str):
                 raise ConfigError(f"{self._where}.token_scheme must be a string such as \"Bearer\".")
@@ -238,7 +218,7 @@ class ServiceClient:
             if not password_keys:
                 raise ConfigError(f"{self._where}: username {username!r} needs password_env or password_file.")
             key = password_keys[0]
-            password = self._read_env(key, options[key], env) if key == "password_env" else self._read_file(key, options[key])
+            password = secret_from_env(self._where, key, options[key], env) if key == "password_env" else secret_from_file(self._where, key, options[key])
             header = _basic(username, password)
             self._secrets = (password, header.split(" ", 1)[1])
             self._auth_label = f"basic as {username}"

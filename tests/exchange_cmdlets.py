@@ -1,0 +1,405 @@
+"""The Exchange cmdlets the Tenantry adapter uses, executed against the Samba test DC as
+Exchange (2010 SP2 … 2019) executes them: a session (:class:`ExchangeRunspace`) for the
+loopback PSRP server (tests/psrp_server.py) that reads and writes the directory.
+
+The organisation (:class:`ExchangeOrganization`) lives where Exchange keeps it, in the
+configuration partition: ``CN=<org>,CN=Microsoft Exchange,CN=Services,CN=Configuration,…``
+with its address lists, global address lists, offline address books, address book policies
+and mailbox databases. An address list here selects the recipients whose
+``CustomAttribute1`` (``extensionAttribute1``) is one value, the usual filter of a hosting
+tenant's lists (``CustomAttribute1 -eq 'C0012'``).
+
+Cmdlets and what they stamp (parameter names as in the Exchange reference; an unknown
+parameter is refused with PowerShell's own message):
+
+``Get-Mailbox -Identity``
+    DN, GUID, UPN, alias, email address, sAMAccountName or name; a user that is not a
+    mailbox (no ``homeMDB``/``msExchRecipientTypeDetails``) is not found.
+``Enable-Mailbox -Identity [-Database] [-Alias] [-PrimarySmtpAddress] [-AddressBookPolicy]``
+    makes a user a mailbox: ``homeMDB``, ``msExchRecipientTypeDetails`` = 1 (UserMailbox),
+    ``mailNickname``, ``legacyExchangeDN``, ``mail`` and ``proxyAddresses`` (the primary
+    address given, else the user's ``mail``, else alias@UPN domain).
+``Set-Mailbox -Identity [-CustomAttribute1] [-EmailAddresses] [-EmailAddressPolicyEnabled]
+[-AddressBookPolicy] [-OfflineAddressBook]``
+    one atomic change: ``extensionAttribute1``; ``proxyAddresses`` (exactly one ``SMTP:``
+    primary, every address unique in the forest, else Exchange's refusal) and ``mail`` =
+    the primary; ``msExchPoliciesExcluded`` (the e-mail address policy's exclusion GUID);
+    ``msExchAddressBookPolicyLink``; ``msExchUseOAB``. ``showInAddressBook`` is then
+    recomputed from the address lists' filters, as Exchange stamps it when a recipient
+    changes.
+``Disable-Mailbox -Identity [-Confirm]``
+    removes the Exchange attributes from the user (the mailbox is disconnected).
+``Get-AddressBookPolicy -Identity`` / ``Get-OfflineAddressBook -Identity``
+    read an ABP (its address lists, GAL, OAB, room list) or an OAB; absent → not found.
+
+Not modelled: recipient filters other than ``CustomAttribute1 -eq``; the e-mail address
+policy generating addresses (with the policy enabled, changing the primary address is
+refused instead); quotas; move requests; the object classes of the configuration objects
+(plain ``container`` objects here, with the real names and places); linked-attribute
+back-links.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import ldap3
+from ldap3.core.exceptions import (LDAPEntryAlreadyExistsResult, LDAPInvalidDnError, LDAPInvalidDNSyntaxResult,
+                                   LDAPNoSuchObjectResult)
+from ldap3.utils.conv import escape_filter_chars
+from psrpcore.types import ErrorCategory, PSCustomObject
+
+from psrp_server import CmdletError, Runspace
+
+EAP_EXCLUDED = "{26491cfc-9e50-4857-861b-0cb8df22b5d7}"  # msExchPoliciesExcluded: the policy does not apply
+USER_MAILBOX = "1"  # msExchRecipientTypeDetails
+ORGANIZATION = "Example Hosting"
+ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
+MAILBOX_ATTRIBUTES = ("cn", "displayName", "mailNickname", "userPrincipalName", "sAMAccountName", "objectGUID", "mail",
+                      "proxyAddresses", "legacyExchangeDN", "extensionAttribute1", "msExchPoliciesExcluded",
+                      "msExchAddressBookPolicyLink", "msExchUseOAB", "showInAddressBook", "homeMDB", "msExchRecipientTypeDetails")
+
+
+@dataclass(frozen=True)
+class AddressBook:
+    """One tenant's address book: the ABP and the lists it groups (names), and the
+    ``CustomAttribute1`` value the tenant's lists select."""
+
+    policy: str
+    gal: str
+    oab: str
+    address_lists: tuple[str, ...]
+    room_list: str
+    custom_attribute1: str
+
+
+@dataclass
+class AdBackend:
+    """What a service's cmdlets read and write in the DC: an administrator's connection
+    (used under ``lock``: the server runs requests in threads)."""
+
+    conn: ldap3.Connection
+    base_dn: str
+    server_name: str = "dc1"
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_container(self, dn: str) -> None:
+        with self.lock:
+            try:
+                ok = self.conn.add(dn, ["top", "container"])
+            except LDAPEntryAlreadyExistsResult:
+                return
+            if not ok and self.conn.result.get("result") != 68:  # entryAlreadyExists
+                raise RuntimeError(f"cannot add {dn}: {self.conn.result}")
+
+    def exists(self, dn: str) -> bool:
+        with self.lock:
+            try:
+                return bool(self.conn.search(dn, "(objectClass=*)", ldap3.BASE, attributes=["cn"]))
+            except LDAPNoSuchObjectResult:
+                return False
+
+    @staticmethod
+    def name_of(dn: str | None) -> str | None:
+        return ldap3.utils.dn.parse_dn(dn)[0][1] if dn else None
+
+    def find_users(self, identity: Any, attributes: tuple[str, ...], also: tuple[str, ...] = ()) -> list[ldap3.Entry]:
+        """Users an ``-Identity`` names: a DN, a GUID, or a UPN, sAMAccountName, name or one
+        of the ``also`` attributes (``"attribute"`` or ``"attribute=prefix"``; the value is
+        escaped into the filter)."""
+        text = str(identity)
+        conn = self.conn
+        with self.lock:
+            if "=" in text and "," in text:
+                try:
+                    found = conn.search(text, "(objectClass=user)", ldap3.BASE, attributes=list(attributes))
+                except (LDAPNoSuchObjectResult, LDAPInvalidDnError, LDAPInvalidDNSyntaxResult):
+                    found = False
+            else:
+                try:
+                    guid = uuid.UUID(text)
+                except ValueError:
+                    v = escape_filter_chars(text)
+                    names = "".join(f"({a}={prefix}{v})" for a, _, prefix in
+                                    (x.partition("=") for x in ("userPrincipalName", "sAMAccountName", "cn") + also))
+                    flt = f"(&(objectClass=user)(|{names}))"
+                else:
+                    flt = "(objectGUID=" + "".join(f"\\{b:02x}" for b in guid.bytes_le) + ")"
+                found = conn.search(self.base_dn, flt, ldap3.SUBTREE, attributes=list(attributes))
+            return list(conn.entries) if found else []
+
+    def one(self, identity: Any, entries: list[ldap3.Entry]) -> ldap3.Entry:
+        if not entries:
+            raise not_found(identity, self.server_name)
+        if len(entries) > 1:
+            raise CmdletError(f"The operation couldn't be performed because '{identity}' matches multiple entries.",
+                              ErrorCategory.InvalidArgument, "ManagementObjectAmbiguousException")
+        return entries[0]
+
+    def write(self, dn: str, changes: dict[str, list[Any]]) -> None:
+        with self.lock:
+            ok = self.conn.modify(dn, {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in changes.items()})
+            if not ok:
+                raise CmdletError(f"Active Directory operation failed on {self.server_name}: {self.conn.result['message']}",
+                                  ErrorCategory.WriteError, "ADOperationException")
+
+
+def accept(params: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+    """The named parameters, spelled as the cmdlet spells them; PowerShell's own refusal of
+    an unknown one or of a missing ``-Identity``."""
+    lowered = {a.lower(): a for a in allowed}
+    out = {}
+    for name, value in params.items():
+        if name.lower() not in lowered:
+            raise CmdletError(f"A parameter cannot be found that matches parameter name '{name}'.",
+                              ErrorCategory.InvalidArgument, "NamedParameterNotFound")
+        out[lowered[name.lower()]] = value
+    if "Identity" in allowed and "Identity" not in out:
+        raise CmdletError("Cannot process command because of one or more missing mandatory parameters: Identity.",
+                          ErrorCategory.InvalidArgument, "MissingMandatoryParameter")
+    return out
+
+
+def not_found(identity: Any, server: str) -> CmdletError:
+    return CmdletError(f"The operation couldn't be performed because object '{identity}' couldn't be found on '{server}'.",
+                       ErrorCategory.NotSpecified, "ManagementObjectNotFoundException")
+
+
+@dataclass
+class ExchangeOrganization(AdBackend):
+    """The organisation's configuration objects in the Samba DC (see the module doc)."""
+
+    books: dict[str, AddressBook] = field(default_factory=dict)  # ABP name (lower) → book
+    lists: dict[str, str] = field(default_factory=dict)  # address list / GAL DN (lower) → CustomAttribute1 value
+    oabs: dict[str, str] = field(default_factory=dict)  # OAB name (lower) → DN
+
+    @property
+    def org_dn(self) -> str:
+        return f"CN={ORGANIZATION},CN=Microsoft Exchange,CN=Services,CN=Configuration,{self.base_dn}"
+
+    def dn_of(self, kind: str, name: str) -> str:
+        where = {
+            "list": f"CN=All Address Lists,CN=Address Lists Container,{self.org_dn}",
+            "gal": f"CN=All Global Address Lists,CN=Address Lists Container,{self.org_dn}",
+            "oab": f"CN=Offline Address Lists,CN=Address Lists Container,{self.org_dn}",
+            "abp": f"CN=AddressBook Mailbox Policies,{self.org_dn}",
+            "database": f"CN=Databases,CN={ADMIN_GROUP},CN=Administrative Groups,{self.org_dn}",
+        }[kind]
+        return f"CN={ldap3.utils.dn.escape_rdn(name)},{where}"
+
+    def install(self, databases: tuple[str, ...] = ("DB01", "DB02")) -> None:
+        """The organisation's containers and mailbox databases (idempotent)."""
+        config = f"CN=Configuration,{self.base_dn}"
+        chain = [f"CN=Services,{config}", f"CN=Microsoft Exchange,CN=Services,{config}", self.org_dn,
+                 f"CN=Address Lists Container,{self.org_dn}",
+                 f"CN=All Address Lists,CN=Address Lists Container,{self.org_dn}",
+                 f"CN=All Global Address Lists,CN=Address Lists Container,{self.org_dn}",
+                 f"CN=Offline Address Lists,CN=Address Lists Container,{self.org_dn}",
+                 f"CN=AddressBook Mailbox Policies,{self.org_dn}",
+                 f"CN=Administrative Groups,{self.org_dn}", f"CN={ADMIN_GROUP},CN=Administrative Groups,{self.org_dn}",
+                 f"CN=Databases,CN={ADMIN_GROUP},CN=Administrative Groups,{self.org_dn}"]
+        chain += [self.dn_of("database", name) for name in databases]
+        for dn in chain:
+            self.add_container(dn)
+
+    def add_tenant(self, code: str, name: str | None = None) -> AddressBook:
+        """A hosting tenant's address book, created the way hosting guides do: an address
+        list, a room list, a GAL and an OAB filtered on CustomAttribute1, and an ABP, all
+        named after ``name`` (default: the code)."""
+        name = name or code
+        book = AddressBook(f"{name} ABP", f"{name} GAL", f"{name} OAB", (f"{name} AL",), f"{name} Rooms", code)
+        for kind, list_name in (("list", book.address_lists[0]), ("list", book.room_list), ("gal", book.gal)):
+            dn = self.dn_of(kind, list_name)
+            self.add_container(dn)
+            self.lists[dn.lower()] = code
+        self.add_container(self.dn_of("oab", book.oab))
+        self.oabs[book.oab.lower()] = self.dn_of("oab", book.oab)
+        self.add_container(self.dn_of("abp", book.policy))
+        self.books[book.policy.lower()] = book
+        return book
+
+class ExchangeRunspace(Runspace):
+    """The ``Microsoft.Exchange`` session configuration (see the module docstring)."""
+
+    configuration = "Microsoft.Exchange"
+
+    def __init__(self, org: ExchangeOrganization) -> None:
+        self.org = org
+
+    def cmdlets(self):
+        return {
+            "Get-Mailbox": self.get_mailbox,
+            "Enable-Mailbox": self.enable_mailbox,
+            "Set-Mailbox": self.set_mailbox,
+            "Disable-Mailbox": self.disable_mailbox,
+            "Get-AddressBookPolicy": self.get_address_book_policy,
+            "Get-OfflineAddressBook": self.get_offline_address_book,
+        }
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _find(self, identity: Any, *, mailbox: bool) -> ldap3.Entry:
+        entries = self.org.find_users(identity, MAILBOX_ATTRIBUTES, also=("mailNickname", "proxyAddresses=smtp:"))
+        if mailbox:
+            entries = [e for e in entries if e.homeMDB.value and str(e.msExchRecipientTypeDetails.value or "") == USER_MAILBOX]
+        return self.org.one(identity, entries)
+
+    def _mailbox(self, dn: str) -> PSCustomObject:
+        e = self._find(dn, mailbox=True)
+        proxies = [str(p) for p in e.proxyAddresses.values]
+        primary = next((p[5:] for p in proxies if p.startswith("SMTP:")), None)
+        excluded = {str(v).lower() for v in e.msExchPoliciesExcluded.values}
+        return PSCustomObject(
+            Identity=e.entry_dn,
+            DistinguishedName=e.entry_dn,
+            Name=e.cn.value,
+            DisplayName=e.displayName.value,
+            Alias=e.mailNickname.value,
+            Guid=str(e.objectGUID.value).strip("{}"),
+            UserPrincipalName=e.userPrincipalName.value,
+            PrimarySmtpAddress=primary,
+            EmailAddresses=proxies,
+            EmailAddressPolicyEnabled=EAP_EXCLUDED not in excluded,
+            LegacyExchangeDN=e.legacyExchangeDN.value,
+            CustomAttribute1=e.extensionAttribute1.value,
+            AddressBookPolicy=self.org.name_of(e.msExchAddressBookPolicyLink.value),
+            OfflineAddressBook=self.org.name_of(e.msExchUseOAB.value),
+            AddressListMembership=sorted(self.org.name_of(str(v)) for v in e.showInAddressBook.values),
+            Database=self.org.name_of(e.homeMDB.value),
+            RecipientTypeDetails="UserMailbox",
+        )
+
+    def _book(self, identity: Any) -> AddressBook:
+        book = self.org.books.get(str(identity).lower())
+        if book is None or not self.org.exists(self.org.dn_of("abp", book.policy)):
+            raise not_found(identity, self.org.server_name)
+        return book
+
+    def _oab_dn(self, identity: Any) -> str:
+        dn = self.org.oabs.get(str(identity).lower())
+        if dn is None or not self.org.exists(dn):
+            raise not_found(identity, self.org.server_name)
+        return dn
+
+    def _in_use(self, address: str, own_dn: str) -> None:
+        v, legacy = escape_filter_chars(address), escape_filter_chars(address.partition(":")[2])
+        with self.org.lock:
+            self.org.conn.search(self.org.base_dn, f"(|(proxyAddresses={v})(legacyExchangeDN={legacy}))",
+                                 ldap3.SUBTREE, attributes=["cn"])
+            others = [e for e in self.org.conn.entries if e.entry_dn.lower() != own_dn.lower()]
+        if others:
+            raise CmdletError(f'The proxy address "{address}" is already being used by the proxy addresses or LegacyExchangeDN '
+                              f'of "{others[0].cn.value}". Please choose another proxy address.',
+                              ErrorCategory.InvalidArgument, "ProxyAddressExists")
+
+    def _address_lists(self, custom_attribute1: str | None) -> list[str]:
+        return sorted(dn for dn, value in self.org.lists.items() if custom_attribute1 and value == custom_attribute1)
+
+    # -- cmdlets ----------------------------------------------------------------------------
+
+    def get_mailbox(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity"})
+        return [self._mailbox(self._find(params["Identity"], mailbox=True).entry_dn)]
+
+    def get_address_book_policy(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity"})
+        book = self._book(params["Identity"])
+        return [PSCustomObject(Name=book.policy, Identity=book.policy, DistinguishedName=self.org.dn_of("abp", book.policy),
+                               AddressLists=list(book.address_lists), GlobalAddressList=book.gal,
+                               OfflineAddressBook=book.oab, RoomList=book.room_list)]
+
+    def get_offline_address_book(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity"})
+        dn = self._oab_dn(params["Identity"])
+        return [PSCustomObject(Name=self.org.name_of(dn), Identity=self.org.name_of(dn), DistinguishedName=dn)]
+
+    def enable_mailbox(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity", "Database", "Alias", "PrimarySmtpAddress", "AddressBookPolicy"})
+        user = self._find(params["Identity"], mailbox=False)
+        if user.homeMDB.value:
+            raise CmdletError(f"The user {user.cn.value} is already mailbox-enabled.", ErrorCategory.InvalidArgument,
+                              "RecipientTaskException")
+        database = self.org.dn_of("database", str(params.get("Database") or "DB01"))
+        if not self.org.exists(database):
+            raise not_found(params.get("Database"), self.org.server_name)
+        alias = str(params.get("Alias") or user.mailNickname.value or user.sAMAccountName.value)
+        upn_domain = str(user.userPrincipalName.value).rpartition("@")[2]
+        primary = str(params.get("PrimarySmtpAddress") or user.mail.value or f"{alias}@{upn_domain}")
+        others = [str(p) for p in user.proxyAddresses.values if not p.lower() == f"smtp:{primary.lower()}"]
+        proxies = [f"SMTP:{primary}"] + [("smtp:" + p[5:]) if p.startswith("SMTP:") else p for p in others]
+        for address in proxies:
+            self._in_use(address, user.entry_dn)
+        guid = str(user.objectGUID.value).strip("{}").replace("-", "")
+        changes: dict[str, list[Any]] = {
+            "homeMDB": [database], "msExchRecipientTypeDetails": [USER_MAILBOX], "mailNickname": [alias],
+            "mail": [primary], "proxyAddresses": proxies,
+            "legacyExchangeDN": [user.legacyExchangeDN.value or f"/o={ORGANIZATION}/ou={ADMIN_GROUP}/cn=Recipients/cn={guid[:8]}-{alias}"],
+            "showInAddressBook": self._address_lists(user.extensionAttribute1.value),
+        }
+        if params.get("AddressBookPolicy") is not None:
+            changes["msExchAddressBookPolicyLink"] = [self.org.dn_of("abp", self._book(params["AddressBookPolicy"]).policy)]
+        self.org.write(user.entry_dn, {k: v for k, v in changes.items() if v})
+        return [self._mailbox(user.entry_dn)]
+
+    def set_mailbox(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity", "CustomAttribute1", "EmailAddresses", "EmailAddressPolicyEnabled",
+                                       "AddressBookPolicy", "OfflineAddressBook"})
+        box = self._find(params["Identity"], mailbox=True)
+        changes: dict[str, list[Any]] = {}
+        custom = box.extensionAttribute1.value
+        if "CustomAttribute1" in params:
+            custom = params["CustomAttribute1"] or None
+            changes["extensionAttribute1"] = [str(custom)] if custom else []
+        excluded = [str(v) for v in box.msExchPoliciesExcluded.values]
+        eap = EAP_EXCLUDED.lower() not in {v.lower() for v in excluded}
+        if "EmailAddressPolicyEnabled" in params:
+            eap = bool(params["EmailAddressPolicyEnabled"])
+            kept = [v for v in excluded if v.lower() != EAP_EXCLUDED]
+            changes["msExchPoliciesExcluded"] = kept if eap else kept + [EAP_EXCLUDED]
+        if "EmailAddresses" in params:
+            addresses = [str(a) for a in (params["EmailAddresses"] or [])]
+            for address in addresses:
+                kind, sep, value = address.partition(":")
+                if not sep or not kind or not value:
+                    raise CmdletError(f'The address "{address}" is invalid: a proxy address is prefix:address.',
+                                      ErrorCategory.InvalidArgument, "InvalidProxyAddress")
+                if kind.lower() == "smtp" and (value.count("@") != 1 or value.startswith("@") or value.endswith("@")):
+                    raise CmdletError(f'The SMTP address "{value}" is invalid.', ErrorCategory.InvalidArgument,
+                                      "InvalidSmtpAddress")
+            primaries = [a for a in addresses if a.startswith("SMTP:")]
+            if len(primaries) != 1:
+                raise CmdletError("The EmailAddresses must contain exactly one primary SMTP address (SMTP:).",
+                                  ErrorCategory.InvalidArgument, "PrimarySmtpAddressCount")
+            old_primary = next((str(p) for p in box.proxyAddresses.values if str(p).startswith("SMTP:")), None)
+            if eap and (old_primary or "").lower() != primaries[0].lower():
+                raise CmdletError("The primary SMTP address can't be changed because EmailAddressPolicyEnabled is $true.",
+                                  ErrorCategory.InvalidOperation, "EmailAddressPolicyEnabled")
+            lowered = [a.lower() for a in addresses]
+            if len(set(lowered)) != len(lowered):
+                raise CmdletError("The EmailAddresses contain the same address twice.", ErrorCategory.InvalidArgument,
+                                  "DuplicateProxyAddress")
+            for address in addresses:
+                self._in_use(address, box.entry_dn)
+            changes["proxyAddresses"] = addresses
+            changes["mail"] = [primaries[0][5:]]
+        if "AddressBookPolicy" in params:
+            value = params["AddressBookPolicy"]
+            changes["msExchAddressBookPolicyLink"] = [self.org.dn_of("abp", self._book(value).policy)] if value else []
+        if "OfflineAddressBook" in params:
+            value = params["OfflineAddressBook"]
+            changes["msExchUseOAB"] = [self._oab_dn(value)] if value else []
+        changes["showInAddressBook"] = self._address_lists(custom)
+        self.org.write(box.entry_dn, changes)
+        return []
+
+    def disable_mailbox(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity", "Confirm"})
+        box = self._find(params["Identity"], mailbox=True)
+        self.org.write(box.entry_dn, {name: [] for name in ("homeMDB", "msExchRecipientTypeDetails", "mailNickname", "mail",
+                                                         "proxyAddresses", "legacyExchangeDN", "showInAddressBook",
+                                                         "msExchAddressBookPolicyLink", "msExchUseOAB",
+                                                         "msExchPoliciesExcluded")})
+        return []
