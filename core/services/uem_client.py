@@ -44,6 +44,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from core.errors import ConfigError, ServiceError
+from core.services.credentials import secret_from_env, secret_from_file
 from core.services.http_client import CLIENT_OPTIONS, ServiceClient
 from core.text import plain
 
@@ -221,8 +222,8 @@ class UemClient(ServiceClient):
         keys = [k for k in (f"{stem}_env", f"{stem}_file") if self._settings.get(k) is not None]
         if len(keys) != 1:
             raise ConfigError(f"{self.where}: set exactly one of {stem}_env and {stem}_file.")
-        self._where = self.where
-        return self._read_env(keys[0], self._settings[keys[0]], env) if keys[0].endswith("_env") else self._read_file(keys[0], self._settings[keys[0]])
+        value = self._settings[keys[0]]
+        return secret_from_env(self.where, keys[0], value, env) if keys[0].endswith("_env") else secret_from_file(self.where, keys[0], value)
 
     def _auth(self, options: Mapping[str, Any], env: Mapping[str, str]) -> httpx.Auth:
         """Replaces the service-wide token/basic authentication by this tenant's login."""
@@ -239,7 +240,6 @@ class UemClient(ServiceClient):
             if self.provider == "LOCAL" and self._settings.get("domain"):
                 raise ConfigError(f"{self.where}.domain is only for provider AD.")
             secret = self._secret("password", env)
-        self._where = f"services.{self.key}"
         self._secrets = (secret, base64.b64encode(secret.encode()).decode("ascii"))
         self._auth_label = f"{self.provider} login"
         return UemLogin(self, secret)
