@@ -292,9 +292,8 @@ async def test_a_journal_row_edited_to_write_another_tenants_value_is_refused(se
 
 async def test_the_command_line_refuses_an_edited_job_in_one_sentence(session, provisioning_server, mover, victim, sp_password, tmp_path):
     """`tenantry resume` / `rollback` of the forged job (same config and state as ``session``): exit 3, one line."""
-    tenant = victim.code.lower()
+    tenant = victim.dn  # the victim's entry in the tenant map, not a customer of this job
     server = provisioning_server
-    server.seed_tenant(tenant, users=[{"username": f"ceo@{victim.default_domain}", "displayName": "Victim"}])
     job = await crashed_move(session, mover, lambda s: (s.request or {}).get("op") == "delete_user")
     record = next(s for s in job.steps if (s.spec.get("request") or {}).get("op") == "delete_user")
     edit_journal(session, job.id, record.index, {**record.spec, "request": {**record.spec["request"], "tenant": tenant}})
