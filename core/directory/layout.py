@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from core.config import Config
-from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn
+from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn, split_dn
 from core.directory.ops import Entry
 from core.model import Customer, Plan, Reseller, User
 from core.tenants import Tenant
