@@ -172,7 +172,8 @@ class Directory:
         return await self._customer_with_groups(entries[0])
 
     async def customer_at(self, dn: str) -> Customer:
-        attributes = [*self.layout.customer_attributes, self.config.layout.marker_attribute]
+        names = self.config.layout
+        attributes = [*self.layout.customer_attributes, names.marker_attribute]
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
         if entry is None:
             raise NotFound(f"The customer {dn} no longer exists.")
