@@ -231,7 +231,8 @@ class CopyPlanner:
         for key in request.services:
             if key not in template.services:
                 has = ", ".join(template.services) or "none"
-                problems.append(Problem(p.INVALID_VALUE, f"{plain(template.upn or template.sam)} has no service {plain(key)} to copy (it has: {plain(has)})."))
+                problems.append(Problem(p.INVALID_VALUE, f"{plain(template.upn or template.sam)} has no service {plain(key)} to copy (it has: {plain(has)}).",
+                                        topic=frozenset({p.SERVICES})))
             elif key not in chosen:
                 chosen.append(key)
         return tuple(chosen)
@@ -241,7 +242,8 @@ class CopyPlanner:
         plans: dict[str, ServicePlan | None] = {}
         for key in request.plans:
             if key not in chosen:
-                problems.append(Problem(p.INVALID_VALUE, f"A plan is given for {plain(key)}, which is not among the services copied."))
+                problems.append(Problem(p.INVALID_VALUE, f"A plan is given for {plain(key)}, which is not among the services copied.",
+                                        topic=frozenset({p.SERVICES})))
         for key in chosen:
             current = next((pl for pl in template.plans if pl.service == key), None)
             wanted = request.plans.get(key) or (current.name if current else None)

@@ -16,8 +16,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core.text import plain
-from screens.move_flow import MoveDraft, WizardStep
-from screens.move_step import MoveStepScreen
+from screens.move_draft import MoveDraft
+from screens.wizard.step import StepScreen
 from tui.widgets import ProblemList, cell, column_widths
 
 if TYPE_CHECKING:
@@ -149,8 +149,7 @@ class PlanChoices:
         """A plan was just chosen."""
 
 
-class ServicesStep(PlanChoices, MoveStepScreen):
-    STEP = WizardStep.SERVICES
+class ServicesStep(PlanChoices, StepScreen):
     AUTO_FOCUS = "#services"
     BINDINGS = [
         Binding("enter", "next", "Next", priority=True, id="move.next"),

@@ -18,7 +18,7 @@ from move_fixtures import make_user, snapshot
 from screens.copy_steps import CopyReviewStep
 from screens.move_result import ResultStep
 from screens.move_review import ReviewStep
-from screens.move_run import RunStep
+from screens.wizard.run import RunStep
 from screens.running_job import CancelJob
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
 from test_execute_cancel import Hold

@@ -19,7 +19,7 @@ from core.text import plain
 from screens.move_destination import DestinationStep
 from screens.move_result import ResultStep
 from screens.move_review import ReviewStep
-from screens.move_run import RunStep
+from screens.wizard.run import RunStep
 from screens.move_services import ServicesStep
 from screens.move_user import UserMappingStep
 from screens.user_detail import UserDetailScreen

@@ -29,6 +29,7 @@ from screens.customers import CustomersScreen
 from screens.help import HelpScreen, key_groups, screen_name
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen
+from screens.wizard.engine import Finished
 from tui.palette import ConsoleCommands
 from tui.widgets import ConnectionBanner
 
@@ -152,8 +153,8 @@ class TenantryApp(App[None]):
 
     async def _run_move(self, user: User, source: Customer) -> bool:
         """The move wizard on ``user``; ``True`` if the admin went back out of its first step."""
-        from screens.move_flow import MoveDraft, MoveFlow
-        from screens.move_result import OPEN
+        from screens.move_draft import MoveDraft
+        from screens.wizards import MOVE
 
         try:
             session = await self.wait_for_session()
@@ -162,18 +163,7 @@ class TenantryApp(App[None]):
             self.show_error(error)
             return False
         draft = MoveDraft(session, detailed, source)
-        flow = MoveFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
-        action, outcome = await flow.run()
-        if action is None and outcome is None:
-            return True
-        origin = self.screen
-        if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
-            origin.reload()  # the moved user left (or a failed move left things as they were)
-        if action == OPEN and outcome is not None and outcome.change is not None and outcome.destination is not None:
-            if isinstance(origin, UsersScreen):
-                await self.pop_screen()
-            self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
-        return False
+        return await MOVE.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce) is None
 
     # -- moving the marked users (a bulk move) ---------------------------------------------
     def on_users_screen_move_marked(self, message: UsersScreen.MoveMarked) -> None:
@@ -188,7 +178,8 @@ class TenantryApp(App[None]):
 
     @work(exclusive=True, group="move-flow", exit_on_error=False)  # one move wizard at a time, single or bulk
     async def _bulk_flow(self, users: list[User], source: Customer) -> None:
-        from screens.bulk_flow import BulkDraft, BulkFlow
+        from screens.bulk_draft import BulkDraft
+        from screens.wizards import BULK_MOVE
 
         try:
             session = await self.wait_for_session()
@@ -197,10 +188,7 @@ class TenantryApp(App[None]):
             return
         concurrency = (self.config.console if self.config else ConsoleConfig()).bulk_concurrency
         draft = BulkDraft(session, list(users), source, concurrency=concurrency)
-        outcome = await BulkFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce).run()
-        origin = self.screen
-        if outcome is not None and isinstance(origin, UsersScreen):
-            origin.clear_marks()  # the marks were the batch's; the moved users left the list
+        await BULK_MOVE.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
 
     # -- copying a user -----------------------------------------------------------------
     def on_users_screen_copy_user(self, message: UsersScreen.CopyUser) -> None:
@@ -219,8 +207,8 @@ class TenantryApp(App[None]):
 
     async def _run_copy(self, template: User, customer: Customer) -> bool:
         """The copy wizard from ``template``; ``True`` if the admin went back out of its first step."""
-        from screens.copy_flow import CopyDraft, CopyFlow
-        from screens.move_result import OPEN
+        from screens.copy_draft import CopyDraft
+        from screens.wizards import COPY
 
         try:
             session = await self.wait_for_session()
@@ -229,16 +217,28 @@ class TenantryApp(App[None]):
             self.show_error(error)
             return False
         draft = CopyDraft(session, detailed, customer)
-        flow = CopyFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
-        action, outcome = await flow.run()
-        if action is None and outcome is None:
-            return True
-        origin = self.screen
-        if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
-            origin.reload()  # the new user is in the list
-        if action == OPEN and outcome is not None and outcome.change is not None and isinstance(origin, UsersScreen):
+        return await COPY.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce) is None
+
+    async def on_wizard_finished(self, message: Finished) -> None:
+        """A wizard's job ran: the users screen below reads its rows again; ``open`` shows
+        the moved or new user."""
+        from screens.move_result import OPEN
+
+        origin, outcome = self.screen, message.outcome
+        if not isinstance(origin, UsersScreen):
+            return
+        if message.what == "bulk move":
+            origin.clear_marks()  # the marks were the batch's; the moved users left the list
+            return
+        if outcome.status != "refused":
+            origin.reload()  # the moved user left, the new user is there (a failure left things as they were)
+        if message.action != OPEN or outcome.change is None:
+            return
+        if message.what == "move" and outcome.destination is not None:
+            await self.pop_screen()
+            self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
+        else:
             origin.open_detail(outcome.change.dn_after)
-        return False
 
     # -- the command palette's jobs (tui/palette.py) -----------------------------------------
     @property
@@ -262,15 +262,15 @@ class TenantryApp(App[None]):
 
     @work(exclusive=True, group="move-flow", exit_on_error=False)
     async def _pick_then_move(self) -> None:
-        from screens.move_flow import STEP_NAMES
+        from screens.wizards import MOVE
 
-        await self._pick_then("Move a user", STEP_NAMES, self._run_move)
+        await self._pick_then("Move a user", MOVE.names, self._run_move)
 
     @work(exclusive=True, group="copy-flow", exit_on_error=False)
     async def _pick_then_copy(self) -> None:
-        from screens.copy_flow import COPY_STEP_NAMES
+        from screens.wizards import COPY
 
-        await self._pick_then("Copy a user", COPY_STEP_NAMES, self._run_copy)
+        await self._pick_then("Copy a user", COPY.names, self._run_copy)
 
     async def _pick_then(self, title: str, steps: Iterable[str], wizard: Callable[[User, Customer], Awaitable[bool]]) -> None:
         """Source customer → user, then the wizard; its ``esc`` comes back to the user step."""
