@@ -273,6 +273,8 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     tls_verify = table.get("tls_verify", bool, True)
     if ca_file and not tls_verify:
         raise table.fail("tls_verify", "cannot be false when ca_file is set")
+    if ca_file and not Path(ca_file).expanduser().is_file():
+        raise table.fail("ca_file", f"names {ca_file!r}, which is not a file (give the CA that signed the DCs' certificates, or leave it out)")
     numbers = {}
     for key, low in (("connect_timeout", 0.1), ("receive_timeout", 0.1), ("pool_size", 1), ("page_size", 1)):
         default = getattr(DirectoryConfig, key)

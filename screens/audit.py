@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from core.audit import AuditRecord
 from core.errors import TenantryError
 from core.text import plain
-from tui.widgets import cell, column_widths, when
+from widgets import cell, column_widths, when
 
 if TYPE_CHECKING:
     from core.session import Session

@@ -25,7 +25,7 @@ from screens.bulk_draft import BulkDraft, BulkOutcome
 from screens.bulk_steps import indented
 from screens.running_job import JobRun
 from screens.wizard.engine import Place
-from tui.progress import ROW_STATES, BulkProgressPane
+from widgets.progress import ROW_STATES, BulkProgressPane
 
 log = logging.getLogger("tenantry.console")
 

@@ -29,7 +29,7 @@ from screens.move_destination import DestinationStep
 from screens.move_services import COLUMNS, PlanChoices, ServiceRow, ServicesTable
 from screens.plan_view import grid
 from screens.wizard.engine import Go, Place
-from tui.widgets import cell, column_widths
+from widgets import cell, column_widths
 
 log = logging.getLogger("tenantry.console")
 

@@ -28,7 +28,7 @@ from screens.plan_view import grid, step_details, step_summary
 from screens.wizard.engine import Go, Place
 from screens.wizard.run import Outcome
 from screens.wizard.step import StepScreen
-from tui.widgets import Choice, PasswordFields, ProblemList, StepTrail
+from widgets import Choice, PasswordFields, ProblemList, StepTrail
 
 log = logging.getLogger("tenantry.console")
 

@@ -23,8 +23,8 @@ from core.journal import JobRecord, JobStatus, StepRecord, StepState
 from core.text import plain
 from screens.job_run import PANE_STATE, JobActions, job_plan, step_lines, who_and_where
 from screens.plan_view import step_details
-from tui.progress import STATES
-from tui.widgets import when
+from widgets.progress import STATES
+from widgets import when
 
 if TYPE_CHECKING:
     from core.session import Session

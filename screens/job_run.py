@@ -32,8 +32,8 @@ from core.plan import Plan, Step
 from core.text import plain
 from screens.plan_view import step_summary
 from screens.running_job import JobRun
-from tui.progress import ProgressPane
-from tui.widgets import PasswordFields, when
+from widgets.progress import ProgressPane
+from widgets import PasswordFields, when
 
 if TYPE_CHECKING:
     from core.session import Session

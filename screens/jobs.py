@@ -22,7 +22,7 @@ from core.journal import JobRecord
 from core.text import plain
 from screens.job_detail import JobDetailScreen, status_text
 from screens.job_run import JobActions
-from tui.widgets import cell, column_widths, when
+from widgets import cell, column_widths, when
 
 if TYPE_CHECKING:
     from core.session import Session

@@ -12,7 +12,7 @@ from core.model import Customer
 from screens.customers import CustomersScreen, CustomerTable
 from screens.wizard.engine import Draft, Go, Place
 from screens.wizard.step import StepParts
-from tui.widgets import ProblemList
+from widgets import ProblemList
 
 
 class DestinationStep(StepParts, CustomersScreen):

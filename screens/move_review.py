@@ -14,7 +14,7 @@ from core.plan import Plan
 from screens.plan_view import plan_view
 from screens.wizard.engine import Go
 from screens.wizard.step import StepScreen
-from tui.widgets import ProblemList
+from widgets import ProblemList
 
 
 class ReviewStep(StepScreen):

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from core.text import plain
 from screens.move_draft import MoveDraft
 from screens.wizard.step import StepScreen
-from tui.widgets import ProblemList, cell, column_widths
+from widgets import ProblemList, cell, column_widths
 
 if TYPE_CHECKING:
     from core.model import Customer, User

@@ -21,7 +21,7 @@ from screens.customers import CustomersScreen
 from screens.search import DirectoryProvider, SearchScreen
 from screens.users import COLUMNS, FIXED, SHARES, user_row
 from screens.wizard.engine import Go
-from tui.widgets import StepTrail, column_widths
+from widgets import StepTrail, column_widths
 
 if TYPE_CHECKING:
     from textual.app import App

@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Input, Label, Static
 
 from core.text import plain
 from screens.wizard.step import StepScreen
-from tui.widgets import Choice, ProblemList
+from widgets import Choice, ProblemList
 
 
 def _value(value: str | None) -> Text:

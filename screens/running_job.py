@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from core.execute import Executor
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 
 BATCH = 0.25  # seconds between repaints of the progress pane
 

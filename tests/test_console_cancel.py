@@ -22,7 +22,7 @@ from screens.wizard.run import RunStep
 from screens.running_job import CancelJob
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
 from test_execute_cancel import Hold
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 
 HELD = 3  # the step the job is held on: after the attribute swap, the move and a membership
 

@@ -24,7 +24,7 @@ from screens.move_services import ServicesStep
 from screens.move_user import UserMappingStep
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen, UserTable
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
 
 SOURCE, USER = "Fabrikam", "Ana Hall"  # exchange (Basic 2 GB) and OCS

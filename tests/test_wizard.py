@@ -23,7 +23,7 @@ from screens.wizard.engine import Finished, Go, WizardStep
 from screens.wizard.step import StepScreen
 from screens.wizards import BULK_MOVE, COPY, MOVE
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
-from tui.widgets import ProblemList
+from widgets import ProblemList
 
 
 

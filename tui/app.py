@@ -31,7 +31,7 @@ from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen
 from screens.wizard.engine import Finished
 from tui.palette import ConsoleCommands
-from tui.widgets import ConnectionBanner
+from widgets import ConnectionBanner
 
 if TYPE_CHECKING:
     from core.directory import Directory

@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from core.plan import Plan, Problem
-from tui.widgets import StepTrail
+from widgets import StepTrail
 
 if TYPE_CHECKING:
     from textual.app import App

@@ -20,7 +20,7 @@ from core.plan import Plan, Step, UserChange
 from screens.running_job import JobRun
 from screens.wizard.engine import Place
 from screens.wizard.step import StepParts
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 
 log = logging.getLogger("tenantry.console")
 

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from core.errors import TenantryError
 from core.plan import Plan, Problem
 from screens.wizard.engine import Draft, Go, Place
-from tui.widgets import ProblemList, StepTrail
+from widgets import ProblemList, StepTrail
 
 log = logging.getLogger("tenantry.console")
 

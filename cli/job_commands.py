@@ -2,7 +2,7 @@
 
 Exit codes (PRODUCT §5): 0 done; 2 usage or configuration; 3 refused by preflight;
 4 failed and rolled back; 5 failed and left a job to resume (needs attention).
-Several users, a CSV or a batch id go to :mod:`tui.batch_commands`.
+Several users, a CSV or a batch id go to :mod:`cli.batch_commands`.
 
 A copy's new password comes from ``--password-stdin`` (one line), a masked prompt
 asked twice on a terminal, or ``--generate-password``; never from the command line.
@@ -26,9 +26,9 @@ from core.move import MoveRequest
 from core.plan import Plan
 from core.session import Session
 from core.text import plain
-from tui import batch_commands
-from tui.operator_input import confirm, password_again, prompt_password, stdin_password
-from tui.report import print_json
+from cli import batch_commands
+from cli.operator_input import confirm, password_again, prompt_password, stdin_password
+from cli.report import print_json
 
 EXIT_FOR_STATUS = {"done": 0, "planned": 0, "refused": 3, "rolled_back": 4, "needs_attention": 5, "running": 5, "rolling_back": 5}
 

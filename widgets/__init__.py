@@ -1,6 +1,6 @@
 """Widgets the screens share: sanitised cells, a left/right choice, the wizard's step
 trail, the problem list, the password fields and the connection banner (the progress
-panes are in :mod:`tui.progress`).
+panes are in :mod:`widgets.progress`).
 
 Every directory or API string reaches the terminal through :func:`cell` /
 :func:`core.text.plain` as a ``rich.text.Text``: never as markup.

@@ -35,8 +35,8 @@ from core.move import MoveRequest
 from core.plan import Problem
 from core.session import Session
 from core.text import plain
-from tui.operator_input import confirm, password_again, prompt_password, stdin_password
-from tui.report import print_json
+from cli.operator_input import confirm, password_again, prompt_password, stdin_password
+from cli.report import print_json
 
 COPY_CSV_HELP = (f"a CSV with a header: {', '.join(COPY_COLUMNS[0])}, and optional {', '.join(COPY_COLUMNS[1])} "
                  "(services: keys separated by ';', empty for all the template's, 'none' for none; "
