@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import tomli
 
@@ -138,6 +138,12 @@ class Config:
     def service(self, key: str) -> Service | None:
         entry = self.services.get(key)
         return entry.service if entry else None
+
+    def kinds(self, keys: Iterable[str]) -> set[str]:
+        """The adapters of the services ``keys`` names: what decides whether a user gets an
+        email address or a SIP URI, whatever the services are called (``[services.mail]
+        adapter = "exchange"`` is Exchange)."""
+        return {entry.service.adapter for key in keys if (entry := self.services.get(key)) is not None}
 
     def service_by_name(self, display_name: str) -> Service | None:
         folded = display_name.casefold()

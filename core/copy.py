@@ -36,7 +36,7 @@ from core.directory import Directory
 from core.directory.escape import child_dn, rdn_value
 from core.directory.layout import dn_key
 from core.mapping import Identity, address_problem, local_part, render, sam_account_name, split_address, SAM_MAX
-from core.model import Customer, Operator, Plan as ServicePlan, User
+from core.model import Customer, Operator, ServicePlan, User
 from core.password import PasswordPolicy, generate_password, password_problems
 from core.plan import Plan, Problem, Step, UserChange
 from core.rights import copy_problems
@@ -181,7 +181,7 @@ class CopyPlanner:
         problems: list[Problem] = list(copy_problems(operator, customer, readonly_mode=self.readonly))
         chosen = self._chosen_services(template, request, problems)
         plans = self._plans(template, customer, chosen, request, problems)
-        kinds = {self._kind(key) for key in chosen}
+        kinds = self.config.kinds(chosen)
         mapping = map_copy(self.config, template, customer, request, exchange="exchange" in kinds, ocs="ocs" in kinds)
         problems += self._mapping_problems(customer, mapping)
         users_dn = self.layout.users_dn(customer.dn)
@@ -216,10 +216,6 @@ class CopyPlanner:
         return Plan("copy", customer.name, customer.name, (change,), (), tuple(replace(x, user=who) for x in problems))
 
     # -- problems --------------------------------------------------------------------------
-    def _kind(self, key: str) -> str:
-        adapter = self.adapters.get(key)
-        return adapter.service.adapter if adapter else "group"
-
     def _display(self, key: str) -> str:
         adapter = self.adapters.get(key)
         return adapter.service.display_name if adapter else key

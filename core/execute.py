@@ -210,7 +210,7 @@ class Executor:
             step = Step.from_json(record.spec)
             yield Event("step_started", job_id, record.index, step)
             try:
-                await asyncio.to_thread(self.journal.step_starting, job_id, record.index, {"inverse": _inverse_name(step)})
+                await asyncio.to_thread(self.journal.step_starting, job_id, record.index, None)  # the step is its own undo data
                 if self.before_step is not None:
                     await self.before_step(record.index, step)
                 result = await self._perform(job_id, step, resuming=resuming or record.state != StepState.PENDING)
@@ -433,14 +433,6 @@ def _names(*names: str | None) -> list[str]:
 def needs_password_to_resume(job: JobRecord) -> bool:
     """Whether resuming ``job`` has to set a password (its ``set_password`` step is not done)."""
     return any(s.action == p.SET_PASSWORD and s.state != StepState.DONE for s in job.steps)
-
-
-def _inverse_name(step: Step) -> str:
-    return {
-        p.MODIFY: "modify back", p.MOVE: "move back", p.ADD_MEMBER: "remove member",
-        p.REMOVE_MEMBER: "add member", p.CREATE_GROUP: "delete group", p.HTTP: "service undo",
-        p.ADD_USER: "delete user", p.SET_PASSWORD: "none (the user's deletion)",
-    }[step.action]
 
 
 def _folded(values) -> set[str]:

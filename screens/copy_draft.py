@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from core.attempt import attempt
 from core.copy import CopyMapping, CopyRequest, map_copy
 from core.mapping import split_address
 from core.model import Customer, User
@@ -64,12 +65,8 @@ class CopyDraft:
         return text
 
     # -- proposals from the customer's formats ---------------------------------------
-    def _kinds(self) -> set[str]:
-        adapters = self.session.adapters
-        return {adapters[k].service.adapter for k in self.services if k in adapters}
-
     def proposal(self) -> CopyMapping:
-        kinds = self._kinds()
+        kinds = self.session.config.kinds(self.services)
         request = CopyRequest(self.template.dn, self.first, self.last)
         return map_copy(self.session.config, self.template, self.customer, request,
                         exchange="exchange" in kinds, ocs="ocs" in kinds)
@@ -122,8 +119,13 @@ class CopyDraft:
         """The core's preflight (with the password against the domain's policy, if asked)."""
         request, session = self.request(), self.session
         password = self.password if with_password else None
-        return await self._preflight.get((request, with_password), lambda: session.copier().preflight(session.operator, request, password),
-                                         fresh=fresh)
+
+        async def make() -> Plan:
+            if fresh:  # the final check before the run (the review): a refusal is audited
+                return (await attempt(session, request, password=password)).plan
+            return await session.copier().preflight(session.operator, request, password)
+
+        return await self._preflight.get((request, with_password), make, fresh=fresh)
 
     @property
     def checked(self) -> Plan | None:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 
+from core.attempt import attempt
 from core.directory.layout import dn_key
 from core.mapping import split_address
 from core.model import Customer, User
-from core.move import Mapping, MoveRequest, map_user
+from core.move import MoveMapping, MoveRequest, map_user
 from core.plan import Plan
 from core.text import plain
 from screens.wizard.engine import Preflight
@@ -95,14 +96,21 @@ class MoveDraft:
             plans=dict(self.plans),
         )
 
-    def mapping(self) -> Mapping:
+    def mapping(self) -> MoveMapping:
         assert self.destination is not None
         return map_user(self.session.config, self.user, self.destination, self.request())
 
     async def check(self, *, fresh: bool = False) -> Plan:
-        """The core's preflight of the move as entered (cached while nothing changes)."""
+        """The core's preflight of the move as entered (cached while nothing changes);
+        ``fresh``, the final one before the run (the review): a refusal is audited."""
         request, session = self.request(), self.session
-        return await self._preflight.get(request, lambda: session.planner().preflight(session.operator, request), fresh=fresh)
+
+        async def make() -> Plan:
+            if fresh:
+                return (await attempt(session, request)).plan
+            return await session.planner().preflight(session.operator, request)
+
+        return await self._preflight.get(request, make, fresh=fresh)
 
     @property
     def checked(self) -> Plan | None:

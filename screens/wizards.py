@@ -5,6 +5,7 @@ and when it is skipped; then how the job runs and how its result shows. The engi
 from __future__ import annotations
 
 from core import plan as p
+from core.attempt import Attempt
 from screens.bulk_draft import BulkDraft
 from screens.bulk_run import BulkResultStep, BulkRunStep
 from screens.bulk_steps import (
@@ -37,18 +38,18 @@ def topics(*names: str) -> frozenset[str]:
 
 
 def _run_move(draft: MoveDraft, place: Place, executor: ExecutorFactory) -> RunStep:
-    plan, operator = draft.checked, draft.session.operator
+    plan = draft.checked
     assert plan is not None and plan.ok
-    return RunStep(draft, place=place, plan=plan, job=lambda ex: ex.run(plan, operator), executor=executor,
+    return RunStep(draft, place=place, plan=plan, job=Attempt(draft.session, plan).run, executor=executor,
                    summary=step_summary, destination=draft.destination)
 
 
 def _run_copy(draft: CopyDraft, place: Place, executor: ExecutorFactory) -> RunStep:
-    plan, operator = draft.checked, draft.session.operator
+    plan = draft.checked
     assert plan is not None and plan.ok
     password, draft.password = draft.password, ""  # given to this job only, then not kept
-    return RunStep(draft, place=place, plan=plan, job=lambda ex: ex.run(plan, operator, secrets={"password": password}),
-                   executor=executor, summary=step_summary, destination=draft.customer)
+    return RunStep(draft, place=place, plan=plan, job=Attempt(draft.session, plan, password).run, executor=executor,
+                   summary=step_summary, destination=draft.customer)
 
 
 def _run_bulk(draft: BulkDraft, place: Place, executor: ExecutorFactory) -> BulkRunStep:

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Static
 from core import plan as p
 from core.copy import CopyRequest
 from core.demo.directory import open_demo
+from core.directory.escape import child_dn
 from core.plan import Problem
 from core.session import Session
 from screens.move_review import ReviewStep
@@ -152,3 +153,30 @@ async def test_a_skipped_step_is_skipped_both_ways():
     ))
     assert await wizard.walk(Host(), Draft(), lambda: None) is None
     assert visited == ["Destination", "Users", "Destination"]
+
+
+async def test_a_move_the_console_refuses_at_the_review_leaves_an_audit_row(demo):
+    """The review's final check is the core's attempt: a refusal there is audited, as on the
+    command line. (The UPN is taken by someone else after the mapping step passed.)"""
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, "Fabrikam", "Ana Hall")
+        await keys("m")
+        await keys.type("Woodgrove Bank")
+        await keys("enter")
+        assert isinstance(app.screen, UserMappingStep)
+        upn = app.screen.draft.request().upn
+        upn_before = app.screen.draft.user.upn
+        await keys("enter")
+        assert isinstance(app.screen, ServicesStep)
+        woodgrove = await demo.customer("Woodgrove Bank")
+        await demo.add_user(child_dn("CN", "Squatter", demo.layout.users_dn(woodgrove.dn)),
+                            {"cn": "Squatter", "sAMAccountName": "squatter.x", "userPrincipalName": upn})
+        await keys("enter")  # this step's check is of the same request: it goes on
+        assert isinstance(app.screen, ReviewStep)
+        assert "refuses" in shown(app) and "Squatter" in shown(app)
+        rows = app.session.audit.entries(search=upn_before)
+        assert [(r.action, r.result) for r in rows] == [("move", "refused")]
+        assert upn in rows[0].detail

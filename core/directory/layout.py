@@ -8,7 +8,7 @@ from typing import Iterable
 from core.config import Config
 from core.directory.escape import filter_value, parent_dn, rdn_value, split_dn
 from core.directory.ops import Entry
-from core.model import Customer, Plan, Reseller, User
+from core.model import Customer, Reseller, ServicePlan, User
 
 UAC_DISABLED = 0x2
 
@@ -61,9 +61,6 @@ class Layout:
 
     def services_dn(self, customer_dn: str) -> str:
         return f"{self.names.services_ou},{customer_dn}"
-
-    def reseller_admins_dn(self, reseller_dn: str) -> str:
-        return f"{self.names.reseller_admins_group},{reseller_dn}"
 
     def customer_of(self, user_dn: str) -> str:
         """The customer DN of a user DN (``CN=…,OU=Users,<customer>``)."""
@@ -121,12 +118,12 @@ class Layout:
             roles=roles,
         )
 
-    def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[Plan, ...], tuple[str, ...]]:
+    def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[ServicePlan, ...], tuple[str, ...]]:
         """Split group DNs into this customer's services, plans and roles."""
         services_key = dn_key(self.services_dn(customer_dn))
         roles_key = dn_key(self.roles_dn(customer_dn))
         services: list[str] = []
-        plans: list[Plan] = []
+        plans: list[ServicePlan] = []
         roles: list[str] = []
         for group_dn in group_dns:
             parts = dn_key(group_dn)
@@ -154,13 +151,13 @@ class Layout:
             tuple(sorted(set(roles))),
         )
 
-    def plan_of_group(self, group_name: str) -> Plan | None:
+    def plan_of_group(self, group_name: str) -> ServicePlan | None:
         """The plan a group named ``group_name`` stands for, if it is a plan group."""
         match = self._plan_pattern.match(group_name)
         if not match:
             return None
         service = self.config.service_by_name(match["service"])
-        return Plan(service.key, match["plan"]) if service else None
+        return ServicePlan(service.key, match["plan"]) if service else None
 
     def user_from(self, entry: Entry) -> User:
         customer_dn = self.customer_of(entry.dn)
