@@ -397,15 +397,29 @@ class Executor:
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(
             operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-            users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+            users=_plan_users(plan), customers=_names(plan.source, plan.destination),
             result=result, job=job, detail=detail,
         )
 
     def _audit_job(self, operator: Operator, job: JobRecord, result: str, detail: str = "") -> None:
         self.audit.record(
-            operator=operator.name, bound_as=operator.bound_as, action=job.kind, users=list(job.names),
+            operator=operator.name, bound_as=operator.bound_as, action=job.kind,
+            users=_audited_users(job.kind, job.names, (job.meta or {}).get("users")),
             customers=list(job.customers), result=result, job=job.id, detail=detail,
         )
+
+
+def _audited_users(kind: str, names: Iterable[str], changes: Any) -> list[str]:
+    """The users an audit row names: each by its UPN before the job; a copy also names the
+    account it creates, so searching the audit for the new user finds its creation."""
+    users = list(names)
+    if kind == "copy" and isinstance(changes, list):
+        users += [str(c["upn_after"]) for c in changes if isinstance(c, dict) and c.get("upn_after")]
+    return users
+
+
+def _plan_users(plan: Plan) -> list[str]:
+    return _audited_users(plan.kind, [c.upn_before or c.user for c in plan.users], [c.__dict__ for c in plan.users])
 
 
 def _job_row(plan: Plan, operator: Operator, meta: Mapping[str, Any] | None) -> tuple:
@@ -444,6 +458,6 @@ def audit_refusal(audit: Audit, operator: Operator, plan: Plan) -> None:
     denied = any(x.code == p.NOT_ALLOWED for x in plan.problems)
     audit.record(
         operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-        users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+        users=_plan_users(plan), customers=_names(plan.source, plan.destination),
         result="denied" if denied else "refused", detail="; ".join(x.message for x in plan.problems),
     )

@@ -100,3 +100,40 @@ def test_ctrl_c_at_the_confirmation_prompt_stops_at_once_and_changes_nothing(tmp
     assert b"Nothing was changed." in after and b"Traceback" not in after, after
     jobs = subprocess.run([*COMMAND, "jobs", "--demo", "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert json.loads(jobs.stdout) == []  # no job was started
+
+
+def tenantry(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, cwd=ROOT, env=environment(tmp_path),
+                          input=stdin, timeout=180)
+
+
+def fabrikam_users(tmp_path: Path) -> list[dict]:
+    return json.loads(tenantry(tmp_path, "users", "Fabrikam", "--demo", "--json").stdout)
+
+
+def test_the_audit_of_a_copy_names_the_account_it_created(tmp_path):
+    template = next(u for u in fabrikam_users(tmp_path) if u["display_name"] == "Ana Hall")
+    copied = tenantry(tmp_path, "copy", template["upn"], "--first", "Zoe", "--last", "Quinn", "--demo", "--yes",
+                      "--password-stdin", "--json", stdin="Tr4velBus9\n")
+    assert copied.returncode == 0, copied.stderr
+    new_upn = json.loads(copied.stdout)["users"][0]["upn_after"]
+    found = json.loads(tenantry(tmp_path, "audit", "--demo", "--search", new_upn, "--json").stdout)
+    assert [(e["action"], e["result"]) for e in found] == [("copy", "done")]
+    assert found[0]["users"] == [template["upn"], new_upn]  # the template, then the new account
+
+
+def test_a_bulk_moves_json_carries_the_one_user_names_and_adds_batch_and_rows(tmp_path):
+    users = [u["upn"] for u in fabrikam_users(tmp_path)[:2]]
+    moved = tenantry(tmp_path, "move", *users, "--to", "Woodgrove Bank", "--demo", "--yes", "--json")
+    assert moved.returncode == 0, moved.stderr
+    out = json.loads(moved.stdout)
+    assert {"job", "status", "problems", "plan", "users", "batch", "rows"} <= set(out)
+    assert out["job"] == out["batch"] and out["status"] == "done" and out["problems"] == []
+    assert [u["upn_before"] for u in out["users"]] == users
+    assert {s["user"] for s in out["plan"]} == set(users) and all(set(s) == {"user", "action", "target", "before", "after"} for s in out["plan"])
+    assert len(out["rows"]) == 2
+    refused = tenantry(tmp_path, "move", *users, "--to", "Fabrikam", "--demo", "--json")  # their own customer
+    assert refused.returncode == 3, refused.stderr
+    out = json.loads(refused.stdout)
+    assert out["status"] == "refused" and out["job"] == out["batch"] and out["plan"] == []
+    assert [x["code"] for x in out["problems"]] == ["same_customer", "same_customer"]
