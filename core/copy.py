@@ -35,7 +35,7 @@ from core.config import Config
 from core.directory import Directory
 from core.directory.escape import child_dn, rdn_value
 from core.directory.layout import dn_key
-from core.mapping import Identity, address_problem, local_part, render, sam_account_name, split_address, SAM_MAX
+from core.mapping import Identity, address_problem, local_part, mapped_addresses, render, sam_account_name, split_address, SAM_MAX
 from core.model import Customer, Operator, ServicePlan, User
 from core.password import PasswordPolicy, generate_password, password_problems
 from core.plan import Plan, Problem, Step, UserChange
@@ -263,8 +263,7 @@ class CopyPlanner:
                 problems.append(Problem(p.INVALID_VALUE, f"The {what} {plain(value)!r} holds control characters."))
             elif len(value) > limit:
                 problems.append(Problem(p.INVALID_VALUE, f"The {what} is longer than {limit} characters."))
-        values = [("UPN", mapping.upn)] + ([("email address", mapping.email)] if mapping.email else [])
-        for what, value in values:
+        for what, value in mapped_addresses(mapping):
             problem = address_problem(value, what)
             if problem:
                 problems.append(Problem(p.INVALID_VALUE, plain(problem)))
@@ -274,7 +273,7 @@ class CopyPlanner:
         if not sam:
             problems.append(Problem(p.INVALID_VALUE, "No username can be made from the name: give one (sAMAccountName)."))
         elif sam_account_name(sam) != sam or len(sam) > SAM_MAX:
-            problems.append(Problem(p.INVALID_VALUE, f"The username {plain(sam)!r} is not a valid sAMAccountName (at most {SAM_MAX} characters, none of \" / \\ [ ] : ; | = , + * ? < > @ or spaces)."))
+            problems.append(Problem(p.INVALID_VALUE, f"The username {plain(sam)!r} is not a valid sAMAccountName (at most {SAM_MAX} characters, none of \" / \\ [ ] : ; | = , + * ? < > @ ' or spaces)."))
         return problems
 
     async def _collisions(self, mapping: CopyMapping, users_dn: str) -> list[Problem]:

@@ -17,7 +17,7 @@ from core.config import Config
 from core.directory import Directory
 from core.directory.escape import child_dn, rdn_value
 from core.directory.layout import dn_key
-from core.mapping import Identity, address_problem, render, sam_account_name, split_address
+from core.mapping import Identity, address_problem, mapped_addresses, render, sam_account_name, split_address
 from core.model import Customer, Operator, ServicePlan, User
 from core.plan import Plan, Problem, Step, UserChange
 from core.rights import move_problems
@@ -134,8 +134,7 @@ class MovePlanner:
 
     def _mapping_problems(self, user: User, source: Customer, destination: Customer, mapping: MoveMapping) -> list[Problem]:
         problems = []
-        values = [("UPN", mapping.upn)] + ([("email address", mapping.email)] if mapping.email else [])
-        for what, value in values:
+        for what, value in mapped_addresses(mapping):
             problem = address_problem(value, what)
             if problem:
                 problems.append(Problem(p.INVALID_VALUE, problem))
