@@ -84,16 +84,13 @@ class BulkScreen(Screen[Go]):
     def show(self, bulk: BulkPlan) -> None:
         raise NotImplementedError
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "next":
-            return True if self.bulk is not None and self.bulk.clean else None
-        return True
-
     def action_next(self) -> None:
         if self.bulk is not None and self.bulk.clean:
             self.dismiss(Go.NEXT)
-        else:
-            self.app.bell()
+            return
+        self.app.bell()  # and why, in one sentence
+        self.notify("No user can move: every row has a problem (listed)." if self.bulk is not None
+                    else "The users are still being checked (or could not be): nothing can go on yet.", markup=False)
 
     def action_back(self) -> None:
         self.workers.cancel_group(self, "check")
@@ -150,9 +147,6 @@ class BulkServicesStep(PlanChoices, BulkScreen):
         else:
             text = Text.assemble("Every service that moves has its plan at ", (where, "bold"), ". enter checks every user.")
         self.banner(text)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return True
 
     def action_next(self) -> None:
         self.dismiss(Go.NEXT)

@@ -25,9 +25,9 @@ from core.text import plain
 from screens.copy_draft import CopyDraft
 from screens.move_result import OPEN
 from screens.plan_view import grid, step_details, step_summary
-from screens.wizard.engine import Go, Place
+from screens.wizard.engine import Place
 from screens.wizard.run import Outcome
-from screens.wizard.step import StepScreen
+from screens.wizard.step import ReviewScreen, StepScreen
 from widgets import Choice, PasswordFields, ProblemList, StepTrail
 
 log = logging.getLogger("tenantry.console")
@@ -180,6 +180,7 @@ class PasswordStep(CopyStepScreen):
         password = await self.draft.session.copier().generate_password(plan)
         self.query_one(PasswordFields).set_value(password)
         self.draft.password = password
+        self.problem_list().show([])  # what was wrong with the typed one no longer is
         self.query_one("#generated", Static).update(Text.assemble(
             ("Generated (shown once, note it now): ", "bold"), (password, "bold reverse")))
 
@@ -256,14 +257,12 @@ def copy_plan_view(draft: CopyDraft, plan: Plan) -> Group:
     return Group(*parts)
 
 
-class CopyReviewStep(CopyStepScreen):
+class CopyReviewStep(CopyStepScreen, ReviewScreen):
     AUTO_FOCUS = "#review"
     BINDINGS = [
         Binding("enter", "run", "Run the copy", priority=True, id="copy.run"),
         Binding("escape", "back", "Back", id="copy.back"),
     ]
-
-    plan: Plan | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -297,16 +296,6 @@ class CopyReviewStep(CopyStepScreen):
             self.query_one("#review-plan", Static).update(copy_plan_view(self.draft, plan))
         self.refresh_bindings()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "run":
-            return None if self.plan is None or not self.plan.ok else True
-        return True
-
-    def action_run(self) -> None:
-        if self.plan is not None and self.plan.ok:
-            self.dismiss(Go.NEXT)
-        else:
-            self.app.bell()
 
 
 # -- 5. the result ---------------------------------------------------------------------------

@@ -10,21 +10,17 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
-from core.plan import Plan
 from screens.plan_view import plan_view
-from screens.wizard.engine import Go
-from screens.wizard.step import StepScreen
+from screens.wizard.step import ReviewScreen
 from widgets import ProblemList
 
 
-class ReviewStep(StepScreen):
+class ReviewStep(ReviewScreen):
     AUTO_FOCUS = "#review"
     BINDINGS = [
         Binding("enter", "run", "Run the move", priority=True, id="move.run"),
         Binding("escape", "back", "Back", id="move.back"),
     ]
-
-    plan: Plan | None = None  # the core's plan, once made
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,13 +59,3 @@ class ReviewStep(StepScreen):
             self.query_one("#review-plan", Static).update(plan_view(plan))
         self.refresh_bindings()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "run":
-            return None if self.plan is None or not self.plan.ok else True
-        return True
-
-    def action_run(self) -> None:
-        if self.plan is not None and self.plan.ok:
-            self.dismiss(Go.NEXT)
-        else:
-            self.app.bell()

@@ -180,3 +180,6 @@ async def test_a_move_the_console_refuses_at_the_review_leaves_an_audit_row(demo
         rows = app.session.audit.entries(search=upn_before)
         assert [(r.action, r.result) for r in rows] == [("move", "refused")]
         assert upn in rows[0].detail
+        await keys("enter")  # on a refused review enter says why (it did nothing, silently)
+        assert isinstance(app.screen, ReviewStep)
+        assert any("The core refuses this move" in n.message for n in app._notifications)

@@ -107,3 +107,21 @@ class StepScreen(StepParts, Screen[Go]):
         plan = await self.check()
         if plan is not None:
             self.show_plan(plan)
+
+
+class ReviewScreen(StepScreen):
+    """The review: ``enter`` runs the plan it shows once the core made it without problems;
+    before that, or when the core refuses, ``enter`` says why instead of doing nothing."""
+
+    plan: Plan | None = None  # the core's plan, once made
+
+    def action_run(self) -> None:
+        if self.plan is not None and self.plan.ok:
+            self.dismiss(Go.NEXT)
+            return
+        self.app.bell()
+        what = self.place.wizard.what
+        if self.plan is None:
+            self.notify(f"The {what} is still being checked (or could not be): nothing can run yet.", markup=False)
+        else:
+            self.notify(f"The core refuses this {what} for the reasons listed; esc goes back to fix them.", markup=False)

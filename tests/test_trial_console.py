@@ -1,0 +1,64 @@
+"""Console defects a new user's trial found at 80×24 (issue 15), driven with keys over a
+fresh demo directory."""
+
+from __future__ import annotations
+
+import asyncio
+
+from core.directory.layout import dn_key
+from move_fixtures import make_user
+from screens.copy_steps import DetailsStep, PasswordStep
+from screens.running_job import CancelJob
+from screens.wizard.run import RunStep
+from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
+from test_console_cancel import HELD, HeldApp, start_held_move, until
+from test_execute_cancel import Hold
+
+
+async def test_a_generated_password_clears_the_typed_ones_errors(demo):
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, "Fabrikam", "Ana Hall")
+        await keys("c")
+        assert isinstance(app.screen, DetailsStep)
+        await keys.type("Zoe")
+        await keys("tab")
+        await keys.type("Quinn")
+        await keys("enter")
+        assert isinstance(app.screen, PasswordStep), problems(app)
+        await keys.type("abc")
+        await keys("tab")
+        await keys.type("abd")
+        await keys("enter")
+        assert "The two passwords differ." in problems(app)
+        await keys("ctrl+g")
+        assert "Generated (shown once" in shown(app)
+        assert "differ" not in problems(app) and "differ" not in shown(app)
+
+
+class Told(HeldApp):
+    """Keeps every notification's text (they expire from the screen after a few seconds)."""
+
+    def notify(self, message, *args, **kwargs) -> None:
+        self.told = [*getattr(self, "told", []), str(message)]
+        super().notify(message, *args, **kwargs)
+
+
+async def test_the_cancel_question_goes_when_the_job_ends_first(demo):
+    user = await make_user(demo)
+    app = Told(demo, demo.config, hold=Hold(HELD))
+    async with app.run_test(size=SIZE) as pilot:
+        await start_held_move(app, pilot, user)
+        run = app.screen
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: isinstance(app.screen, CancelJob))
+        app.hold.release.set()  # the job goes on and ends while the question is open
+        job = next(w for w in app.workers if w.node is run and w.group == "job")
+        await asyncio.wait_for(job.wait(), timeout=60)
+        await until(pilot, lambda: app.screen is run)
+        assert isinstance(run, RunStep) and run.outcome.status == "done"
+        assert any("ended before it could be cancelled" in m for m in app.told), app.told
+    moved = await demo.user(run.outcome.change.dn_after)
+    assert dn_key(moved.customer_dn) == dn_key(user.destination.dn)  # it was not rolled back
