@@ -62,3 +62,14 @@ async def test_the_cancel_question_goes_when_the_job_ends_first(demo):
         assert any("ended before it could be cancelled" in m for m in app.told), app.told
     moved = await demo.user(run.outcome.change.dn_after)
     assert dn_key(moved.customer_dn) == dn_key(user.destination.dn)  # it was not rolled back
+
+
+async def test_help_on_the_customers_screen_says_how_to_move_or_copy_a_user(demo):
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await keys("question_mark")
+        text = " ".join(shown(app).split())
+        assert "Move a user: m on the user" in text and "Copy a user: c there" in text, text
+        assert "Move a user…" in text and "Copy a user…" in text  # the palette's commands

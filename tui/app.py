@@ -26,7 +26,7 @@ from core.model import Customer, Operator, User
 from core.text import plain
 from screens.audit import AuditScreen
 from screens.customers import CustomersScreen
-from screens.help import HelpScreen, key_groups, screen_name
+from screens.help import HelpScreen, key_groups, screen_name, tasks
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen
 from screens.wizard.engine import Finished
@@ -461,7 +461,7 @@ class TenantryApp(App[None]):
     def action_help(self) -> None:
         """The help screen: every key of the screen below, read before it is covered."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(screen_name(self.screen), key_groups(self.screen)))
+            self.push_screen(HelpScreen(screen_name(self.screen), key_groups(self.screen), None if self.readonly else tasks(self.screen)))
 
     # -- jobs and audit ------------------------------------------------------------------
     def action_jobs(self, listed: bool = True) -> None:
