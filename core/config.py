@@ -71,6 +71,8 @@ class ConsoleConfig:
     low_bandwidth: bool = False
     animations: bool = False
     bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
+    theme: str = "textual-dark"  # until the admin picks another in the console (then remembered)
+    keymap: dict[str, str] = field(default_factory=dict)  # binding id → keys, e.g. "users.move" = "v"
 
 
 # What a copied user takes over from its template (PRODUCT §3): the common attributes
@@ -194,6 +196,10 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
     if console.bulk_concurrency < 1:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
+    keymap = sections.table("console").table("keymap")
+    for binding_id, keys in console.keymap.items():
+        if not isinstance(keys, str) or not keys.strip():
+            raise keymap.fail(binding_id, "must be a key or keys separated by commas, e.g. \"v\" or \"v,ctrl+v\"")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
     return Config(directory, layout, console, services, mapping, source)

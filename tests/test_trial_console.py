@@ -4,10 +4,13 @@ fresh demo directory."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from core.directory.layout import dn_key
 from move_fixtures import make_user
 from screens.copy_steps import DetailsStep, PasswordStep
+from screens.move_destination import DestinationStep
+from screens.users import UsersScreen
 from screens.running_job import CancelJob
 from screens.wizard.run import RunStep
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
@@ -73,3 +76,30 @@ async def test_help_on_the_customers_screen_says_how_to_move_or_copy_a_user(demo
         text = " ".join(shown(app).split())
         assert "Move a user: m on the user" in text and "Copy a user: c there" in text, text
         assert "Move a user…" in text and "Copy a user…" in text  # the palette's commands
+
+
+async def test_a_keymap_in_the_config_remaps_a_binding_id(demo):
+    console = dataclasses.replace(demo.config.console, keymap={"users.move": "v"})
+    app = QuickApp(demo, dataclasses.replace(demo.config, console=console))
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, "Fabrikam", "Ana Hall")
+        assert "v Move" in shown(app).splitlines()[-1]  # the footer shows the key it has now
+        await keys("m")
+        assert isinstance(app.screen, UsersScreen)  # m no longer moves
+        await keys("v")
+        assert isinstance(app.screen, DestinationStep)
+
+
+async def test_the_theme_picked_is_remembered_over_the_configs(demo, state):
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.theme == demo.config.console.theme
+        app.theme = "nord"  # as the palette's theme picker does
+        await settle(pilot)
+    again = QuickApp(demo, demo.config)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert again.theme == "nord"

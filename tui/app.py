@@ -20,6 +20,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Header
 
+from core import preferences
 from core.config import Config, ConsoleConfig
 from core.errors import TenantryError
 from core.model import Customer, Operator, User
@@ -100,8 +101,9 @@ class TenantryApp(App[None]):
         self._session_lock = asyncio.Lock()
         if not console.animations or self.low_bandwidth:
             self.animation_level = "none"
-        if self.low_bandwidth:
-            self.theme = "ansi-dark"  # the terminal's own colours: short escape sequences
+        self._settled_console = False
+        if config is not None:
+            self._console_settings(console)
         self._refresh_title()
 
     @classmethod
@@ -113,6 +115,28 @@ class TenantryApp(App[None]):
             readonly=True if getattr(args, "readonly", False) else None,
             low_bandwidth=True if getattr(args, "low_bandwidth", False) else None,
         )
+
+    def _console_settings(self, console: ConsoleConfig) -> None:
+        """``[console.keymap]`` remaps binding ids; the theme is the one last picked, else the config's."""
+        self._settled_console = True
+        self.set_keymap(dict(console.keymap))
+        if self.low_bandwidth:
+            self.theme = "ansi-dark"  # the terminal's own colours: short escape sequences
+            return
+        theme = preferences.load(self._state_folder()).get("theme") or console.theme
+        if theme in self.available_themes:
+            self.theme = theme
+        else:
+            log.warning("unknown theme %r: the default is used", theme)
+
+    def _state_folder(self) -> Path:
+        from core.state import state_dir
+
+        return self.state or state_dir()
+
+    def _remember_theme(self, theme: Any) -> None:
+        if not self.low_bandwidth:
+            preferences.remember(self._state_folder(), theme=theme.name)
 
     def run(self, *, mouse: bool | None = None, **kwargs: Any) -> None:  # type: ignore[override]
         """Run; in low-bandwidth mode the mouse is off (no hover repaints over SSH)."""
@@ -311,6 +335,9 @@ class TenantryApp(App[None]):
 
     # -- the directory -------------------------------------------------------------
     def on_mount(self) -> None:
+        if not self._settled_console:
+            self._console_settings(ConsoleConfig())  # the demo's config comes with its directory
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         # After the first paint: an opener may import ldap3 or bind synchronously at
         # first, and the operator should see the console while that happens.
         self.call_after_refresh(self._open_directory)
