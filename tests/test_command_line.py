@@ -137,3 +137,13 @@ def test_a_bulk_moves_json_carries_the_one_user_names_and_adds_batch_and_rows(tm
     out = json.loads(refused.stdout)
     assert out["status"] == "refused" and out["job"] == out["batch"] and out["plan"] == []
     assert [x["code"] for x in out["problems"]] == ["same_customer", "same_customer"]
+
+
+def test_an_unknown_customer_is_one_sentence_offering_the_matches(tmp_path):
+    near = tenantry(tmp_path, "users", "fabri", "--demo")
+    assert near.returncode == 2 and near.stderr.count("\n") == 1, near.stderr
+    assert "No customer is named 'fabri'" in near.stderr and "did you mean: Fabrikam (fabrikam.example)" in near.stderr
+    moved = tenantry(tmp_path, "move", fabrikam_users(tmp_path)[0]["upn"], "--to", "woodgrove", "--demo", "--yes")
+    assert moved.returncode == 2 and "did you mean: Woodgrove Bank" in moved.stderr, moved.stderr
+    none = tenantry(tmp_path, "users", "zzz-none", "--demo")
+    assert none.returncode == 2 and "did you mean" not in none.stderr
