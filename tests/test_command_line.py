@@ -147,3 +147,14 @@ def test_an_unknown_customer_is_one_sentence_offering_the_matches(tmp_path):
     assert moved.returncode == 2 and "did you mean: Woodgrove Bank" in moved.stderr, moved.stderr
     none = tenantry(tmp_path, "users", "zzz-none", "--demo")
     assert none.returncode == 2 and "did you mean" not in none.stderr
+
+
+def test_the_text_table_pads_by_terminal_cells(capsys):
+    from rich.cells import cell_len
+
+    from cli.report import _print_table
+
+    _print_table(("NAME", "UPN"), [("山田太郎", "taro@x.example"), ("Renée Müller", "renee@x.example"), ("Al", "al@x.example")])
+    lines = capsys.readouterr().out.splitlines()
+    starts = {cell_len(line[: line.index(upn)]) for line, upn in zip(lines, ("UPN", "taro@", "renee@", "al@"))}
+    assert len(starts) == 1, lines  # the second column starts in the same terminal cell on every line
