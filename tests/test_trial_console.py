@@ -103,3 +103,31 @@ async def test_the_theme_picked_is_remembered_over_the_configs(demo, state):
     async with again.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert again.theme == "nord"
+
+
+async def test_the_upn_domain_picker_shows_every_domain_whole_or_by_its_end(demo):
+    from screens.move_user import UserMappingStep
+    from widgets import Choice
+
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, "Fabrikam", "Ana Hall")
+        await keys("m")
+        await keys.type("Adventure Works")
+        await keys("enter")
+        assert isinstance(app.screen, UserMappingStep)
+        picker = app.screen.query_one("#upn-domain", Choice)
+        await keys("tab")
+        assert picker.has_focus
+        seen = []
+        for _ in picker.options:
+            line = next(line for line in shown(app).splitlines() if line.lstrip().startswith("UPN") and "@" in line)
+            text = line.split("‹", 1)[1].split("›", 1)[0].strip()  # as the terminal shows it
+            value = picker.value
+            assert text == value or (text.startswith("…") and value.endswith(text[1:]) and len(text) > 8), (text, value)
+            seen.append(text)
+            await keys("right")
+        assert len(set(seen)) == len(picker.options)  # .example and .example.org look different
+        assert any(t.endswith(".example.org") for t in seen)

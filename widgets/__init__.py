@@ -11,11 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -88,14 +90,26 @@ class Choice(Widget, can_focus=True):
     def value(self) -> str:
         return self.options[self.index]
 
+    @property
+    def _arrows(self) -> int:
+        return 4 if len(self.options) > 1 else 0
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        """As wide as the longest option: the width does not jump (nor cut) as it changes."""
+        return max(cell_len(plain(option)) for option in self.options) + self._arrows
+
     def render(self) -> Text:
         many = len(self.options) > 1
-        return Text.assemble(("‹ " if many else "", "dim"), plain(self.value), (" ›" if many else "", "dim"), no_wrap=True)
+        value, room = plain(self.value), self.content_size.width - self._arrows
+        if 0 < room < cell_len(value):  # cut at the start: the end tells .example from .example.org
+            value = "…" + value[len(value) - room + 1:]
+        return Text.assemble(("‹ " if many else "", "dim"), value, (" ›" if many else "", "dim"), no_wrap=True)
 
     def action_step(self, delta: int) -> None:
         self.index = (self.index + delta) % len(self.options)
 
     def watch_index(self) -> None:
+        self.refresh(layout=True)
         self.post_message(self.Changed(self, self.value))
 
 
