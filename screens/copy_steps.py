@@ -28,7 +28,7 @@ from screens.plan_view import grid, step_details, step_summary
 from screens.wizard.engine import Place
 from screens.wizard.run import Outcome
 from screens.wizard.step import ReviewScreen, StepScreen
-from widgets import Choice, PasswordFields, ProblemList, StepTrail
+from widgets import Choice, PasswordFields, ProblemList, StepTrail, Tick
 
 log = logging.getLogger("tenantry.console")
 
@@ -207,7 +207,7 @@ class CopyServicesStep(CopyStepScreen):
             for index, key in enumerate(draft.template.services):
                 name = adapters[key].service.display_name if key in adapters else key
                 with Horizontal(classes="service-row"):
-                    yield Checkbox(plain(name), key in draft.services, id=f"service-{index}", compact=True)
+                    yield Tick(plain(name), key in draft.services, id=f"service-{index}", compact=True)
                     offered = [pl.name for pl in draft.customer.plans if pl.service == key]
                     if offered:
                         yield Choice(offered, draft.plans.get(key), id=f"plan-{index}")

@@ -131,3 +131,32 @@ async def test_the_upn_domain_picker_shows_every_domain_whole_or_by_its_end(demo
             await keys("right")
         assert len(set(seen)) == len(picker.options)  # .example and .example.org look different
         assert any(t.endswith(".example.org") for t in seen)
+
+
+async def test_copy_service_ticks_differ_by_shape_not_only_colour(demo, monkeypatch):
+    from screens.copy_steps import CopyServicesStep
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await open_user(keys, "Fabrikam", "Ana Hall")
+        await keys("c")
+        await keys.type("Zoe")
+        await keys("tab")
+        await keys.type("Quinn")
+        await keys("enter")
+        await keys.type("Tr4velBus9")
+        await keys("tab")
+        await keys.type("Tr4velBus9")
+        await keys("enter")
+        assert isinstance(app.screen, CopyServicesStep), problems(app)
+
+        def service_line() -> str:
+            return next(line for line in shown(app).splitlines() if "Hosted Exchange" in line)
+
+        ticked = service_line()
+        assert "✓" in ticked
+        await keys("space")  # untick the focused first service
+        assert "✓" not in service_line() and service_line() != ticked

@@ -21,7 +21,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Static
 
 from core.password import PasswordPolicy
 from core.text import plain
@@ -111,6 +111,15 @@ class Choice(Widget, can_focus=True):
     def watch_index(self) -> None:
         self.refresh(layout=True)
         self.post_message(self.Changed(self, self.value))
+
+
+class Tick(Checkbox):
+    """A checkbox whose mark says ticked or not by its shape (✓ or blank), not only its
+    colour: the two look alike in some themes and the same under ``NO_COLOR``."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # read by ToggleButton when it renders
+        return "✓" if self.value else " "
 
 
 class StepTrail(Static):
