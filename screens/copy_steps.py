@@ -124,7 +124,7 @@ class DetailsStep(CopyStepScreen):
             if field.value != value and not field.has_focus:
                 with field.prevent(Input.Changed):
                     field.value = value
-        self.query_one("#trail", StepTrail).update(self.trail().content)
+        self.query_one("#trail", StepTrail).retitle(self.draft.title())
 
 
 # -- 2. the password ---------------------------------------------------------------------
@@ -330,8 +330,8 @@ def copy_result_text(draft: CopyDraft, outcome: Outcome) -> Text:
 class CopyResultStep(Screen[str | None]):
     AUTO_FOCUS = "#result"
     BINDINGS = [
-        Binding("enter", "open", "Open the new user", priority=True, id="copy.open"),
-        Binding("escape", "close", "Back to the list", id="copy.done"),
+        Binding("enter", "open", "Open user", priority=True, id="copy.open"),  # short: Quit and Help fit 80 columns
+        Binding("escape", "close", "Back", id="copy.done"),
     ]
 
     def __init__(self, draft: CopyDraft, place: Place, outcome: Outcome) -> None:

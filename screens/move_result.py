@@ -52,9 +52,9 @@ def result_text(draft: MoveDraft, outcome: Outcome) -> Text:
 class ResultStep(StepParts, Screen[str | None]):
     AUTO_FOCUS = "#result"
     BINDINGS = [
-        Binding("enter", "another", "Move another user", priority=True, id="move.another"),
-        Binding("o", "open", "Open the new user", id="move.open"),
-        Binding("escape", "close", "Back to the users", id="move.done"),
+        Binding("enter", "another", "Move another", priority=True, id="move.another"),  # short: Quit and Help fit 80 columns
+        Binding("o", "open", "Open user", id="move.open"),
+        Binding("escape", "close", "Back", id="move.done"),
     ]
 
     def __init__(self, draft: MoveDraft, place: Place, outcome: Outcome) -> None:

@@ -16,21 +16,26 @@ from screens.wizard.run import RunStep
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
 from test_console_cancel import HELD, HeldApp, start_held_move, until
 from test_execute_cancel import Hold
+from test_wizard import at_ana_hall
+
+
+async def to_the_password(keys: Keys) -> None:
+    """From Ana Hall in the users: c, a new user Zoe Quinn, on to the password step."""
+    app = keys.pilot.app
+    await keys("c")
+    assert isinstance(app.screen, DetailsStep)
+    await keys.type("Zoe")
+    await keys("tab")
+    await keys.type("Quinn")
+    await keys("enter")
+    assert isinstance(app.screen, PasswordStep), problems(app)
 
 
 async def test_a_generated_password_clears_the_typed_ones_errors(demo):
     app = QuickApp(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
-        keys = Keys(pilot)
-        await settle(pilot)
-        await open_user(keys, "Fabrikam", "Ana Hall")
-        await keys("c")
-        assert isinstance(app.screen, DetailsStep)
-        await keys.type("Zoe")
-        await keys("tab")
-        await keys.type("Quinn")
-        await keys("enter")
-        assert isinstance(app.screen, PasswordStep), problems(app)
+        keys = await at_ana_hall(pilot)
+        await to_the_password(keys)
         await keys.type("abc")
         await keys("tab")
         await keys.type("abd")
@@ -82,9 +87,7 @@ async def test_a_keymap_in_the_config_remaps_a_binding_id(demo):
     console = dataclasses.replace(demo.config.console, keymap={"users.move": "v"})
     app = QuickApp(demo, dataclasses.replace(demo.config, console=console))
     async with app.run_test(size=SIZE) as pilot:
-        keys = Keys(pilot)
-        await settle(pilot)
-        await open_user(keys, "Fabrikam", "Ana Hall")
+        keys = await at_ana_hall(pilot)
         assert "v Move" in shown(app).splitlines()[-1]  # the footer shows the key it has now
         await keys("m")
         assert isinstance(app.screen, UsersScreen)  # m no longer moves
@@ -111,9 +114,7 @@ async def test_the_upn_domain_picker_shows_every_domain_whole_or_by_its_end(demo
 
     app = QuickApp(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
-        keys = Keys(pilot)
-        await settle(pilot)
-        await open_user(keys, "Fabrikam", "Ana Hall")
+        keys = await at_ana_hall(pilot)
         await keys("m")
         await keys.type("Adventure Works")
         await keys("enter")
@@ -139,14 +140,8 @@ async def test_copy_service_ticks_differ_by_shape_not_only_colour(demo, monkeypa
     monkeypatch.setenv("NO_COLOR", "1")
     app = QuickApp(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
-        keys = Keys(pilot)
-        await settle(pilot)
-        await open_user(keys, "Fabrikam", "Ana Hall")
-        await keys("c")
-        await keys.type("Zoe")
-        await keys("tab")
-        await keys.type("Quinn")
-        await keys("enter")
+        keys = await at_ana_hall(pilot)
+        await to_the_password(keys)
         await keys.type("Tr4velBus9")
         await keys("tab")
         await keys.type("Tr4velBus9")
@@ -160,3 +155,16 @@ async def test_copy_service_ticks_differ_by_shape_not_only_colour(demo, monkeypa
         assert "✓" in ticked
         await keys("space")  # untick the focused first service
         assert "✓" not in service_line() and service_line() != ticked
+
+
+async def test_the_palette_moves_step_trail_fits_80_columns(demo):
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = Keys(pilot)
+        await settle(pilot)
+        await keys("colon")
+        await keys.type("Move a user")
+        await keys("enter")
+        trail = shown(app).splitlines()[2]
+        assert "1 Customer" in trail and trail.rstrip().endswith("7"), trail  # every step there, none cut
+        assert "…" not in trail

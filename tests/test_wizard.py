@@ -69,6 +69,14 @@ async def test_the_copy_planner_gives_its_service_problems_the_services_topic(tm
         await directory.close()
 
 
+async def at_ana_hall(pilot) -> Keys:
+    """From the start screen to Ana Hall in Fabrikam's users (exchange and OCS): the keys."""
+    keys = Keys(pilot)
+    await settle(pilot)
+    await open_user(keys, "Fabrikam", "Ana Hall")
+    return keys
+
+
 # -- a new step is one declaration -------------------------------------------------------------
 
 class ConfirmStep(StepScreen):
@@ -103,9 +111,7 @@ async def test_a_step_added_by_one_declaration_is_walked_both_ways(demo, monkeyp
     monkeypatch.setattr("screens.wizards.MOVE", dataclasses.replace(MOVE, steps=tuple(steps)))
     app = Recorder(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
-        keys = Keys(pilot)
-        await settle(pilot)
-        await open_user(keys, "Fabrikam", "Ana Hall")
+        keys = await at_ana_hall(pilot)
         await keys("m")
         await keys.type("Woodgrove Bank")
         for step in (UserMappingStep, ServicesStep, ConfirmStep):
@@ -118,6 +124,8 @@ async def test_a_step_added_by_one_declaration_is_walked_both_ways(demo, monkeyp
         assert isinstance(app.screen, ConfirmStep)
         await keys("enter", "enter")  # the review, then run
         await keys("enter")  # done: on to the result
+        footer = shown(app).splitlines()[-1]
+        assert all(item in footer for item in ("⏎ Move another", "o Open user", "esc Back", "q Quit", "? Help")), footer
         await keys("escape")  # back to the users
         await settle(pilot)
         assert [m.what for m in app.finished] == ["move"] and app.finished[0].outcome.status == "done"
@@ -160,9 +168,7 @@ async def test_a_move_the_console_refuses_at_the_review_leaves_an_audit_row(demo
     command line. (The UPN is taken by someone else after the mapping step passed.)"""
     app = QuickApp(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
-        keys = Keys(pilot)
-        await settle(pilot)
-        await open_user(keys, "Fabrikam", "Ana Hall")
+        keys = await at_ana_hall(pilot)
         await keys("m")
         await keys.type("Woodgrove Bank")
         await keys("enter")

@@ -122,19 +122,36 @@ class Tick(Checkbox):
         return "✓" if self.value else " "
 
 
-class StepTrail(Static):
-    """The wizard's two-line header: what is being done, and which step this is."""
+class StepTrail(Widget):
+    """The wizard's two-line header: what is being done, and which step this is. When the
+    steps do not fit the width, the others are shown by their numbers only."""
+
+    DEFAULT_CSS = "StepTrail { height: 2; }"
 
     def __init__(self, title: Text, steps: Sequence[str], current: int, *, id: str | None = "trail") -> None:
+        super().__init__(id=id)
+        self.title_text, self.steps, self.current = title, tuple(steps), current
+
+    def retitle(self, title: Text) -> None:
+        self.title_text = title
+        self.refresh()
+
+    def _trail(self, names: Sequence[str]) -> Text:
         trail = Text(no_wrap=True, overflow="ellipsis")
-        for index, name in enumerate(steps):
+        for index, name in enumerate(names):
             if index:
                 trail.append(" › ", style="dim")
-            style = "reverse bold" if index == current else ("" if index < current else "dim")
-            trail.append(f" {index + 1} {name} ", style=style)
-        title = title.copy()
+            style = "reverse bold" if index == self.current else ("" if index < self.current else "dim")
+            trail.append(f" {index + 1} {name} ".replace("  ", " "), style=style)
+        return trail
+
+    def render(self) -> Text:
+        trail = self._trail(self.steps)
+        if trail.cell_len > self.content_size.width:
+            trail = self._trail([name if index == self.current else "" for index, name in enumerate(self.steps)])
+        title = self.title_text.copy()
         title.no_wrap, title.overflow = True, "ellipsis"
-        super().__init__(Text("\n").join([title, trail]), id=id)
+        return Text("\n").join([title, trail])
 
 
 class ProblemList(Static):
