@@ -29,7 +29,7 @@ from screens.move_destination import DestinationStep
 from screens.move_services import COLUMNS, PlanChoices, ServiceRow, ServicesTable
 from screens.plan_view import grid
 from screens.wizard.engine import Go, Place
-from widgets import cell, column_widths
+from widgets import RowTable, cell, column_widths
 
 log = logging.getLogger("tenantry.console")
 
@@ -176,7 +176,7 @@ class BulkRowsStep(BulkScreen):
         yield Header()
         yield self.trail()
         yield Static(id="bulk-banner")
-        yield DataTable(id="bulk-rows", cursor_type="row", zebra_stripes=False)
+        yield RowTable(id="bulk-rows", cursor_type="row", zebra_stripes=False)
         with VerticalScroll(id="bulk-problems"):
             yield Static(id="bulk-problems-text")
         yield Footer()

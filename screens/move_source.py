@@ -21,7 +21,7 @@ from screens.customers import CustomersScreen
 from screens.search import DirectoryProvider, SearchScreen
 from screens.users import COLUMNS, FIXED, SHARES, user_row
 from screens.wizard.engine import Go
-from widgets import StepTrail, column_widths
+from widgets import StepTrail, RowTable, column_widths
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -90,7 +90,7 @@ class SourceCustomerStep(SourceStep, CustomersScreen):
         self.picked(message.customer)
 
 
-class SourceUserTable(DataTable):
+class SourceUserTable(RowTable):
     """The users to pick from (no marks: one user is picked)."""
 
 

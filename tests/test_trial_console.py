@@ -168,3 +168,22 @@ async def test_the_palette_moves_step_trail_fits_80_columns(demo):
         trail = shown(app).splitlines()[2]
         assert "1 Customer" in trail and trail.rstrip().endswith("7"), trail  # every step there, none cut
         assert "…" not in trail
+
+
+async def test_tables_go_to_the_first_and_last_row_with_g_G_home_end(demo):
+    from screens.move_services import ServicesStep, ServicesTable
+
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SIZE) as pilot:
+        keys = await at_ana_hall(pilot)
+        await keys("m")
+        await keys.type("Woodgrove Bank")
+        await keys("enter", "enter")
+        assert isinstance(app.screen, ServicesStep)
+        table = app.screen.query_one(ServicesTable)
+        assert table.has_focus and table.row_count >= 2
+        rows = []
+        for key in ("G", "g", "end", "home"):
+            await keys(key)
+            rows.append(table.cursor_row)
+        assert rows == [table.row_count - 1, 0, table.row_count - 1, 0]

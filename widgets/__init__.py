@@ -21,7 +21,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Static
+from textual.widgets import Checkbox, DataTable, Input, Label, Static
 
 from core.password import PasswordPolicy
 from core.text import plain
@@ -111,6 +111,24 @@ class Choice(Widget, can_focus=True):
     def watch_index(self) -> None:
         self.refresh(layout=True)
         self.post_message(self.Changed(self, self.value))
+
+
+class RowTable(DataTable):
+    """A table that moves as an SSH admin's other tools do: Home or ``g`` to the first
+    row, End or ``G`` to the last (PgUp/PgDn page, as in every DataTable)."""
+
+    BINDINGS = [
+        Binding("home,g", "first_row", "First row", show=False),
+        Binding("end,G", "last_row", "Last row", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
 
 
 class Tick(Checkbox):
