@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from core.config import Config, load, read_password
-from core.errors import TenantryError
+from core.errors import TenantryError, UsageError
 from core.state import state_dir
 
 log = logging.getLogger("tenantry")
@@ -243,6 +243,8 @@ def _state(args: argparse.Namespace) -> Path:
 
 
 def _console(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("The console needs a terminal; for scripts use a subcommand (tenantry --help lists them).")
     from tui.app import TenantryApp
 
     config, opener = directory_opener(args)

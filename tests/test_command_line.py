@@ -158,3 +158,10 @@ def test_the_text_table_pads_by_terminal_cells(capsys):
     lines = capsys.readouterr().out.splitlines()
     starts = {cell_len(line[: line.index(upn)]) for line, upn in zip(lines, ("UPN", "taro@", "renee@", "al@"))}
     assert len(starts) == 1, lines  # the second column starts in the same terminal cell on every line
+
+
+def test_the_console_refuses_to_start_without_a_terminal(tmp_path):
+    result = subprocess.run(COMMAND + ["--demo"], capture_output=True, text=True, cwd=ROOT, env=environment(tmp_path),
+                            stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == "tenantry: The console needs a terminal; for scripts use a subcommand (tenantry --help lists them)."
