@@ -1,7 +1,7 @@
 """Time from process start to the first interactive screen, in a fresh interpreter.
 
 ``python bench/start_probe.py tenantry --config PATH`` starts the console the way the
-``tenantry`` command does (``tui.cli``: configuration, password, the app), headless at
+``tenantry`` command does (``cli.main``: configuration, password, the app), headless at
 80×24; ``python bench/start_probe.py minimal`` starts a minimal Textual app with one
 table. Each prints one JSON line with ``time.monotonic()`` readings (the same clock as
 its parent's, which took one just before starting it): ``ready`` when the first frame
@@ -40,7 +40,7 @@ def minimal() -> None:
 
 
 def tenantry(argv: list[str]) -> None:
-    from tui import cli
+    from cli import main as cli
 
     args = cli.build_parser().parse_args(argv)
     config, opener = cli.directory_opener(args)

@@ -237,7 +237,7 @@ class Executor:
             step = Step.from_json(record.spec)
             yield Event("step_started", job_id, record.index, step)
             try:
-                await asyncio.to_thread(self.journal.step_starting, job_id, record.index, {"inverse": _inverse_name(step)})
+                await asyncio.to_thread(self.journal.step_starting, job_id, record.index, None)  # the step is its own undo data
                 if self.before_step is not None:
                     await self.before_step(record.index, step)
                 result = await self._perform(job_id, step, resuming=resuming or record.state != StepState.PENDING)
@@ -474,15 +474,29 @@ class Executor:
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(
             operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-            users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+            users=_plan_users(plan), customers=_names(plan.source, plan.destination),
             result=result, job=job, detail=detail,
         )
 
     def _audit_job(self, operator: Operator, job: JobRecord, result: str, detail: str = "") -> None:
         self.audit.record(
-            operator=operator.name, bound_as=operator.bound_as, action=job.kind, users=list(job.names),
+            operator=operator.name, bound_as=operator.bound_as, action=job.kind,
+            users=_audited_users(job.kind, job.names, (job.meta or {}).get("users")),
             customers=list(job.customers), result=result, job=job.id, detail=detail,
         )
+
+
+def _audited_users(kind: str, names: Iterable[str], changes: Any) -> list[str]:
+    """The users an audit row names: each by its UPN before the job; a copy also names the
+    account it creates, so searching the audit for the new user finds its creation."""
+    users = list(names)
+    if kind == "copy" and isinstance(changes, list):
+        users += [str(c["upn_after"]) for c in changes if isinstance(c, dict) and c.get("upn_after")]
+    return users
+
+
+def _plan_users(plan: Plan) -> list[str]:
+    return _audited_users(plan.kind, [c.upn_before or c.user for c in plan.users], [c.__dict__ for c in plan.users])
 
 
 def _job_row(plan: Plan, operator: Operator, meta: Mapping[str, Any] | None) -> tuple:
@@ -512,14 +526,6 @@ def needs_password_to_resume(job: JobRecord) -> bool:
     return any(s.action == p.SET_PASSWORD and s.state != StepState.DONE for s in job.steps)
 
 
-def _inverse_name(step: Step) -> str:
-    return {
-        p.MODIFY: "modify back", p.MOVE: "move back", p.ADD_MEMBER: "remove member",
-        p.REMOVE_MEMBER: "add member", p.CREATE_GROUP: "delete group", p.HTTP: "service undo",
-        p.ADD_USER: "delete user", p.SET_PASSWORD: "none (the user's deletion)",
-    }[step.action]
-
-
 def _named_dns(step: Step) -> list[Any]:
     """The DNs a directory step writes or names: its target, a move's new DN, a
     membership's member."""
@@ -540,6 +546,6 @@ def audit_refusal(audit: Audit, operator: Operator, plan: Plan) -> None:
     denied = any(x.code == p.NOT_ALLOWED for x in plan.problems)
     audit.record(
         operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-        users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+        users=_plan_users(plan), customers=_names(plan.source, plan.destination),
         result="denied" if denied else "refused", detail="; ".join(x.message for x in plan.problems),
     )

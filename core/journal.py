@@ -1,12 +1,14 @@
 """The job journal: what a job is about to do, has done and must undo, kept on disk.
 
-A job is a list of steps run in order by the executor. Before a step runs, the
-executor calls :meth:`Journal.step_starting` with the data needed to undo it; that is
-committed to disk (WAL, ``synchronous=FULL``) before the call returns. After the step,
+A job is a list of steps run in order by the executor. Each step's spec is written
+with the job, and it is its own undo data: the executor derives the inverse from it
+(values before and after, compared before writing; see ``core/execute.py``). Before a
+step runs, the executor calls :meth:`Journal.step_starting` (with optional extra undo
+data: the executor gives none today); that is committed to disk (WAL,
+``synchronous=FULL``) before the call returns. After the step,
 :meth:`~Journal.step_done` or :meth:`~Journal.step_failed` records the outcome. So
-whenever the process dies — SIGKILL, power loss — the journal holds, for every step
-that may have changed anything, the data to put it back, and the job can be resumed or
-rolled back (PRODUCT §2, last paragraph).
+whenever the process dies — SIGKILL, power loss — the journal says which steps may have
+changed anything, and the job can be resumed or rolled back (PRODUCT §2, last paragraph).
 
 One SQLite file, ``journal.sqlite3`` in the state directory unless a path is given,
 with two tables, ``jobs`` and ``steps``. Every method is one short transaction under

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class Plan:
+class ServicePlan:
     """A plan of a service, e.g. Hosted Exchange "Premium 50 GB"."""
 
     service: str  # the configured service key
@@ -22,14 +22,6 @@ class Service:
     adapter: str
     movable: bool
     plans: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Role:
-    """A security role: a group below a customer's roles OU."""
-
-    name: str
-    dn: str
 
 
 @dataclass(frozen=True)
@@ -53,7 +45,7 @@ class Customer:
     domains: tuple[str, ...] = ()  # usable domains (the first is the default), from the tenant map
     code: str | None = None  # from the tenant map
     services: tuple[str, ...] = ()  # service keys provisioned to this customer
-    plans: tuple[Plan, ...] = ()  # plans offered, per service
+    plans: tuple[ServicePlan, ...] = ()  # plans offered, per service
     roles: tuple[str, ...] = ()  # role group names present
     guid: str | None = None  # the OU's objectGUID
     claimed_domains: tuple[str, ...] = ()  # the OU's domains attribute (uPNSuffixes)
@@ -82,7 +74,7 @@ class User:
     enabled: bool = True
     customer_dn: str | None = None
     services: tuple[str, ...] = ()
-    plans: tuple[Plan, ...] = ()
+    plans: tuple[ServicePlan, ...] = ()
     roles: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()  # DNs of every group the user is a direct member of
     proxy_addresses: tuple[str, ...] = ()

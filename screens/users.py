@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from core.model import Customer, User
 from core.text import plain
 from screens.search import DirectoryProvider, SearchScreen
-from tui.widgets import cell, column_widths
+from widgets import cell, column_widths
 
 if TYPE_CHECKING:
     from core.directory import Directory

@@ -139,7 +139,7 @@ async def test_cli_resume_of_a_copy_batch_reads_one_password_for_every_row(dc_di
     env = {**os.environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(dc_config_file)], input=stdin,
+        return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(dc_config_file)], input=stdin,
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
     try:

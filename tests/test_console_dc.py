@@ -27,8 +27,8 @@ from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, open_user, problems, settle, shown, state, through_the_move, until  # noqa: F401
 from dc_outage import dc_outage  # noqa: F401
 from move_fixtures import DESTINATION, EXTRA_ROLE, SOURCE, make_user, remove_user
-from tui.progress import ProgressPane
-from tui.widgets import ConnectionBanner
+from widgets.progress import ProgressPane
+from widgets import ConnectionBanner
 
 pytestmark = [pytest.mark.dc, pytest.mark.asyncio(loop_scope="session")]
 

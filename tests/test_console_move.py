@@ -19,12 +19,12 @@ from core.text import plain
 from screens.move_destination import DestinationStep
 from screens.move_result import ResultStep
 from screens.move_review import ReviewStep
-from screens.move_run import RunStep
+from screens.wizard.run import RunStep
 from screens.move_services import ServicesStep
 from screens.move_user import UserMappingStep
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen, UserTable
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
 
 SOURCE, USER = "Fabrikam", "Ana Hall"  # exchange (Basic 2 GB) and OCS

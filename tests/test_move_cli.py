@@ -33,7 +33,7 @@ def cli(samba_dc, sp_password, provisioning_server, tmp_path):
     env = {**os.environ, PASSWORD_ENV: sp_password, TOKEN_ENV: provisioning_server.token, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(config)],
+        return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(config)],
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
 
     run.state = state

@@ -165,7 +165,7 @@ def _cli(samba_dc, tmp_path: Path, operator: str, extra: str = ""):
            "PYTHONPATH": str(ROOT)}
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(config)], input=stdin,
+        return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(config)], input=stdin,
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
 
     return run

@@ -18,6 +18,7 @@ from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
+from core.text import plain
 
 GROUP_GLOBAL_SECURITY = "-2147483646"
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
@@ -126,6 +127,19 @@ class Directory:
             found = [self.layout.customer_from(e) for e in entries]
         return sorted(found, key=lambda c: c.name.casefold())
 
+    async def _suggest(self, text: str, most: int = 5) -> str:
+        """``; did you mean: Fabrikam (fabrikam.example), …`` — customers whose name or a
+        domain contains ``text`` — or nothing."""
+        try:
+            near = await self.customers(text, limit=most + 1, with_services=False)
+        except Exception:  # a suggestion must never hide the error it completes
+            return ""
+        if not near:
+            return ""
+        names = [plain(f"{c.name} ({c.default_domain})" if c.default_domain else c.name) for c in near[:most]]
+        more = ", …" if len(near) > most else ""
+        return "; did you mean: " + ", ".join(names) + more
+
     async def _customer_with_groups(self, entry: ops.Entry) -> Customer:
         # One level below the services and roles OUs, where classify_groups looks: a
         # subtree search below the customer costs the DC a pass over every group of the
@@ -164,7 +178,7 @@ class Directory:
             )
         entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
         if not entries:
-            raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain.")
+            raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain{await self._suggest(name_or_domain)}.")
         if len(entries) > 1:
             raise UsageError(f"{name_or_domain!r} matches {len(entries)} customers; use the customer's domain instead.")
         if not with_services:

@@ -10,7 +10,7 @@ from typing import Iterable
 from core.config import Config
 from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn, split_dn
 from core.directory.ops import Entry
-from core.model import Customer, Plan, Reseller, User
+from core.model import Customer, Reseller, ServicePlan, User
 from core.tenants import Tenant
 from core.text import plain
 
@@ -74,9 +74,6 @@ class Layout:
 
     def services_dn(self, customer_dn: str) -> str:
         return f"{self.names.services_ou},{customer_dn}"
-
-    def reseller_admins_dn(self, reseller_dn: str) -> str:
-        return f"{self.names.reseller_admins_group},{reseller_dn}"
 
     def _operator_group(self, value: str) -> str:
         """An operator group named in the configuration: a full DN below base_dn as it
@@ -179,12 +176,12 @@ class Layout:
             return customer
         return replace(customer, code=tenant.code, domains=tenant.domains)
 
-    def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[Plan, ...], tuple[str, ...]]:
+    def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[ServicePlan, ...], tuple[str, ...]]:
         """Split group DNs into this customer's services, plans and roles."""
         services_key = dn_key(self.services_dn(customer_dn))
         roles_key = dn_key(self.roles_dn(customer_dn))
         services: list[str] = []
-        plans: list[Plan] = []
+        plans: list[ServicePlan] = []
         roles: list[str] = []
         for group_dn in group_dns:
             parts = dn_key(group_dn)
@@ -212,13 +209,13 @@ class Layout:
             tuple(sorted(set(roles))),
         )
 
-    def plan_of_group(self, group_name: str) -> Plan | None:
+    def plan_of_group(self, group_name: str) -> ServicePlan | None:
         """The plan a group named ``group_name`` stands for, if it is a plan group."""
         match = self._plan_pattern.match(group_name)
         if not match:
             return None
         service = self.config.service_by_name(match["service"])
-        return Plan(service.key, match["plan"]) if service else None
+        return ServicePlan(service.key, match["plan"]) if service else None
 
     def user_from(self, entry: Entry) -> User:
         customer_dn = self.customer_of(entry.dn)
