@@ -157,8 +157,9 @@ async def jobs(session: Session, args: argparse.Namespace) -> int:
                 print(batch_commands.batch_line(Batch.load(session.journal, batch)))
             continue
         done = len(job.done_steps)
+        dc = f"  on {plain(job.dc['url'])}" if job.dc else ""
         print(f"{job.id}  {job.status.value:<15} {job.kind:<5} {done}/{len(job.steps)} steps  "
-              f"{plain(', '.join(job.names))}  {plain(' → '.join(job.customers))}  {job.created_at}")
+              f"{plain(', '.join(job.names))}  {plain(' → '.join(job.customers))}  {job.created_at}{dc}")
     if not records:
         print("No jobs yet.", file=sys.stderr)
     return 0
@@ -270,6 +271,7 @@ def _job_json(job: JobRecord) -> dict[str, Any]:
         "bound_as": job.bound_as, "users": list(job.users), "customers": list(job.customers),
         "created_at": job.created_at, "updated_at": job.updated_at, "error": job.error,
         "batch": job.meta.get("batch"), "row": job.meta.get("row"),
+        "dc": {k: job.dc.get(k) for k in ("url", "service", "invocation_id")} if job.dc else None,
         "steps": [{"index": s.index, "action": s.action, "target": s.target, "state": s.state.value, "error": s.error} for s in job.steps],
     }
 

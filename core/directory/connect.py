@@ -16,4 +16,7 @@ async def connect(config: Config, password: str) -> Directory:
     factory = ConnectionFactory(config.directory, password)
     pool = ConnectionPool(factory.open, config.directory.pool_size)
     await pool.start()
-    return Directory(config, pool, server=lambda: factory.bound_url)
+    return Directory(
+        config, pool, server=lambda: factory.bound_url,
+        pinner=lambda url: ConnectionPool(factory.pinned(url).open, config.directory.pool_size),
+    )

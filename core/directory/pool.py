@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from core.errors import (
     CertificateError,
     DirectoryError,
     DirectoryUnavailable,
+    WriteUnknown,
 )
 
 T = TypeVar("T")
@@ -73,6 +75,10 @@ class ConnectionFactory:
         self.config = config
         self._password = password
         self.bound_url: str | None = None
+
+    def pinned(self, url: str) -> ConnectionFactory:
+        """A factory that opens connections to ``url`` only, never failing over: a job's DC."""
+        return ConnectionFactory(dataclasses.replace(self.config, urls=(url,)), self._password)
 
     def _tls(self) -> ldap3.Tls:
         if not self.config.tls_verify:
@@ -282,13 +288,13 @@ class ConnectionPool:
         try:
             return await self._answer(slot, operation)
         except _DROPPED:
-            self._generation += 1  # the DC may have restarted: the other connections are suspect too
-            await self._reopen(slot)
+            self._generation += 1  # the DC may have restarted: every connection (this one too) is re-opened before use
             if not retry:
-                raise DirectoryUnavailable(
-                    "The connection to the domain controller dropped during a write; "
+                raise WriteUnknown(
+                    "The domain controller stopped answering during a write, which it may still apply; "
                     "check the object before trying again."
                 ) from None
+            await self._reopen(slot)
         try:
             return await self._answer(slot, operation)
         except _DROPPED:
