@@ -58,7 +58,7 @@ async def test_a_planned_row_started_later_never_writes_over_a_user_changed_sinc
         assert [e.result for e in audit] == ["refused"]
         results = {}
         await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
-        assert {label: r.status for label, r in results.items()} == {changed.upn: "refused"}
+        assert {label: r.status for label, r in results.items()} == {users[0].upn: "done", changed.upn: "refused", users[2].upn: "done"}
         results = {}
         await run_all(Batch.load(session.journal, plan.batch).rollback(session.executor(), session.operator, results=results))
         assert session.journal.job(jobs[1]).status == JobStatus.ROLLED_BACK

@@ -30,6 +30,8 @@ from move_fixtures import DESTINATION, make_user, remove_user, snapshot
 
 pytestmark = [pytest.mark.dc, pytest.mark.asyncio(loop_scope="session")]
 ROOT = Path(__file__).resolve().parent.parent
+# Attributes each DC keeps for itself (never replicated): they differ between DCs.
+NOT_REPLICATED = {"usncreated", "badpwdcount", "badpasswordtime", "lastlogon", "lastlogoff", "logoncount"}
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -93,7 +95,7 @@ async def on_dc(directory, dc, read):
 async def state_on(directory, dc, user) -> dict:
     """What a move of ``user`` may touch, as ``dc`` holds it (per-DC counters left out)."""
     found = await on_dc(directory, dc, lambda d: snapshot(d, user.source, user.destination))
-    return {dn: {a: v for a, v in attributes.items() if a != "usncreated"} for dn, attributes in found.items()}
+    return {dn: {a: v for a, v in attributes.items() if a not in NOT_REPLICATED} for dn, attributes in found.items()}
 
 
 async def converged(pair, directory, user) -> dict:
@@ -374,7 +376,7 @@ async def test_a_batch_hit_by_a_dc_crash_is_resumed_to_completion(pair, director
             assert "failed" not in statuses.values() and "refused" not in statuses.values(), results
             assert list(statuses.values()).count("needs_attention") >= 1 and "done" in statuses.values()
             done_on = {job.dc["url"] for job in Batch.load(session.journal, plan.batch).jobs if job.status == JobStatus.DONE}
-            assert pair.dc2.info().ldaps_url in done_on  # the rows started after the crash
+            assert pair.dc2.info().ldaps_url in done_on, results  # the rows started after the crash
             pair.dc1.restart()
             results = {}
             await collect(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
@@ -388,3 +390,32 @@ async def test_a_batch_hit_by_a_dc_crash_is_resumed_to_completion(pair, director
         pair.dc1.restart()
         for user in users:
             await remove_user(directory, user)
+
+
+async def test_a_done_move_says_how_many_dcs_hold_its_writes(pair, directory, pair_config_file, pair_password, tmp_path):
+    """Issue §8: "done, replicated to N of M DCs" in --json (bounded wait); DC2 counts
+    once its up-to-dateness vector covers the job's writes, not before; `jobs` names the DC."""
+    import json
+
+    from core.execute import replication_of
+
+    user = await make_user(directory)
+    try:
+        pair.replicate()
+        pair.hold(pair.dc1)
+        result = run_cli("-m", "tui.cli", "move", user.upn, "--to", DESTINATION, "--yes", "--json",
+                         config=pair_config_file, state=tmp_path, password=pair_password)
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout)
+        assert out["status"] == "done"
+        assert out["replicated"] == {"holding": 1, "dcs": 2, "missing": [pair.dc2.info().ldaps_url]}
+        job = journal_job(tmp_path, out["job"])
+        pair.replicate(pair.dc1)
+        replication = await replication_of(directory, job, wait=0)
+        assert replication.holding == (pair.dc1.info().ldaps_url, pair.dc2.info().ldaps_url) and not replication.missing
+        assert replication.sentence == "replicated to 2 of 2 domain controllers"
+        listed = run_cli("-m", "tui.cli", "jobs", config=pair_config_file, state=tmp_path, password=pair_password)
+        assert f"on {pair.dc1.info().ldaps_url}" in listed.stdout
+    finally:
+        pair.release(pair.dc1)
+        await remove_user(directory, user)

@@ -20,7 +20,7 @@ from core.batch import Batch, journaled_plan
 from core.bulk_csv import parse_plans
 from core.copy import CopyRequest
 from core.errors import NotFound, UsageError
-from core.execute import Event, audit_refusal, needs_password_to_resume
+from core.execute import Event, Replication, audit_refusal, needs_password_to_resume, replication_of
 from core.journal import JobRecord
 from core.move import MoveRequest
 from core.plan import Plan
@@ -49,7 +49,7 @@ async def move(session: Session, args: argparse.Namespace) -> int:
     if not confirm(args, f"Move {plain(change.user)} from {plain(plan.source)} to {plain(plan.destination)}? [y/N] ", "the move"):
         return 0
     job, status = await follow(session.executor().run(plan, session.operator), args.json)
-    return _finish(args, plan, job, status)
+    return _finish(args, plan, job, status, await _replicated(session, job, status))
 
 
 async def copy(session: Session, args: argparse.Namespace) -> int:
@@ -88,7 +88,7 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
     if not confirm(args, f"Create {plain(change.upn_after)} in {plain(plan.destination)} as a copy of {plain(change.user)}? [y/N] ", "the copy"):
         return 0
     job, status = await follow(session.executor().run(plan, session.operator, secrets={"password": password}), args.json)
-    code = _finish(args, plan, job, status)
+    code = _finish(args, plan, job, status, await _replicated(session, job, status))
     if status == "done" and args.generate_password:
         print(f"Password of {plain(plan.users[0].upn_after)} (shown once, kept nowhere): {password}", file=sys.stderr)
     return code
@@ -215,7 +215,14 @@ def _before_running(session: Session, args: argparse.Namespace, plan: Plan) -> i
         print_plan(plan)
     return None
 
-def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) -> int:
+async def _replicated(session: Session, job: str | None, status: str) -> Replication | None:
+    """Where a done job's writes are, once they have replicated (a few seconds at most)."""
+    if status != "done" or job is None:
+        return None
+    return await replication_of(session.directory, session.journal.job(job))
+
+
+def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, replication: Replication | None = None) -> int:
     if args.json:
         print_json({
             "job": job,
@@ -223,6 +230,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
             "problems": [p.to_json() for p in plan.problems],
             "plan": [s.public() for s in plan.steps],
             "users": [u.__dict__ for u in plan.users],
+            **({"replicated": replication.to_json()} if replication else {}),
         })
     elif status == "refused":
         print(f"tenantry: the {plan.kind} is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)
@@ -239,6 +247,8 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
         change = plan.users[0]
         print(f"Moved {plain(change.user)} to {plain(plan.destination)}: UPN {plain(change.upn_after)}"
               + (f", email {plain(change.email_after)}" if change.email_after else "") + ".")
+    if replication and not args.json:
+        print(f"Done, {plain(replication.sentence)}.", file=sys.stderr)
     return EXIT_FOR_STATUS.get(status, 5)
 
 
