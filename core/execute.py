@@ -180,6 +180,7 @@ class Executor:
                 yield event
             return
         if fresh:
+            await self._refuse_without_dependencies(job, d)
             users = job.meta.get("users") or []
             changed = await self._changed_user(d, ((u.get("user"), u.get("dn_before"), u.get("version")) for u in users))
             if changed is not None or not users:
@@ -256,6 +257,25 @@ class Executor:
             f"{recorded.name}, the domain controller job {job.id} wrote to, does not answer ({down}), and no other "
             "domain controller is known to hold all its writes: start it again (or let it replicate), then try again."
         )
+
+    async def _refuse_without_dependencies(self, job: JobRecord, d: Directory) -> None:
+        """A batch row that waits for other rows (a role group one of them creates) starts
+        only on a DC that holds their writes: theirs, or one whose up-to-dateness vector
+        covers them. Else it is refused and stays planned (nothing written)."""
+        after = set(job.meta.get("after") or ())
+        if not after or not job.batch:
+            return
+        for other in await asyncio.to_thread(self.journal.batch_jobs, job.batch):
+            dc = DomainController.from_json(other.dc)
+            if other.meta.get("row") not in after or dc is None or not _wrote(other) or dc.url == d.dc.url:
+                continue
+            needed = _highest_usn(other)
+            seen = await d.received()
+            if needed is None or (seen or {}).get(dc.invocation_id, -1) < needed:
+                raise Refused(
+                    f"Job {job.id} waits for job {other.id}, whose writes on {dc.name} have not reached {d.dc.name}; "
+                    f"nothing was written: resume it once {dc.name} answers or has replicated."
+                )
 
     async def _needs_attention(self, job: JobRecord, operator: Operator, reason: str) -> AsyncIterator[Event]:
         """End a resume or rollback that cannot work anywhere now: the job needs attention."""
