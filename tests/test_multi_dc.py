@@ -429,3 +429,46 @@ async def test_a_done_move_says_how_many_dcs_hold_its_writes(pair, directory, pa
     finally:
         pair.release(pair.dc1)
         await remove_user(directory, user)
+
+
+async def test_a_copy_whose_account_dc1_never_replicated_is_not_rolled_back_on_dc2(pair, directory, pair_config_file, pair_password, tmp_path):
+    """Table row 9: a copy's account added on DC1, DC1 SIGKILLed before replicating it:
+    `rollback` on DC2 ("not found" there proves nothing) needs attention naming DC1; with
+    DC1 back the rollback removes the account there, and after replication neither DC
+    has it."""
+    from core.copy import CopyRequest
+    from test_copy import copy_names, new_password
+
+    template = await make_user(directory)
+    first, last = copy_names()
+    password = new_password()
+    try:
+        pair.replicate()
+        pair.hold(pair.dc1)
+
+        async def crash_after_the_account(i, step):
+            if i == 1:
+                pair.dc1.crash()
+
+        async with session_on(directory, tmp_path) as session:
+            plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, first, last), password)
+            assert plan.ok, plan.problems
+            new_dn = plan.users[0].dn_after
+            events = await collect(session.executor(before_step=crash_after_the_account).run(plan, session.operator, secrets={"password": password}))
+            assert events[-1].status == "needs_attention"
+            job = events[0].job
+        result = run_cli("-m", "tui.cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        assert result.returncode == 5, result.stdout + result.stderr
+        assert pair.dc1.address in journal_job(tmp_path, job).error
+        assert not await on_dc(directory, pair.dc2, lambda d: d.exists(new_dn))
+        pair.dc1.restart()
+        assert await on_dc(directory, pair.dc1, lambda d: d.exists(new_dn))  # the orphan DC2 could not see
+        result = run_cli("-m", "tui.cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        assert result.returncode == 0, result.stdout + result.stderr
+        pair.release(pair.dc1)
+        pair.replicate()
+        for dc in pair.dcs:
+            assert not await on_dc(directory, dc, lambda d: d.exists(new_dn))
+    finally:
+        pair.dc1.restart()
+        await remove_user(directory, template)
