@@ -233,7 +233,7 @@ class Executor:
         USN the job journaled); else ``None`` and the sentence saying why."""
         recorded = DomainController.from_json(job.dc)
         if recorded is None or not _wrote(job):
-            d = await self.directory.pin()  # nothing written yet: any DC will do
+            d = await self.directory.pin()  # nothing written yet (or a job journaled before pinning): the first DC that answers
             await asyncio.to_thread(self.journal.record_dc, job.id, d.dc.to_json())
             return d, ""
         try:
@@ -644,6 +644,8 @@ def _highest_usn(job: JobRecord) -> int | None:
     ``None`` when a forward write's place is unknown: in flight when the DC stopped
     answering, or its USN not read. (An undo in flight is harmless elsewhere: undoing
     again on another DC converges to the same state.)"""
+    if (job.dc or {}).get("previous"):
+        return None  # the job moved to this DC once: its USNs are spread over two DCs
     usns = [int((job.dc or {}).get("usn") or 0)]
     for s in job.steps:
         if s.action == p.HTTP or s.state in (StepState.PENDING, StepState.FAILED):

@@ -514,10 +514,12 @@ class Journal(StateFile):
 
     def record_dc(self, job_id: str, dc: dict) -> None:
         """Record the domain controller the job is pinned to (``meta["dc"]``: url, service,
-        invocation id), keeping the highest USN already journaled for it."""
+        invocation id), replacing the one before (whose URL is kept as ``previous``: the
+        USNs journaled so far count on that DC, not on this one)."""
         def change(meta: dict) -> None:
-            usn = (meta.get("dc") or {}).get("usn")
-            meta["dc"] = {**dc, **({"usn": usn} if usn is not None else {})}
+            before = meta.get("dc") or {}
+            moved = before.get("url") and before.get("url") != dc.get("url")
+            meta["dc"] = {**dc, **({"previous": before["url"]} if moved else {})}
         self._change_meta(job_id, change)
 
     def record_usn(self, job_id: str, usn: int) -> None:
