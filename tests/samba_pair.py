@@ -43,7 +43,9 @@ from samba_dc import (
 DC1_ADDRESS = os.environ.get("TENANTRY_TEST_DC1_ADDRESS", "127.0.0.3")
 DC2_ADDRESS = os.environ.get("TENANTRY_TEST_DC2_ADDRESS", "127.0.0.4")
 HOSTS_FILE = Path("/etc/hosts")
-REPLICATE_TRIES = 8  # the first DsReplicaSync after a restart fails on a stale DRS connection
+# The first replication after a restart fails on a stale DRS connection, and a DC's KCC
+# answers "cannot be performed" until its services are all up: such calls are retried.
+TRIES = 8
 
 
 class ReplicatingDC(SambaDC):
@@ -185,6 +187,17 @@ class ReplicatingDC(SambaDC):
                 os.killpg(pgid, signal.SIGKILL)
 
 
+def _retried(call) -> None:
+    for attempt in range(TRIES):
+        try:
+            call()
+            return
+        except SambaDCError:
+            if attempt == TRIES - 1:
+                raise
+            time.sleep(1 + attempt)
+
+
 @dataclass
 class PairInfo:
     """What a two-DC test needs: each DC's :class:`DCInfo` and one CA file for both."""
@@ -272,10 +285,10 @@ class SambaPair:
             # Each DC's KCC builds its inbound connections from what it knows of the other;
             # DC1 learns DC2's NTDS Settings in full only by replication: KCC, pull, KCC.
             for dc in self.dcs:
-                dc.tool("drs", "kcc", dc.dns_name)
+                _retried(lambda dc=dc: dc.tool("drs", "kcc", dc.dns_name))
             self.replicate(contexts=("", "CN=Configuration,"))
             for dc in self.dcs:
-                dc.tool("drs", "kcc", dc.dns_name)
+                _retried(lambda dc=dc: dc.tool("drs", "kcc", dc.dns_name))
             self.timings["dc2"] = time.monotonic() - started - self.timings["dc1"]
         except BaseException:
             self.stop()
@@ -306,15 +319,9 @@ class SambaPair:
         pairs = [(source, self.partner(source))] if source else [(self.dc1, self.dc2), (self.dc2, self.dc1)]
         for src, dst in pairs:
             for context in contexts:
-                for attempt in range(REPLICATE_TRIES):
-                    try:
-                        dst.tool("drs", "replicate", dst.dns_name, src.dns_name, context + src.seed.base_dn, "--local",
-                                 what=f"replication {src.host_name} → {dst.host_name}")
-                        break
-                    except SambaDCError:
-                        if attempt == REPLICATE_TRIES - 1:
-                            raise
-                        time.sleep(1)
+                _retried(lambda src=src, dst=dst, context=context: dst.tool(
+                    "drs", "replicate", dst.dns_name, src.dns_name, context + src.seed.base_dn, "--local",
+                    what=f"replication {src.host_name} → {dst.host_name}"))
 
     def hold(self, source: ReplicatingDC) -> None:
         """Keep ``source``'s writes from its partner: inbound replication off on the partner
