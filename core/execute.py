@@ -112,6 +112,8 @@ class Executor:
         scope = await self._authorize(plan.kind, plan.source, plan.destination, operator)
         d = await self.directory.pin()  # every decision read and write of the job: on this DC
         changed = await self._changed_user(d, ((c.user, c.dn_before, c.version) for c in plan.users))
+        if changed is None:
+            changed = await self._changing_elsewhere(d, plan)
         if changed is not None:
             self._audit(operator, plan, "refused", None, "the user changed since it was read")
             raise Refused(f"{changed} changed since the plan was made; plan again.")
@@ -257,6 +259,23 @@ class Executor:
             f"{recorded.name}, the domain controller job {job.id} wrote to, does not answer ({down}), and no other "
             "domain controller is known to hold all its writes: start it again (or let it replicate), then try again."
         )
+
+    async def _changing_elsewhere(self, d: Directory, plan: Plan) -> str | None:
+        """The first user of ``plan`` that another configured DC (one that answers) has in
+        another state than the job's DC: a change there (another job, say) has not
+        replicated yet, and running now would build on a state about to be overwritten.
+        Worded like a change since the plan; ``None`` when every DC that answers agrees."""
+        for url in self.directory.config.directory.urls:
+            if url == d.dc.url:
+                continue
+            try:
+                other = await self.directory.pin(url)
+            except DirectoryUnavailable:
+                continue  # cannot tell: the job's own DC decides
+            changed = await self._changed_user(other, ((c.user, c.dn_before, c.version) for c in plan.users))
+            if changed is not None:
+                return f"{changed} (on {other.dc.name}, not yet replicated to {d.dc.name})"
+        return None
 
     async def _refuse_without_dependencies(self, job: JobRecord, d: Directory) -> None:
         """A batch row that waits for other rows (a role group one of them creates) starts

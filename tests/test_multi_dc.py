@@ -21,7 +21,7 @@ from core.directory import connect
 from core.directory.escape import rdn_value
 from core.directory.layout import dn_key
 from core.errors import DirectoryError
-from core.execute import Event
+from core.execute import Event, Refused
 from core.journal import Journal, JobStatus, StepState
 from core.move import MoveRequest
 from core.session import Session
@@ -150,6 +150,7 @@ async def where_on(directory, dc, user) -> tuple[str, set[str]]:
 async def test_a_job_journals_its_dc_and_the_usn_of_each_write(pair, directory, tmp_path):
     user = await make_user(directory)
     try:
+        pair.replicate()  # else DC2, without the new user, refuses the job (see the second-move test)
         async with session_on(directory, tmp_path) as session:
             plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
             events = await collect(session.executor().run(plan, session.operator))
@@ -472,3 +473,36 @@ async def test_a_copy_whose_account_dc1_never_replicated_is_not_rolled_back_on_d
     finally:
         pair.dc1.restart()
         await remove_user(directory, template)
+
+
+async def test_a_second_move_through_dc2_sees_the_first_one_through_dc1(pair, directory, pair_config_file, pair_password, tmp_path):
+    """Table row 7: a user moved to B through DC1 (not replicated yet), then at once to C
+    through DC2 (a config naming DC2 first): the second move is refused, nothing written;
+    after replication both DCs have the user in B only, with none of C's groups."""
+    from directory_fixtures import write_dc_config
+
+    other = "Contoso Pharmaceuticals"
+    user = await make_user(directory, services=())
+    info = pair.info()
+    via_dc2 = write_dc_config(info.dc1, tmp_path / "via-dc2.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url], ca_file=info.ca_file)
+    second = await connect(load(via_dc2), pair_password)
+    try:
+        pair.replicate()
+        pair.hold(pair.dc1)
+        async with session_on(directory, tmp_path / "first") as session:
+            plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+            assert (await collect(session.executor().run(plan, session.operator)))[-1].status == "done"
+        async with session_on(second, tmp_path / "second") as session:
+            plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, other))
+            assert plan.ok, plan.problems  # DC2 still has the user in the source
+            with pytest.raises(Refused, match="not yet replicated"):
+                await collect(session.executor().run(plan, session.operator))
+        pair.release(pair.dc1)
+        pair.replicate()
+        for dc in pair.dcs:
+            customer, groups = await where_on(directory, dc, user)
+            assert customer == "destination" and all(g.endswith("@destination") for g in groups)
+    finally:
+        pair.release(pair.dc1)
+        await second.close()
+        await remove_user(directory, user)
