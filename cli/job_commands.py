@@ -23,7 +23,7 @@ from core.batch import Batch, journaled_plan
 from core.bulk_csv import parse_plans
 from core.copy import CopyRequest
 from core.errors import NotFound, UsageError
-from core.execute import Event, needs_password_to_resume
+from core.execute import Event, Replication, needs_password_to_resume, replication_of
 from core.journal import JobRecord
 from core.move import MoveRequest
 from core.plan import HTTP, Plan
@@ -53,7 +53,7 @@ async def move(session: Session, args: argparse.Namespace) -> int:
     if not confirm(args, f"Move {plain(change.user)} from {plain(plan.source)} to {plain(plan.destination)}? [y/N] ", "the move"):
         return 0
     job, status = await follow(tried.run(), args.json)
-    return _finish(args, plan, job, status)
+    return _finish(args, plan, job, status, await _replicated(session, job, status))
 
 
 async def copy(session: Session, args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
         return 0
     tried.password = password
     job, status = await follow(tried.run(), args.json)
-    code = _finish(args, plan, job, status)
+    code = _finish(args, plan, job, status, await _replicated(session, job, status))
     if status == "done" and args.generate_password:
         print(f"Password of {plain(plan.users[0].upn_after)} (shown once, kept nowhere): {password}", file=sys.stderr)
     return code
@@ -163,8 +163,9 @@ async def jobs(session: Session, args: argparse.Namespace) -> int:
                 print(batch_commands.batch_line(Batch.load(session.journal, batch)))
             continue
         done = len(job.done_steps)
+        dc = f"  on {plain(job.dc['url'])}" if job.dc else ""
         print(f"{job.id}  {job.status.value:<15} {job.kind:<5} {done}/{len(job.steps)} steps  "
-              f"{plain(', '.join(job.names))}  {plain(' → '.join(job.customers))}  {job.created_at}")
+              f"{plain(', '.join(job.names))}  {plain(' → '.join(job.customers))}  {job.created_at}{dc}")
     if not records:
         print("No jobs yet.", file=sys.stderr)
     return 0
@@ -234,7 +235,14 @@ def _before_running(args: argparse.Namespace, plan: Plan) -> int | None:
         print_plan(plan)
     return None
 
-def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) -> int:
+async def _replicated(session: Session, job: str | None, status: str) -> Replication | None:
+    """Where a done job's writes are, once they have replicated (a few seconds at most)."""
+    if status != "done" or job is None:
+        return None
+    return await replication_of(session.directory, session.journal.job(job))
+
+
+def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, replication: Replication | None = None) -> int:
     if args.json:
         print_json({
             "job": job,
@@ -243,6 +251,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
             "plan": [s.public() for s in plan.steps],
             "left_out": [x.to_json() for x in plan.left_out],
             "users": [u.__dict__ for u in plan.users],
+            **({"replicated": replication.to_json()} if replication else {}),
         })
     elif status == "refused":
         print(f"tenantry: the {plan.kind} is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)
@@ -259,6 +268,8 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
         change = plan.users[0]
         print(f"Moved {plain(change.user)} to {plain(plan.destination)}: UPN {plain(change.upn_after)}"
               + (f", email {plain(change.email_after)}" if change.email_after else "") + ".")
+    if replication and not args.json:
+        print(f"Done, {plain(replication.sentence)}.", file=sys.stderr)
     return EXIT_FOR_STATUS.get(status, 5)
 
 
@@ -294,6 +305,7 @@ def _job_json(job: JobRecord) -> dict[str, Any]:
         "bound_as": job.bound_as, "users": list(job.users), "customers": list(job.customers),
         "created_at": job.created_at, "updated_at": job.updated_at, "error": job.error,
         "batch": job.meta.get("batch"), "row": job.meta.get("row"),
+        "dc": {k: job.dc.get(k) for k in ("url", "service", "invocation_id")} if job.dc else None,
         "steps": [{"index": s.index, "action": s.action, "target": s.target, "state": s.state.value, "error": s.error} for s in job.steps],
     }
 

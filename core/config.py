@@ -36,6 +36,7 @@ class DirectoryConfig:
     urls: tuple[str, ...]
     base_dn: str
     hosting_ou: str = "OU=Hosting"
+    write_url: str | None = None  # the DC jobs are pinned to while it answers (else the first of urls that does)
     bind_user: str = ""
     password_env: str | None = None
     password_file: Path | None = None
@@ -390,6 +391,9 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     urls = table.get("urls", list, required=True)
     if not urls or not all(isinstance(u, str) and u.lower().startswith(("ldap://", "ldaps://")) for u in urls):
         raise table.fail("urls", "must be a non-empty list of ldap:// or ldaps:// URLs")
+    write_url = table.get("write_url", str)
+    if write_url is not None and write_url not in urls:
+        raise table.fail("write_url", "must be one of directory.urls")
     base_dn = table.get("base_dn", str, required=True)
     if "=" not in base_dn:
         raise table.fail("base_dn", f"must be a DN such as DC=example,DC=net, not {base_dn!r}")
@@ -414,6 +418,7 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     config = DirectoryConfig(
         urls=tuple(urls),
         base_dn=base_dn,
+        write_url=write_url,
         hosting_ou=table.get("hosting_ou", str, "OU=Hosting"),
         password_env=password_env,
         password_file=Path(password_file).expanduser() if password_file else None,

@@ -206,7 +206,7 @@ class CopyPlanner:
                 problems += copies[key].problems
         change = UserChange(
             user=who, dn_before=template.dn, dn_after=new_dn, upn_before=template.upn, upn_after=mapping.upn,
-            email_before=template.email, email_after=mapping.email, usn_changed=template.usn_changed,
+            email_before=template.email, email_after=mapping.email, version=template.version,
         )
         if not problems:
             groups, left_out = await self._grantable(operator, customer, self._groups(template, customer, chosen, plans))

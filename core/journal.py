@@ -207,6 +207,13 @@ class JobRecord:
         return tuple(self.users)
 
     @property
+    def dc(self) -> dict | None:
+        """The domain controller the job is pinned to (``url``, ``service``,
+        ``invocation_id``, and ``usn``: the highest it wrote for the job), if recorded."""
+        value = (self.meta or {}).get("dc")
+        return value if isinstance(value, dict) and value.get("url") else None
+
+    @property
     def batch(self) -> str | None:
         """The bulk batch this job belongs to (``meta["batch"]``), if any."""
         value = (self.meta or {}).get("batch")
@@ -511,6 +518,32 @@ class Journal(StateFile):
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ?",
                 (status.value, None if error is None else str(error), now, job_id),
             )
+
+    def record_dc(self, job_id: str, dc: dict) -> None:
+        """Record the domain controller the job is pinned to (``meta["dc"]``: url, service,
+        invocation id), replacing the one before (whose URL is kept as ``previous``: the
+        USNs journaled so far count on that DC, not on this one)."""
+        def change(meta: dict) -> None:
+            before = meta.get("dc") or {}
+            moved = before.get("url") and before.get("url") != dc.get("url")
+            meta["dc"] = {**dc, **({"previous": before["url"]} if moved else {})}
+        self._change_meta(job_id, change)
+
+    def record_usn(self, job_id: str, usn: int) -> None:
+        """Record that the job's DC had written up to ``usn`` after one of the job's writes
+        (forward or undo): another DC holds all of them once it has received that far."""
+        def change(meta: dict) -> None:
+            dc = meta.setdefault("dc", {})
+            dc["usn"] = max(int(usn), int(dc.get("usn") or 0))
+        self._change_meta(job_id, change)
+
+    def _change_meta(self, job_id: str, change) -> None:
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, _ = self._resolve(db, job_id)
+            meta = _load(db.execute("SELECT meta FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]) or {}
+            change(meta)
+            db.execute("UPDATE jobs SET meta = ?, updated_at = ? WHERE id = ?", (_dump(meta, "meta"), now, job_id))
 
     @contextmanager
     def claim(self, job_id: str) -> Iterator[None]:

@@ -80,7 +80,8 @@ class User:
     proxy_addresses: tuple[str, ...] = ()
     sip: str | None = None
     guid: str | None = None
-    usn_changed: str | None = None  # to detect a change between read and write
+    usn_changed: str | None = None  # this DC's own counter: shown, never compared across DCs
+    version: str | None = None  # digest of the replicated values read: detects a change between read and write
     attributes: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), compare=False)
 
     def attribute(self, name: str) -> tuple[str, ...]:

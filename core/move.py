@@ -106,7 +106,7 @@ class MovePlanner:
                 problems += service_moves[key].problems
         change = UserChange(
             user=request.user, dn_before=user.dn, dn_after=new_dn, upn_before=user.upn, upn_after=mapping.upn,
-            email_before=user.email, email_after=mapping.email, usn_changed=user.usn_changed,
+            email_before=user.email, email_after=mapping.email, version=user.version,
         )
         if problems:
             return Plan("move", source.name, destination.name, (change,), (), tuple(replace(x, user=request.user) for x in problems))

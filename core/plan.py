@@ -122,7 +122,7 @@ class UserChange:
     upn_after: str | None
     email_before: str | None
     email_after: str | None
-    usn_changed: str | None = None  # the read the plan was made from
+    version: str | None = None  # the user's replicated version the plan was made from (User.version)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 import ldap3
 
 from core.config import Config
-from core.directory import ops
+from core.directory import ops, replication
 from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import Layout, dn_key, is_below, same_dn
 from core.directory.pool import ConnectionPool, ConnectionStatus
+from core.directory.replication import DomainController
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
@@ -51,8 +52,14 @@ class Directory:
         account: str | None = None,
         operator: str | None = None,
         memory_instance: str | None = None,
+        pinner: Callable[[str], ConnectionPool] | None = None,
     ):
         self.config = config
+        # pinner(url): a pool on that DC only. Without one (the demo) there is one DC.
+        self._pinner = pinner
+        self._pinned: dict[str, Directory] = {}
+        self._pinning = asyncio.Lock()
+        self.dc: DomainController | None = None  # on a pinned directory: its DC, as last read
         self.services = services  # an in-process service side (the demo's), else None
         self._server = server
         self.layout = Layout(config)
@@ -98,7 +105,51 @@ class Directory:
             delay = min(delay * 2, longest)
 
     async def close(self) -> None:
+        for pinned in self._pinned.values():
+            if pinned.pool is not self.pool:
+                await pinned.pool.close()
+        self._pinned.clear()
         await self.pool.close()
+
+    # -- one DC for a job -------------------------------------------------------------
+    async def pin(self, url: str | None = None) -> Directory:
+        """This directory on one domain controller only, never failing over: a job's reads
+        and writes all go there. ``url``: that DC (a job's journaled one); else
+        ``directory.write_url`` while it answers, else the first of ``urls`` that does.
+        Its :attr:`dc` is read again on each call. :class:`DirectoryUnavailable` when no
+        candidate answers."""
+        d = self.config.directory
+        candidates = [url] if url else list(dict.fromkeys([*([d.write_url] if d.write_url else []), *d.urls]))
+        failures: list[str] = []
+        for candidate in candidates:
+            try:
+                return await self._pin_one(candidate)
+            except DirectoryUnavailable as error:
+                failures.append(str(error).rstrip("."))
+        raise DirectoryUnavailable(f"No domain controller can take the job ({'; '.join(failures)}).")
+
+    async def _pin_one(self, url: str) -> Directory:
+        async with self._pinning:
+            pinned = self._pinned.get(url)
+            if pinned is None:
+                if self._pinner is None:
+                    pool = self.pool
+                else:
+                    pool = self._pinner(url)
+                    await pool.start()
+                pinned = Directory(self.config, pool, self.dialect, self.bound_as, server=lambda: url, services=self.services)
+                self._pinned[url] = pinned
+        pinned.dc = await pinned.pool.run(lambda c: replication.identity(c, url))
+        return pinned
+
+    async def committed_usn(self) -> int | None:
+        """The DC's ``highestCommittedUSN`` now (read after a write: the write is at or below it)."""
+        return await self.pool.run(replication.highest_usn)
+
+    async def received(self) -> dict[str, int] | None:
+        """How far this DC has received each DC's writes to the domain (invocation id → USN);
+        ``None`` when it cannot tell (see :func:`core.directory.replication.received`)."""
+        return await self.pool.run(lambda c: replication.received(c, self.config.directory.base_dn))
 
     async def __aenter__(self) -> Directory:
         return self
@@ -446,6 +497,11 @@ class Directory:
 
     async def exists(self, dn: str) -> bool:
         return await self.pool.run(lambda c: ops.read(c, dn, ["objectClass"])) is not None
+
+    async def is_member(self, group_dn: str, member_dn: str) -> bool:
+        """Whether ``member_dn`` is a direct member of the group (one base-scope search)."""
+        search_filter = f"(member={filter_value(member_dn)})"
+        return bool(await self.pool.run(lambda c: ops.search(c, group_dn, search_filter, "base", ["cn"])))
 
 
 def _classify_conflict(entry: ops.Entry, upn, addresses, sip, sam) -> list[Conflict]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from dataclasses import replace
@@ -15,6 +17,8 @@ from core.tenants import Tenant
 from core.text import plain
 
 UAC_DISABLED = 0x2
+# Kept by each DC for itself, never replicated: they differ between DCs for one object.
+PER_DC_ATTRIBUTES = frozenset({"usnchanged", "usncreated", "whenchanged", "dscorepropagationdata"})
 
 USER_LIST_ATTRIBUTES = [
     "cn", "displayName", "givenName", "sn", "sAMAccountName", "userPrincipalName", "mail",
@@ -242,5 +246,17 @@ class Layout:
             sip=sip,
             guid=entry.first("objectGUID"),
             usn_changed=entry.first("uSNChanged"),
+            version=replicated_version(entry),
             attributes=tuple(sorted((name, tuple(values)) for name, values in entry.attributes.items())),
         )
+
+
+def replicated_version(entry: Entry) -> str:
+    """A digest of the entry's DN and replicated values: the same on every DC that holds
+    the same state of the object, different as soon as one of the values read changes
+    (``uSNChanged`` is a per-DC counter and cannot say that across DCs)."""
+    values = sorted(
+        (name, sorted(vals)) for name, vals in entry.attributes.items() if name not in PER_DC_ATTRIBUTES
+    )
+    text = json.dumps([dn_key(entry.dn), values], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

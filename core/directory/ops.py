@@ -24,7 +24,8 @@ from core.errors import (
 )
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
-BINARY_ATTRIBUTES = frozenset({"objectguid", "objectsid", "tokengroups"})
+GUID_ATTRIBUTES = frozenset({"objectguid", "invocationid"})
+BINARY_ATTRIBUTES = GUID_ATTRIBUTES | {"objectsid", "tokengroups", "repluptodatevector"}
 
 SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
 
@@ -55,7 +56,7 @@ def _decode(name: str, raw: Iterable[bytes]) -> list[str]:
     if name in BINARY_ATTRIBUTES:
         out = []
         for value in raw:
-            if name == "objectguid" and len(value) == 16:
+            if name in GUID_ATTRIBUTES and len(value) == 16:
                 out.append(str(uuid.UUID(bytes_le=bytes(value))))
             else:
                 out.append(bytes(value).hex())
