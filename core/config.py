@@ -71,6 +71,8 @@ class ConsoleConfig:
     low_bandwidth: bool = False
     animations: bool = False
     bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
+    users_cap: int = 50_000  # a customer with more users is searched on the server, not indexed
+    refresh_seconds: float = 30.0  # how often the local indexes ask the DC whether anything changed
 
 
 # What a copied user takes over from its template (PRODUCT §3): the common attributes
@@ -188,6 +190,10 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
     if console.bulk_concurrency < 1:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
+    if console.users_cap < 0:
+        raise sections.table("console").fail("users_cap", "must be 0 or more")
+    if console.refresh_seconds < 1:
+        raise sections.table("console").fail("refresh_seconds", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
     return Config(directory, layout, console, services, mapping, source)

@@ -51,6 +51,7 @@ class Customer:
     services: tuple[str, ...] = ()  # service keys provisioned to this customer
     plans: tuple[Plan, ...] = ()  # plans offered, per service
     roles: tuple[str, ...] = ()  # role group names present
+    guid: str | None = field(default=None, compare=False)  # objectGUID: survives renames and moves
 
     @property
     def default_domain(self) -> str | None:

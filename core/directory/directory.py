@@ -14,6 +14,7 @@ from core.directory import ops
 from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import Layout, dn_key, same_dn
+from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
@@ -190,17 +191,30 @@ class Directory:
     ) -> AsyncIterator[list[ops.Entry]]:
         # A paged search's cookie belongs to the connection: keep one for all pages.
         # Callers that stop early close the generator (contextlib.aclosing) to free it.
-        size = page_size or self.page_size
         async with self.pool.slot() as slot:
-            cookie: bytes | None = None
-            while True:
-                page, cookie = await self.pool.run_on(
-                    slot,
-                    lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, size, k),
-                )
+            async for page in self.pages_on(slot, base, search_filter, scope, attributes, page_size):
                 yield page
-                if not cookie:
-                    return
+
+    async def pages_on(
+        self, slot: Any, base: str, search_filter: str, scope: str, attributes: list[str], page_size: int | None = None
+    ) -> AsyncIterator[list[ops.Entry]]:
+        """A paged search on one checked-out connection (``pool.slot()``), a page at a time."""
+        size = page_size or self.page_size
+        cookie: bytes | None = None
+        while True:
+            page, cookie = await self.pool.run_on(
+                slot,
+                lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, size, k),
+            )
+            yield page
+            if not cookie:
+                return
+
+    @contextlib.asynccontextmanager
+    async def pinned(self) -> AsyncIterator[PinnedReads]:
+        """Reads that all go to one domain controller (a refresh of a local index)."""
+        async with self.pool.slot() as slot:
+            yield PinnedReads(self, slot)
 
     async def _collect(self, base: str, search_filter: str, scope: str, attributes: list[str], limit: int | None) -> list[ops.Entry]:
         entries: list[ops.Entry] = []

@@ -119,7 +119,32 @@ class Layout:
             services=services,
             plans=plans,
             roles=roles,
+            guid=entry.first("objectGUID"),
         )
+
+    @property
+    def customer_attributes(self) -> list[str]:
+        """What a customer's row needs: its name, domains, code and identity."""
+        return ["ou", self.names.domains_attribute, self.names.code_attribute, "objectGUID"]
+
+    def service_group_names(self) -> list[str]:
+        """The CN of every configured service group and plan group."""
+        names: list[str] = []
+        for configured in self.config.services.values():
+            service = configured.service
+            names.append(service.display_name)
+            names.extend(self.names.plan_group_format.format(service=service.display_name, plan=p) for p in service.plans)
+        return names
+
+    def service_groups_filter(self, since_usn: int | None = None) -> str:
+        """The configured service and plan groups (equality on ``cn``: indexed), changed
+        since ``since_usn`` if given."""
+        names = "".join(f"(cn={filter_value(n)})" for n in self.service_group_names())
+        changed = f"(uSNChanged>={int(since_usn)})" if since_usn is not None else ""
+        return f"(&(objectClass=group){changed}(|{names}))"
+
+    def changed_customers_filter(self, since_usn: int) -> str:
+        return f"(&{self.marked(self.names.customer_marker)}(uSNChanged>={int(since_usn)}))"
 
     def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[Plan, ...], tuple[str, ...]]:
         """Split group DNs into this customer's services, plans and roles."""
