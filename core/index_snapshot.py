@@ -54,7 +54,9 @@ class Snapshot:
                 raise ValueError("larger than a snapshot may be")
             with gzip.open(self.path, "rt", encoding="utf-8") as file:
                 data = json.load(file)
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
+            if not isinstance(data, dict):
+                raise ValueError("not a snapshot")
+            if data.get("format") != FORMAT:
                 log.info("The customer snapshot %s is of another format; it is ignored.", self.path)
                 return False
             if data.get("directory") != self.directory:
