@@ -17,36 +17,16 @@ index is for finding; a plan always reads fresh from the DC.
 from __future__ import annotations
 
 import time
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Sequence
 
 from core.directory.layout import dn_key
 from core.directory.pinned import ChangePoint, PinnedReads
+from core.local_search import Found, LocalRows
 from core.model import Customer
 
 DELTA_FALLBACK = 200  # more changed customers than this in one delta: reload them all
-
-SEPARATOR = "\x00"  # between the folded fields of a row's search key
-
-
-def fold(text: str) -> str:
-    """``text`` for matching: case folded, accents dropped (``Müller`` → ``muller``)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def _search_key(customer: Customer) -> str:
-    return SEPARATOR + SEPARATOR.join(fold(field) for field in (customer.name, *customer.domains))
-
-
-@dataclass(frozen=True)
-class Found:
-    """What one search of the index gave: the first rows and how many matched."""
-
-    rows: list[Customer]
-    total: int
 
 
 @dataclass(frozen=True)
@@ -58,13 +38,17 @@ class Refreshed:
     seconds: float  # the refresh's wall time
 
 
+def _identity(customer: Customer) -> str:
+    return customer.guid or repr(dn_key(customer.dn))
+
+
 class CustomerIndex:
     """Every customer of the directory, by objectGUID, searchable locally."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, Customer] = {}  # by identity (objectGUID, else the DN's key)
-        self._keys: dict[str, str] = {}  # identity → folded search key
-        self._order: list[str] | None = []  # identities sorted by name (None: to sort again)
+        self._rows: LocalRows[Customer] = LocalRows(
+            _identity, lambda c: (c.name, *c.domains), lambda c: (c.name.casefold(), c.dn)
+        )
         self.point: ChangePoint | None = None  # where the DC stood when the rows were read
         self.read_at: float | None = None  # when the rows were last known current (epoch s)
         self.complete = False  # every customer is in (a load finished, or a snapshot)
@@ -89,37 +73,13 @@ class CustomerIndex:
     @property
     def customers(self) -> list[Customer]:
         """Every customer, sorted by name."""
-        return [self._rows[i] for i in self._sorted()]
-
-    def _sorted(self) -> list[str]:
-        if self._order is None:
-            self._order = sorted(self._rows, key=lambda i: (self._rows[i].name.casefold(), self._rows[i].dn))
-        return self._order
-
-    @staticmethod
-    def _identity(customer: Customer) -> str:
-        return customer.guid or repr(dn_key(customer.dn))
-
-    def _put(self, customer: Customer) -> None:
-        identity = self._identity(customer)
-        self._rows[identity] = customer
-        self._keys[identity] = _search_key(customer)
-        self._order = None
-
-    def _drop(self, identity: str) -> bool:
-        if self._rows.pop(identity, None) is None:
-            return False
-        del self._keys[identity]
-        self._order = None
-        return True
+        return self._rows.rows
 
     def replace_all(self, customers: Iterable[Customer], point: ChangePoint | None, read_at: float | None = None) -> None:
         """Hold exactly ``customers``, read at ``point`` (a load, a snapshot)."""
         self._rows.clear()
-        self._keys.clear()
         for customer in customers:
-            self._put(customer)
-        self._order = None
+            self._rows.put(customer)
         self.point = point
         self.read_at = time.time() if read_at is None else read_at
         self.complete = True
@@ -127,30 +87,14 @@ class CustomerIndex:
 
     def update(self, customer: Customer) -> None:
         """Put one customer in (or replace it, found by objectGUID): a change Tenantry made."""
-        self._put(customer)
+        self._rows.put(customer)
         self._changed()
 
     # -- searching -----------------------------------------------------------------------
-    def search(self, text: str | None, limit: int) -> Found:
+    def search(self, text: str | None, limit: int) -> Found[Customer]:
         """The customers whose name or a domain contains ``text`` (case and accents
         ignored): those where it starts the name or a domain first, then by name."""
-        order = self._sorted()
-        wanted = fold((text or "").strip())
-        if not wanted:
-            return Found([self._rows[i] for i in order[:limit]], len(order))
-        if SEPARATOR in wanted:
-            return Found([], 0)
-        keys = self._keys
-        prefix, inside = [], []
-        starts = SEPARATOR + wanted
-        for identity in order:
-            key = keys[identity]
-            if starts in key:
-                prefix.append(identity)
-            elif wanted in key:
-                inside.append(identity)
-        shown = (prefix + inside[: max(0, limit - len(prefix))])[:limit]
-        return Found([self._rows[i] for i in shown], len(prefix) + len(inside))
+        return self._rows.search(text, limit)
 
     def find(self, name_or_domain: str) -> list[Customer]:
         """The customers named exactly so, or owning exactly that domain (case-insensitive)."""
@@ -176,7 +120,7 @@ class CustomerIndex:
             fresh.extend(batch)
             if progressive:
                 for customer in batch:
-                    self._put(customer)
+                    self._rows.put(customer)
                 self._changed()
             if on_page is not None:
                 on_page(len(fresh))
@@ -203,7 +147,7 @@ class CustomerIndex:
             touched.setdefault(_customer_key(group), None)
         if len(touched) > DELTA_FALLBACK:
             return await self.load(reads)
-        by_key = {dn_key(c.dn): c for c in self._rows.values()}
+        by_key = {dn_key(c.dn): c for c in self._rows.rows}
         changed = 0
         for key, entry in touched.items():
             known = by_key.get(key)
@@ -217,11 +161,11 @@ class CustomerIndex:
                 assert known is not None
                 offered, plans, _roles = reads.layout.classify_groups(known.dn, services)
                 fresh = replace(known, services=offered, plans=plans)
-            if fresh != self._rows.get(self._identity(fresh)):
-                self._put(fresh)
+            if fresh != self._rows.get(_identity(fresh)):
+                self._rows.put(fresh)
                 changed += 1
         for guid in deleted:
-            changed += self._drop(guid)
+            changed += self._rows.drop(guid)
         after = await reads.change_point()
         if not after.same_dc(point):  # the connection failed over mid-delta: start again there
             return await self.load(reads)
@@ -237,10 +181,10 @@ class CustomerIndex:
         started = time.perf_counter()
         present = await reads.customer_guids()
         changed = moved = 0
-        for identity, customer in list(self._rows.items()):
+        for identity, customer in list(self._rows):
             dn = present.get(identity)
             if dn is None:
-                changed += self._drop(identity)
+                changed += self._rows.drop(identity)
             elif dn_key(dn) != dn_key(customer.dn):
                 moved += 1
         if moved:

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input
 
-from core.customer_index import Found
+from core.local_search import Found
 from core.model import Customer
 from core.text import plain
 from screens.index_status import index_status

@@ -25,7 +25,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
-from core.customer_index import Found
+from core.local_search import Found
 from core.errors import DirectoryUnavailable, TenantryError
 from core.text import plain
 

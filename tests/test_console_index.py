@@ -13,10 +13,11 @@ import signal
 import time
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from core.index_keeper import REFRESHING
 from core.index_snapshot import Snapshot
+from index_console import column, count
 from console_keys import SIZE, QuickApp, demo, settle, state  # noqa: F401
 from screens.customers import CustomersScreen, CustomerTable
 
@@ -26,12 +27,8 @@ EVERYTHING = 10**6
 
 
 def names(app) -> list[str]:
-    table = app.screen.query_one(CustomerTable)
-    return [table.get_cell_at((row, 0)).plain for row in range(table.row_count)]
+    return column(app, CustomerTable, 0)
 
-
-def count(app) -> str:
-    return str(app.screen.query_one("#count", Static).render())
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.customer_index import CustomerIndex, fold
+from core.customer_index import CustomerIndex
+from core.local_search import fold
 from core.directory.escape import child_dn
 from core.directory.layout import dn_key
 from core.directory.pinned import ChangePoint

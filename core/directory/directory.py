@@ -166,6 +166,29 @@ class Directory:
         async for page in self._pages(base, self.layout.user_filter(search), "one", self.layout.user_list_attributes):
             yield [self.layout.user_from(e) for e in page]
 
+    async def user_rows(self, customer: Customer, first_page: int = 200) -> AsyncIterator[list[User]]:
+        """Every user of ``customer`` in compact rows (what the users table shows and
+        searches: no attribute list, no group DNs), a page at a time — the first one
+        small, so it shows at once. Entries become rows in the worker thread, off the
+        event loop."""
+        base = self.layout.users_dn(customer.dn)
+        search_filter = self.layout.user_filter(None)
+        attributes = [*self.layout.user_list_attributes, "objectGUID"]
+
+        def page(conn: Any, size: int, cookie: bytes | None) -> tuple[list[User], bytes | None]:
+            entries, cookie = ops.search_page(conn, base, search_filter, "one", attributes, size, cookie)
+            return [self.layout.user_row(e) for e in entries], cookie
+
+        async with self.pool.slot() as slot:
+            cookie: bytes | None = None
+            size = min(first_page, self.page_size)
+            while True:
+                rows, cookie = await self.pool.run_on(slot, lambda c, s=size, k=cookie: page(c, s, k))
+                yield rows
+                if not cookie:
+                    return
+                size = self.page_size
+
     async def users(self, customer: Customer, search: str | None = None, *, limit: int | None = None) -> list[User]:
         """The customer's users matching ``search`` (at most ``limit``), sorted by name."""
         base = self.layout.users_dn(customer.dn)

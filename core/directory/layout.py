@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Iterable
 
@@ -186,6 +187,11 @@ class Layout:
             return None
         service = self.config.service_by_name(match["service"])
         return Plan(service.key, match["plan"]) if service else None
+
+    def user_row(self, entry: Entry) -> User:
+        """A user as a table row of a local index: without its attribute list or group
+        DNs (a third of the memory); a plan reads the user afresh."""
+        return dataclasses.replace(self.user_from(entry), groups=(), attributes=())
 
     def user_from(self, entry: Entry) -> User:
         customer_dn = self.customer_of(entry.dn)
