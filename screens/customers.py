@@ -130,9 +130,9 @@ class CustomersScreen(SearchScreen):
     # -- the local index ---------------------------------------------------------
     def search_locally(self, text: str | None, limit: int) -> Found | None:
         index = self.keeper.index if self.keeper is not None else None
-        if index is None or not (index.complete or (len(index) and not text)):
-            return None  # still loading: the server answers what was typed
-        return index.search(text, limit)
+        if index is None or not len(index):
+            return None  # nothing loaded yet: the server answers what was typed
+        return index.search(text, limit)  # while loading, what is in ("loading n…" says so)
 
     def _index_changed(self) -> None:
         if self.is_current:

@@ -152,6 +152,11 @@ class Directory:
             return self.layout.customer_from(entries[0])
         return await self._customer_with_groups(entries[0])
 
+    async def customers_starting(self, text: str, limit: int) -> list[Customer]:
+        """At most ``limit`` customers whose name starts with ``text`` (no services read)."""
+        entries = await self._collect(self.layout.hosting_dn, self.layout.customer_prefix_filter(text), "sub", self.layout.customer_attributes, limit)
+        return sorted((self.layout.customer_from(e) for e in entries), key=lambda c: c.name.casefold())
+
     async def customer_at(self, dn: str) -> Customer:
         attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
@@ -205,6 +210,12 @@ class Directory:
             entries = await self.pool.run(
                 lambda c: ops.search(c, self.layout.hosting_dn, self.layout.user_identity_filter(identity), "sub", attributes)
             )
+        if not entries and "@" in identity and "=" not in identity:  # an email address, not a UPN
+            entries = await self.pool.run(
+                lambda c: ops.search(c, self.layout.hosting_dn, self.layout.user_address_filter(identity), "sub", attributes)
+            )
+            if len(entries) > 1:
+                raise UsageError(f"{identity!r} is an address of {len(entries)} users; name the user by UPN or username.")
         if not entries:
             raise NotFound(f"No user {identity!r} exists below the hosting OU.")
         return self.layout.user_from(entries[0])

@@ -84,6 +84,10 @@ class Layout:
     def customer_name_filter(self, name: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}(ou={filter_value(name)}))"
 
+    def customer_prefix_filter(self, text: str) -> str:
+        """Customers whose name starts with ``text`` (served by the ``ou`` index)."""
+        return f"(&{self.marked(self.names.customer_marker)}(ou={filter_value(text)}*))"
+
     def customer_domain_filter(self, domain: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}({self.names.domains_attribute}={filter_value(domain)}))"
 
@@ -95,6 +99,13 @@ class Layout:
         value = filter_value(text)
         matches = "".join(f"({a}=*{value}*)" for a in ("displayName", "userPrincipalName", "mail", "sAMAccountName"))
         return f"(&{base}(|{matches}))"
+
+    @staticmethod
+    def user_address_filter(address: str) -> str:
+        """Users holding ``address`` as their mail or one of their SMTP addresses (both
+        indexed equality; ``smtp:`` matches the primary ``SMTP:`` too)."""
+        value = filter_value(address)
+        return f"(&(objectClass=user)(|(mail={value})(proxyAddresses=smtp:{value})))"
 
     @staticmethod
     def user_identity_filter(identity: str) -> str:
