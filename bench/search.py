@@ -169,6 +169,9 @@ def measure(target: Target, *, repeat: int = 3, log=print) -> tuple[list[Result]
     results.append(Result("index.customers_load", "index: a full load of the customer index", quick["customer_load_s"] * 1000, "ms"))
     results.append(Result("index.users_load", f"index: loading the users of {target.big_customer}", (quick["users_index"]["load_s"] or 0) * 1000, "ms",
                           None, {"rows": quick["users_index"]["rows"]}))
+    for kind in ("customer_index", "users_index"):
+        results.append(Result(f"index.{kind}_bytes", f"index: bytes per entry, {kind.replace('_', ' ')}", quick[kind]["bytes_per_row"], "B",
+                              None, {"rows": quick[kind]["rows"]}))
     results.append(Result("index.refresh_unchanged", "index: a refresh when nothing changed (median)", median(refresh["unchanged_ms"]), "ms",
                           None, {"all_ms": refresh["unchanged_ms"]}))
     results.append(Result("index.refresh_delta", "index: a refresh after one change on the DC (the delta)", refresh["delta_ms"], "ms",

@@ -150,7 +150,9 @@ async def main(job: dict) -> dict:
         out["users_first_load_rows"] = len(users.users)
         await pilot.press("slash")
         out["users"] = await _type(pilot, users, "show_found", job["user_keys"], timer)
-        out["users_index"] = {"rows": len(users.index), "load_s": users.index.seconds}
+        out["users_index"] = {"rows": len(users.index), "load_s": users.index.seconds,
+                              "bytes_per_row": _bytes_per_row(users.index.users)}
+        out["customer_index"] = {"rows": len(app.index_keeper.index), "bytes_per_row": _bytes_per_row(app.index_keeper.index.customers)}
         out["refresh"] = await _refresh_costs(app, directory)
         out["memory_mb"] = _rss_mb()
         # while loads run: the big customer opened again, typed at once; the customers
@@ -170,6 +172,25 @@ async def main(job: dict) -> dict:
         out["memory_after_loads_mb"] = _rss_mb()
         out["animation_level"] = app.animation_level
     return out
+
+
+def _bytes_per_row(rows: list) -> float:
+    """The memory of the rows (objects, their attribute dicts, tuples and strings;
+    each object counted once) divided by their number."""
+    seen: set[int] = set()
+    total, stack = 0, list(rows)
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or item is None or isinstance(item, (bool, int, float)):
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        if isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.append(vars(item))
+            stack.extend(vars(item).values())
+    return total / max(1, len(rows))
 
 
 async def _reload(app, directory) -> float:

@@ -127,16 +127,7 @@ class SearchScreen(Screen[Any]):
         slow = self.set_timer(SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
         try:
             directory = await self._directory()
-            while True:
-                try:
-                    found = await self.fetch(directory, text, self.limit + 1)
-                    break
-                except DirectoryUnavailable:
-                    if not directory.connection.lost:
-                        raise
-                    slow.stop()
-                    self._set_count(self._not_shown())  # the app's banner says why
-                    await directory.connection.wait_available()  # then the same search again
+            found = await self.answered(directory, lambda: self.fetch(directory, text, self.limit + 1), slow.stop)
         except TenantryError as error:
             self._show_error(str(error))
         except Exception as error:  # a defect: one sentence here, the details in the log
@@ -146,6 +137,19 @@ class SearchScreen(Screen[Any]):
             self.show_found(found, text)
         finally:
             slow.stop()
+
+    async def answered(self, directory: Directory, call: Callable[[], Awaitable[Any]], lost: Callable[[], object] = lambda: None) -> Any:
+        """``await call()``; while the connection to the DC is lost (the app's banner says
+        why), the count says nothing is shown, and the call is made again once it answers."""
+        while True:
+            try:
+                return await call()
+            except DirectoryUnavailable:
+                if not directory.connection.lost:
+                    raise
+                lost()
+                self._set_count(self._not_shown())
+                await directory.connection.wait_available()
 
     # -- showing -----------------------------------------------------------------
     def show_found(self, found: Sequence[Any], text: str | None, *, total: int | None = None) -> None:

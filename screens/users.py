@@ -167,7 +167,7 @@ class UsersScreen(SearchScreen):
     async def _load_users(self) -> None:
         try:
             directory = await self._directory()
-            await self.index.load(directory, self._users_arrived)
+            await self.answered(directory, lambda: self.index.load(directory, self._users_arrived))
         except TenantryError as error:
             if self.index.usable:
                 log.warning("the users of %s were not read again: %s", self.customer.dn, error)
