@@ -64,6 +64,7 @@ class SearchScreen(Screen[Any]):
         self._requested: str | None = ""  # the search last started ("" = none yet)
         self._more = False  # more rows match than are shown
         self._total: int | None = None  # how many match in all, when known
+        self._count_shown: tuple | None = None  # what the count shows (text, style, spans)
         self._pick_when_shown = False
 
     # -- what a screen says ---------------------------------------------------------
@@ -189,7 +190,10 @@ class SearchScreen(Screen[Any]):
         self._set_count(self.count_text())
 
     def _set_count(self, text: Text) -> None:
-        self.query_one("#count", Static).update(text)
+        shown = (text.plain, str(text.style), tuple(text.spans))
+        if shown != self._count_shown:  # an update re-lays the screen out: none when nothing changed
+            self._count_shown = shown
+            self.query_one("#count", Static).update(text)
 
     def _not_shown(self) -> Text:
         return Text("not loaded" if not self.rows else "not updated", style="italic")
