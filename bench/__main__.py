@@ -47,7 +47,7 @@ def _upns(seed: Seed, customer: str, *, services: tuple[str, ...] = ()) -> list[
 def bench_target(info, seed: Seed, folder: Path, size: str) -> Target:
     sp_admin = seed.operator("sp-admin")
     config = write_config(folder / "bench.toml", url=info.ldaps_url, base_dn=info.base_dn, bind_user=sp_admin.upn,
-                          ca_file=info.ca_file)
+                          ca_file=info.ca_file, tenants=seed.tenants_toml(services=()))
     bulk = {run: (_upns(seed, bulk_source(run)), bulk_destination(run)) for run in BULK_RUNS}
     return Target(
         config=config, password=info.operator_passwords["sp-admin"], url=info.ldaps_url, ca_file=info.ca_file,

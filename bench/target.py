@@ -63,7 +63,7 @@ class Target:
         return {k: v for k, v in env.items() if v}
 
 
-def write_config(path: Path, *, url: str, base_dn: str, bind_user: str, ca_file: str, pool_size: int = 4) -> Path:
+def write_config(path: Path, *, url: str, base_dn: str, bind_user: str, ca_file: str, tenants: str, pool_size: int = 4) -> Path:
     """A configuration for the bench DC: SP administrator, verified LDAPS, and a mapping
     whose new addresses keep the UPN prefix (unique forest-wide, so a bulk move of a
     thousand users maps no two to the same address)."""
@@ -77,7 +77,8 @@ def write_config(path: Path, *, url: str, base_dn: str, bind_user: str, ca_file:
         f"pool_size = {pool_size}\n"
         "\n[mapping]\n"
         'email = "{upn_prefix}@{domain}"\n'
-        + SERVICES,
+        + SERVICES
+        + tenants,
         encoding="utf-8",
     )
     return path

@@ -10,17 +10,23 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import tomli
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 
+from core.audit_shipping import SyslogTarget
 from core.errors import ConfigError, UsageError
 from core.mapping import Formats
 from core.model import Customer, Service
+from core.tenants import TenantMap, parse_tenants
 
 ADAPTERS = ("exchange", "ocs", "blackberry", "group", "http")
+AUTHS = ("simple", "kerberos")
+PROOFS = ("password", "kerberos")
 
 
 @dataclass(frozen=True)
@@ -31,10 +37,20 @@ class DirectoryConfig:
     bind_user: str = ""
     password_env: str | None = None
     password_file: Path | None = None
-    operator: str | None = None  # a named operator when binding as a service account
+    # "simple": bind_user and its password; "kerberos": SASL/GSSAPI from the operator's
+    # own ticket cache (kinit), no bind_user, no password.
+    auth: str = "simple"
+    # bind_user is an account several people share: an `operator` may then act through it,
+    # once that operator has proved who they are (operator_proof).
+    service_account: bool = False
+    operator: str | None = None
+    operator_proof: str = "password"  # "password": the operator's own bind first; "kerberos": their ticket
+    operator_password_env: str | None = None  # else asked on the terminal
+    kerberos_host: str | None = None  # the DC's host name in its ldap/ SPN, if not the URL's host
     ca_file: Path | None = None
     tls_verify: bool = True
     start_tls: bool = True  # for ldap:// URLs; ldaps:// is TLS from the start
+    allow_cleartext_bind: bool = False  # lab only: bind over ldap:// without StartTLS
     connect_timeout: float = 5.0
     receive_timeout: float = 15.0
     pool_size: int = 3
@@ -43,6 +59,27 @@ class DirectoryConfig:
     @property
     def hosting_dn(self) -> str:
         return f"{self.hosting_ou},{self.base_dn}"
+
+    @property
+    def cleartext(self) -> bool:
+        """Whether some URL binds without TLS (ldap:// with start_tls = false)."""
+        return not self.start_tls and any(url.lower().startswith("ldap://") for url in self.urls)
+
+    @property
+    def insecure(self) -> tuple[str, ...]:
+        """The insecure settings in force, as short labels the console keeps on show."""
+        labels = []
+        if self.cleartext:
+            labels.append("CLEAR-TEXT BIND")
+        if not self.tls_verify:
+            labels.append("TLS NOT VERIFIED")
+        return tuple(labels)
+
+
+DEFAULT_ROLE_ORDER: tuple[str, ...] = (
+    "Customer Administrator", "Service Administrator", "User Administrator", "Partial User Administrator",
+)
+OUTSIDE_GROUPS = ("keep", "leave")
 
 
 @dataclass(frozen=True)
@@ -63,6 +100,12 @@ class LayoutConfig:
     user_admin_role: str = "User Administrator"
     plan_group_format: str = "{service} - {plan}"
     address_book_attribute: str = "extensionAttribute1"
+    # Security roles, highest first: a customer's administrator may grant (by a copy) only
+    # the roles below their own highest one; a role not listed only SP and reseller
+    # administrators may grant.
+    role_order: tuple[str, ...] = DEFAULT_ROLE_ORDER
+    # A moved user's groups outside every customer (platform-wide ones): "keep" or "leave".
+    outside_groups: str = "keep"
 
 
 @dataclass(frozen=True)
@@ -73,6 +116,15 @@ class ConsoleConfig:
     bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
     users_cap: int = 50_000  # a customer with more users is searched on the server, not indexed
     refresh_seconds: float = 30.0  # how often the local indexes ask the DC whether anything changed
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``[audit]``: ship every entry to syslog as it is written (core/audit_shipping.py)."""
+
+    syslog: bool = False
+    syslog_address: str = "/dev/log"  # a socket path, or host:port (UDP)
+    syslog_facility: str = "authpriv"
 
 
 # What a copied user takes over from its template (PRODUCT §3): the common attributes
@@ -136,6 +188,8 @@ class Config:
     services: dict[str, ServiceConfig] = field(default_factory=dict)
     mapping: MappingConfig = MappingConfig()
     source: Path | None = None
+    tenants: TenantMap = field(default_factory=TenantMap)  # [tenants]: each customer's code, domains, service tenants
+    audit: AuditConfig = AuditConfig()
 
     def service(self, key: str) -> Service | None:
         entry = self.services.get(key)
@@ -184,9 +238,12 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     """Validate an already-decoded TOML document."""
     where = str(source) if source else "configuration"
     sections = _Table(raw, where, "")
-    sections.allow_only({"directory", "layout", "console", "services", "mapping"}, kind="section")
+    sections.allow_only({"directory", "layout", "console", "services", "mapping", "tenants", "audit"}, kind="section")
     directory = _directory(sections.table("directory", required=True), where)
-    layout = _dataclass_from(LayoutConfig, sections.table("layout"), where, "layout")
+    hosting = _dn_parts(directory.hosting_ou)
+    if not hosting or any(attribute == "dc" for attribute, _ in hosting):
+        raise ConfigError(f"{where}: directory.hosting_ou must be a DN relative to directory.base_dn, such as OU=Hosting, not {directory.hosting_ou!r}.")
+    layout = _layout(sections.table("layout"), directory)
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
     if console.bulk_concurrency < 1:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
@@ -196,7 +253,10 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
         raise sections.table("console").fail("refresh_seconds", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
-    return Config(directory, layout, console, services, mapping, source)
+    tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()}, directory.hosting_dn)
+    audit = _dataclass_from(AuditConfig, sections.table("audit"), where, "audit")
+    SyslogTarget.parse(audit.syslog_address, audit.syslog_facility, where)
+    return Config(directory, layout, console, services, mapping, source, tenants, audit)
 
 
 class _Table:
@@ -261,6 +321,60 @@ def _dataclass_from(cls: type, table: _Table, where: str, section: str):
     return cls(**values)
 
 
+def _dn_parts(value: str) -> list[tuple[str, str]]:
+    """``value`` split into (attribute, value) pairs, case-folded; empty if it is no DN."""
+    try:
+        parts = parse_dn(value, escape=False) if value else []
+    except LDAPInvalidDnError:
+        return []
+    return [(attribute.lower(), part.casefold()) for attribute, part, _sep in parts]
+
+
+def _layout_dn(table: _Table, layout: LayoutConfig, key: str, example: str) -> list[tuple[str, str]]:
+    value = getattr(layout, key)
+    parts = _dn_parts(value)
+    if not parts:
+        raise table.fail(key, f"must be a DN such as {example}, not {value!r}")
+    return parts
+
+
+def _layout(table: _Table, directory: DirectoryConfig) -> LayoutConfig:
+    """The ``[layout]`` section; a value that can never match an entry is refused."""
+    if "role_order" in table.data:
+        roles = table.get("role_order", list)
+        if not all(isinstance(r, str) and r.strip() for r in roles):
+            raise table.fail("role_order", "must be a list of role names, highest first")
+        if len({r.casefold() for r in roles}) != len(roles):
+            raise table.fail("role_order", "names a role twice")
+    strings = _Table({k: v for k, v in table.data.items() if k != "role_order"}, table.where, table.prefix)
+    layout = _dataclass_from(LayoutConfig, strings, table.where, "layout")
+    if "role_order" in table.data:
+        layout = replace(layout, role_order=tuple(table.data["role_order"]))
+    if layout.outside_groups not in OUTSIDE_GROUPS:
+        raise table.fail("outside_groups", f"must be one of {', '.join(OUTSIDE_GROUPS)}, not {layout.outside_groups!r}")
+    base = _dn_parts(directory.base_dn)
+    for key in ("users_ou", "roles_ou", "services_ou", "reseller_admins_group"):
+        parts = _layout_dn(table, layout, key, "OU=Users" if key.endswith("_ou") else "CN=Reseller Administrators")
+        if any(attribute == "dc" for attribute, _ in parts):
+            raise table.fail(key, "must be relative to the customer (or reseller) OU, without DC= parts")
+        if key == "reseller_admins_group" and len(parts) != 1:
+            raise table.fail(key, "must be one RDN (the group directly below each reseller OU), such as CN=Reseller Administrators")
+    seen: dict[tuple, str] = {}
+    for key in ("users_ou", "roles_ou", "services_ou"):
+        parts = tuple(_layout_dn(table, layout, key, "OU=Users"))
+        if parts in seen:
+            raise table.fail(key, f"is the same OU as {seen[parts]}: each names its own OU of a customer")
+        seen[parts] = key
+    for key in ("sp_admins_group", "readonly_group"):
+        parts = _layout_dn(table, layout, key, "CN=Service Provider Administrators")
+        if parts[-len(base):] == base:
+            if len(parts) == len(base):
+                raise table.fail(key, f"is the domain root {directory.base_dn}, not a group")
+        elif any(attribute == "dc" for attribute, _ in parts):
+            raise table.fail(key, f"is outside directory.base_dn ({directory.base_dn}), so no entry can ever match it")
+    return layout
+
+
 def _directory(table: _Table, where: str) -> DirectoryConfig:
     if "password" in table.data:
         raise table.fail("password", "is not allowed: use password_env or password_file")
@@ -286,19 +400,56 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
         if value < low:
             raise table.fail(key, f"must be at least {low}")
         numbers[key] = value
-    return DirectoryConfig(
+    identity = _identity(table)
+    config = DirectoryConfig(
         urls=tuple(urls),
         base_dn=base_dn,
         hosting_ou=table.get("hosting_ou", str, "OU=Hosting"),
-        bind_user=table.get("bind_user", str, required=True),
         password_env=password_env,
         password_file=Path(password_file).expanduser() if password_file else None,
-        operator=table.get("operator", str),
         ca_file=Path(ca_file).expanduser() if ca_file else None,
         tls_verify=tls_verify,
         start_tls=table.get("start_tls", bool, True),
+        allow_cleartext_bind=table.get("allow_cleartext_bind", bool, False),
+        **identity,
         **numbers,
     )
+    if config.cleartext and not config.allow_cleartext_bind:
+        raise table.fail("start_tls", "is false with an ldap:// URL, which would send the bind in clear text: use ldaps:// "
+                         "or StartTLS, or (in a lab only) set allow_cleartext_bind = true")
+    if config.auth == "kerberos" and (password_env or password_file):
+        raise table.fail("password_env" if password_env else "password_file", "is not used with auth = \"kerberos\" (the ticket is the credential): remove it")
+    return config
+
+
+def _identity(table: _Table) -> dict[str, Any]:
+    """Who binds, and who the operator is: the bound account, unless a shared service
+    account acts for an operator who proves who they are (PRODUCT §7)."""
+    auth = table.get("auth", str, "simple")
+    if auth not in AUTHS:
+        raise table.fail("auth", f"must be one of {', '.join(AUTHS)}, not {auth!r}")
+    kerberos = auth == "kerberos"
+    bind_user = table.get("bind_user", str, "", required=not kerberos)
+    service_account = table.get("service_account", bool, False)
+    operator = table.get("operator", str)
+    proof = table.get("operator_proof", str, "password")
+    if proof not in PROOFS:
+        raise table.fail("operator_proof", f"must be one of {', '.join(PROOFS)}, not {proof!r}")
+    if kerberos and (bind_user or service_account or operator):
+        key = "bind_user" if bind_user else "service_account" if service_account else "operator"
+        raise table.fail(key, "is not used with auth = \"kerberos\": you bind as the principal of your own ticket")
+    if operator and not service_account:
+        raise table.fail("operator", f"names {operator!r}, but the operator is the account that binds ({bind_user}); "
+                         "naming another is only for a shared account (service_account = true) whose operator proves who they are")
+    return {
+        "auth": auth,
+        "bind_user": bind_user,
+        "service_account": service_account,
+        "operator": operator,
+        "operator_proof": proof,
+        "operator_password_env": table.get("operator_password_env", str),
+        "kerberos_host": table.get("kerberos_host", str),
+    }
 
 
 def _services(table: _Table, where: str) -> dict[str, ServiceConfig]:
@@ -393,3 +544,18 @@ def read_password(config: DirectoryConfig, prompt: Callable[[str], str] | None =
     if prompt is None or not sys.stdin.isatty():
         raise ConfigError("No bind password: set directory.password_env or directory.password_file, or run on a terminal to be asked.")
     return prompt(f"Password for {config.bind_user}: ")
+
+
+def read_operator_password(config: DirectoryConfig, prompt: Callable[[str], str] | None = None,
+                           environ: dict[str, str] | None = None) -> str | None:
+    """The operator's own password, when a shared account acts for them and they prove
+    who they are by it: from ``operator_password_env``, else asked on a terminal; ``None``
+    when there is none (the connection then refuses the operator in one sentence)."""
+    if not config.operator or config.operator_proof != "password":
+        return None
+    env = os.environ if environ is None else environ
+    if config.operator_password_env and env.get(config.operator_password_env):
+        return env[config.operator_password_env]
+    if prompt is None or not sys.stdin.isatty():
+        return None
+    return prompt(f"Password of the operator {config.operator} (to prove who you are): ") or None

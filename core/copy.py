@@ -25,6 +25,7 @@ the customer are never copied.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from dataclasses import dataclass, field, replace
@@ -38,9 +39,10 @@ from core.directory.layout import dn_key
 from core.mapping import Identity, address_problem, local_part, render, sam_account_name, split_address, SAM_MAX
 from core.model import Customer, Operator, Plan as ServicePlan, User
 from core.password import PasswordPolicy, generate_password, password_problems
-from core.plan import Plan, Problem, Step, UserChange
-from core.rights import copy_problems
+from core.plan import LeftOut, Plan, Problem, Step, UserChange
+from core.rights import copy_problems, withheld_by_joining
 from core.services.base import CopyContext, ServiceAdapter, ServiceCopy
+from core.tenants import problems_of
 from core.text import plain
 
 UAC_NORMAL = "512"
@@ -178,7 +180,7 @@ class CopyPlanner:
         template = await self.directory.user(request.template)
         customer = await self.directory.customer_at(template.customer_dn)
         who = request.template
-        problems: list[Problem] = list(copy_problems(operator, customer, readonly_mode=self.readonly))
+        problems: list[Problem] = [*copy_problems(operator, customer, readonly_mode=self.readonly), *problems_of(customer, self.config.tenants)]
         chosen = self._chosen_services(template, request, problems)
         plans = self._plans(template, customer, chosen, request, problems)
         kinds = {self._kind(key) for key in chosen}
@@ -207,8 +209,10 @@ class CopyPlanner:
             email_before=template.email, email_after=mapping.email, usn_changed=template.usn_changed,
         )
         if not problems:
-            steps = await self._steps(template, customer, mapping, new_dn, chosen, plans, copies)
-            plan = Plan("copy", customer.name, customer.name, (change,), tuple(steps))
+            groups, left_out = await self._grantable(operator, customer, self._groups(template, customer, chosen, plans))
+            steps = await self._steps(template, mapping, new_dn, groups, copies)
+            plan = Plan("copy", customer.name, customer.name, (change,), tuple(steps),
+                        left_out=tuple(LeftOut(mapping.upn, p.NOT_GRANTED, dn, why) for dn, why in left_out))
             if password is not None:
                 problems += await self.password_problems(plan, password)
             if not problems:
@@ -311,11 +315,9 @@ class CopyPlanner:
     async def _steps(
         self,
         template: User,
-        customer: Customer,
         mapping: CopyMapping,
         new_dn: str,
-        chosen: tuple[str, ...],
-        plans: dict[str, ServicePlan | None],
+        groups: list[str],
         copies: dict[str, ServiceCopy],
     ) -> list[Step]:
         who = mapping.upn
@@ -341,10 +343,17 @@ class CopyPlanner:
             Step(who, p.ADD_USER, new_dn, None, attributes),
             Step(who, p.SET_PASSWORD, new_dn),
         ]
-        steps += [Step(who, p.ADD_MEMBER, group, None, new_dn) for group in self._groups(template, customer, chosen, plans)]
+        steps += [Step(who, p.ADD_MEMBER, group, None, new_dn) for group in groups]
         steps += http_steps
         steps.append(Step(who, p.MODIFY, new_dn, {"userAccountControl": [UAC_NORMAL_DISABLED]}, {"userAccountControl": [UAC_NORMAL]}))
         return steps
+
+    async def _grantable(self, operator: Operator, customer: Customer, groups: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+        """The groups the operator may let the new user join, and those left out with why:
+        a role above the operator's own, or a group reaching one through nesting (a staff
+        group that is a member of Customer Administrator, say)."""
+        reasons = await asyncio.gather(*(withheld_by_joining(self.directory, operator, customer, g) for g in groups))
+        return [g for g, why in zip(groups, reasons) if why is None], [(g, why) for g, why in zip(groups, reasons) if why is not None]
 
     def _groups(self, template: User, customer: Customer, chosen: tuple[str, ...], plans: dict[str, ServicePlan | None]) -> list[str]:
         """The groups the new user joins: the template's roles, the service (and chosen

@@ -42,12 +42,18 @@ def _identity(customer: Customer) -> str:
     return customer.guid or repr(dn_key(customer.dn))
 
 
+def _searched(customer: Customer) -> tuple[str, ...]:
+    """The name, the domains the OU claims (what a search on the DC matches) and the
+    usable ones the tenant map gives."""
+    return (customer.name, *customer.claimed_domains, *(d for d in customer.domains if d not in customer.claimed_domains))
+
+
 class CustomerIndex:
     """Every customer of the directory, by objectGUID, searchable locally."""
 
     def __init__(self) -> None:
         self._rows: LocalRows[Customer] = LocalRows(
-            _identity, lambda c: (c.name, *c.domains), lambda c: (c.name.casefold(), c.dn)
+            _identity, _searched, lambda c: (c.name.casefold(), c.dn)
         )
         self.point: ChangePoint | None = None  # where the DC stood when the rows were read
         self.read_at: float | None = None  # when the rows were last known current (epoch s)

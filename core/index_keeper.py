@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 
 from core.config import Config, ConsoleConfig
 from core.customer_index import CustomerIndex, Refreshed
+from core.directory.layout import Layout
 from core.errors import TenantryError
 from core.index_snapshot import Snapshot
 from core.state import state_dir
@@ -137,5 +138,5 @@ def customer_index_keeper(config: Config | None, console: ConsoleConfig, state: 
         except TenantryError as error:
             log.warning("The customer snapshot cannot be kept: %s", error)
         else:
-            snapshot.restore(index)
+            snapshot.restore(index, Layout(config).with_tenant)
     return IndexKeeper(index, interval=console.refresh_seconds, snapshot=snapshot)

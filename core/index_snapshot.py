@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core.config import Config
 from core.customer_index import CustomerIndex
@@ -27,7 +27,7 @@ from core.model import Customer, Plan
 
 log = logging.getLogger("tenantry.index")
 
-FORMAT = 1
+FORMAT = 2  # 2: the OU's own domains and code, the tenant map applied on restore
 KEEP = 8  # snapshot files kept in the folder (one per directory), the newest
 MAX_BYTES = 32 * 1024 * 1024  # compressed; about 150,000 customers
 
@@ -47,8 +47,10 @@ class Snapshot:
         return cls(state / "index" / f"customers-{name}.json.gz", directory)
 
     # -- reading -------------------------------------------------------------------
-    def restore(self, index: CustomerIndex) -> bool:
-        """Fill ``index`` from the file; ``False`` (index untouched) if there is none usable."""
+    def restore(self, index: CustomerIndex, with_tenant: Callable[[Customer], Customer] = lambda c: c) -> bool:
+        """Fill ``index`` from the file, each customer given its code and domains by
+        ``with_tenant`` (the tenant map as configured now); ``False`` (index untouched)
+        if there is none usable."""
         try:
             if self.path.stat().st_size > MAX_BYTES:
                 raise ValueError("larger than a snapshot may be")
@@ -63,7 +65,7 @@ class Snapshot:
                 log.info("The customer snapshot %s belongs to another directory; it is ignored.", self.path)
                 return False
             point = ChangePoint(str(data["server"]), str(data["invocation"]), int(data["usn"]))
-            customers = [_customer(row) for row in data["customers"]]
+            customers = [with_tenant(_customer(row)) for row in data["customers"]]
             read_at = float(data["read_at"])
         except FileNotFoundError:
             return False
@@ -131,7 +133,8 @@ class Snapshot:
 
 
 def _row(c: Customer) -> list[Any]:
-    return [c.name, c.dn, c.reseller, c.reseller_dn, list(c.domains), c.code, list(c.services),
+    # What the OU says; the code and usable domains come from the tenant map on restore.
+    return [c.name, c.dn, c.reseller, c.reseller_dn, list(c.claimed_domains), c.claimed_code, list(c.services),
             [[p.service, p.name] for p in c.plans], c.guid]
 
 
@@ -140,8 +143,8 @@ def _customer(row: list[Any]) -> Customer:
     if not isinstance(name, str) or not isinstance(dn, str):
         raise TypeError("a row without a name or DN")
     return Customer(
-        name=name, dn=dn, reseller=reseller, reseller_dn=reseller_dn, domains=tuple(map(str, domains)),
-        code=code, services=tuple(map(str, services)), plans=tuple(Plan(str(s), str(n)) for s, n in plans), guid=guid,
+        name=name, dn=dn, reseller=reseller, reseller_dn=reseller_dn, claimed_domains=tuple(map(str, domains)),
+        claimed_code=code, services=tuple(map(str, services)), plans=tuple(Plan(str(s), str(n)) for s, n in plans), guid=guid,
     )
 
 

@@ -48,6 +48,7 @@ from typing import Any, Iterable, Iterator
 from core.audit import redact
 from core.errors import NotFound, TenantryError
 from core.state import StateError, StateFile, string_list
+from core.text import plain
 
 JOURNAL_FILE = "journal.sqlite3"
 
@@ -59,6 +60,10 @@ class JobBusy(TenantryError):
 
 
 _JOB_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+
+
+class CorruptJob(StateError):
+    """A job's rows in the journal do not read as a job (edited or damaged on disk)."""
 
 
 class JobStatus(StrEnum):
@@ -586,12 +591,12 @@ class Journal(StateFile):
         if wanted:
             row = db.execute("SELECT id, status FROM jobs WHERE id = ?", (wanted,)).fetchone()
             if row is not None:
-                return row[0], JobStatus(row[1])
+                return row[0], _status(row[0], row[1])
             rows = db.execute(
                 "SELECT id, status FROM jobs WHERE substr(id, 1, ?) = ? ORDER BY seq LIMIT 6", (len(wanted), wanted)
             ).fetchall()
             if len(rows) == 1:
-                return rows[0][0], JobStatus(rows[0][1])
+                return rows[0][0], _status(*rows[0])
             if len(rows) > 1:
                 shown = ", ".join(r[0] for r in rows[:5]) + (", …" if len(rows) > 5 else "")
                 raise NotFound(f"More than one job starts with “{wanted}” ({shown}); give more of the id.")
@@ -666,35 +671,82 @@ class _Transaction:
 
 def _step_record(row: tuple) -> StepRecord:
     return StepRecord(
-        index=row[1],
-        user=row[2],
-        action=row[3],
-        target=row[4],
-        spec=_load(row[5]),
+        index=_integer(row[1]),
+        user=_text(row[2]),
+        action=_text(row[3]),
+        target=_text(row[4]),
+        spec=_object(row[5]),
         state=StepState(row[6]),
-        undo=_load(row[7]),
-        result=_load(row[8]),
-        error=row[9],
-        started_at=row[10],
-        finished_at=row[11],
-        undo_started_at=row[12],
-        undo_finished_at=row[13],
-        undo_error=row[14],
+        undo=_object(row[7]),
+        result=_object(row[8]),
+        error=_text(row[9], optional=True),
+        started_at=_text(row[10], optional=True),
+        finished_at=_text(row[11], optional=True),
+        undo_started_at=_text(row[12], optional=True),
+        undo_finished_at=_text(row[13], optional=True),
+        undo_error=_text(row[14], optional=True),
     )
 
 
 def _job_record(row: tuple, step_rows: Iterable[tuple]) -> JobRecord:
-    return JobRecord(
-        id=row[0],
-        kind=row[1],
-        status=JobStatus(row[2]),
-        operator=row[3],
-        bound_as=row[4],
-        users=tuple(json.loads(row[5])),
-        customers=tuple(json.loads(row[6])),
-        created_at=row[7],
-        updated_at=row[8],
-        error=row[9],
-        meta=_load(row[10]),
-        steps=tuple(_step_record(r) for r in step_rows),
+    """The job of a row and its steps' rows; a row that does not read as one (edited or
+    damaged on disk) is a :class:`StateError` naming the job, never a half-read job."""
+    try:
+        return JobRecord(
+            id=row[0],
+            kind=_text(row[1]),
+            status=JobStatus(row[2]),
+            operator=_text(row[3]),
+            bound_as=_text(row[4]),
+            users=_strings(row[5]),
+            customers=_strings(row[6]),
+            created_at=_text(row[7]),
+            updated_at=_text(row[8]),
+            error=_text(row[9], optional=True),
+            meta=_object(row[10]),
+            steps=tuple(_step_record(r) for r in step_rows),
+        )
+    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise _damaged(row[0], exc) from None
+
+
+def _status(job_id: str, value: Any) -> JobStatus:
+    try:
+        return JobStatus(value)
+    except ValueError as exc:
+        raise _damaged(job_id, exc) from None
+
+
+def _damaged(job_id: Any, exc: Exception) -> CorruptJob:
+    return CorruptJob(
+        f"The journal's record of job {plain(str(job_id))} is damaged ({type(exc).__name__}) and cannot be read; "
+        "nothing was done: restore the journal from a backup, or roll the job back by hand."
     )
+
+
+def _text(value: Any, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("a text column holds something else")
+    return value
+
+
+def _integer(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("a number column holds something else")
+    return value
+
+
+def _object(text: Any) -> dict | None:
+    value = _load(_text(text, optional=True))
+    if value is not None and not isinstance(value, dict):
+        raise TypeError("a JSON column holds something other than an object")
+    return value
+
+
+def _strings(text: Any) -> tuple[str, ...]:
+    value = _load(_text(text))
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("a list column holds something other than a list of strings")
+    return tuple(value)

@@ -40,18 +40,24 @@ class Reseller:
 
 @dataclass(frozen=True)
 class Customer:
-    """A tenant: an OU marked as customer, with its domains and provisioned services."""
+    """A tenant: an OU marked as customer, with its domains and provisioned services.
+
+    ``code`` and ``domains`` are what the SP's tenant map (``[tenants]``) assigns to it,
+    never what the OU says; ``claimed_domains`` / ``claimed_code`` are the OU's own values
+    (which the tenant's admins can edit), kept to refuse claims on another tenant's."""
 
     name: str
     dn: str
     reseller: str | None = None
     reseller_dn: str | None = None
-    domains: tuple[str, ...] = ()
-    code: str | None = None
+    domains: tuple[str, ...] = ()  # usable domains (the first is the default), from the tenant map
+    code: str | None = None  # from the tenant map
     services: tuple[str, ...] = ()  # service keys provisioned to this customer
     plans: tuple[Plan, ...] = ()  # plans offered, per service
     roles: tuple[str, ...] = ()  # role group names present
-    guid: str | None = field(default=None, compare=False)  # objectGUID: survives renames and moves
+    guid: str | None = field(default=None, compare=False)  # the OU's objectGUID: survives renames and moves
+    claimed_domains: tuple[str, ...] = ()  # the OU's domains attribute (uPNSuffixes)
+    claimed_code: str | None = None  # the OU's code attribute (description)
 
     @property
     def default_domain(self) -> str | None:
@@ -101,6 +107,7 @@ class Rights:
     reseller_dns: frozenset[str] = frozenset()
     user_admin_customer_dns: frozenset[str] = frozenset()
     readonly: bool = False
+    customer_roles: frozenset[tuple[str, str]] = frozenset()  # (customer DN, role name) the operator holds
 
     @property
     def summary(self) -> str:

@@ -9,6 +9,7 @@ changes and the services' HTTP calls.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field, replace
 
@@ -16,12 +17,13 @@ from core import plan as p
 from core.config import Config
 from core.directory import Directory
 from core.directory.escape import child_dn, rdn_value
-from core.directory.layout import dn_key
+from core.directory.layout import dn_key, is_below, same_dn
 from core.mapping import Identity, address_problem, render, sam_account_name, split_address
 from core.model import Customer, Operator, Plan as ServicePlan, User
 from core.plan import Plan, Problem, Step, UserChange
-from core.rights import move_problems
+from core.rights import move_problems, withheld_roles
 from core.services.base import MoveContext, ServiceAdapter, ServiceMove
+from core.tenants import problems_of
 from core.text import plain
 
 
@@ -80,6 +82,9 @@ class MovePlanner:
         destination = await self.directory.customer(request.destination)
         problems: list[Problem] = []
         problems += move_problems(operator, source, destination, readonly_mode=self.readonly)
+        problems += problems_of(source, self.config.tenants)
+        if dn_key(source.dn) != dn_key(destination.dn):
+            problems += problems_of(destination, self.config.tenants)
         if dn_key(source.dn) == dn_key(destination.dn):
             problems.append(Problem(p.SAME_CUSTOMER, f"{plain(user.upn or user.sam)} already belongs to {plain(destination.name)}."))
         plans = self._service_problems(user, destination, request, problems)
@@ -104,8 +109,14 @@ class MovePlanner:
         )
         if problems:
             return Plan("move", source.name, destination.name, (change,), (), tuple(replace(x, user=request.user) for x in problems))
-        steps = self._steps(user, source, destination, mapping, new_dn, service_moves, plans)
-        return Plan("move", source.name, destination.name, (change,), tuple(steps))
+        withheld = withheld_roles(operator, destination, user.roles, self.config.layout.role_order)
+        leaving = await self._platform_groups_left(user, source, destination)
+        steps = self._steps(user, source, destination, mapping, new_dn, service_moves, plans, withheld, leaving)
+        left_out = tuple(
+            p.LeftOut(request.user, p.NOT_GRANTED, child_dn("CN", role, self.layout.roles_dn(destination.dn)), why)
+            for role, why in withheld.items()
+        )
+        return Plan("move", source.name, destination.name, (change,), tuple(steps), left_out=left_out)
 
     # -- problems ------------------------------------------------------------
     def _service_problems(self, user: User, destination: Customer, request: MoveRequest, problems: list[Problem]) -> dict[str, ServicePlan | None]:
@@ -140,7 +151,7 @@ class MovePlanner:
                 problems.append(Problem(p.INVALID_VALUE, problem))
             elif not destination.owns_domain(split_address(value)[1]):
                 problems.append(Problem(p.FOREIGN_DOMAIN, f"The {what} {plain(value)} is in a domain {plain(destination.name)} does not own."))
-        leaving = {d.casefold() for d in source.domains}
+        leaving = self._leaving(source)
         for value in user.proxy_addresses:
             kind, _, address = value.partition(":")
             domain = split_address(address)[1]
@@ -148,10 +159,16 @@ class MovePlanner:
                 problems.append(Problem(p.FOREIGN_DOMAIN, f"The alias {plain(address)} would stay with the user but {plain(destination.name)} does not own its domain."))
         return problems
 
+    @staticmethod
+    def _leaving(source: Customer) -> set[str]:
+        """The domains whose addresses leave with the user: the source's, as the tenant map
+        assigns them and as its directory entry claims them (stripping more is safe)."""
+        return {d.casefold() for d in (*source.domains, *source.claimed_domains)}
+
     async def _collisions(self, user: User, source: Customer, mapping: Mapping, destination_dn: str) -> list[Problem]:
         # the new primary, and every alias that stays with the user (not in the source's domains)
         addresses = [mapping.email] if mapping.email else []
-        leaving = {d.casefold() for d in source.domains}
+        leaving = self._leaving(source)
         for value in user.proxy_addresses:
             kind, _, address = value.partition(":")
             if kind.lower() == "smtp" and split_address(address)[1].casefold() not in leaving:
@@ -180,6 +197,8 @@ class MovePlanner:
         new_dn: str,
         service_moves: dict[str, ServiceMove],
         plans: dict[str, ServicePlan | None],
+        withheld: dict[str, str],
+        leaving: list[str],
     ) -> list[Step]:
         who = user.upn or user.sam
         changes: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
@@ -195,13 +214,27 @@ class MovePlanner:
         if changes:
             steps.append(Step(who, p.MODIFY, user.dn, {a: list(o) for a, (o, _n) in changes.items()}, {a: list(n) for a, (_o, n) in changes.items()}))
         steps.append(Step(who, p.MOVE, user.dn, user.dn, new_dn))
-        steps += self._membership_steps(who, user, source, destination, new_dn, plans)
+        steps += self._membership_steps(who, user, source, destination, new_dn, plans, withheld, leaving)
         steps += http_steps
         return steps
 
+    async def _platform_groups_left(self, user: User, source: Customer, destination: Customer) -> list[str]:
+        """The user's groups outside every customer that it leaves: none with ``[layout]
+        outside_groups = "keep"``, all of them with ``"leave"``."""
+        if self.config.layout.outside_groups != "leave":
+            return []
+        candidates = [g for g in user.groups if not is_below(g, source.dn) and not is_below(g, destination.dn)]
+        inside = await asyncio.gather(*(self.directory.inside_a_customer(g) for g in candidates))
+        return [g for g, within in zip(candidates, inside) if not within]
+
     def _membership_steps(
-        self, who: str, user: User, source: Customer, destination: Customer, new_dn: str, plans: dict[str, ServicePlan | None]
+        self, who: str, user: User, source: Customer, destination: Customer, new_dn: str,
+        plans: dict[str, ServicePlan | None], withheld: dict[str, str], leaving: list[str],
     ) -> list[Step]:
+        """The user joins the destination's service, plan and role groups matching the
+        source's (roles only those the operator may grant, created where missing) and
+        leaves every group inside the source customer, and the platform-wide ones in
+        ``leaving``; groups of other customers stay."""
         layout = self.layout
         add: list[Step] = []
         remove: list[Step] = []
@@ -215,10 +248,12 @@ class MovePlanner:
             if parent == source_services:
                 target_parent = layout.services_dn(destination.dn)
                 name = self._destination_group_name(name, plans)
-            elif parent == source_roles:
+            elif parent == source_roles and name not in withheld:
                 target_parent = layout.roles_dn(destination.dn)
             else:
-                continue  # groups outside the customer's services and roles stay
+                if is_below(group_dn, source.dn) or any(same_dn(group_dn, g) for g in leaving):
+                    remove.append(Step(who, p.REMOVE_MEMBER, group_dn, new_dn, None))
+                continue  # a withheld role, another group of the source, a platform-wide one: no counterpart
             remove.append(Step(who, p.REMOVE_MEMBER, group_dn, new_dn, None))
             target = child_dn("CN", name, target_parent)
             if parent == source_roles and name.casefold() not in roles_there:

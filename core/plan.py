@@ -48,6 +48,7 @@ CHANGED = "changed"
 INVALID_VALUE = "invalid_value"
 PLAN_MISSING = "plan_missing"
 WEAK_PASSWORD = "weak_password"  # the new user's password breaks the domain's policy
+TENANT = "tenant"  # a customer missing from the tenant map, or claiming another tenant's code or domain
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,23 @@ class UserChange:
 
 
 @dataclass(frozen=True)
+class LeftOut:
+    """What a plan deliberately does not do, shown with it: e.g. a role the operator may
+    not grant (``not_granted``), with the reason in one sentence."""
+
+    user: str
+    action: str  # NOT_GRANTED
+    target: str  # e.g. the role group's DN
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+NOT_GRANTED = "not_granted"  # a role (group) the operator may not grant: not copied, not carried
+
+
+@dataclass(frozen=True)
 class Plan:
     """An ordered list of steps over one or more users, or the problems that forbid it."""
 
@@ -97,6 +115,7 @@ class Plan:
     users: tuple[UserChange, ...] = ()
     steps: tuple[Step, ...] = ()
     problems: tuple[Problem, ...] = field(default=())
+    left_out: tuple[LeftOut, ...] = ()  # what the steps deliberately do not do
 
     @property
     def ok(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.audit import Audit
+from core.audit import Audit, open_audit
 from core.config import Config
 from core.copy import CopyPlanner
 from core.demo.services import demo_adapters
@@ -56,7 +56,7 @@ class Session:
             directory=directory,
             adapters=adapters,
             journal=Journal(folder / "journal.sqlite3"),
-            audit=Audit(folder / "audit.sqlite3"),
+            audit=open_audit(config, folder),
             operator=operator,
             readonly=readonly or config.console.readonly,
         )

@@ -18,6 +18,7 @@ from pathlib import Path
 from core.errors import ConfigError, TenantryError
 
 APP = "tenantry"
+DEMO = "demo"
 
 BUSY_TIMEOUT_MS = 15_000
 
@@ -31,7 +32,18 @@ class StateError(TenantryError):
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Return the state directory, creating it (mode 0700) if it does not exist."""
     env = os.environ if environ is None else environ
-    path = _locate(env)
+    return private_dir(_locate(env))
+
+
+def demo_state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where ``--demo`` keeps its jobs and audit: the ``demo`` folder of the state
+    directory, so they never mix with the real ones (the console and the subcommands
+    alike)."""
+    return private_dir(state_dir(environ) / DEMO)
+
+
+def private_dir(path: Path) -> Path:
+    """``path``, created (mode 0700, whatever the umask) if it does not exist."""
     if not path.is_dir():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +55,14 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
         except OSError as exc:
             raise ConfigError(f"The state directory {path} cannot be created: {exc.strerror or exc}.") from None
     return path
+
+
+def private_file(path: Path, mode: str = "a"):
+    """Open a text file of the state directory that only its owner can read: created
+    0600, and made 0600 if an older Tenantry left it readable to others."""
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC), 0o600), mode, encoding="utf-8")
+    os.fchmod(handle.fileno(), 0o600)
+    return handle
 
 
 def _locate(env: Mapping[str, str]) -> Path:
@@ -67,7 +87,7 @@ def open_database(path: Path) -> sqlite3.Connection:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Create the file ourselves so it is private from the first byte; SQLite gives its
         # -wal and -shm companions the permissions of the main file.
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -96,8 +116,12 @@ def open_database(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def ensure_schema(connection: sqlite3.Connection, script: str, version: int, what: str) -> None:
+def ensure_schema(connection: sqlite3.Connection, script: str, version: int, what: str,
+                  migrations: Mapping[int, str] | None = None) -> None:
     """Create the tables of ``script`` unless ``PRAGMA user_version`` says they exist.
+
+    A file of an older schema ``n`` is first brought up by ``migrations[n]``,
+    ``migrations[n + 1]`` … (scripts run in the same transaction).
 
     ``what`` names the file in messages ("The journal /path"). A file written by a newer
     schema is refused rather than misread. Safe when two processes open a new file at
@@ -111,7 +135,9 @@ def ensure_schema(connection: sqlite3.Connection, script: str, version: int, wha
             raise StateError(f"{what} was written by a newer Tenantry (schema {current}); upgrade Tenantry to use it.")
         connection.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(script):
+            current = connection.execute("PRAGMA user_version").fetchone()[0]  # another process may have done it
+            upgrades = [(migrations or {})[n] for n in range(current, version) if current > 0]
+            for statement in [s for upgrade in upgrades for s in _statements(upgrade)] + _statements(script):
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {version}")
             connection.execute("COMMIT")
@@ -153,13 +179,14 @@ class StateFile:
     LABEL = ""  # how sentences name it, e.g. "The journal"
     SCHEMA = ""  # the CREATE statements
     SCHEMA_VERSION = 1
+    MIGRATIONS: Mapping[int, str] = {}  # older schema version → the script that brings it one up
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = Path(path) if path is not None else state_dir() / self.FILE
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = open_database(self.path)
         try:
-            ensure_schema(self._db, self.SCHEMA, self.SCHEMA_VERSION, f"{self.LABEL} {self.path}")
+            ensure_schema(self._db, self.SCHEMA, self.SCHEMA_VERSION, f"{self.LABEL} {self.path}", self.MIGRATIONS)
         except BaseException:
             self.close()
             raise

@@ -8,6 +8,7 @@ removed. The result is still *text*, not markup: callers hand it to widgets as
 
 from __future__ import annotations
 
+import json
 import re
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -25,3 +26,15 @@ def plain(value: object, *, single_line: bool = True) -> str:
     if single_line:
         text = _LINE_BREAKS.sub(" ", text)
     return text
+
+
+_JSON_UNESCAPED_CONTROL = re.compile(r"[\x7f-\x9f]")
+
+
+def json_text(value: object, *, indent: int | None = 2) -> str:
+    """``value`` as JSON for a terminal or a log: non-ASCII text kept readable, every
+    control character escaped. ``json`` escapes C0 itself but passes DEL and C1 (CSI,
+    OSC, …) through raw when ``ensure_ascii`` is off; they become ``\\u007f``…``\\u009f``
+    here, which any JSON reader decodes back to the same string."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent, default=str)
+    return _JSON_UNESCAPED_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -36,7 +36,7 @@ from screens.copy_flow import (
 )
 from screens.move_flow import BACK, Outcome
 from screens.move_result import OPEN
-from screens.move_review import _grid, step_details, step_summary
+from screens.move_review import _grid, left_out_view, step_details, step_summary
 from screens.move_run import RunStep
 from tui.progress import ProgressPane
 from tui.widgets import Choice, PasswordFields, ProblemList, StepTrail
@@ -334,7 +334,7 @@ def copy_plan_view(draft: CopyDraft, plan: Plan) -> Group:
     for index, step in enumerate(plan.steps):
         parts.append(Text.assemble((f"{index + 1:>2} ", "bold"), copy_summary(step, plan), no_wrap=True, overflow="ellipsis"))
         parts.append(_grid(copy_step_rows(step)))
-    return Group(*parts)
+    return Group(*parts, *left_out_view(plan))
 
 
 class CopyReviewStep(CopyStepScreen):

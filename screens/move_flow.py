@@ -45,6 +45,7 @@ PROBLEM_STEP = {
     p.NOT_ALLOWED: WizardStep.DESTINATION,
     p.SAME_CUSTOMER: WizardStep.DESTINATION,
     p.CHANGED: WizardStep.DESTINATION,
+    p.TENANT: WizardStep.DESTINATION,  # a customer the tenant map lacks, or one claiming another's
     p.COLLISION: WizardStep.USER,
     p.FOREIGN_DOMAIN: WizardStep.USER,
     p.INVALID_VALUE: WizardStep.USER,

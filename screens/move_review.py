@@ -118,6 +118,17 @@ def _grid(rows: Iterable[Row]) -> Table:
     return grid
 
 
+def left_out_view(plan: Plan) -> list[Any]:
+    """What the plan deliberately does not do (roles the operator may not grant), after its steps."""
+    if not plan.left_out:
+        return []
+    parts: list[Any] = [Text("Left out", style="bold underline")]
+    for item in plan.left_out:
+        parts.append(Text.assemble(("✗ ", "bold"), f"Not granted: {_group(item.target)}", no_wrap=True, overflow="ellipsis"))
+        parts.append(_grid([("why", Text(plain(item.reason)))]))
+    return parts
+
+
 def plan_view(plan: Plan) -> Group:
     """The review: who changes how, then each step with its exact change (long values
     wrap inside their column)."""
@@ -131,7 +142,7 @@ def plan_view(plan: Plan) -> Group:
         heading = step_summary(step, plan)
         parts.append(Text.assemble((f"{index + 1:>2} ", "bold"), heading, no_wrap=True, overflow="ellipsis"))
         parts.append(_grid(step_details(step)))
-    return Group(*parts)
+    return Group(*parts, *left_out_view(plan))
 
 
 class ReviewStep(MoveStepScreen):

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from core.errors import TenantryError
 from core.plan import Plan
 from screens.move_flow import BACK, STEP_NAMES, MoveDraft, WizardStep, elsewhere, problems_for
+from screens.slow_notice import SlowNotice
 from tui.widgets import ProblemList, StepTrail
 
 log = logging.getLogger("tenantry.console")
@@ -40,7 +41,7 @@ class StepParts:
 
     async def check(self, *, fresh: bool = False) -> Plan | None:
         """The core's preflight; a failure to check is one sentence in the problem list."""
-        slow = self.set_timer(SLOW_CHECK, self._show_checking)  # type: ignore[attr-defined]
+        slow = SlowNotice(self, SLOW_CHECK, self._show_checking)  # type: ignore[arg-type]
         try:
             plan = await self.draft.check(fresh=fresh)
             if self.problem_list().has_class("-checking"):

@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Input, Static
 from core.local_search import Found
 from core.errors import DirectoryUnavailable, TenantryError
 from core.text import plain
+from screens.slow_notice import SlowNotice
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -125,9 +126,10 @@ class SearchScreen(Screen[Any]):
     async def _run_search(self, text: str | None, debounce: float) -> None:
         if debounce:
             await asyncio.sleep(debounce)  # a newer keystroke cancels this worker here
-        slow = self.set_timer(SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
+        slow: SlowNotice | None = None  # "connecting…" stays until the directory is open
         try:
             directory = await self._directory()
+            slow = SlowNotice(self, SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
             found = await self.answered(directory, lambda: self.fetch(directory, text, self.limit + 1), slow.stop)
         except TenantryError as error:
             self._show_error(str(error))
@@ -137,7 +139,8 @@ class SearchScreen(Screen[Any]):
         else:
             self.show_found(found, text)
         finally:
-            slow.stop()
+            if slow is not None:
+                slow.stop()
 
     async def answered(self, directory: Directory, call: Callable[[], Awaitable[Any]], lost: Callable[[], object] = lambda: None) -> Any:
         """``await call()``; while the connection to the DC is lost (the app's banner says

@@ -10,7 +10,7 @@ import pytest
 # =====================================================================================
 # BEGIN samba_dc block (owner: tests/samba_dc.py) ----------------------------------
 #
-# samba_dc     session-scoped: a real Samba AD DC on 127.0.0.1:389/636 loaded with
+# samba_dc     session-scoped: a real Samba AD DC on 127.0.0.1:389/636 (and its KDC on :88) loaded with
 #              core.demo.seed.build_seed(); yields tests.samba_dc.DCInfo.
 # samba_admin  a bound Administrator connection (LDAPS, verified), closed afterwards.
 #

@@ -1,12 +1,17 @@
 """Driving the console with keys in tests: settle after each key, count the keys.
 
-No sleeping: :func:`settle` waits for the screens' workers (never a wizard's own flow
-worker, which lives as long as the wizard) and for the app to be idle.
+No sleeping, and no counting on the machine being fast: :func:`settle` waits for the
+screens' workers (never a wizard's own flow worker, which lives as long as the wizard)
+and for every message already posted to the app and the screen to be handled (Textual's
+barrier in ``pilot.pause()``); :func:`until` waits for a state the test names. Both give
+up only after a generous :data:`PATIENCE`, with a sentence saying what never happened and
+the screen as it was — on a loaded machine they wait longer, they do not fail.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 import pytest
 import pytest_asyncio
@@ -39,16 +44,62 @@ async def demo():
     await directory.close()
 
 
+PATIENCE = 120.0  # seconds before a wait gives up (a loaded CI machine is slow, not stuck)
+
+
+def _give_up(app, what: str) -> None:
+    pytest.fail(f"the console never {what} ({PATIENCE:.0f} s); the screen:\n{shown(app)}", pytrace=False)
+
+
+def _queued(app) -> int:
+    """Messages posted to the app, the screen or its widgets and not handled yet."""
+    return sum(node.message_queue_size for node in (app, *app.screen.walk_children(with_self=True)))
+
+
+async def handled(pilot) -> None:
+    """Every message posted so far handled, and those their handlers posted in turn: what a
+    test waits for before asserting that a key did nothing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PATIENCE
+    await pilot.pause()
+    while _queued(pilot.app):
+        if loop.time() > deadline:
+            _give_up(pilot.app, "handled its messages")
+        await pilot.pause()
+
+
 async def settle(pilot, rounds: int = 3) -> None:
-    """Wait until no screen worker runs and the app has been idle ``rounds`` times."""
+    """Wait until no screen worker runs and no message waits, ``rounds`` barriers in a row
+    (a worker or message that a handler starts resets the count)."""
     app, quiet = pilot.app, 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PATIENCE
     while quiet < rounds:
         busy = [w for w in app.workers if w.group not in FLOWS and not w.is_finished]
         if busy:
             quiet = 0
-            await asyncio.wait_for(asyncio.gather(*(w.wait() for w in busy), return_exceptions=True), timeout=30)
+            left = deadline - loop.time()
+            done, pending = await asyncio.wait([asyncio.ensure_future(w.wait()) for w in busy], timeout=max(left, 0))
+            for task in done:
+                task.exception()  # a worker's failure is the test's to judge, not settle's
+            if pending:
+                for task in pending:
+                    task.cancel()
+                _give_up(app, "finished " + ", ".join(sorted({w.name or str(w.group) for w in busy})))
+        elif _queued(app):
+            quiet = 0
         else:
             quiet += 1
+        await pilot.pause()
+
+
+async def until(pilot, condition: Callable[[], object], what: str = "reached the state the test waits for") -> None:
+    """Let the app run until ``condition()`` holds; ``what`` names it if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PATIENCE
+    while not condition():
+        if loop.time() > deadline:
+            _give_up(pilot.app, what)
         await pilot.pause()
 
 

@@ -26,8 +26,9 @@ def dead_url() -> str:
     return f"ldaps://127.0.0.1:{port}"
 
 
-def write_dc_config(samba_dc, path: Path, *, urls=None, user=None, ca_file=None, extra: str = "") -> Path:
-    """A config file for the test DC, binding as ``user`` (the SP administrator by default)."""
+def write_dc_config(samba_dc, path: Path, *, urls=None, user=None, ca_file=None, extra: str = "", tenants: str | None = None) -> Path:
+    """A config file for the test DC, binding as ``user`` (the SP administrator by default),
+    with the seed's tenant map (``tenants`` replaces it, e.g. an attack's edited one)."""
     user = user or operator(samba_dc, "sp_admin").upn
     urls = urls or [samba_dc.ldaps_url]
     path.write_text(
@@ -37,7 +38,8 @@ def write_dc_config(samba_dc, path: Path, *, urls=None, user=None, ca_file=None,
         f'bind_user = "{user}"\n'
         f'password_env = "{PASSWORD_ENV}"\n'
         f'ca_file = "{ca_file or samba_dc.ca_file}"\n'
-        "connect_timeout = 3\nreceive_timeout = 10\npage_size = 500\n" + extra,
+        "connect_timeout = 3\nreceive_timeout = 10\npage_size = 500\n" + extra
+        + "\n" + (samba_dc.seed.tenants_toml() if tenants is None else tenants),
         encoding="utf-8",
     )
     return path

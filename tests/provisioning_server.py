@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -48,6 +48,20 @@ class Call:
     path: str  # decoded path, without the query string
     query: dict[str, str]
     body: Any  # decoded JSON body, or None
+
+
+_STREAMS = ("drip", "huge", "huge-declared")
+
+
+@dataclass
+class Streamed:
+    """What a streamed answer wrote: body bytes, whether all of it, whether the client hung up."""
+
+    written: int = 0
+    finished: bool = False
+    hung_up: bool = False
+    total: int = 0
+    over: threading.Event = field(default_factory=threading.Event)  # set when the server stopped writing
 
 
 @dataclass
@@ -66,6 +80,9 @@ class ProvisioningServer:
         self.token = secrets.token_urlsafe(24)
         self.basic: tuple[str, str] | None = None  # accepted basic credentials, if set
         self.stall = 2.0  # seconds a "timeout" failure sleeps (longer than the tests' client timeout)
+        self.drip_pause = 0.1  # seconds between the bytes of a "drip" answer
+        self.huge_bytes = 64 * 1024 * 1024  # the body of a "huge" answer
+        self.streamed = Streamed()  # what the last "drip"/"huge" answer wrote
         self.backend = ProvisioningBackend()
         self._lock = threading.Lock()  # guards the planned failures
         self._failures: list[_Failure] = []
@@ -100,6 +117,7 @@ class ProvisioningServer:
             self._failures.clear()
             self.calls.clear()
             self.basic = None
+            self.streamed = Streamed()
 
     # -- test controls ------------------------------------------------------------------
 
@@ -110,9 +128,14 @@ class ProvisioningServer:
         decoded path without its query string. ``kind``: ``"status:NNN"`` (answers NNN,
         with ``{"message": message}`` when given), ``"timeout"`` (sleeps ``stall``
         seconds, then closes without answering), ``"malformed"`` (200 with a body that
-        is not JSON) or ``"disconnect"`` (closes the connection at once).
+        is not JSON), ``"disconnect"`` (closes the connection at once), ``"drip"`` (a
+        200 whose valid JSON body comes one byte every ``drip_pause`` seconds, each
+        well inside any read timeout), ``"huge"`` (a 200 streaming ``huge_bytes`` of
+        JSON without a Content-Length) or ``"huge-declared"`` (a 200 that declares
+        ``huge_bytes`` in its Content-Length). :attr:`streamed` then holds the bytes of
+        the body written and whether the client hung up before the end.
         """
-        if not (kind in ("timeout", "malformed", "disconnect") or re.fullmatch(r"status:\d{3}", kind)):
+        if not (kind in ("timeout", "malformed", "disconnect", *_STREAMS) or re.fullmatch(r"status:\d{3}", kind)):
             raise ValueError(f"unknown failure kind {kind!r}")
         with self._lock:
             self._failures.append(_Failure(method.upper(), path_pattern, kind, message, times))
@@ -196,6 +219,8 @@ class ProvisioningServer:
                             time.sleep(server.stall)
                         self.close_connection = True
                         return
+                    if failure.kind in _STREAMS:
+                        return self._stream(failure.kind)
                     if failure.kind == "malformed":
                         return self._send(200, b'{"users": [ {"guid": ', {"Content-Type": "application/json"})
                     status = int(failure.kind.split(":")[1])
@@ -204,6 +229,38 @@ class ProvisioningServer:
                 if not server._authorised(self.headers.get("Authorization")):
                     return self._reply(Reply(401, {"message": "Not authenticated."}))
                 self._reply(server.backend.handle(request, base_url=server.url))
+
+            def _stream(self, kind: str) -> None:
+                """A valid JSON body (``{"users": [], "pad": "xxx…"}``), written slowly or hugely."""
+                head, tail = b'{"users": [], "pad": "', b'"}'
+                size = 64 if kind == "drip" else server.huge_bytes
+                record = server.streamed = Streamed(total=size)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if kind == "huge-declared":
+                    self.send_header("Content-Length", str(size))
+                else:
+                    self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.close_connection = True
+                chunk = 1 if kind == "drip" else 64 * 1024
+                body_left = size - len(head) - len(tail)
+                pieces = [head] + [b"x" * min(chunk, body_left - i) for i in range(0, body_left, chunk)] + [tail]
+                try:
+                    for piece in pieces:
+                        if kind == "drip":
+                            time.sleep(server.drip_pause)
+                        data = piece if kind == "huge-declared" else b"%x\r\n%s\r\n" % (len(piece), piece)
+                        self.wfile.write(data)
+                        self.wfile.flush()
+                        record.written += len(piece)
+                    if kind != "huge-declared":
+                        self.wfile.write(b"0\r\n\r\n")
+                    record.finished = True
+                except (BrokenPipeError, ConnectionResetError):
+                    record.hung_up = True
+                finally:
+                    record.over.set()
 
             def _reply(self, reply: Reply) -> None:
                 self._send(reply.status, reply.content(), {"Content-Type": "application/json", **reply.headers})

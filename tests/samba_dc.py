@@ -41,7 +41,7 @@ from pathlib import Path
 import ldap3
 from ldap3.utils.dn import parse_dn
 
-from core.demo.seed import Seed, build_seed
+from core.demo.seed import SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_OU, Seed, build_seed
 
 REALM = "EXAMPLE.NET"
 NETBIOS_DOMAIN = "EXAMPLE"
@@ -53,6 +53,8 @@ LOOPBACK = os.environ.get("TENANTRY_TEST_DC_ADDRESS", "127.0.0.1")
 LOCK_WAIT = 900  # seconds to wait for another run's test DC to stop
 LDAP_PORT = 389
 LDAPS_PORT = 636
+KDC_PORT = 88
+KERBEROS_HOST = f"{HOST_NAME}.{REALM.lower()}"  # the DC's ldap/ SPN is ldap/<this>
 
 
 # --------------------------------------------------------------------------- schema
@@ -230,11 +232,25 @@ class Delegations:
         self.sd_utils.dacl_add_ace(object_dn, "(A;CI;GA;;;%s)" % sid)
 
 
+def add_spns(job):
+    # The DC's ldap/ service principal names, which samba_spnupdate (the dnsupdate
+    # service, not run here) would add: Kerberos binds ask the KDC for ldap/<host>.
+    db = open_db(job)
+    found = db.search(base=job["dc_account"], scope=ldb.SCOPE_BASE, attrs=["servicePrincipalName"])
+    have = {str(v).lower() for v in found[0].get("servicePrincipalName", [])}
+    missing = [spn for spn in job["spns"] if spn.lower() not in have]
+    if missing:
+        m = ldb.Message(ldb.Dn(db, job["dc_account"]))
+        m["servicePrincipalName"] = ldb.MessageElement(missing, ldb.FLAG_MOD_ADD, "servicePrincipalName")
+        db.modify(m)
+
+
 def main():
     with open(sys.argv[1], encoding="utf-8") as fh:
         job = json.load(fh)
     timings = {}
     start = time.monotonic()
+    add_spns(job)
     if job["schema_attributes"]:
         extend_schema(job)
     timings["schema"] = time.monotonic() - start
@@ -403,6 +419,9 @@ class DCInfo:
     seed: Seed
     targetdir: str
     timings: dict[str, float] = field(default_factory=dict)
+    krb5_conf: str = ""  # a krb5.conf for the realm whose KDC is this DC (pass it as KRB5_CONFIG)
+    realm: str = REALM
+    kerberos_host: str = KERBEROS_HOST
 
     def tls(self, ca_file: str | None = None) -> ldap3.Tls:
         return ldap3.Tls(
@@ -447,11 +466,13 @@ class DCInfo:
 def delegations(seed: Seed) -> list[tuple[str, str]]:
     """(object DN, trustee group DN) pairs: who administers what on the test DC.
 
-    SP administrators the hosting OU, each reseller's administrators their reseller OU,
+    SP administrators the hosting OU (and the second platform's operators its tree),
+    each reseller's administrators their reseller OU,
     and a customer's "User Administrator" role group that customer's OU.
     """
     hosting = f"OU=Hosting,{seed.base_dn}"
-    pairs = [(hosting, f"CN=Service Provider Administrators,{hosting}")]
+    pairs = [(hosting, f"CN=Service Provider Administrators,{hosting}"),
+             (f"{SECOND_PLATFORM_OU},{hosting}", f"CN={SECOND_PLATFORM_OPERATORS},OU=Staff,{seed.base_dn}")]
     roles = {norm_dn(e.dn) for e in seed.entries if e.dn.startswith("CN=User Administrator,")}
     for entry in seed.entries:
         marker = entry.attributes.get("businessCategory")
@@ -561,10 +582,10 @@ class SambaDC:
                         raise SambaDCError(f"another test DC kept running for {LOCK_WAIT} s; giving up") from None
                     time.sleep(1)
             self._address_lock = lock
-        if all(_port_free(port, self.address) for port in (LDAP_PORT, LDAPS_PORT)):
+        if all(_port_free(port, self.address) for port in (LDAP_PORT, LDAPS_PORT, KDC_PORT)):
             return
         raise SambaDCError(
-            f"cannot start the test DC: port {LDAP_PORT} or {LDAPS_PORT} of {self.address} is in use "
+            f"cannot start the test DC: port {LDAP_PORT}, {LDAPS_PORT} or {KDC_PORT} of {self.address} is in use "
             "(another LDAP server or a leftover samba process?)"
         )
 
@@ -602,14 +623,17 @@ class SambaDC:
         settings = {
             "interfaces": f"{self.address}/8",
             "bind interfaces only": "yes",
-            # Only the LDAP server: no smbd, kdc, nbt, dns, winbindd, rpc ports.
-            "server services": "ldap",
+            # The LDAP server and the KDC (Kerberos binds from a kinit'ed ticket): no smbd,
+            # nbt, dns, winbindd or rpc ports.
+            "server services": "ldap, kdc",
             "dsdb:schema update allowed": "yes",
             "tls enabled": "yes",
             "tls certfile": str(self.tls_paths["cert"]),
             "tls keyfile": str(self.tls_paths["key"]),
             "tls cafile": str(self.tls_paths["ca"]),
-            "ldap server require strong auth": "yes",
+            # Simple binds only over TLS, as AD; SASL (Kerberos) binds over TLS without a
+            # SASL security layer, as AD accepts them (ldap3 has no sign/seal layer).
+            "ldap server require strong auth": "allow_sasl_over_tls",
             "pid directory": str(t / "run"),
             "ncalrpc dir": str(t / "ncalrpc"),
             "winbindd socket directory": str(t / "winbindd"),
@@ -631,6 +655,20 @@ class SambaDC:
         if in_global:
             out += [f"\t{k} = {v}" for k, v in settings.items()]
         self.smbconf.write_text("\n".join(out) + "\n")
+        self.krb5_conf.write_text(
+            "[libdefaults]\n"
+            f"\tdefault_realm = {REALM}\n"
+            "\tdns_lookup_realm = false\n\tdns_lookup_kdc = false\n"
+            "\trdns = false\n\tdns_canonicalize_hostname = false\n"
+            "[realms]\n"
+            f"\t{REALM} = {{\n\t\tkdc = {self.address}\n\t}}\n"
+            "[domain_realm]\n"
+            f"\t{KERBEROS_HOST} = {REALM}\n"
+        )
+
+    @property
+    def krb5_conf(self) -> Path:
+        return self.targetdir / "krb5.conf"
 
     def load(self) -> None:
         """Extend the schema and add every seed entry, offline, in one transaction each."""
@@ -652,6 +690,8 @@ class SambaDC:
                     "entries": str(entries_path),
                     "passwords": passwords,
                     "delegations": delegations(self.seed) if self.delegate is None else self.delegate,
+                    "dc_account": f"CN={HOST_NAME.upper()},OU=Domain Controllers,{self.seed.base_dn}",
+                    "spns": [f"ldap/{KERBEROS_HOST}", f"ldap/{HOST_NAME.upper()}"],
                 },
                 fh,
             )
@@ -743,6 +783,7 @@ class SambaDC:
             seed=self.seed,
             targetdir=str(self.targetdir),
             timings=self.timings,
+            krb5_conf=str(self.krb5_conf),
         )
 
     def run(self) -> DCInfo:

@@ -67,7 +67,7 @@ def test_the_bench_produces_every_measurement(samba_dc, tmp_path) -> None:
     sp_admin = operator(samba_dc, "sp_admin")
     password = samba_dc.operator_passwords[sp_admin.name]
     config = write_config(tmp_path / "bench.toml", url=samba_dc.ldaps_url, base_dn=samba_dc.base_dn,
-                          bind_user=sp_admin.upn, ca_file=samba_dc.ca_file)
+                          bind_user=sp_admin.upn, ca_file=samba_dc.ca_file, tenants=samba_dc.seed.tenants_toml(services=()))
 
     async def with_directory(work):
         directory = await connect(load(config), password)

@@ -1,7 +1,8 @@
 """Console tests: the customers screen driven with Pilot at 80×24, over the demo directory.
 
-No sleeping: the tests wait for the app's workers and for idle, and gate the directory
-with events where the order of things matters.
+No sleeping: the tests wait for the app's workers and for the state they check
+(``console_keys.until``), and gate the directory with events where the order of things
+matters.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest_asyncio
 from rich.text import Text
 from textual.widgets import Input, Static
 
+from console_keys import settle, until
 from core.config import Config, ConsoleConfig
 from core.demo.directory import open_demo
 from core.errors import DirectoryUnavailable, TenantryError
@@ -76,11 +78,6 @@ async def all_customers(demo) -> list[Customer]:
     return await demo.customers()
 
 
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 def table(app) -> CustomerTable:
     return app.screen.query_one(CustomerTable)
 
@@ -105,7 +102,7 @@ def screen_lines(app) -> list[str]:
 async def test_table_fills_with_every_customer(demo, all_customers):
     app = QuickApp(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await until(pilot, lambda: count(app) == f"{len(all_customers)} customers", "listed every customer")
         assert table(app).row_count == len(all_customers) > 20
         assert names(app) == [plain(c.name) for c in all_customers]
         assert count(app) == f"{len(all_customers)} customers"
@@ -121,9 +118,8 @@ async def test_more_than_the_limit_says_first_n_shown(demo):
     app = QuickApp(demo, demo.config)
     app.limit = 10
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await until(pilot, lambda: count(app) == "first 10 shown", "said the first 10 are shown")
         assert table(app).row_count == 10
-        assert count(app) == "first 10 shown"
 
 
 async def test_typing_searches_on_the_server(demo, all_customers):
@@ -132,18 +128,16 @@ async def test_typing_searches_on_the_server(demo, all_customers):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("slash", *"corp")
-        await settle(pilot)
-        assert app.screen.query_one("#search", Input).value == "corp"
-        assert spy.searches[-1] == "corp"  # the filter went to the directory, not to the table
         expected = [c for c in all_customers if "corp" in c.name.casefold() or any("corp" in d for d in c.domains)]
         assert 0 < len(expected) < len(all_customers)
-        assert names(app) == [plain(c.name) for c in expected]
+        await until(pilot, lambda: names(app) == [plain(c.name) for c in expected], "showed the customers matching corp")
+        assert app.screen.query_one("#search", Input).value == "corp"
+        assert spy.searches[-1] == "corp"  # the filter went to the directory, not to the table
         assert count(app) == f"{len(expected)} customer{'s' if len(expected) != 1 else ''}"
 
         await pilot.press("escape", "escape")  # leave the box, then clear the search
-        await settle(pilot)
+        await until(pilot, lambda: table(app).row_count == len(all_customers), "listed every customer again")
         assert spy.searches[-1] is None
-        assert table(app).row_count == len(all_customers)
 
 
 async def test_no_match_says_so_literally(demo):
@@ -151,9 +145,8 @@ async def test_no_match_says_so_literally(demo):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         app.screen.query_one("#search", Input).value = "[b]zz"
-        await settle(pilot)
+        await until(pilot, lambda: count(app) == "no customer matches “[b]zz”", "said no customer matches")
         assert table(app).row_count == 0
-        assert count(app) == "no customer matches “[b]zz”"
 
 
 async def test_a_new_keystroke_cancels_the_search_in_flight(demo):
@@ -163,12 +156,10 @@ async def test_a_new_keystroke_cancels_the_search_in_flight(demo):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("slash", "a")
-        await pilot.pause()
-        assert spy.searches[-1] == "a"
+        await until(pilot, lambda: spy.searches[-1] == "a", "searched for a")
         await pilot.press("c")
-        # the "a" search never answers: if it were not cancelled, this would time out
-        await asyncio.wait_for(app.workers.wait_for_complete(), timeout=30)
-        await pilot.pause()
+        # the "a" search never answers: if it were not cancelled, this would never settle
+        await settle(pilot)
         assert spy.cancelled == ["a"]
         assert spy.searches[-1] == "ac"
         assert app.screen.query_text == "ac"
@@ -180,9 +171,9 @@ async def test_keys_typed_in_the_search_box_do_not_trigger_bindings(demo):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("slash", "q", "question_mark", "slash")
+        await until(pilot, lambda: app.screen.query_one("#search", Input).value == "q?/", "took q?/ into the search box")
         await settle(pilot)
         assert app.is_running
-        assert app.screen.query_one("#search", Input).value == "q?/"
 
 
 # --- untrusted names -------------------------------------------------------------------
@@ -192,6 +183,7 @@ async def test_hostile_customer_name_renders_literally(demo, all_customers, name
     customer = next(c for c in all_customers if c.name == name)
     app = QuickApp(demo, demo.config)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: customer.dn in app.screen.rows, "listed the customer")
         await settle(pilot)
         t = table(app)
         row = t.get_row_index(customer.dn)
@@ -203,6 +195,7 @@ async def test_hostile_customer_name_renders_literally(demo, all_customers, name
 
         await pilot.click(CustomerTable, offset=(3, row + 1))  # on the name itself
         await pilot.press("enter")
+        await until(pilot, lambda: any(isinstance(s, UsersScreen) for s in app.screen_stack), "opened the customer")
         await settle(pilot)
         assert app.is_running
         assert t.cursor_row == row
@@ -223,8 +216,9 @@ async def test_enter_posts_customer_selected(demo, all_customers):
     app = Recorder(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
+        await until(pilot, lambda: len(app.screen.rows) == len(all_customers), "listed every customer")
         await pilot.press("down", "down", "enter")
-        await settle(pilot)
+        await until(pilot, lambda: selected, "posted CustomerSelected")
         assert selected == [all_customers[2]]
 
 
@@ -245,8 +239,7 @@ async def test_q_quits(demo):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("q")
-        await pilot.pause()
-        assert not app.is_running
+        await until(pilot, lambda: not app.is_running, "quit")
 
 
 async def test_footer_and_help_list_the_keys(demo):
@@ -256,8 +249,7 @@ async def test_footer_and_help_list_the_keys(demo):
         shown = {(b.binding.key, b.binding.description) for b in app.screen.active_bindings.values() if b.binding.show}
         assert {("q", "Quit"), ("question_mark", "Help"), ("slash", "Search"), ("enter", "Open"), ("j", "Jobs"), ("a", "Audit")} <= shown
         await pilot.press("question_mark")
-        await settle(pilot)
-        assert isinstance(app.screen, HelpScreen)
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), "showed the help")
         help_text = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         for line in ("q  Quit", "?  Help", "/  Search", "esc  Back", "j  Jobs", "a  Audit"):
             assert line in help_text
@@ -271,8 +263,7 @@ async def test_command_palette_offers_the_actions(demo):
         assert {"Keys", "Search customers", "Quit"} <= set(titles)
         (search,) = [c for c in app.get_system_commands(app.screen) if c.title == "Search customers"]
         search.callback()
-        await pilot.pause()
-        assert app.screen.query_one("#search", Input).has_focus
+        await until(pilot, lambda: app.screen.query_one("#search", Input).has_focus, "focused the search box")
 
 
 async def test_animations_off_unless_configured_and_no_color_honoured(demo, monkeypatch):
@@ -298,13 +289,12 @@ async def test_first_screen_paints_before_the_directory_answers(demo, all_custom
 
     app = QuickApp(opener, None)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause()
+        await until(pilot, lambda: app.screen.query("#count"), "painted the customers screen")
+        assert count(app) == "connecting…"  # whatever the time: "searching…" only once connected
         assert table(app).row_count == 0
-        assert count(app) == "connecting…"
         assert app.screen.query_one("#search", Input).display
         release.set()
-        await settle(pilot)
-        assert table(app).row_count == len(all_customers)
+        await until(pilot, lambda: table(app).row_count == len(all_customers), "listed every customer")
         assert app.config is demo.config  # taken from the directory when none was given
     assert spy.closed  # the app opened it, so the app closed it
 
@@ -317,7 +307,7 @@ async def test_a_directory_that_cannot_open_is_one_sentence(demo):
 
     app = QuickApp(opener, demo.config)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
+        await until(pilot, lambda: count(app) == "not loaded", "said nothing is loaded")
         assert app.is_running
         banner = app.screen.query_one("#banner", Static)
         assert banner.display and str(banner.render()) == sentence
@@ -338,16 +328,14 @@ async def test_a_failing_search_keeps_the_rows_and_says_why(demo, all_customers)
         await settle(pilot)
         banner = app.screen.query_one("#banner", Static)
         app.screen.query_one("#search", Input).value = "boom"
-        await settle(pilot)
+        await until(pilot, lambda: count(app) == "not updated", "said the rows are not updated")
         assert str(banner.render()) == "The domain controller did not answer in time."
         assert banner.display and count(app) == "not updated"
         assert table(app).row_count == len(all_customers)
         app.screen.query_one("#search", Input).value = "bug"
-        await settle(pilot)
-        assert str(banner.render()) == "The customer search failed unexpectedly (KeyError)."
+        await until(pilot, lambda: str(banner.render()) == "The customer search failed unexpectedly (KeyError).", "named the KeyError")
         app.screen.query_one("#search", Input).value = ""
-        await settle(pilot)
-        assert not banner.display
+        await until(pilot, lambda: not banner.display, "took the banner away")
         assert app.is_running
 
 
@@ -357,7 +345,7 @@ async def test_show_error_is_one_sentence_never_a_traceback(demo):
         await settle(pilot)
         app.show_error(TenantryError("The customer [b]x[/b] no longer exists."))
         app.show_error(ValueError("line 1\nTraceback (most recent call last):"))
-        await pilot.pause()
+        await until(pilot, lambda: len(app._notifications) == 2, "showed both errors")
         shown = [(n.message, n.severity, n.markup) for n in app._notifications]
         assert shown == [
             ("The customer [b]x[/b] no longer exists.", "error", False),
@@ -369,8 +357,34 @@ async def test_show_error_is_one_sentence_never_a_traceback(demo):
 
 def test_customers_screen_snapshot(snap_compare):
     async def run_before(pilot) -> None:
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await until(pilot, lambda: pilot.app.screen.query("#count") and count(pilot.app) == "40 customers", "listed the demo's 40 customers")
+        await settle(pilot)
 
     app = TenantryApp(open_demo, None)
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# --- insecure settings (issue 13, hole 5) -----------------------------------------------
+
+@pytest.mark.parametrize(("settings", "shown"), [
+    ({"tls_verify": False}, "Tenantry ⚠ TLS NOT VERIFIED"),
+    ({"urls": ("ldap://dc1.example.net",), "start_tls": False, "allow_cleartext_bind": True}, "Tenantry ⚠ CLEAR-TEXT BIND"),
+])
+async def test_an_insecure_setting_stays_in_the_header_of_every_screen(demo, all_customers, settings, shown):
+    from dataclasses import replace
+
+    from textual.widgets._header import HeaderTitle
+
+    config = replace(demo.config, directory=replace(demo.config.directory, **settings))
+    app = QuickApp(demo, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)  # painted, directory open, operator read: the title was refreshed since
+        seen = [str(app.screen.query_one(HeaderTitle).render())]
+        app.open_customer(all_customers[0])
+        await settle(pilot)
+        seen.append(str(app.screen.query_one(HeaderTitle).render()))
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        seen.append(str(app.format_title(app.title, app.sub_title)))
+    assert all(text.startswith(shown + " — ") for text in seen), seen

@@ -20,7 +20,7 @@ from screens.move_result import ResultStep
 from screens.move_review import ReviewStep
 from screens.move_run import RunStep
 from screens.running_job import CancelJob
-from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
+from console_keys import SIZE, Keys, QuickApp, demo, handled, open_user, settle, shown, state, until  # noqa: F401
 from test_execute_cancel import Hold
 from tui.progress import ProgressPane
 
@@ -38,23 +38,14 @@ class HeldApp(QuickApp):
         return session.executor(before_step=self.hold)
 
 
-async def until(pilot, condition, rounds: int = 200) -> None:
-    """Let the app run until ``condition()`` holds (a job is held, so no settling)."""
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause()
-    raise AssertionError("the console never got there")
-
-
 async def answer_ctrl_c(pilot, question: str, key: str = "enter") -> None:
     """ctrl+c on the held job's pane; ``question`` asked; answered with ``key``; back on the pane."""
     app, run = pilot.app, pilot.app.screen
     await pilot.press("ctrl+c")
-    await until(pilot, lambda: isinstance(app.screen, CancelJob))
+    await until(pilot, lambda: isinstance(app.screen, CancelJob), "asked whether to cancel")
     assert question in shown(app)
     await pilot.press(key)
-    await until(pilot, lambda: app.screen is run)
+    await until(pilot, lambda: app.screen is run, "came back to the progress pane")
 
 
 async def cancel_held(pilot, question: str) -> None:
@@ -130,11 +121,14 @@ async def test_ctrl_c_then_esc_keeps_the_job_running_to_the_end_and_nothing_quit
         await answer_ctrl_c(pilot, "Cancel the move and roll back what is done?", "escape")
         assert not run.pane.cancelled
 
-        for key in ("ctrl+q", "q", "escape"):  # quit, quit, leave: all refused mid-job
+        for key in ("ctrl+q", "q"):  # quit, quit: refused mid-job, saying why
+            app._notifications.clear()
             await pilot.press(key)
-            await pilot.pause()
+            await until(pilot, lambda: notified(app, "running: wait for it to finish"), f"said a job is running after {key}")
             assert app.is_running and app.screen is run, key
-        assert notified(app, "A job is running")
+        await pilot.press("escape")  # leave: nothing happens mid-job
+        await handled(pilot)
+        assert app.is_running and app.screen is run
 
         app.hold.release.set()
         await settle(pilot)

@@ -24,7 +24,7 @@ from screens.copy_steps import CopyResultStep, CopyReviewStep, CopyServicesStep,
 from screens.customers import CustomersScreen, CustomerTable
 from screens.move_destination import DestinationStep
 from screens.users import UsersScreen
-from console_keys import SIZE, Keys, QuickApp, open_user, problems, settle, shown, state, through_the_move  # noqa: F401
+from console_keys import SIZE, Keys, QuickApp, open_user, problems, settle, shown, state, through_the_move, until  # noqa: F401
 from dc_outage import dc_outage  # noqa: F401
 from move_fixtures import DESTINATION, EXTRA_ROLE, SOURCE, make_user, remove_user
 from tui.progress import ProgressPane
@@ -37,14 +37,6 @@ PASSWORD = "Tr4velBus9"
 
 def count(app) -> str:
     return str(app.screen.query_one("#count", Static).render())
-
-
-async def until(pilot, condition, what: str, bound: float = 60) -> None:
-    """Let the app run until ``condition()`` holds (``bound`` only stops a hung test)."""
-    deadline = time.monotonic() + bound
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        await pilot.pause(0.02)
 
 
 # --- the move and copy wizards ---------------------------------------------------------------
@@ -166,7 +158,7 @@ async def test_a_lost_dc_shows_a_banner_and_the_console_keeps_working(dc_directo
 
         # what needs no DC still works: keys, another screen, back
         await pilot.press("escape")  # out of the search box
-        assert customers.query_one(CustomerTable).has_focus
+        await until(pilot, lambda: customers.query_one(CustomerTable).has_focus, "focused the table")
         await pilot.press("enter")  # a customer's users: they cannot be read now
         await until(pilot, lambda: isinstance(app.screen, UsersScreen) and count(app) == "not loaded", "the users screen")
         users = app.screen
@@ -179,7 +171,8 @@ async def test_a_lost_dc_shows_a_banner_and_the_console_keeps_working(dc_directo
         await until(pilot, lambda: users.index.complete, "the users read once the DC answers")
         assert count(app).endswith(" users") and sentence not in shown(app)
         await pilot.press("escape")
-        assert app.screen is customers and app.is_running
+        await until(pilot, lambda: app.screen is customers, "went back to the customers")
+        assert app.is_running
         print(f"\nbanner shown {appeared:.2f} s after the refresh was asked; gone {gone:.2f} s after the DC answered again")
         await pilot.press("q")
     assert not dc_directory.connection.lost

@@ -7,6 +7,7 @@ re-homes the user's UEM account too; a BlackBerry failure rolls the directory ba
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import subprocess
 import sys
@@ -72,7 +73,7 @@ async def run(session: Session, plan, **kwargs):
 
 
 def tenant(customer) -> str:
-    return customer.code.lower()  # what BlackBerryAdapter.tenant_for answers without a tenants table
+    return customer.code.lower()  # the tenant_guid the demo's tenant map gives each customer
 
 
 def view(user) -> dict:
@@ -148,17 +149,20 @@ async def test_any_other_directory_gets_the_configured_adapters():
 
 async def test_demo_options_drop_credentials_and_keep_adapter_settings():
     from core.config import ServiceConfig
-    from core.demo.directory import demo_config
+    from core.demo.directory import demo_config, demo_tenants
     from core.demo.seed import build_seed
 
-    base = demo_config()
-    options = {"url": "https://uem.example.net", "token_env": "UEM_TOKEN", "ca_file": "/etc/ca.pem", "tenants": {"C0007": "S0007"}}
+    base, seed = demo_config(), build_seed()
+    options = {"url": "https://uem.example.net", "token_env": "UEM_TOKEN", "ca_file": "/etc/ca.pem", "plan_groups": {"Standard": "BES Standard"}}
     config = Config(directory=base.directory, layout=base.layout, services={
         **base.services, "blackberry": ServiceConfig(base.services["blackberry"].service, options),
     })
-    services = DemoServices(config, build_seed())
-    assert services.config(config).services["blackberry"].options == {"url": "https://services.demo.invalid", "tenants": {"C0007": "S0007"}}
-    assert "S0007" in services.backend.tenants() and "c0007" not in services.backend.tenants()  # tenant ids as the adapter derives them
+    config = dataclasses.replace(config, tenants=demo_tenants(seed, config))
+    services = DemoServices(config, seed)
+    assert services.config(config).services["blackberry"].options == {"url": "https://services.demo.invalid", "plan_groups": {"Standard": "BES Standard"}}
+    # tenant ids as the tenant map gives them; plan groups named as plan_groups says
+    assert "c0001" in services.backend.tenants()
+    assert services.backend.group_guid("c0001", "BES Standard")
 
 
 # -- moves ------------------------------------------------------------------------------------

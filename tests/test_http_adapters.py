@@ -17,6 +17,7 @@ from core.services.base import MoveContext
 from core.services.blackberry import BlackBerryAdapter
 from core.services.http import HttpAdapter
 from core.services.http_client import ServiceClient, ServiceError
+from core.tenants import Tenant, TenantMap
 from provisioning_server import ProvisioningServer
 
 TOKEN_ENV = "TENANTRY_TEST_SERVICE_TOKEN"
@@ -25,6 +26,11 @@ CRM = Service("crm", "Hosted CRM", "http", True)
 
 CONTOSO = Customer("Contoso", "OU=Contoso,OU=Hosting,DC=example,DC=net", domains=("contoso.example",), code="CONTOSO", services=("blackberry", "crm"))
 FABRIKAM = Customer("Fabrikam", "OU=Fabrikam,OU=Hosting,DC=example,DC=net", domains=("fabrikam.example",), code="FABRIKAM", services=("blackberry", "crm"))
+# The SP's tenant map: the UEM tenant of each customer (keyed by DN, as [tenants] may be).
+TENANTS = TenantMap([
+    Tenant(CONTOSO.dn, "CONTOSO", ("contoso.example",), {"blackberry": {"tenant_guid": "contoso"}}),
+    Tenant(FABRIKAM.dn, "FABRIKAM", ("fabrikam.example",), {"blackberry": {"tenant_guid": "fabrikam"}}),
+])
 
 ANNA = User(
     dn="CN=Anna Berg,OU=Users,OU=Contoso,OU=Hosting,DC=example,DC=net",
@@ -77,7 +83,7 @@ def options(server: ProvisioningServer, **extra) -> dict:
 
 @pytest.fixture
 async def blackberry(server):
-    adapter = BlackBerryAdapter(BLACKBERRY, options(server), LayoutConfig())
+    adapter = BlackBerryAdapter(BLACKBERRY, options(server), LayoutConfig(), tenants=TENANTS)
     yield adapter
     await adapter.aclose()
 
@@ -126,7 +132,7 @@ async def test_blackberry_move_then_undo_restores_the_server_exactly(server, bla
     server.calls.clear()
 
     # Perform in a "new process": steps read back from JSON, a fresh adapter.
-    runner = BlackBerryAdapter(BLACKBERRY, options(server), LayoutConfig())
+    runner = BlackBerryAdapter(BLACKBERRY, options(server), LayoutConfig(), tenants=TENANTS)
     try:
         results = [await runner.perform(replay(step)) for step in steps]
         json.dumps(results)  # JSON-able for the journal
@@ -179,12 +185,16 @@ async def test_inspect_problem_when_the_user_is_absent(server, blackberry):
     ]
 
 
-async def test_inspect_falls_back_to_the_email_address(server, blackberry):
+async def test_inspect_never_finds_a_user_by_email_address(server, blackberry):
+    # A user's mail is editable by its tenant's admins: a UEM user whose address matches
+    # but whose username does not is someone else, and is neither moved nor deleted.
     server.seed_tenant("contoso", users=[{**ANNA_UEM, "username": "anna"}])
     server.seed_tenant("fabrikam", groups={"Standard": []})
     remote, problems = await blackberry.inspect(context())
-    assert problems == [] and remote["user"]["username"] == "anna"
-    assert server.calls[1].query == {"query": "emailAddress=anna.berg@contoso.example"}
+    assert remote == {} and [(p.code, p.message) for p in problems] == [
+        (SERVICE_MISSING, "BlackBerry has no user anna@contoso.example in tenant contoso (customer Contoso).")
+    ]
+    assert all("emailAddress" not in str(call.query) for call in server.calls)
 
 
 async def test_inspect_problems_for_collisions_and_a_missing_plan_group(server, blackberry):
@@ -211,11 +221,14 @@ async def test_inspect_problem_when_the_destination_tenant_does_not_exist(server
     assert [(p.code, p.message) for p in problems] == [(SERVICE_MISSING, "BlackBerry has no tenant fabrikam (customer Fabrikam).")]
 
 
-async def test_tenant_mapping_from_options(server):
-    adapter = BlackBerryAdapter(BLACKBERRY, options(server, tenants={"CONTOSO": "S0001", "Fabrikam": "S0002"}), LayoutConfig())
-    assert adapter.tenant_for(CONTOSO) == "S0001" and adapter.tenant_for(FABRIKAM) == "S0002"
-    assert adapter.tenant_for(Customer("Other", "OU=Other", code="OTH")) == "oth"
-    assert adapter.tenant_for(Customer("Nameless", "OU=Nameless")) is None
+async def test_the_uem_tenant_comes_from_the_tenant_map_only(server):
+    adapter = BlackBerryAdapter(BLACKBERRY, options(server), LayoutConfig(), tenants=TENANTS)
+    assert adapter.tenant_for(CONTOSO) == "contoso" and adapter.tenant_for(FABRIKAM) == "fabrikam"
+    # A code (editable by the tenant's admins) that names another tenant decides nothing.
+    impostor = Customer("Impostor", "OU=Impostor,OU=Hosting,DC=example,DC=net", code="FABRIKAM")
+    assert adapter.tenant_for(impostor) is None
+    with pytest.raises(ConfigError, match=r"services\.blackberry\.tenants is not allowed"):
+        BlackBerryAdapter(BLACKBERRY, options(server, tenants={"FABRIKAM": "fabrikam"}), LayoutConfig(), tenants=TENANTS)
 
 
 async def test_query_values_are_escaped(server, blackberry):
@@ -243,7 +256,7 @@ async def test_undo_after_a_crash_finds_the_created_user_by_username(server, bla
     await blackberry.perform(replay(create))  # the result is lost in the crash
     assert "anna@fabrikam.example" in server.users("fabrikam")
     server.calls.clear()
-    fresh = BlackBerryAdapter(BLACKBERRY, options(server), LayoutConfig())
+    fresh = BlackBerryAdapter(BLACKBERRY, options(server), LayoutConfig(), tenants=TENANTS)
     try:
         await fresh.undo(replay(create), None)
     finally:
@@ -366,7 +379,7 @@ async def test_a_dropped_connection_on_get_is_retried(server, blackberry):
 async def test_timeout_is_one_clear_sentence(server):
     server.seed_tenant("contoso", users=[ANNA_UEM])
     server.fail_next("GET", "/contoso/api/v1/users", "timeout")
-    adapter = BlackBerryAdapter(BLACKBERRY, options(server, timeout=0.3, retries=0), LayoutConfig())
+    adapter = BlackBerryAdapter(BLACKBERRY, options(server, timeout=0.3, retries=0), LayoutConfig(), tenants=TENANTS)
     try:
         with pytest.raises(ServiceError) as caught:
             await adapter.inspect(context())
@@ -417,7 +430,7 @@ async def test_malformed_json_is_one_clear_sentence(server, blackberry):
 
 async def test_json_of_the_wrong_shape_is_one_clear_sentence():
     client_transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"users": "nope"}))
-    adapter = BlackBerryAdapter(BLACKBERRY, {"url": "https://uem.example"}, LayoutConfig(), transport=client_transport)
+    adapter = BlackBerryAdapter(BLACKBERRY, {"url": "https://uem.example"}, LayoutConfig(), tenants=TENANTS, transport=client_transport)
     with pytest.raises(ServiceError, match=r"^BlackBerry sent an answer without a list of users\.$"):
         await adapter._find_user("contoso", "anna")
     await adapter.aclose()
@@ -555,7 +568,7 @@ def test_client_configuration_errors_are_one_sentence(opts, message):
 
 def test_adapter_configuration_errors_and_lazy_credentials():
     with pytest.raises(ConfigError, match="username_from"):
-        BlackBerryAdapter(BLACKBERRY, {"username_from": "guid"}, LayoutConfig())
+        BlackBerryAdapter(BLACKBERRY, {"username_from": "guid"}, LayoutConfig(), tenants=TENANTS)
     with pytest.raises(ConfigError, match="unknown placeholder"):
         HttpAdapter(CRM, {"move_path": "/users/{nope}"}, LayoutConfig())
     # Built without url or token (a configured service nobody moves): no error until used.
@@ -568,7 +581,7 @@ def test_adapter_configuration_errors_and_lazy_credentials():
 def tls_server(tmp_path_factory):
     from samba_dc import write_certificates
 
-    paths = write_certificates(tmp_path_factory.mktemp("provisioning-tls"))
+    paths = write_certificates(tmp_path_factory.mktemp("provisioning-tls"), "127.0.0.1")  # where the server listens, whatever the DC's address
     server = ProvisioningServer(certfile=str(paths["cert"]), keyfile=str(paths["key"])).start()
     server.seed_record("anna@contoso.example", customer="CONTOSO")
     try:

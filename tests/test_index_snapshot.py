@@ -42,7 +42,7 @@ async def test_a_snapshot_restores_every_customer_with_its_point_and_age(demo_di
     mode = stat.S_IMODE(os.stat(snapshot.path).st_mode)
     assert mode == 0o600 and stat.S_IMODE(os.stat(snapshot.path.parent).st_mode) == 0o700
     again = CustomerIndex()
-    assert snapshot.restore(again)
+    assert snapshot.restore(again, demo_directory.layout.with_tenant)
     assert again.customers == index.customers and [c.guid for c in again.customers] == [c.guid for c in index.customers]
     assert again.point == index.point and again.read_at == index.read_at and again.complete
 

@@ -49,7 +49,7 @@ def new_job(journal: Journal, steps=STEPS, **overrides) -> str:
     return journal.create_job(**args)
 
 
-def run_python(code: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_python(code: str, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
         cwd=ROOT,
@@ -57,6 +57,7 @@ def run_python(code: str, *args: str, check: bool = True) -> subprocess.Complete
         text=True,
         timeout=60,
         check=check,
+        env=env,
     )
 
 

@@ -21,11 +21,9 @@ TOKEN_ENV = "TENANTRY_TEST_UEM_TOKEN"
 SERVICES = ("exchange", "ocs", "blackberry")
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def session(samba_dc, sp_password, provisioning_server, monkeypatch, tmp_path):
-    provisioning_server.reset()
-    monkeypatch.setenv(TOKEN_ENV, provisioning_server.token)
-    services = "".join(
+def services_config(provisioning_server) -> str:
+    """The [services] of a DC config whose HTTP services are the loopback server."""
+    return "".join(
         f'\n[services.{key}]\ndisplay_name = "{name}"\nadapter = "{adapter}"\n{extra}'
         for key, name, adapter, extra in (
             ("exchange", "Hosted Exchange", "exchange",
@@ -38,7 +36,13 @@ async def session(samba_dc, sp_password, provisioning_server, monkeypatch, tmp_p
             ("crm", "Hosted CRM", "http", f'movable = false\nurl = "{provisioning_server.url}/provisioning"\ntoken_env = "{TOKEN_ENV}"\n'),
         )
     )
-    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services))
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def session(samba_dc, sp_password, provisioning_server, monkeypatch, tmp_path):
+    provisioning_server.reset()
+    monkeypatch.setenv(TOKEN_ENV, provisioning_server.token)
+    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services_config(provisioning_server)))
     directory = await connect(config, sp_password)
     session = await Session.open(directory, state=tmp_path)
     yield session

@@ -14,7 +14,9 @@ from samba_dc import norm_dn, unescape_value
 
 from core.demo.seed import (
     BLACKBERRY_PLANS,
+    DISTRIBUTION_GROUPS,
     EXCHANGE_PLANS,
+    GROUP_TYPE_GLOBAL_DISTRIBUTION,
     ROLE_NAMES,
     SERVICE_NAMES,
     Seed,
@@ -212,7 +214,8 @@ def test_service_mix(seed: Seed) -> None:
 def test_groups_are_global_security_groups(seed: Seed) -> None:
     for group in seed.groups():
         assert group.attributes["objectClass"] == ("top", "group")
-        assert group.first("groupType") == "-2147483646"
+        expected = GROUP_TYPE_GLOBAL_DISTRIBUTION if group.first("cn") in DISTRIBUTION_GROUPS else "-2147483646"
+        assert group.first("groupType") == expected
         assert group.first("cn") == unescape_value(parse_dn(group.dn)[0][1])
         assert "member" not in group.attributes or group.attributes["member"]
 

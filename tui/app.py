@@ -106,13 +106,17 @@ class TenantryApp(App[None]):
         self._refresh_title()
 
     @classmethod
-    def for_command_line(cls, args: argparse.Namespace, config: Config | None, opener: DirectoryOpener) -> TenantryApp:
-        """The app for ``tenantry [--readonly] [--low-bandwidth]`` (flags only ever switch on)."""
+    def for_command_line(cls, args: argparse.Namespace, config: Config | None, opener: DirectoryOpener,
+                         state: Path | None = None) -> TenantryApp:
+        """The app for ``tenantry [--demo] [--readonly] [--low-bandwidth]`` (flags only ever
+        switch on); ``state``: where its journal and audit live (the demo's own folder with
+        --demo, as for the subcommands)."""
         return cls(
             opener,
             config,
             readonly=True if getattr(args, "readonly", False) else None,
             low_bandwidth=True if getattr(args, "low_bandwidth", False) else None,
+            state=state,
         )
 
     def run(self, *, mouse: bool | None = None, **kwargs: Any) -> None:  # type: ignore[override]
@@ -435,6 +439,9 @@ class TenantryApp(App[None]):
         if self.readonly:
             parts.append("(read-only)")
         self.sub_title = " ".join(parts)
+        # An insecure setting stays in the header of every screen for as long as the console runs.
+        insecure = self.config.directory.insecure if self.config is not None else ()
+        self.title = " ⚠ ".join((self.TITLE, *insecure))
 
     def format_title(self, title: str, sub_title: str) -> Content:
         # Content(...) is literal text, never markup; plain() strips control characters.

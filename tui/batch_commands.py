@@ -252,7 +252,7 @@ def _preflight_report(args: argparse.Namespace, plan: BulkPlan) -> int:
                 "row": row.label, "user": row.who, "status": "planned" if row.ok else "refused", "job": None, "message": "",
                 "upn": change.upn_after if change else None, "email": change.email_after if change else None,
                 "problems": [x.to_json() for x in row.plan.problems],
-                **({"plan": [s.public() for s in row.plan.steps]} if row.ok else {}),
+                **({"plan": [s.public() for s in row.plan.steps], "left_out": [x.to_json() for x in row.plan.left_out]} if row.ok else {}),
             })
         print_json({"batch": plan.batch, "kind": plan.kind, "status": "refused" if plan.refused else "planned", "exit": code, "rows": rows})
         return code
@@ -274,3 +274,5 @@ def _print_rows(plan: BulkPlan) -> None:
     for row in plan.clean:
         change = row.plan.users[0]
         print(f"  ✓ {plain(row.label)}: → {plain(change.upn_after)}, {len(row.plan.steps)} steps", file=sys.stderr)
+        for item in row.plan.left_out:
+            print(f"      left out: {plain(item.action)} {plain(item.target)} — {plain(item.reason)}", file=sys.stderr)

@@ -16,9 +16,9 @@ import traceback
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from core.config import Config, load, read_password
+from core.config import Config, load, read_operator_password, read_password
 from core.errors import TenantryError
-from core.state import state_dir
+from core.state import demo_state_dir, private_file, state_dir
 
 log = logging.getLogger("tenantry")
 
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--search", metavar="TEXT", help="only entries mentioning TEXT")
     audit.add_argument("--limit", type=int, default=200, help="at most this many entries (newest first)")
     audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.add_argument("--verify", action="store_true",
+                       help="check the log's hash chain and anchor: exit 0 if intact, 1 naming every entry changed, "
+                       "removed or added, or the log cut short or deleted (needs no domain controller)")
     return parser
 
 
@@ -162,14 +165,15 @@ def directory_opener(args: argparse.Namespace) -> tuple[Config | None, Callable[
 
         return None, open_demo
     config = load(args.config)
-    if not config.directory.tls_verify:
-        print("tenantry: warning: TLS certificate verification is off (directory.tls_verify = false).", file=sys.stderr)
-    password = read_password(config.directory, prompt=getpass.getpass)
+    for label in config.directory.insecure:
+        print(f"tenantry: warning: insecure setting in force: {label} (see directory.tls_verify, directory.allow_cleartext_bind).", file=sys.stderr)
+    password = None if config.directory.auth == "kerberos" else read_password(config.directory, prompt=getpass.getpass)
+    operator_password = read_operator_password(config.directory, prompt=getpass.getpass)
 
     async def open_configured():
         from core.directory import connect
 
-        return await connect(config, password)
+        return await connect(config, password, operator_password=operator_password)
 
     return config, open_configured
 
@@ -189,6 +193,10 @@ async def _run(args: argparse.Namespace) -> int:
         "rollback": job_commands.rollback,
         "audit": job_commands.audit,
     }
+    if args.command == "audit" and args.verify:
+        from tui.job_commands import verify_audit
+
+        return verify_audit(_state(args), args)
     _config, opener = directory_opener(args)
     directory = await opener()
     if args.command in reads:
@@ -207,25 +215,21 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _state(args: argparse.Namespace) -> Path:
     """Demo jobs are kept apart from real ones: the demo directory lives in memory."""
-    folder = state_dir()
-    if args.demo:
-        folder = folder / "demo"
-        folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+    return demo_state_dir() if args.demo else state_dir()
 
 
 def _console(args: argparse.Namespace) -> int:
     from tui.app import TenantryApp
 
     config, opener = directory_opener(args)
-    app = TenantryApp.for_command_line(args, config, opener)
+    app = TenantryApp.for_command_line(args, config, opener, state=_state(args))
     app.run()
     return app.return_code or 0
 
 
 def _write_crash_report() -> Path:
     path = state_dir() / "crash.log"
-    with path.open("a", encoding="utf-8") as handle:
+    with private_file(path, "a") as handle:
         handle.write(traceback.format_exc() + "\n")
     return path
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, AsyncIterator
 
+from core.audit import Audit
 from core.batch import Batch, journaled_plan
 from core.bulk_csv import parse_plans
 from core.copy import CopyRequest
@@ -175,6 +177,21 @@ async def audit(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
+def verify_audit(folder: Path, args: argparse.Namespace) -> int:
+    """``tenantry audit --verify``: the chain and the anchor, checked without a directory."""
+    with Audit(folder / "audit.sqlite3") as log:
+        found = log.verify()
+    if args.json:
+        print_json({"intact": found.intact, "entries": found.entries, "head": found.head, "problems": list(found.problems)})
+    elif found.intact:
+        print(f"The audit log {folder / 'audit.sqlite3'} is intact: {found.entries} entries, chain head {found.head}.")
+    else:
+        for problem in found.problems:
+            print(problem)
+        print(f"tenantry: the audit log {folder / 'audit.sqlite3'} was tampered with ({len(found.problems)} problems found).", file=sys.stderr)
+    return 0 if found.intact else 1
+
+
 async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None, str]:
     """Consume a job's events, showing progress on stderr; returns (job id, final status)."""
     job, status = None, "failed"
@@ -221,6 +238,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
             "status": status,
             "problems": [p.to_json() for p in plan.problems],
             "plan": [s.public() for s in plan.steps],
+            "left_out": [x.to_json() for x in plan.left_out],
             "users": [u.__dict__ for u in plan.users],
         })
     elif status == "refused":
@@ -255,6 +273,8 @@ def print_plan(plan: Plan) -> None:
                 print(f"       {attribute}: {_value(before.get(attribute))} → {_value(after.get(attribute))}")
         elif step.after is not None or step.before is not None:
             print(f"       {plain(step.before) or '—'} → {plain(step.after) or '—'}")
+    for item in plan.left_out:
+        print(f"  left out: {plain(item.action)} {plain(item.target)} — {plain(item.reason)}")
 
 
 def _value(value: Any) -> str:

@@ -8,13 +8,12 @@ control characters itself).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, Iterable, Sequence
 
 from core.directory import Directory
 from core.model import Customer, User
-from core.text import plain
+from core.text import json_text, plain
 
 
 def customer_json(customer: Customer) -> dict[str, Any]:
@@ -69,8 +68,7 @@ async def users(directory: Directory, args: argparse.Namespace) -> int:
 
 
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, default=str)
-    sys.stdout.write("\n")
+    sys.stdout.write(json_text(value) + "\n")
 
 
 def _print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

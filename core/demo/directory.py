@@ -92,6 +92,7 @@ from core.directory import ops
 from core.directory.directory import Directory
 from core.directory.escape import dn_value
 from core.directory.pool import ConnectionPool, bind_error
+from core.tenants import TenantMap, parse_tenants
 
 __all__ = [
     "DEMO_URL", "DemoController", "DemoServer", "DemoStrategy", "LdapError",
@@ -1389,7 +1390,18 @@ def _demo_directory(config: Config, demo: DemoServer, account: Any) -> Config:
         ca_file=None,
         tls_verify=True,
     )
-    return dataclasses.replace(config, directory=directory)
+    # The demo is a fixed world: its customers' tenant map is the seed's, unless the
+    # given configuration maps them itself.
+    tenants = config.tenants if len(config.tenants) else demo_tenants(demo.seed, config)
+    return dataclasses.replace(config, directory=directory, tenants=tenants)
+
+
+def demo_tenants(seed: Any, config: Config) -> TenantMap:
+    """The seed's customers as an SP would map them (code, domains, a UEM tenant for
+    every blackberry-adapter service of ``config``)."""
+    keys = tuple(key for key, entry in config.services.items() if entry.service.adapter == "blackberry")
+    adapters = {key: entry.service.adapter for key, entry in config.services.items()}
+    return parse_tenants(seed.tenants(keys), "the demo's tenant map", adapters)
 
 
 async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Directory:
@@ -1407,4 +1419,5 @@ async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Direct
     await pool.start()
     from core.demo.services import DemoServices
 
-    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed))
+    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed),
+                     memory_instance=uuid.uuid4().hex)

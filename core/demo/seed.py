@@ -16,9 +16,11 @@ of the product must survive them. All of them load into Samba AD unchanged.
 
 from __future__ import annotations
 
+import json
 import random
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "SeedEntry",
@@ -31,6 +33,16 @@ __all__ = [
     "BLACKBERRY_PLANS",
     "UAC_ENABLED",
     "UAC_DISABLED",
+    "DISTRIBUTION_GROUPS",
+    "GROUP_TYPE_GLOBAL_DISTRIBUTION",
+    "PLATFORM_GROUPS",
+    "PLATFORM_GROUPS_OU",
+    "SECOND_PLATFORM_ADMIN",
+    "SECOND_PLATFORM_OPERATORS",
+    "SECOND_PLATFORM_OU",
+    "SECOND_PLATFORM_TENANTS",
+    "STAFF_GROUP",
+    "STAFF_GROUP_CUSTOMER",
 ]
 
 BASE_DN = "DC=example,DC=net"
@@ -150,6 +162,31 @@ class Seed:
             if op.name == name:
                 return op
         raise KeyError(name)
+
+    def tenants(self, services: tuple[str, ...] = ("blackberry",)) -> dict[str, dict[str, Any]]:
+        """The ``[tenants]`` table an SP would configure for this directory: each customer
+        keyed by its DN, with its code and domains, and a UEM tenant (its code lower-cased)
+        for each of ``services`` (blackberry-adapter service keys)."""
+        return {
+            entry.dn: {
+                "code": entry.first("description"),
+                "domains": list(entry.attributes.get("uPNSuffixes", ())),
+                **{key: {"tenant_guid": (entry.first("description") or "").lower()} for key in services},
+            }
+            for entry in self.customers()
+        }
+
+    def tenants_toml(self, services: tuple[str, ...] = ("blackberry",)) -> str:
+        """:meth:`tenants` as TOML, for a config file (keys and strings JSON-quoted, which TOML reads)."""
+        lines = []
+        for dn, entry in self.tenants(services).items():
+            lines.append(f"[tenants.{json.dumps(dn)}]")
+            lines.append(f"code = {json.dumps(entry['code'])}")
+            lines.append(f"domains = {json.dumps(entry['domains'])}")
+            for key in services:
+                lines.append(f"[tenants.{json.dumps(dn)}.{key}]")
+                lines.append(f"tenant_guid = {json.dumps(entry[key]['tenant_guid'])}")
+        return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- escaping
@@ -599,6 +636,60 @@ class _Builder:
         return role_dns
 
 
+# Groups that are not in any customer's Roles or Services OU, and a second hosting tree
+# laid out differently; added after everything random, so the rest of the seed is as it was.
+STAFF_GROUP = "Staff"  # a distribution group directly below a customer's OU (STAFF_GROUP_CUSTOMER)
+STAFF_GROUP_CUSTOMER = "Adventure Works Cycles"
+PLATFORM_GROUPS = ("Platform Newsletter", "Blue Yonder Partner News")  # in PLATFORM_GROUPS_OU, in the first reseller's OU
+PLATFORM_GROUPS_OU = "OU=Platform Groups"  # below OU=Hosting, not a customer
+GROUP_TYPE_GLOBAL_DISTRIBUTION = "2"
+DISTRIBUTION_GROUPS = (STAFF_GROUP, *PLATFORM_GROUPS)
+# "OU=Second Platform" (below OU=Hosting): customers marked businessCategory=tenant, their
+# users two levels down (OU=Mailboxes,OU=People), its SP administrators a group in OU=Staff.
+SECOND_PLATFORM_OU = "OU=Second Platform"
+SECOND_PLATFORM_TENANTS = (("Tenant One", "tenant-one.example", "T0001"), ("Tenant Two", "tenant-two.example", "T0002"))
+SECOND_PLATFORM_OPERATORS = "Platform Operators"  # a group in OU=Staff, outside the hosting OU
+SECOND_PLATFORM_ADMIN = "platform-admin"  # its one member (sAMAccountName; UPN platform-admin@example.net)
+
+
+def _add_layout_variants(b: _Builder, hosting_dn: str, staff_dn: str, reseller_dn: str) -> None:
+    """The groups and the second hosting tree above, and the second tree's SP administrator
+    (SECOND_PLATFORM_ADMIN, in Platform Operators only: not one of the seed's operators)."""
+    customer_dn = next(e.dn for e in b.ous if e.first("ou") == STAFF_GROUP_CUSTOMER and e.first("businessCategory") == "customer")
+    platform_groups_dn = f"{PLATFORM_GROUPS_OU},{hosting_dn}"
+    b.ou(platform_groups_dn, "Platform Groups", description=("Groups of every tenant's users",))
+    for parent, name, sam in ((customer_dn, STAFF_GROUP, "awc-staff"), (platform_groups_dn, PLATFORM_GROUPS[0], "platform-news"),
+                              (reseller_dn, PLATFORM_GROUPS[1], "r1-partner-news")):
+        dn = b.group(parent, name, sam, [], f"{name} (distribution)")
+        index = next(i for i, g in enumerate(b.groups) if g.dn == dn)
+        b.groups[index] = SeedEntry(dn, {**b.groups[index].attributes, "groupType": (GROUP_TYPE_GLOBAL_DISTRIBUTION,)})
+
+    platform_dn = f"{SECOND_PLATFORM_OU},{hosting_dn}"
+    b.ou(platform_dn, "Second Platform", description=("A hosting tree with another layout",))
+    for index, (name, domain, code) in enumerate(SECOND_PLATFORM_TENANTS, start=1):
+        tenant_dn = f"{_rdn('OU', name)},{platform_dn}"
+        b.ou(tenant_dn, name, businessCategory=("tenant",), uPNSuffixes=(domain,), description=(code,))
+        for child in ("OU=People", "OU=Mailboxes,OU=People", "OU=Roles", "OU=Services"):
+            b.ou(f"{child},{tenant_dn}", child.split(",")[0][3:])
+        users: list[str] = []
+        if index == 1:  # one user with Hosted Exchange, two levels below the tenant
+            prefix = "anna.people"
+            users.append(f"CN=Anna People,OU=Mailboxes,OU=People,{tenant_dn}")
+            b.sams.add("anna.people.t1")
+            b.users.append(SeedEntry(users[0], {
+                "objectClass": USER_CLASSES, "cn": ("Anna People",), "givenName": ("Anna",), "sn": ("People",),
+                "displayName": ("Anna People",), "sAMAccountName": ("anna.people.t1",),
+                "userPrincipalName": (f"{prefix}@{domain}",), "userAccountControl": (UAC_ENABLED,),
+                "mail": (f"{prefix}@{domain}",), "proxyAddresses": (f"SMTP:{prefix}@{domain}",), "mailNickname": (prefix,),
+                "legacyExchangeDN": (f"{EXCHANGE_ORG}/cn=Recipients/cn={prefix}",), "extensionAttribute1": (code,),
+            }))
+        b.group(f"OU=Services,{tenant_dn}", SERVICE_NAMES["exchange"], f"t{index}-svc-exchange", users)
+        for role in ROLE_NAMES[:2]:
+            b.group(f"OU=Roles,{tenant_dn}", role, f"t{index}-{_ROLE_SAM[role]}", [])
+    admin_dn = b.staff_user(staff_dn, SECOND_PLATFORM_ADMIN, "Second Platform Admin", "Pat", "Platform")
+    b.group(staff_dn, SECOND_PLATFORM_OPERATORS, "platform-operators", [admin_dn], "SP administrators of the second platform")
+
+
 def build_seed(seed: int = 2026) -> Seed:
     """Build the demo/test directory. Same ``seed`` → same entries, in the same order."""
     b = _Builder(seed)
@@ -680,6 +771,7 @@ def build_seed(seed: int = 2026) -> Seed:
         OperatorAccount("user-admin", admin_user.dn, admin_user.upn, admin_user.sam,
                         f"user_admin:{admin_customer.name}")
     )
+    _add_layout_variants(b, hosting_dn, staff_dn, reseller_dns[0])
 
     return Seed(
         base_dn=BASE_DN,

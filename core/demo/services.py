@@ -7,8 +7,7 @@ and builds the session's adapters with their HTTP calls carried to it by an
 :class:`httpx.MockTransport`, so nothing leaves the process:
 
 - every customer providing a ``blackberry``-adapter service is a UEM tenant, with
-  the id the adapter derives for it (``tenants`` option, else the customer code
-  lower-cased), holding a UEM user for each member of the customer's service group
+  the id the tenant map gives it (``tenant_guid``), holding a UEM user for each member of the customer's service group
   (username as ``username_from`` says, address, names and profile fields from the
   directory) and a UEM group per plan the customer offers (named as
   ``plan_groups`` says) with the users on that plan;
@@ -118,7 +117,8 @@ class DemoServices:
         users = {e.dn: e for e in seed.users()}
         for entry in seed.customers():
             services_dn = f"{layout.services_ou},{entry.dn}"
-            customer = Customer(name=entry.first("ou") or "", dn=entry.dn, code=entry.first(layout.code_attribute))
+            tenant = config.tenants.for_customer(Customer(name=entry.first("ou") or "", dn=entry.dn))
+            customer = Customer(name=entry.first("ou") or "", dn=entry.dn, code=tenant.code if tenant else None)
             for service in http_services:
                 name = service.service.display_name
                 group = groups.get(child_dn("CN", name, services_dn))
@@ -138,7 +138,7 @@ class DemoServices:
     def _load_tenant(self, config: Config, service: ServiceConfig, customer: Customer, members: list[SeedEntry], plans: dict[str, set[str]]) -> None:
         from core.services.blackberry import BlackBerryAdapter
 
-        adapter = BlackBerryAdapter(service.service, service.options, config.layout)  # no client is built
+        adapter = BlackBerryAdapter(service.service, service.options, config.layout, tenants=config.tenants)  # no client is built
         tenant = adapter.tenant_for(customer)
         if tenant is None:
             return

@@ -13,7 +13,7 @@ from core.config import Config
 from core.directory import ops
 from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
-from core.directory.layout import Layout, dn_key, same_dn
+from core.directory.layout import Layout, dn_key, is_below, same_dn
 from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
@@ -21,6 +21,7 @@ from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
 
 GROUP_GLOBAL_SECURITY = "-2147483646"
+IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Directory:
         bound_as: str | None = None,
         server: Callable[[], str | None] = lambda: None,
         services: Any = None,
+        account: str | None = None,
+        operator: str | None = None,
+        memory_instance: str | None = None,
     ):
         self.config = config
         self.services = services  # an in-process service side (the demo's), else None
@@ -55,6 +59,13 @@ class Directory:
         self.pool = pool
         self.dialect = dialect or ActiveDirectory()
         self.bound_as = bound_as or config.directory.bind_user
+        # The account that bound, to look it up by (a Kerberos principal's sAMAccountName) …
+        self.account = account or self.bound_as
+        # … and the operator a shared service account acts for, once they proved who they are.
+        self.proven_operator = operator
+        # A directory that lives in this process's memory (the demo): an id of this one
+        # instance, which its jobs carry; None for a real directory.
+        self.memory_instance = memory_instance
         self.page_size = config.directory.page_size
 
     @property
@@ -108,7 +119,7 @@ class Directory:
         With ``limit``, the server is asked for no more than that and the services of
         only those customers are read (one small search each, in parallel).
         """
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         entries = await self._collect(self.layout.hosting_dn, self.layout.customer_filter(search), "sub", attributes, limit)
         if with_services:
             found = list(await asyncio.gather(*(self._customer_with_groups(e) for e in entries)))
@@ -131,7 +142,7 @@ class Directory:
 
         Without ``with_services`` its services, plans and roles are left empty (two
         searches fewer, for callers that need only where it is, e.g. rights checks)."""
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = self.layout.customer_attributes
         # Two searches, not one (ou=…)|(uPNSuffixes=…): ``ou`` is indexed (in AD and
         # Samba) and uPNSuffixes is not, so the OR made the DC read every OU of the
         # domain. The domain search still does; only a value that can be a domain
@@ -139,11 +150,20 @@ class Directory:
         entries = await self.pool.run(
             lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_name_filter(name_or_domain), "sub", attributes)
         )
-        if "." in name_or_domain and not any(c.isspace() for c in name_or_domain):
+        owners: list[ops.Entry] = []
+        tenant = self.config.tenants.owner_of_domain(name_or_domain)
+        if tenant is not None:
+            # A domain the SP assigned names its customer, whatever other OUs claim it.
+            base, search, scope = self.layout.customer_tenant_filter(tenant)
+            try:
+                owners = await self.pool.run(lambda c: ops.search(c, base, search, scope, attributes))
+            except NotFound:  # its OU is gone (a tenant keyed by a DN that no longer exists)
+                pass
+        elif "." in name_or_domain and not any(c.isspace() for c in name_or_domain):
             owners = await self.pool.run(
                 lambda c: ops.search(c, self.layout.hosting_dn, self.layout.customer_domain_filter(name_or_domain), "sub", attributes)
             )
-            entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
+        entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
         if not entries:
             raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain.")
         if len(entries) > 1:
@@ -158,11 +178,27 @@ class Directory:
         return sorted((self.layout.customer_from(e) for e in entries), key=lambda c: c.name.casefold())
 
     async def customer_at(self, dn: str) -> Customer:
-        attributes = ["ou", self.config.layout.domains_attribute, self.config.layout.code_attribute]
+        attributes = [*self.layout.customer_attributes, self.config.layout.marker_attribute]
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
         if entry is None:
             raise NotFound(f"The customer {dn} no longer exists.")
+        marked = any(v.casefold() == names.customer_marker.casefold() for v in entry.get(names.marker_attribute))
+        if not marked or not is_below(dn, self.layout.hosting_dn):
+            raise UsageError(f"{dn} is not a customer ({names.marker_attribute}={names.customer_marker} below the hosting OU).")
         return await self._customer_with_groups(entry)
+
+    async def inside_a_customer(self, dn: str) -> bool:
+        """Whether ``dn`` lies inside some customer's OU (one base read per OU between it
+        and the hosting OU; nothing to read for an entry outside the hosting OU)."""
+        names = self.config.layout
+        ancestors: list[str] = []
+        parent = parent_dn(dn)
+        while is_below(parent, self.layout.hosting_dn):
+            ancestors.append(parent)
+            parent = parent_dn(parent)
+        entries = await asyncio.gather(*(self.pool.run(lambda c, a=a: ops.read(c, a, [names.marker_attribute])) for a in ancestors))
+        marker = names.customer_marker.casefold()
+        return any(e is not None and any(v.casefold() == marker for v in e.get(names.marker_attribute)) for e in entries)
 
     # -- reading: users ------------------------------------------------------
     async def user_pages(self, customer: Customer, search: str | None = None) -> AsyncIterator[list[User]]:
@@ -201,7 +237,8 @@ class Directory:
         return sorted((self.layout.user_from(e) for e in entries), key=lambda u: (u.display_name or u.cn).casefold())
 
     async def user(self, identity: str) -> User:
-        """One user with every attribute the core needs, by UPN, sAMAccountName or DN."""
+        """One user with every attribute the core needs, by UPN, sAMAccountName, email
+        address (mail or an SMTP proxy address, when no UPN is that) or DN."""
         attributes = self.layout.user_detail_attributes
         if "=" in identity and "," in identity:
             entry = await self.pool.run(lambda c: ops.read(c, identity, attributes))
@@ -218,6 +255,9 @@ class Directory:
                 raise UsageError(f"{identity!r} is an address of {len(entries)} users; name the user by UPN or username.")
         if not entries:
             raise NotFound(f"No user {identity!r} exists below the hosting OU.")
+        refusal = self.layout.not_a_customer_user(entries[0])
+        if refusal:
+            raise UsageError(refusal)
         return self.layout.user_from(entries[0])
 
     async def _pages(
@@ -262,8 +302,10 @@ class Directory:
 
     # -- the operator -----------------------------------------------------------
     async def operator(self, identity: str | None = None) -> Operator:
-        """The operator (the bound account, or the named one) with rights from nested groups."""
-        who = identity or self.config.directory.operator or self.bound_as
+        """The operator with rights from nested groups: the bound account, or the operator a
+        service account acts for once they proved who they are (see :func:`connect`) —
+        never merely the one the configuration names."""
+        who = identity or self.proven_operator or self.account
         if "=" in who and "," in who:
             entry = await self.pool.run(lambda c: ops.read(c, who, ["displayName", "cn"]))
         else:
@@ -273,15 +315,26 @@ class Directory:
             entry = found[0] if found else None
         if entry is None:
             raise NotFound(f"The operator account {who!r} does not exist in the directory.")
-        groups = await self.pool.run(lambda c: self.dialect.nested_groups(c, entry.dn, self.config.directory.base_dn))
+        groups = await self.nested_groups(entry.dn)
         name = entry.first("displayName") or entry.first("cn") or who
         return Operator(name=name, dn=entry.dn, bound_as=self.bound_as, rights=self._rights(groups))
+
+    async def nested_groups(self, dn: str) -> list[str]:
+        """The DNs of every security group ``dn`` (a user or a group) is in, nested included."""
+        return await self.pool.run(lambda c: self.dialect.nested_groups(c, dn, self.config.directory.base_dn))
+
+    async def groups_holding(self, dn: str, base: str) -> list[str]:
+        """The groups directly below ``base`` that hold ``dn`` as a member, through nested
+        groups too (AD's in-chain matching rule; ``tokenGroups`` is a user's, not a group's)."""
+        search_filter = f"(&(objectClass=group)(member:{IN_CHAIN}:={filter_value(dn)}))"
+        return [e.dn for e in await self.pool.run(lambda c: ops.search(c, base, search_filter, "one", ["cn"]))]
 
     def _rights(self, groups: Iterable[str]) -> Rights:
         names = self.config.layout
         sp_admin = readonly = False
         resellers: set[str] = set()
         customers: set[str] = set()
+        roles: set[tuple[str, str]] = set()
         for group in groups:
             if same_dn(group, self.layout.sp_admins_dn):
                 sp_admin = True
@@ -289,9 +342,12 @@ class Directory:
                 readonly = True
             elif dn_key(group)[0] == dn_key(names.reseller_admins_group)[0]:
                 resellers.add(parent_dn(group))
-            elif dn_key(group)[0] == ("cn", names.user_admin_role.casefold()) and dn_key(parent_dn(group))[0] == dn_key(names.roles_ou)[0]:
-                customers.add(parent_dn(parent_dn(group)))
-        return Rights(sp_admin, frozenset(resellers), frozenset(customers), readonly)
+            elif (customer := self.layout.customer_of_role(group)) is not None:
+                role = rdn_value(group)
+                roles.add((customer, role))
+                if role.casefold() == names.user_admin_role.casefold():
+                    customers.add(customer)
+        return Rights(sp_admin, frozenset(resellers), frozenset(customers), readonly, frozenset(roles))
 
     # -- the domain ------------------------------------------------------------------
     async def password_policy(self) -> PasswordPolicy:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
 _FILTER_SPECIAL = frozenset(b"*()\\\x00")
@@ -99,6 +100,26 @@ def split_dn(dn: str) -> list[tuple[str, str]]:
 def rdn_value(dn: str) -> str:
     """The unescaped value of the first RDN of ``dn`` (e.g. a user's CN)."""
     return split_dn(dn)[0][1]
+
+
+def dn_key(dn: str) -> tuple[tuple[str, str], ...]:
+    """A comparison key for DNs: attribute names and values case-folded, escaping undone."""
+    return tuple((attr.lower(), value.casefold()) for attr, value in split_dn(dn))
+
+
+def dn_key_or_none(dn: object) -> tuple[tuple[str, str], ...] | None:
+    """:func:`dn_key` of ``dn``; ``None`` for anything that is not a well-formed DN
+    (e.g. a value read back from an edited journal)."""
+    if not isinstance(dn, str) or "=" not in dn:
+        return None
+    try:
+        return dn_key(dn)
+    except (LDAPInvalidDnError, ValueError):
+        return None
+
+
+def same_dn(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and dn_key(a) == dn_key(b)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
+import uuid
+from dataclasses import replace
 from typing import Iterable
 
 from core.config import Config
-from core.directory.escape import filter_value, parent_dn, rdn_value, split_dn
+from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn, split_dn
 from core.directory.ops import Entry
 from core.model import Customer, Plan, Reseller, User
+from core.tenants import Tenant
+from core.text import plain
 
 UAC_DISABLED = 0x2
 
@@ -25,13 +28,20 @@ COMMON_ATTRIBUTES = [
 ]
 
 
-def dn_key(dn: str) -> tuple[tuple[str, str], ...]:
-    """A comparison key for DNs: attribute names and values case-folded, escaping undone."""
-    return tuple((attr.lower(), value.casefold()) for attr, value in split_dn(dn))
+def is_below(dn: str, ancestor: str) -> bool:
+    """Whether ``dn`` is strictly below ``ancestor`` (at any depth)."""
+    key, above = dn_key(dn), dn_key(ancestor)
+    return len(key) > len(above) and key[-len(above):] == above
 
 
-def same_dn(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and dn_key(a) == dn_key(b)
+def _strip_container(dn: str, container: str, depth: int) -> str | None:
+    """``<rdn>,<container>,<rest>`` → ``<rest>`` (as the server spelled it); else ``None``."""
+    key = dn_key(dn)
+    if len(key) <= depth + 1 or key[1:depth + 1] != dn_key(container):
+        return None
+    for _ in range(depth + 1):
+        dn = parent_dn(dn)
+    return dn
 
 
 class Layout:
@@ -40,8 +50,10 @@ class Layout:
         self.names = config.layout
         self.hosting_dn = config.directory.hosting_dn
         self.base_dn = config.directory.base_dn
-        self.sp_admins_dn = f"{self.names.sp_admins_group},{self.hosting_dn}"
-        self.readonly_dn = f"{self.names.readonly_group},{self.hosting_dn}"
+        self.sp_admins_dn = self._operator_group(self.names.sp_admins_group)
+        self.readonly_dn = self._operator_group(self.names.readonly_group)
+        self._users_depth = len(split_dn(self.names.users_ou))
+        self._roles_depth = len(split_dn(self.names.roles_ou))
         self._plan_pattern = re.compile(
             "^" + re.escape(self.names.plan_group_format)
             .replace(re.escape("{service}"), "(?P<service>.+?)")
@@ -50,7 +62,7 @@ class Layout:
         self.user_list_attributes = list(USER_LIST_ATTRIBUTES)
         self.user_detail_attributes = sorted(
             {*USER_LIST_ATTRIBUTES, *EXCHANGE_ATTRIBUTES, *OCS_ATTRIBUTES, *COMMON_ATTRIBUTES,
-             self.names.address_book_attribute, "objectGUID", "whenChanged"}
+             self.names.address_book_attribute, "objectGUID", "whenChanged", "objectClass"}
         )
 
     # -- where things are ---------------------------------------------------
@@ -66,9 +78,35 @@ class Layout:
     def reseller_admins_dn(self, reseller_dn: str) -> str:
         return f"{self.names.reseller_admins_group},{reseller_dn}"
 
-    def customer_of(self, user_dn: str) -> str:
-        """The customer DN of a user DN (``CN=…,OU=Users,<customer>``)."""
-        return parent_dn(parent_dn(user_dn))
+    def _operator_group(self, value: str) -> str:
+        """An operator group named in the configuration: a full DN below base_dn as it
+        is, anything else relative to the hosting OU."""
+        under_base = is_below(value, self.base_dn)
+        return value if under_base else f"{value},{self.hosting_dn}"
+
+    def customer_of(self, user_dn: str) -> str | None:
+        """The customer DN of a user DN (``CN=…,<users_ou>,<customer>``, however many
+        levels ``users_ou`` has); ``None`` if the entry is not directly in a users OU."""
+        return _strip_container(user_dn, self.names.users_ou, self._users_depth)
+
+    def customer_of_role(self, group_dn: str) -> str | None:
+        """The customer DN of a role group (``CN=…,<roles_ou>,<customer>``); else ``None``."""
+        return _strip_container(group_dn, self.names.roles_ou, self._roles_depth)
+
+    def not_a_customer_user(self, entry: Entry) -> str | None:
+        """Why ``entry`` cannot be moved or copied as a user (``None``: it can): it must be
+        a user account (not a computer, group or contact) directly in a customer's users OU
+        below the hosting OU. Whether that OU's parent is marked as a customer is
+        :meth:`Directory.customer_at`'s to check."""
+        classes = {c.casefold() for c in entry.get("objectClass")}
+        if "user" not in classes or "computer" in classes:
+            kind = next((k for k in ("computer", "group", "contact") if k in classes), None)
+            what = f"a {kind}, not a user account" if kind else "not a user account"
+            return f"{plain(entry.dn)} is {what}: only users can be moved or copied."
+        customer = self.customer_of(entry.dn)
+        if customer is None or not is_below(customer, self.hosting_dn):
+            return f"{plain(entry.dn)} is not in a customer's {self.names.users_ou} OU below {self.hosting_dn}: only customers' users can be moved or copied."
+        return None
 
     # -- filters ------------------------------------------------------------
     def marked(self, marker: str) -> str:
@@ -90,6 +128,14 @@ class Layout:
 
     def customer_domain_filter(self, domain: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}({self.names.domains_attribute}={filter_value(domain)}))"
+
+    def customer_tenant_filter(self, tenant: Tenant) -> tuple[str, str, str]:
+        """Where and how to find the customer OU a tenant map entry names: ``(base, filter, scope)``."""
+        marked = self.marked(self.names.customer_marker)
+        if tenant.by_guid:
+            escaped = "".join(f"\\{b:02x}" for b in uuid.UUID(tenant.key).bytes_le)  # a binary value, byte by byte
+            return self.hosting_dn, f"(&{marked}(objectGUID={escaped}))", "sub"
+        return tenant.key, marked, "base"
 
     @staticmethod
     def user_filter(text: str | None = None) -> str:
@@ -117,27 +163,36 @@ class Layout:
     def reseller_from(self, entry: Entry) -> Reseller:
         return Reseller(entry.first("ou") or rdn_value(entry.dn), entry.dn)
 
+    @property
+    def customer_attributes(self) -> list[str]:
+        """What is read of a customer OU (its objectGUID keys the tenant map)."""
+        return ["ou", "objectGUID", self.names.domains_attribute, self.names.code_attribute]
+
     def customer_from(self, entry: Entry, groups: Iterable[str] = ()) -> Customer:
+        """The customer an OU entry is; its code and domains from the tenant map only."""
         parent = parent_dn(entry.dn)
         is_direct = same_dn(parent, self.hosting_dn)
         services, plans, roles = self.classify_groups(entry.dn, groups)
-        return Customer(
+        customer = Customer(
             name=entry.first("ou") or rdn_value(entry.dn),
             dn=entry.dn,
             reseller=None if is_direct else rdn_value(parent),
             reseller_dn=None if is_direct else parent,
-            domains=tuple(entry.get(self.names.domains_attribute)),
-            code=entry.first(self.names.code_attribute),
             services=services,
             plans=plans,
             roles=roles,
             guid=entry.first("objectGUID"),
+            claimed_domains=tuple(entry.get(self.names.domains_attribute)),
+            claimed_code=entry.first(self.names.code_attribute),
         )
+        return self.with_tenant(customer)
 
-    @property
-    def customer_attributes(self) -> list[str]:
-        """What a customer's row needs: its name, domains, code and identity."""
-        return ["ou", self.names.domains_attribute, self.names.code_attribute, "objectGUID"]
+    def with_tenant(self, customer: Customer) -> Customer:
+        """``customer`` with its code and usable domains from the tenant map (none when unmapped)."""
+        tenant = self.config.tenants.for_customer(customer)
+        if tenant is None:
+            return replace(customer, code=None, domains=())
+        return replace(customer, code=tenant.code, domains=tenant.domains)
 
     def service_group_names(self) -> list[str]:
         """The CN of every configured service group and plan group."""
@@ -202,12 +257,12 @@ class Layout:
     def user_row(self, entry: Entry) -> User:
         """A user as a table row of a local index: without its attribute list or group
         DNs (a third of the memory); a plan reads the user afresh."""
-        return dataclasses.replace(self.user_from(entry), groups=(), attributes=())
+        return replace(self.user_from(entry), groups=(), attributes=())
 
     def user_from(self, entry: Entry) -> User:
         customer_dn = self.customer_of(entry.dn)
         groups = tuple(entry.get("memberOf"))
-        services, plans, roles = self.classify_groups(customer_dn, groups)
+        services, plans, roles = self.classify_groups(customer_dn, groups) if customer_dn else ((), (), ())
         uac = entry.first("userAccountControl")
         sip = entry.first("msRTCSIP-PrimaryUserAddress")
         return User(

@@ -26,12 +26,17 @@ import ldap3
 from ldap3.core import exceptions as lexc
 
 from core.config import DirectoryConfig
+from core.directory import ops
+from core.directory.escape import split_dn
+from core.directory.layout import Layout
 from core.errors import (
     AuthenticationFailed,
     CertificateError,
+    ConfigError,
     DirectoryError,
     DirectoryUnavailable,
 )
+from core.text import plain
 
 T = TypeVar("T")
 
@@ -67,12 +72,20 @@ def parse_url(url: str) -> Endpoint:
 
 
 class ConnectionFactory:
-    """Opens one bound connection, trying each URL in order."""
+    """Opens one bound connection, trying each URL in order.
 
-    def __init__(self, config: DirectoryConfig, password: str):
+    ``bound_as`` is who the directory knows the connection as: ``bind_user`` for a
+    simple bind, the ticket's principal (``jane@EXAMPLE.NET``) for Kerberos; and
+    ``account`` the name to look the operator's entry up by (its UPN or
+    sAMAccountName).
+    """
+
+    def __init__(self, config: DirectoryConfig, password: str | None):
         self.config = config
         self._password = password
         self.bound_url: str | None = None
+        self.bound_as = config.bind_user
+        self.account = config.bind_user
 
     def _tls(self) -> ldap3.Tls:
         if not self.config.tls_verify:
@@ -114,16 +127,35 @@ class ConnectionFactory:
         )
 
     def _open_one(self, endpoint: Endpoint) -> ldap3.Connection:
+        if self.config.auth == "kerberos":
+            conn = self._bind(endpoint, None, None, kerberos=True)
+            try:
+                self.bound_as, self.account = kerberos_identity(conn, self.config.base_dn)
+            except BaseException:
+                conn.unbind()
+                raise
+            return conn
+        return self._bind(endpoint, self.config.bind_user, self._password)
+
+    def _bind(self, endpoint: Endpoint, user: str | None, password: str | None, *, kerberos: bool = False) -> ldap3.Connection:
+        """A connection to ``endpoint`` bound as ``user`` (simple) or from the ticket cache
+        (``kerberos``); TLS first, unless the configuration allows a clear-text bind."""
+        if not (endpoint.use_ssl or self.config.start_tls or self.config.allow_cleartext_bind):
+            raise DirectoryError(f"Binding at {endpoint.url} without TLS is refused: use ldaps:// or StartTLS "
+                                 "(allow_cleartext_bind = true is for labs only).")
+        options: dict[str, Any] = {"user": user, "password": password, "authentication": ldap3.SIMPLE}
+        if kerberos:
+            require_gssapi()
+            options = {"authentication": ldap3.SASL, "sasl_mechanism": ldap3.KERBEROS,
+                       "sasl_credentials": (self.config.kerberos_host or None,)}
         conn = ldap3.Connection(
             self._server(endpoint),
-            user=self.config.bind_user,
-            password=self._password,
-            authentication=ldap3.SIMPLE,
             client_strategy=ldap3.SAFE_SYNC,
             receive_timeout=max(1, round(self.config.receive_timeout)),  # ldap3 packs it as an integer
             raise_exceptions=False,
             auto_referrals=False,
             read_only=False,
+            **options,
         )
         try:
             conn.open()
@@ -134,10 +166,100 @@ class ConnectionFactory:
             raise _connect_error(endpoint, error) from None
         except lexc.LDAPException as error:
             raise DirectoryUnavailable(f"The domain controller at {endpoint.url} failed: {error}.") from None
+        except Exception as error:  # gssapi's own errors: no ticket, expired, unknown server principal
+            if kerberos and type(error).__module__.startswith("gssapi"):
+                conn.unbind()
+                raise kerberos_error(endpoint, self.config.kerberos_host, error) from None
+            raise
         if not status:
             conn.unbind()
-            raise bind_error(endpoint.url, self.config.bind_user, result)
+            raise bind_error(endpoint.url, user or "your Kerberos principal", result)
         return conn
+
+    def prove_operator(self, password: str | None) -> str:
+        """Check that the person at the keyboard is ``directory.operator`` before a shared
+        service account acts for them; return the name to look the operator up by.
+
+        ``operator_proof = "password"``: a bind as the operator with their own password
+        (then closed); ``"kerberos"``: a bind from their ticket cache, whose account must
+        be the operator's. Anything less is refused: naming an operator proves nothing.
+        """
+        config = self.config
+        operator = config.operator or ""
+        endpoint = parse_url(self.bound_url or config.urls[0])
+        if config.operator_proof == "kerberos":
+            conn = self._bind(endpoint, None, None, kerberos=True)
+            try:
+                principal, account = kerberos_identity(conn, config.base_dn)
+                if not _same_account(conn, config.base_dn, account, operator):
+                    raise AuthenticationFailed(
+                        f"Your Kerberos ticket is for {principal}, not for the operator {operator} (directory.operator); nothing was done.")
+            finally:
+                conn.unbind()
+            return operator
+        if not password:
+            raise AuthenticationFailed(
+                f"The shared account {config.bind_user} acts for {operator} only once {operator} proves who they are: "
+                "give their own password (directory.operator_password_env, or the prompt on a terminal) or set "
+                "operator_proof = \"kerberos\" with their ticket; nothing was done.")
+        self._bind(endpoint, operator, password).unbind()
+        return operator
+
+
+def require_gssapi() -> None:
+    """Kerberos needs the optional ``gssapi`` package (``tenantry[kerberos]``)."""
+    try:
+        import gssapi  # noqa: F401
+    except ImportError:
+        raise ConfigError('auth = "kerberos" needs Tenantry\'s Kerberos extra: install it with '
+                          "pip install 'tenantry[kerberos]' (it builds against libkrb5: apt install libkrb5-dev).") from None
+
+
+WHO_AM_I = "1.3.6.1.4.1.4203.1.11.3"  # RFC 4532
+
+
+def kerberos_identity(conn: ldap3.Connection, base_dn: str) -> tuple[str, str]:
+    """The principal a GSSAPI-bound connection authenticated (from the ticket cache), and
+    the account name to look it up by: the DC's own answer to "Who am I?" where it gives
+    one (AD: ``u:DOMAIN\\sam``), else the principal's name part — ``sam@REALM`` is an AD
+    account's canonical principal, ``upn@REALM`` an enterprise one.
+
+    Only a principal of the directory's own realm (``DC=example,DC=net`` → EXAMPLE.NET)
+    is accepted: a trusted realm's ``bob`` is not this domain's ``bob``."""
+    import gssapi
+
+    principal = str(gssapi.Credentials(usage="initiate").name)
+    realm = ".".join(value for key, value in split_dn(base_dn) if key.casefold() == "dc").upper()
+    if principal.rpartition("@")[2].upper() != realm:
+        raise AuthenticationFailed(f"Your Kerberos ticket is for {plain(principal)}, of another realm than the directory's "
+                                   f"({realm}): kinit as an account of {realm}; nothing was done.")
+    ok, result, _response, _request = conn.extended(WHO_AM_I)
+    raw = result.get("responseValue") if ok else None
+    who = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+    if who.startswith("u:") and "\\" in who:
+        return principal, who.split("\\", 1)[1]
+    return principal, principal.rpartition("@")[0] or principal
+
+
+def _same_account(conn: ldap3.Connection, base_dn: str, account: str, operator: str) -> bool:
+    """Whether ``operator`` (UPN, sAMAccountName or DN) names the account ``account``."""
+    if "=" in operator and "," in operator:
+        entry = ops.read(conn, operator, ["sAMAccountName"])
+        found = [entry] if entry is not None else []
+    else:
+        found = ops.search(conn, base_dn, Layout.user_identity_filter(operator), "sub", ["sAMAccountName"])
+    return len(found) == 1 and (found[0].first("sAMAccountName") or "").casefold() == account.casefold()
+
+
+def kerberos_error(endpoint: Endpoint, host: str | None, error: Exception) -> DirectoryError:
+    text = str(error).lower()
+    if "no credentials" in text or "no kerberos credentials" in text or "credentials cache" in text or "expired" in text:
+        return AuthenticationFailed("No valid Kerberos ticket: run kinit (check KRB5CCNAME), then start Tenantry again.")
+    if "server not found" in text or "unknown server" in text:
+        return AuthenticationFailed(
+            f"The Kerberos realm does not know the directory service at {host or endpoint.host} (set directory.kerberos_host "
+            "to the domain controller's host name).")
+    return AuthenticationFailed(f"The Kerberos bind at {endpoint.url} failed: {plain(str(error))}.")
 
 
 def _connect_error(endpoint: Endpoint, error: Exception) -> DirectoryError:

@@ -31,7 +31,9 @@ def build_adapters(config: Config, *, transport: httpx.AsyncBaseTransport | None
     for key, entry in config.services.items():
         module, name = _ADAPTERS[entry.service.adapter]
         cls = getattr(import_module(module), name)
-        extra = {"transport": transport} if transport is not None and entry.service.adapter in HTTP_ADAPTERS else {}
+        extra: dict = {"transport": transport} if transport is not None and entry.service.adapter in HTTP_ADAPTERS else {}
+        if entry.service.adapter == "blackberry":
+            extra["tenants"] = config.tenants  # its UEM tenants come from the tenant map only
         adapters[key] = cls(entry.service, entry.options, config.layout, **extra)
     return adapters
 

@@ -11,7 +11,7 @@ preflight (read-only) and ``perform``/``undo`` their own steps when the job runs
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from core.config import LayoutConfig
 from core.model import Customer, Plan, Service, User
@@ -108,6 +108,12 @@ class ServiceAdapter:
     def plan_copy(self, context: CopyContext) -> ServiceCopy:
         """A copy of a directory-only service is its group membership, which the planner adds."""
         return ServiceCopy()
+
+    def foreign_call(self, step: Step, customers: Sequence[Customer]) -> str | None:
+        """Why the service call ``step`` (as read back from the journal, which may have been
+        edited) reaches outside ``customers``, the job's customers: ``None`` if it does not.
+        The executor asks before every run, resume and rollback. This adapter makes no calls."""
+        return f"is a call of {self.service.display_name}, which makes none"
 
     async def perform(self, step: Step) -> dict[str, Any] | None:
         raise NotImplementedError(f"{self.key} has no steps of its own")

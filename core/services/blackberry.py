@@ -3,8 +3,8 @@
 The resources used are UEM's (``/{tenantGuid}/api/v1/…``, media types
 ``application/vnd.blackberry.*-v1+json``):
 
-- ``GET  /{tenant}/api/v1/users?query=username=<name>`` (or ``emailAddress=``): search
-  users, answer ``{"users": [{"guid", "username", "emailAddress", "displayName", …}]}``;
+- ``GET  /{tenant}/api/v1/users?query=username=<name>`` (or ``emailAddress=``, only to
+  refuse a clash): search users, answer ``{"users": [{"guid", "username", "emailAddress", "displayName", …}]}``;
 - ``POST /{tenant}/api/v1/users``: create a local user (``201``, ``Location`` header);
 - ``DELETE /{tenant}/api/v1/users/{userGuid}``: remove a user;
 - ``GET  /{tenant}/api/v1/users/{userGuid}/groups``: the user's groups;
@@ -18,10 +18,9 @@ A tenant the server does not know answers 404 on its collections.
 Configuration (``[services.<key>]``, besides the client options of
 :mod:`core.services.http_client`):
 
-``tenants``
-    A table from customer code (or customer name) to UEM tenant id (the SRP id /
-    tenant GUID), e.g. ``tenants = { CONTOSO = "S12345678" }``. A customer not in
-    the table uses its customer code lower-cased as tenant id.
+The UEM tenant of a customer is ``tenant_guid`` in its ``[tenants."<guid or DN>".<key>]``
+table (:mod:`core.tenants`), set by the SP: never derived from the customer's code or
+name, which the tenant's admins can edit. A customer without one is a preflight problem.
 ``plan_groups``
     A table from plan name to UEM group name; by default a plan's group has the
     plan's name (plan "Standard" → group "Standard").
@@ -58,6 +57,7 @@ from core.model import Customer, User
 from core.plan import COLLISION, HTTP, PLAN_MISSING, SERVICE_MISSING, Problem, Step
 from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove
 from core.services.http_client import ApiAdapter, ServiceError, ServiceResponse
+from core.tenants import TenantMap
 from core.text import plain
 
 USERS_TYPE = "application/vnd.blackberry.users-v1+json"
@@ -109,19 +109,18 @@ def _same(a: Any, b: Any) -> bool:
 class BlackBerryAdapter(ApiAdapter):
     """Moves a user's BlackBerry account between UEM tenants (see the module docstring)."""
 
-    def __init__(self, service, options, layout, *, transport=None, environ=None):
+    def __init__(self, service, options, layout, *, tenants: TenantMap, transport=None, environ=None):
         super().__init__(service, options, layout, transport=transport, environ=environ)
         where = f"services.{service.key}"
-        tenants = options.get("tenants", {})
-        if not isinstance(tenants, dict) or not all(isinstance(v, str) and v.strip() for v in tenants.values()):
-            raise ConfigError(f"{where}.tenants must be a table of customer code = \"tenant id\".")
+        if "tenants" in options:
+            raise ConfigError(f"{where}.tenants is not allowed: set tenant_guid in each customer's [tenants.\"<guid or DN>\".{service.key}] table.")
         plan_groups = options.get("plan_groups", {})
         if not isinstance(plan_groups, dict) or not all(isinstance(v, str) and v.strip() for v in plan_groups.values()):
             raise ConfigError(f"{where}.plan_groups must be a table of plan name = \"UEM group name\".")
         username_from = options.get("username_from", "upn")
         if username_from not in ("upn", "sam", "email"):
             raise ConfigError(f"{where}.username_from must be \"upn\", \"sam\" or \"email\", not {plain(repr(username_from))}.")
-        self._tenants = {str(k).casefold(): v.strip() for k, v in tenants.items()}
+        self._tenants = tenants
         self._plan_groups = {str(k).casefold(): v for k, v in plan_groups.items()}
         self._username_from = username_from
 
@@ -130,11 +129,10 @@ class BlackBerryAdapter(ApiAdapter):
     # -- mapping ------------------------------------------------------------------------
 
     def tenant_for(self, customer: Customer) -> str | None:
-        """The UEM tenant of a customer: ``tenants[code or name]``, else the code lower-cased."""
-        for key in (customer.code, customer.name):
-            if key and key.casefold() in self._tenants:
-                return self._tenants[key.casefold()]
-        return customer.code.lower() if customer.code else None
+        """The UEM tenant of a customer: ``tenant_guid`` of its tenant map entry, else none."""
+        tenant = self._tenants.for_customer(customer)
+        settings = tenant.service(self.key) if tenant else None
+        return settings.get("tenant_guid") if settings else None
 
     def group_for(self, plan_name: str) -> str:
         return self._plan_groups.get(plan_name.casefold(), plan_name)
@@ -202,7 +200,7 @@ class BlackBerryAdapter(ApiAdapter):
         source, destination = self.tenant_for(context.source), self.tenant_for(context.destination)
         for customer, tenant in ((context.source, source), (context.destination, destination)):
             if tenant is None:
-                problems.append(Problem(SERVICE_MISSING, f"{name} has no tenant for customer {customer.name} (set tenants in [services.{self.key}] or a customer code).", who))
+                problems.append(Problem(SERVICE_MISSING, f"{name} has no tenant for customer {customer.name} (set tenant_guid in its [tenants] {self.key} table).", who))
         old_username, new_username = self._old_username(context.user), self._new_username(context)
         if not old_username or not new_username:
             problems.append(Problem(SERVICE_MISSING, f"{name} needs the user's {self._username_from} as username, and {who} has none.", who))
@@ -210,12 +208,13 @@ class BlackBerryAdapter(ApiAdapter):
             return {}, problems
         assert source and destination and old_username and new_username
 
-        # The user at the source: by username, else by its current email address.
+        # The user at the source: by its exact username only. Never by address: a user's
+        # mail is editable by its tenant's admins, so it could name another person.
         found = await self._search_users(source, "username", old_username)
         if found is None:
             return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant {source} (customer {context.source.name}).", who)]
-        if not found and context.user.email:
-            found = await self._search_users(source, "emailAddress", context.user.email) or []
+        if len(found) > 1:
+            return {}, [Problem(COLLISION, f"{name} tenant {source} has {len(found)} users named {old_username}; none is moved.", who)]
         if not found:
             return {}, [Problem(SERVICE_MISSING, f"{name} has no user {old_username} in tenant {source} (customer {context.source.name}).", who)]
         user = found[0]
@@ -305,7 +304,7 @@ class BlackBerryAdapter(ApiAdapter):
         who = context.upn
         tenant = self.tenant_for(context.customer)
         if tenant is None:
-            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant for customer {context.customer.name} (set tenants in [services.{self.key}] or a customer code).", who)]
+            return {}, [Problem(SERVICE_MISSING, f"{name} has no tenant for customer {context.customer.name} (set tenant_guid in its [tenants] {self.key} table).", who)]
         username = self._copy_username(context)
         if not username:
             return {}, [Problem(SERVICE_MISSING, f"{name} needs the new user's {self._username_from} as username, and {who} has none.", who)]
@@ -382,6 +381,22 @@ class BlackBerryAdapter(ApiAdapter):
             "username": user.get("username"),
             "emailAddress": user.get("emailAddress"),
         }
+
+    def foreign_call(self, step: Step, customers) -> str | None:
+        """A call (and its undo) must name the UEM tenant of one of ``customers``, from the
+        tenant map, and the path this adapter builds for that tenant."""
+        tenants = {t for t in (self.tenant_for(c) for c in customers) if t}
+        for request in (step.request, step.undo_request):
+            request = request or {}
+            tenant = request.get("tenant")
+            if not isinstance(tenant, str) or tenant not in tenants:
+                return f"names UEM tenant {plain(str(tenant))}, which is not the tenant of a customer of this job"
+            users = self._users_path(tenant)
+            guid = request.get("guid")
+            expected = {CREATE_USER: users, DELETE_USER: f"{users}/{segment(guid) if guid else '{guid}'}"}.get(request.get("op"))
+            if expected is None or request.get("path") != expected:
+                return f"calls {plain(str(request.get('path')))}, which is not a path of UEM tenant {plain(tenant)}"
+        return None
 
     # -- run --------------------------------------------------------------------------------
 

@@ -38,6 +38,9 @@ class ExchangeAdapter(ServiceAdapter):
     async def inspect_copy(self, context: CopyContext) -> tuple[dict[str, Any], list[Problem]]:
         return await self.platform.inspect_copy(context) if self.platform else ({}, [])
 
+    def foreign_call(self, step: Step, customers) -> str | None:
+        return self.platform.foreign_call(step, customers) if self.platform else super().foreign_call(step, customers)
+
     async def perform(self, step: Step) -> dict[str, Any] | None:
         return await self.platform.perform(step)
 

@@ -26,8 +26,10 @@ Configuration (``[services.<key>]``, besides the client options of
 
 Placeholders: ``{upn}`` ``{sam}`` ``{email}`` (the user now; for a copy, the
 template), ``{new_upn}`` ``{new_sam}`` ``{new_email}`` (after the move; the new user),
-``{source}`` ``{destination}`` (the customers' codes, else their names; for a copy
-both are the customer). In paths they are percent-encoded.
+``{source}`` ``{destination}`` (the customers' codes from the tenant map; for a copy
+both are the customer). In paths they are percent-encoded. A call read back from the
+journal runs only if it still fits these templates for the job's customers
+(:meth:`HttpAdapter.foreign_call`).
 
 ``inspect`` reads the record (a problem if there is none) and checks that the new
 UPN is not already another record's. ``perform`` and ``undo`` are idempotent: when
@@ -39,9 +41,10 @@ undo deletes the record only if it still holds them (anyone else's is left alone
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from core.errors import ConfigError
 from core.model import Customer
@@ -60,6 +63,34 @@ PLACEHOLDERS = frozenset({"upn", "sam", "email", "new_upn", "new_sam", "new_emai
 
 def _code(customer: Customer) -> str:
     return customer.code or customer.name
+
+
+_CUSTOMER_PLACEHOLDERS = frozenset({"source", "destination"})
+_ADDRESS_PLACEHOLDERS = frozenset({"upn", "email", "new_upn", "new_email"})
+
+
+def _placeholders_fit(template: str, value: str, customers, *, path: bool) -> bool:
+    """Whether ``value`` is ``template`` filled in for ``customers``: each customer
+    placeholder one of their codes, each UPN/address in one of their domains."""
+    names: list[str] = []
+    pattern = ""
+    for literal, name, _spec, _conversion in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if name is not None:
+            names.append(name)
+            pattern += "([^/]*)" if path else "(.*)"
+    match = re.fullmatch(pattern, value, re.DOTALL)
+    if match is None:
+        return False
+    codes = {_code(c) for c in customers}
+    domains = {d.casefold() for c in customers for d in c.domains}
+    for name, raw in zip(names, match.groups()):
+        found = unquote(raw) if path else raw
+        if name in _CUSTOMER_PLACEHOLDERS and found not in codes:
+            return False
+        if name in _ADDRESS_PLACEHOLDERS and found and found.rpartition("@")[2].casefold() not in domains:
+            return False
+    return True
 
 
 def _fields(template: str) -> set[str]:
@@ -209,6 +240,33 @@ class HttpAdapter(ApiAdapter):
             undo_request={"op": DELETE_RECORD, "method": "DELETE", "path": record, "json": body},
         )
         return ServiceCopy(steps=(step,))
+
+    # -- the journal's calls, checked ----------------------------------------------------------
+
+    def foreign_call(self, step: Step, customers) -> str | None:
+        """A call (and its undo) must use this service's configured methods and paths, and
+        every customer or identity placeholder in its path or body must be one of
+        ``customers``' (their codes; UPNs and addresses in their domains, from the tenant map)."""
+        paths = (self.move_path, self.undo_path, self.create_path, self.delete_path)
+        methods = {self.move_method, self.create_method, "DELETE"}
+        bodies = {**self.move_body, **self.create_body}
+        for request in (step.request, step.undo_request):
+            request = request or {}
+            if request.get("method") not in methods:
+                return f"uses the method {plain(str(request.get('method')))}, which this service is not configured with"
+            for key in ("path", "check"):
+                value = request.get(key)
+                if value is None and key == "check":
+                    continue
+                if not isinstance(value, str) or not any(_placeholders_fit(t, value, customers, path=True) for t in paths):
+                    return f"calls {plain(str(value))}, which is not a path of this service for a customer of this job"
+            body = request.get("json") or {}
+            if not isinstance(body, dict) or set(body) - set(bodies):
+                return "sends a body this service is not configured with"
+            for field, value in body.items():
+                if isinstance(value, str) and value and not _placeholders_fit(bodies[field], value, customers, path=False):
+                    return f"sends {plain(field)} = {plain(value)}, which is not a value of a customer of this job"
+        return None
 
     # -- run ---------------------------------------------------------------------------------
 

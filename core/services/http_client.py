@@ -13,7 +13,14 @@ A :class:`ServiceClient` is built from a service's ``[services.<key>]`` options:
 ``username`` + ``password_env`` / ``password_file``
     HTTP basic authentication instead of a token.
 ``timeout``
-    Seconds to connect and to wait for each read (default 10).
+    Seconds one try of a request may take in all — connecting, sending and reading
+    the whole answer (default 10). A server that drips its answer a byte at a time
+    cannot keep a call alive past it.
+``max_response_bytes``
+    The largest answer accepted (default 10 MiB). The body is read as a stream and
+    the call refused as soon as it passes the cap (or at once when its
+    ``Content-Length`` says it will), so a hostile or broken service cannot fill
+    the memory.
 ``retries`` / ``backoff``
     How many times an *idempotent* call (GET, PUT, DELETE, HEAD, OPTIONS) is tried
     again after a connection failure, a timeout or a 502/503/504 answer (default 2,
@@ -22,6 +29,10 @@ A :class:`ServiceClient` is built from a service's ``[services.<key>]`` options:
 ``ca_file``
     A PEM bundle to verify the server's certificate with; without it the system's
     trust store is used. Verification cannot be turned off.
+
+Request paths are checked before anything is sent: a path segment that is empty,
+``.`` or ``..`` (percent-encoded too) is refused, so a value such as a customer code
+of ``..`` cannot drop a segment (the tenant) from the URL.
 
 Every failure becomes one :class:`core.errors.ServiceError` sentence that names the
 service and, when the answer carries one (``{"message": …}`` or ``{"error": …}``),
@@ -41,7 +52,7 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -59,9 +70,10 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 2
 DEFAULT_BACKOFF = 0.2
 MAX_BACKOFF = 5.0
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 
 CLIENT_OPTIONS = frozenset(
-    {"url", "token_env", "token_file", "token_scheme", "username", "password_env", "password_file", "timeout", "retries", "backoff", "ca_file"}
+    {"url", "token_env", "token_file", "token_scheme", "username", "password_env", "password_file", "timeout", "retries", "backoff", "ca_file", "max_response_bytes"}
 )
 
 
@@ -135,6 +147,7 @@ class ServiceClient:
         self.timeout = self._number(options, "timeout", DEFAULT_TIMEOUT, low=0.01)
         self.retries = int(self._number(options, "retries", DEFAULT_RETRIES, low=0, integer=True))
         self.backoff = self._number(options, "backoff", DEFAULT_BACKOFF, low=0.0)
+        self.max_bytes = int(self._number(options, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, low=1, integer=True))
         self._secrets: tuple[str, ...] = ()
         self._auth_label = "none"
         auth = self._auth(options, env)
@@ -257,14 +270,18 @@ class ServiceClient:
         method = method.upper()
         if not path.startswith("/") or path.startswith("//"):
             raise ValueError(f"request path must start with a single '/': {path!r}")
+        what = f"{method} {path}"
+        if not _segments_ok(path):
+            raise self._error(f"{self.name}: the request {what} was refused before it was sent: a path segment is empty, '.' or '..'.")
         retry = (method in IDEMPOTENT_METHODS) if idempotent is None else idempotent
         tries = 1 + (self.retries if retry else 0)
-        what = f"{method} {path}"
         for attempt in range(1, tries + 1):
             last = attempt == tries
             try:
-                response = await self._client.request(method, self.url + path, json=json, params=params, headers=headers)
-            except httpx.TimeoutException:
+                response, content = await self._send(method, self.url + path, json=json, params=params, headers=headers)
+            except _TooLarge:
+                raise self._error(f"{self.name} answered {what} with more than {self.max_bytes} bytes, which is refused.") from None
+            except (httpx.TimeoutException, TimeoutError):
                 log.debug("%s: %s timed out (try %d of %d)", self.key, what, attempt, tries)
                 if not last:
                     await self._pause(attempt)
@@ -283,8 +300,22 @@ class ServiceClient:
             if response.status_code in RETRY_STATUSES and not last:
                 await self._pause(attempt)
                 continue
-            return self._answer(response, what, allow, tries if response.status_code in RETRY_STATUSES else 1)
+            return self._answer(response, content, what, allow, tries if response.status_code in RETRY_STATUSES else 1)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, bytes]:
+        """One try: the whole exchange within ``timeout``, the body streamed up to the cap."""
+        async with asyncio.timeout(self.timeout):
+            async with self._client.stream(method, url, **kwargs) as response:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_bytes:
+                    raise _TooLarge
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > self.max_bytes:
+                        raise _TooLarge
+                return response, bytes(body)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -298,9 +329,8 @@ class ServiceClient:
     def _tries(tries: int) -> str:
         return f", {tries} tries" if tries > 1 else ""
 
-    def _answer(self, response: httpx.Response, what: str, allow: tuple[int, ...], tries: int) -> ServiceResponse:
+    def _answer(self, response: httpx.Response, content: bytes, what: str, allow: tuple[int, ...], tries: int) -> ServiceResponse:
         status = response.status_code
-        content = response.content
         body: Any = None
         malformed = False
         if content.strip():
@@ -347,6 +377,17 @@ class ServiceClient:
 
     def _error(self, message: str, status: int | None = None) -> ServiceError:
         return ServiceError(self._clean(message), service=self.key, status=status)
+
+
+class _TooLarge(Exception):
+    """An answer past ``max_response_bytes`` (declared or read)."""
+
+
+def _segments_ok(path: str) -> bool:
+    """Whether every segment of ``path`` (before any query) is a real one: not empty,
+    ``.`` or ``..``, also when percent-encoded."""
+    segments = path.split("?", 1)[0].split("/")[1:]
+    return all(unquote(segment) not in ("", ".", "..") for segment in segments)
 
 
 def _is_certificate_error(error: BaseException) -> bool:
