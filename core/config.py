@@ -119,6 +119,8 @@ class ConsoleConfig:
     bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
     theme: str = "textual-dark"  # until the admin picks another in the console (then remembered)
     keymap: dict[str, str] = field(default_factory=dict)  # binding id → keys, e.g. "users.move" = "v"
+    users_cap: int = 50_000  # a customer with more users is searched on the server, not indexed
+    refresh_seconds: float = 30.0  # how often the local indexes ask the DC whether anything changed
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,10 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     for binding_id, keys in console.keymap.items():
         if not isinstance(keys, str) or not keys.strip():
             raise keymap.fail(binding_id, "must be a key or keys separated by commas, e.g. \"v\" or \"v,ctrl+v\"")
+    if console.users_cap < 0:
+        raise sections.table("console").fail("users_cap", "must be 0 or more")
+    if console.refresh_seconds < 1:
+        raise sections.table("console").fail("refresh_seconds", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
     tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()}, directory.hosting_dn)

@@ -47,7 +47,7 @@ class Customer:
     services: tuple[str, ...] = ()  # service keys provisioned to this customer
     plans: tuple[ServicePlan, ...] = ()  # plans offered, per service
     roles: tuple[str, ...] = ()  # role group names present
-    guid: str | None = None  # the OU's objectGUID
+    guid: str | None = field(default=None, compare=False)  # the OU's objectGUID: survives renames and moves
     claimed_domains: tuple[str, ...] = ()  # the OU's domains attribute (uPNSuffixes)
     claimed_code: str | None = None  # the OU's code attribute (description)
 

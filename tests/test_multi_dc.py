@@ -209,14 +209,14 @@ async def test_rollback_on_dc2_waits_for_the_writes_dc1_did_not_replicate(pair, 
         pair.hold(pair.dc1)
         job = kill_mid_move(pair_config_file, tmp_path, pair_password, user.upn, index, "after")
         pair.dc1.crash()
-        result = run_cli("-m", "tui.cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 5, result.stdout + result.stderr
         record = journal_job(tmp_path, job)
         assert record.status == JobStatus.NEEDS_ATTENTION
         assert pair.dc1.address in record.error and "does not answer" in record.error
         assert await state_on(directory, pair.dc2, user) == before  # DC2 never saw the move: untouched
         pair.dc1.restart()
-        result = run_cli("-m", "tui.cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stdout + result.stderr
         assert journal_job(tmp_path, job).status == JobStatus.ROLLED_BACK
         pair.release(pair.dc1)
@@ -236,13 +236,13 @@ async def test_resume_on_dc2_waits_for_dc1_then_verifies_and_finishes(pair, dire
         pair.hold(pair.dc1)
         job = kill_mid_move(pair_config_file, tmp_path, pair_password, user.upn, 3, "after")
         pair.dc1.crash()
-        result = run_cli("-m", "tui.cli", "resume", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "resume", job, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 5, result.stdout + result.stderr
         assert pair.dc1.address in journal_job(tmp_path, job).error
         customer, _groups = await where_on(directory, pair.dc2, user)
         assert customer == "source"
         pair.dc1.restart()
-        result = run_cli("-m", "tui.cli", "resume", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "resume", job, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stdout + result.stderr
         assert journal_job(tmp_path, job).status == JobStatus.DONE
         pair.release(pair.dc1)
@@ -274,7 +274,7 @@ async def test_rollback_moves_to_dc2_when_it_provably_holds_every_write(pair, di
             assert events[-1].status == "needs_attention"  # the undo could not reach DC1
             job = session.journal.job(events[0].job)
             assert [s.state for s in job.steps[:4]] == [StepState.UNDO_FAILED] * 3 + [StepState.FAILED]
-        result = run_cli("-m", "tui.cli", "rollback", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "rollback", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stdout + result.stderr
         assert journal_job(tmp_path, job.id).dc["url"] == pair.dc2.info().ldaps_url
         assert await state_on(directory, pair.dc2, user) == before
@@ -309,7 +309,7 @@ async def test_a_write_in_flight_on_a_frozen_dc_is_unknown_and_undone_once_it_an
             assert all(x.state == StepState.DONE for x in job.steps[:index])
             assert pair.dc1.address in job.error and "may still apply" in job.error
         pair.dc1.thaw()
-        result = run_cli("-m", "tui.cli", "rollback", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "rollback", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stdout + result.stderr
         assert await converged(pair, directory, user) == before
     finally:
@@ -338,10 +338,10 @@ async def test_a_job_with_an_undone_step_says_why_it_cannot_resume(pair, directo
             await events.aclose()
             job = session.journal.job(event.job)
         assert undone == 1 and job.status == JobStatus.ROLLING_BACK
-        result = run_cli("-m", "tui.cli", "resume", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "resume", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 3, result.stdout + result.stderr
         assert "roll it back" in result.stderr and "Traceback" not in result.stderr and "ValueError" not in result.stderr
-        result = run_cli("-m", "tui.cli", "rollback", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "rollback", job.id, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stdout + result.stderr
         assert await converged(pair, directory, user) == before
     finally:
@@ -414,7 +414,7 @@ async def test_a_done_move_says_how_many_dcs_hold_its_writes(pair, directory, pa
     try:
         pair.replicate()
         pair.hold(pair.dc1)
-        result = run_cli("-m", "tui.cli", "move", user.upn, "--to", DESTINATION, "--yes", "--json",
+        result = run_cli("-m", "cli", "move", user.upn, "--to", DESTINATION, "--yes", "--json",
                          config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stderr
         out = json.loads(result.stdout)
@@ -425,7 +425,7 @@ async def test_a_done_move_says_how_many_dcs_hold_its_writes(pair, directory, pa
         replication = await replication_of(directory, job, wait=0)
         assert replication.holding == (pair.dc1.info().ldaps_url, pair.dc2.info().ldaps_url) and not replication.missing
         assert replication.sentence == "replicated to 2 of 2 domain controllers"
-        listed = run_cli("-m", "tui.cli", "jobs", config=pair_config_file, state=tmp_path, password=pair_password)
+        listed = run_cli("-m", "cli", "jobs", config=pair_config_file, state=tmp_path, password=pair_password)
         assert f"on {pair.dc1.info().ldaps_url}" in listed.stdout
     finally:
         pair.release(pair.dc1)
@@ -458,13 +458,13 @@ async def test_a_copy_whose_account_dc1_never_replicated_is_not_rolled_back_on_d
             events = await collect(session.executor(before_step=crash_after_the_account).run(plan, session.operator, secrets={"password": password}))
             assert events[-1].status == "needs_attention"
             job = events[0].job
-        result = run_cli("-m", "tui.cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 5, result.stdout + result.stderr
         assert pair.dc1.address in journal_job(tmp_path, job).error
         assert not await on_dc(directory, pair.dc2, lambda d: d.exists(new_dn))
         pair.dc1.restart()
         assert await on_dc(directory, pair.dc1, lambda d: d.exists(new_dn))  # the orphan DC2 could not see
-        result = run_cli("-m", "tui.cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
+        result = run_cli("-m", "cli", "rollback", job, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stdout + result.stderr
         pair.release(pair.dc1)
         pair.replicate()

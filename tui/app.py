@@ -23,6 +23,7 @@ from textual.widgets import Header
 from core import preferences
 from core.config import Config, ConsoleConfig
 from core.errors import TenantryError
+from core.index_keeper import customer_index_keeper
 from core.model import Customer, Operator, User
 from core.text import plain
 from screens.audit import AuditScreen
@@ -97,6 +98,7 @@ class TenantryApp(App[None]):
         if self._opener is None:
             self._opened.set()
         self.state = state  # where the journal and audit log live (None: core.state.state_dir())
+        self.index_keeper = customer_index_keeper(config, console, state)
         self.session: Session | None = None  # opened on the first write (see wait_for_session)
         self._session_lock = asyncio.Lock()
         if not console.animations or self.low_bandwidth:
@@ -153,14 +155,15 @@ class TenantryApp(App[None]):
         return 0.3 if self.low_bandwidth else 0.15
 
     def get_default_screen(self) -> Screen:
-        return CustomersScreen(self.wait_for_directory, debounce=self.search_debounce)
+        return CustomersScreen(self.wait_for_directory, debounce=self.search_debounce, keeper=self.index_keeper)
 
     def on_customers_screen_customer_selected(self, message: CustomersScreen.CustomerSelected) -> None:
         self.open_customer(message.customer)
 
     def open_customer(self, customer: Customer, search: str | None = None) -> UsersScreen:
         """Show the users of ``customer`` (optionally already searched)."""
-        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search)
+        users_cap = (self.config.console if self.config else ConsoleConfig()).users_cap
+        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search, users_cap=users_cap)
         self.push_screen(screen)
         return screen
 
@@ -365,8 +368,15 @@ class TenantryApp(App[None]):
                 self._opened.set()
         if self.directory is not None:
             self._watch_connection(self.directory)
+            self._load_index(self.directory)
         if self.directory is not None and self.operator is None:
             await self._read_operator(self.directory)
+
+    @work(group="index", exit_on_error=False)
+    async def _load_index(self, directory: Directory) -> None:
+        """Load the customer index (or refresh its snapshot), then keep it fresh behind."""
+        await self.index_keeper.refresh(directory)
+        self.index_keeper.start(directory)
 
     # -- the connection to the domain controller --------------------------------------
     def _watch_connection(self, directory: Directory) -> None:
@@ -414,6 +424,7 @@ class TenantryApp(App[None]):
         return self.directory
 
     async def on_unmount(self) -> None:
+        self.index_keeper.stop()
         if self._unwatch_connection is not None:
             self._unwatch_connection()
         if self.session is not None:

@@ -14,6 +14,7 @@ from core.directory import ops, replication
 from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import Layout, dn_key, is_below, same_dn
+from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.directory.replication import DomainController
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
@@ -236,6 +237,11 @@ class Directory:
             return self.layout.customer_from(entries[0])
         return await self._customer_with_groups(entries[0])
 
+    async def customers_starting(self, text: str, limit: int) -> list[Customer]:
+        """At most ``limit`` customers whose name starts with ``text`` (no services read)."""
+        entries = await self._collect(self.layout.hosting_dn, self.layout.customer_prefix_filter(text), "sub", self.layout.customer_attributes, limit)
+        return sorted((self.layout.customer_from(e) for e in entries), key=lambda c: c.name.casefold())
+
     async def customer_at(self, dn: str) -> Customer:
         names = self.config.layout
         attributes = [*self.layout.customer_attributes, names.marker_attribute]
@@ -267,6 +273,29 @@ class Directory:
         async for page in self._pages(base, self.layout.user_filter(search), "one", self.layout.user_list_attributes):
             yield [self.layout.user_from(e) for e in page]
 
+    async def user_rows(self, customer: Customer, first_page: int = 200) -> AsyncIterator[list[User]]:
+        """Every user of ``customer`` in compact rows (what the users table shows and
+        searches: no attribute list, no group DNs), a page at a time — the first one
+        small, so it shows at once. Entries become rows in the worker thread, off the
+        event loop."""
+        base = self.layout.users_dn(customer.dn)
+        search_filter = self.layout.user_filter(None)
+        attributes = [*self.layout.user_list_attributes, "objectGUID"]
+
+        def page(conn: Any, size: int, cookie: bytes | None) -> tuple[list[User], bytes | None]:
+            entries, cookie = ops.search_page(conn, base, search_filter, "one", attributes, size, cookie)
+            return [self.layout.user_row(e) for e in entries], cookie
+
+        async with self.pool.slot() as slot:
+            cookie: bytes | None = None
+            size = min(first_page, self.page_size)
+            while True:
+                rows, cookie = await self.pool.run_on(slot, lambda c, s=size, k=cookie: page(c, s, k))
+                yield rows
+                if not cookie:
+                    return
+                size = self.page_size
+
     async def users(self, customer: Customer, search: str | None = None, *, limit: int | None = None) -> list[User]:
         """The customer's users matching ``search`` (at most ``limit``), sorted by name."""
         base = self.layout.users_dn(customer.dn)
@@ -274,7 +303,8 @@ class Directory:
         return sorted((self.layout.user_from(e) for e in entries), key=lambda u: (u.display_name or u.cn).casefold())
 
     async def user(self, identity: str) -> User:
-        """One user with every attribute the core needs, by UPN, sAMAccountName or DN."""
+        """One user with every attribute the core needs, by UPN, sAMAccountName, email
+        address (mail or an SMTP proxy address, when no UPN is that) or DN."""
         attributes = self.layout.user_detail_attributes
         if "=" in identity and "," in identity:
             entry = await self.pool.run(lambda c: ops.read(c, identity, attributes))
@@ -283,6 +313,12 @@ class Directory:
             entries = await self.pool.run(
                 lambda c: ops.search(c, self.layout.hosting_dn, self.layout.user_identity_filter(identity), "sub", attributes)
             )
+        if not entries and "@" in identity and "=" not in identity:  # an email address, not a UPN
+            entries = await self.pool.run(
+                lambda c: ops.search(c, self.layout.hosting_dn, self.layout.user_address_filter(identity), "sub", attributes)
+            )
+            if len(entries) > 1:
+                raise UsageError(f"{identity!r} is an address of {len(entries)} users; name the user by UPN or username.")
         if not entries:
             raise NotFound(f"No user {identity!r} exists below the hosting OU.")
         refusal = self.layout.not_a_customer_user(entries[0])
@@ -295,17 +331,30 @@ class Directory:
     ) -> AsyncIterator[list[ops.Entry]]:
         # A paged search's cookie belongs to the connection: keep one for all pages.
         # Callers that stop early close the generator (contextlib.aclosing) to free it.
-        size = page_size or self.page_size
         async with self.pool.slot() as slot:
-            cookie: bytes | None = None
-            while True:
-                page, cookie = await self.pool.run_on(
-                    slot,
-                    lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, size, k),
-                )
+            async for page in self.pages_on(slot, base, search_filter, scope, attributes, page_size):
                 yield page
-                if not cookie:
-                    return
+
+    async def pages_on(
+        self, slot: Any, base: str, search_filter: str, scope: str, attributes: list[str], page_size: int | None = None
+    ) -> AsyncIterator[list[ops.Entry]]:
+        """A paged search on one checked-out connection (``pool.slot()``), a page at a time."""
+        size = page_size or self.page_size
+        cookie: bytes | None = None
+        while True:
+            page, cookie = await self.pool.run_on(
+                slot,
+                lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, size, k),
+            )
+            yield page
+            if not cookie:
+                return
+
+    @contextlib.asynccontextmanager
+    async def pinned(self) -> AsyncIterator[PinnedReads]:
+        """Reads that all go to one domain controller (a refresh of a local index)."""
+        async with self.pool.slot() as slot:
+            yield PinnedReads(self, slot)
 
     async def _collect(self, base: str, search_filter: str, scope: str, attributes: list[str], limit: int | None) -> list[ops.Entry]:
         entries: list[ops.Entry] = []

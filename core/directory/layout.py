@@ -123,6 +123,10 @@ class Layout:
     def customer_name_filter(self, name: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}(ou={filter_value(name)}))"
 
+    def customer_prefix_filter(self, text: str) -> str:
+        """Customers whose name starts with ``text`` (served by the ``ou`` index)."""
+        return f"(&{self.marked(self.names.customer_marker)}(ou={filter_value(text)}*))"
+
     def customer_domain_filter(self, domain: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}({self.names.domains_attribute}={filter_value(domain)}))"
 
@@ -142,6 +146,13 @@ class Layout:
         value = filter_value(text)
         matches = "".join(f"({a}=*{value}*)" for a in ("displayName", "userPrincipalName", "mail", "sAMAccountName"))
         return f"(&{base}(|{matches}))"
+
+    @staticmethod
+    def user_address_filter(address: str) -> str:
+        """Users holding ``address`` as their mail or one of their SMTP addresses (both
+        indexed equality; ``smtp:`` matches the primary ``SMTP:`` too)."""
+        value = filter_value(address)
+        return f"(&(objectClass=user)(|(mail={value})(proxyAddresses=smtp:{value})))"
 
     @staticmethod
     def user_identity_filter(identity: str) -> str:
@@ -175,10 +186,33 @@ class Layout:
             claimed_domains=tuple(entry.get(self.names.domains_attribute)),
             claimed_code=entry.first(self.names.code_attribute),
         )
+        return self.with_tenant(customer)
+
+    def with_tenant(self, customer: Customer) -> Customer:
+        """``customer`` with its code and usable domains from the tenant map (none when unmapped)."""
         tenant = self.config.tenants.for_customer(customer)
         if tenant is None:
-            return customer
+            return replace(customer, code=None, domains=())
         return replace(customer, code=tenant.code, domains=tenant.domains)
+
+    def service_group_names(self) -> list[str]:
+        """The CN of every configured service group and plan group."""
+        names: list[str] = []
+        for configured in self.config.services.values():
+            service = configured.service
+            names.append(service.display_name)
+            names.extend(self.names.plan_group_format.format(service=service.display_name, plan=p) for p in service.plans)
+        return names
+
+    def service_groups_filter(self, since_usn: int | None = None) -> str:
+        """The configured service and plan groups (equality on ``cn``: indexed), changed
+        since ``since_usn`` if given."""
+        names = "".join(f"(cn={filter_value(n)})" for n in self.service_group_names())
+        changed = f"(uSNChanged>={int(since_usn)})" if since_usn is not None else ""
+        return f"(&(objectClass=group){changed}(|{names}))"
+
+    def changed_customers_filter(self, since_usn: int) -> str:
+        return f"(&{self.marked(self.names.customer_marker)}(uSNChanged>={int(since_usn)}))"
 
     def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[ServicePlan, ...], tuple[str, ...]]:
         """Split group DNs into this customer's services, plans and roles."""
@@ -220,6 +254,11 @@ class Layout:
             return None
         service = self.config.service_by_name(match["service"])
         return ServicePlan(service.key, match["plan"]) if service else None
+
+    def user_row(self, entry: Entry) -> User:
+        """A user as a table row of a local index: without its attribute list or group
+        DNs (a third of the memory); a plan reads the user afresh."""
+        return replace(self.user_from(entry), groups=(), attributes=())
 
     def user_from(self, entry: Entry) -> User:
         customer_dn = self.customer_of(entry.dn)

@@ -83,6 +83,7 @@ def search_page(
     attributes: list[str],
     page_size: int,
     cookie: bytes | None,
+    controls: list[tuple[str, bool, Any]] | None = None,
 ) -> tuple[list[Entry], bytes | None]:
     """One page of a simple-paged search; the returned cookie is ``None`` at the end."""
     ok, result, response = _call(
@@ -94,6 +95,7 @@ def search_page(
         attributes=attributes,
         paged_size=page_size,
         paged_cookie=cookie,
+        controls=controls,
     )
     code = result.get("result", 0)
     if not ok and code not in (0, 4):  # 4: sizeLimitExceeded still returns the entries
