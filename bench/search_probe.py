@@ -79,16 +79,19 @@ async def _idle(pilot) -> None:
     await pilot.pause()
 
 
-async def _type(pilot, screen, method: str, keys: list[str], timer: Timed) -> list[dict]:
-    """Press ``keys``; for each, the ms until ``screen.<method>`` filled the table."""
+async def _type(pilot, screen, method: str, keys: list[str], timer: Timed, loading=None) -> list[dict]:
+    """Press ``keys``; for each, the ms until ``screen.<method>`` filled the table.
+    With ``loading`` (a callable: is a load still running?), keys follow each other
+    without waiting for the app's workers, and each sample says whether it ran during
+    the load."""
     shown = asyncio.Event()
     original = getattr(screen, method)
     fill: list[float] = []
     filled_at: list[float] = []
 
-    def hooked(found, text) -> None:
+    def hooked(found, text, **more) -> None:
         start = time.perf_counter()
-        original(found, text)
+        original(found, text, **more)
         filled_at.append(time.perf_counter())
         fill.append((filled_at[-1] - start) * 1000)
         shown.set()
@@ -105,13 +108,17 @@ async def _type(pilot, screen, method: str, keys: list[str], timer: Timed) -> li
         await pilot.pause()  # the key is handled (a search started, or none is needed)
         if search.value.strip() == text:
             continue  # e.g. a trailing space: the same search, none is made
+        during = loading() if loading is not None else False
         await asyncio.wait_for(shown.wait(), TIMEOUT)
         latency = (filled_at[-1] - start) * 1000
-        await _idle(pilot)
+        if loading is None:
+            await _idle(pilot)
+        else:
+            await pilot.pause()
         samples.append({
             "key": key, "text": search.value, "ms": latency,
             "core_ms": sum(timer.core[core_before:]), "fill_ms": sum(fill[fill_before:]),
-            "rows": len(screen.rows),
+            "rows": len(screen.rows), "during_load": during,
         })
     setattr(screen, method, original)
     return samples
@@ -143,9 +150,71 @@ async def main(job: dict) -> dict:
         out["users_first_load_rows"] = len(users.users)
         await pilot.press("slash")
         out["users"] = await _type(pilot, users, "show_found", job["user_keys"], timer)
+        out["users_index"] = {"rows": len(users.index), "load_s": users.index.seconds,
+                              "bytes_per_row": _bytes_per_row(users.index.users)}
+        out["customer_index"] = {"rows": len(app.index_keeper.index), "bytes_per_row": _bytes_per_row(app.index_keeper.index.customers)}
+        out["refresh"] = await _refresh_costs(app, directory)
         out["memory_mb"] = _rss_mb()
+        # while loads run: the big customer opened again, typed at once; the customers
+        # typed while the whole customer index is read again behind them
+        await app.pop_screen()
+        await pilot.pause()
+        again = app.open_customer(big)
+        await pilot.pause()
+        await pilot.press("slash")
+        out["users_loading"] = await _type(pilot, again, "show_found", job["user_keys"], timer, lambda: again.index.loading)
+        await _idle(pilot)
+        await app.pop_screen()
+        await _idle(pilot)
+        reload = asyncio.create_task(_reload(app, directory))
+        out["customers_loading"] = await _type(pilot, app.screen, "show_found", job["customer_keys"], timer, lambda: not reload.done())
+        out["customer_load_s"] = await reload
+        out["memory_after_loads_mb"] = _rss_mb()
         out["animation_level"] = app.animation_level
     return out
+
+
+def _bytes_per_row(rows: list) -> float:
+    """The memory of the rows (objects, their attribute dicts, tuples and strings;
+    each object counted once) divided by their number."""
+    seen: set[int] = set()
+    total, stack = 0, list(rows)
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or item is None or isinstance(item, (bool, int, float)):
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        if isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif hasattr(item, "__dict__"):
+            stack.append(vars(item))
+            stack.extend(vars(item).values())
+    return total / max(1, len(rows))
+
+
+async def _reload(app, directory) -> float:
+    """Read the whole customer index again (as after a fail-over); its seconds."""
+    async with directory.pinned() as reads:
+        return (await app.index_keeper.index.load(reads)).seconds
+
+
+async def _refresh_costs(app, directory) -> dict:
+    """ms of a refresh when nothing changed (the idle cost), and of a delta after one
+    customer's code was changed on another connection (the staleness once checked)."""
+    keeper = app.index_keeper
+    unchanged = []
+    for _ in range(5):
+        unchanged.append((await keeper.refresh(directory)).seconds * 1000)
+    customer = keeper.index.customers[len(keeper.index) // 2]
+    code = directory.config.layout.code_attribute
+    old = (await directory.values(customer.dn, [code]))[code]
+    await directory.modify(customer.dn, {code: (old, [f"bench-{time.time_ns()}"])})
+    delta = await keeper.refresh(directory)
+    await directory.modify(customer.dn, {code: ((await directory.values(customer.dn, [code]))[code], old)})
+    await keeper.refresh(directory)
+    return {"unchanged_ms": unchanged, "delta_ms": delta.seconds * 1000, "delta_kind": delta.kind,
+            "delta_changed": delta.changed, "interval_s": keeper.interval}
 
 
 if __name__ == "__main__":

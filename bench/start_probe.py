@@ -1,12 +1,13 @@
 """Time from process start to the first interactive screen, in a fresh interpreter.
 
 ``python bench/start_probe.py tenantry --config PATH`` starts the console the way the
-``tenantry`` command does (``tui.cli``: configuration, password, the app), headless at
+``tenantry`` command does (``cli.main``: configuration, password, the app), headless at
 80×24; ``python bench/start_probe.py minimal`` starts a minimal Textual app with one
 table. Each prints one JSON line with ``time.monotonic()`` readings (the same clock as
 its parent's, which took one just before starting it): ``ready`` when the first frame
 is shown and keys are taken (Textual's Ready event), and for the console ``rows`` when
-its customers table first holds rows from the directory. Then it exits at once.
+its customers table first holds rows (from the customer snapshot when there is one,
+else from the directory). Then it exits at once.
 """
 
 import json
@@ -40,7 +41,7 @@ def minimal() -> None:
 
 
 def tenantry(argv: list[str]) -> None:
-    from tui import cli
+    from cli import main as cli
 
     args = cli.build_parser().parse_args(argv)
     config, opener = cli.directory_opener(args)
@@ -52,10 +53,13 @@ def tenantry(argv: list[str]) -> None:
         def on_ready(self) -> None:
             readings["ready"] = time.monotonic()
             screen = self.screen
+            if screen.rows:  # from the customer snapshot, in the first frame
+                readings["rows"] = readings["ready"]
+                _done(**readings)
             show = screen.show_found
 
-            def shown(found, text) -> None:
-                show(found, text)
+            def shown(found, text, **more) -> None:
+                show(found, text, **more)
                 readings["rows"] = time.monotonic()
                 _done(**readings)
 

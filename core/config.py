@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import tomli
 from ldap3.core.exceptions import LDAPInvalidDnError
@@ -25,6 +25,8 @@ from core.model import Customer, Service
 from core.tenants import TenantMap, parse_tenants
 
 ADAPTERS = ("exchange", "exchange_powershell", "ocs", "lync_powershell", "blackberry", "group", "http")
+MAIL_ADAPTERS = frozenset({"exchange", "exchange_powershell"})  # a user of these has an email address
+SIP_ADAPTERS = frozenset({"ocs", "lync_powershell"})  # … and of these a SIP URI
 AUTHS = ("simple", "kerberos")
 PROOFS = ("password", "kerberos")
 
@@ -34,6 +36,7 @@ class DirectoryConfig:
     urls: tuple[str, ...]
     base_dn: str
     hosting_ou: str = "OU=Hosting"
+    write_url: str | None = None  # the DC jobs are pinned to while it answers (else the first of urls that does)
     bind_user: str = ""
     password_env: str | None = None
     password_file: Path | None = None
@@ -114,6 +117,10 @@ class ConsoleConfig:
     low_bandwidth: bool = False
     animations: bool = False
     bulk_concurrency: int = 4  # users a bulk move started from the console moves at once
+    theme: str = "textual-dark"  # until the admin picks another in the console (then remembered)
+    keymap: dict[str, str] = field(default_factory=dict)  # binding id → keys, e.g. "users.move" = "v"
+    users_cap: int = 50_000  # a customer with more users is searched on the server, not indexed
+    refresh_seconds: float = 30.0  # how often the local indexes ask the DC whether anything changed
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,12 @@ class Config:
         entry = self.services.get(key)
         return entry.service if entry else None
 
+    def kinds(self, keys: Iterable[str]) -> set[str]:
+        """The adapters of the services ``keys`` names: what decides whether a user gets an
+        email address or a SIP URI, whatever the services are called (``[services.mail]
+        adapter = "exchange"`` is Exchange)."""
+        return {entry.service.adapter for key in keys if (entry := self.services.get(key)) is not None}
+
     def service_by_name(self, display_name: str) -> Service | None:
         folded = display_name.casefold()
         for entry in self.services.values():
@@ -245,6 +258,14 @@ def parse(raw: dict[str, Any], source: Path | None = None) -> Config:
     console = _dataclass_from(ConsoleConfig, sections.table("console"), where, "console")
     if console.bulk_concurrency < 1:
         raise sections.table("console").fail("bulk_concurrency", "must be at least 1")
+    keymap = sections.table("console").table("keymap")
+    for binding_id, keys in console.keymap.items():
+        if not isinstance(keys, str) or not keys.strip():
+            raise keymap.fail(binding_id, "must be a key or keys separated by commas, e.g. \"v\" or \"v,ctrl+v\"")
+    if console.users_cap < 0:
+        raise sections.table("console").fail("users_cap", "must be 0 or more")
+    if console.refresh_seconds < 1:
+        raise sections.table("console").fail("refresh_seconds", "must be at least 1")
     services = _services(sections.table("services"), where)
     mapping = _mapping(sections.table("mapping"))
     tenants = parse_tenants(raw.get("tenants"), where, {key: entry.service.adapter for key, entry in services.items()}, directory.hosting_dn)
@@ -376,6 +397,9 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     urls = table.get("urls", list, required=True)
     if not urls or not all(isinstance(u, str) and u.lower().startswith(("ldap://", "ldaps://")) for u in urls):
         raise table.fail("urls", "must be a non-empty list of ldap:// or ldaps:// URLs")
+    write_url = table.get("write_url", str)
+    if write_url is not None and write_url not in urls:
+        raise table.fail("write_url", "must be one of directory.urls")
     base_dn = table.get("base_dn", str, required=True)
     if "=" not in base_dn:
         raise table.fail("base_dn", f"must be a DN such as DC=example,DC=net, not {base_dn!r}")
@@ -387,6 +411,8 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     tls_verify = table.get("tls_verify", bool, True)
     if ca_file and not tls_verify:
         raise table.fail("tls_verify", "cannot be false when ca_file is set")
+    if ca_file and not Path(ca_file).expanduser().is_file():
+        raise table.fail("ca_file", f"names {ca_file!r}, which is not a file (give the CA that signed the DCs' certificates, or leave it out)")
     numbers = {}
     for key, low in (("connect_timeout", 0.1), ("receive_timeout", 0.1), ("pool_size", 1), ("page_size", 1)):
         default = getattr(DirectoryConfig, key)
@@ -398,6 +424,7 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     config = DirectoryConfig(
         urls=tuple(urls),
         base_dn=base_dn,
+        write_url=write_url,
         hosting_ou=table.get("hosting_ou", str, "OU=Hosting"),
         password_env=password_env,
         password_file=Path(password_file).expanduser() if password_file else None,

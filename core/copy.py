@@ -32,12 +32,12 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from core import plan as p
-from core.config import Config
+from core.config import MAIL_ADAPTERS, SIP_ADAPTERS, Config
 from core.directory import Directory
 from core.directory.escape import child_dn, rdn_value
 from core.directory.layout import dn_key
-from core.mapping import Identity, address_problem, local_part, render, sam_account_name, split_address, SAM_MAX
-from core.model import Customer, Operator, Plan as ServicePlan, User
+from core.mapping import Identity, address_problem, local_part, mapped_addresses, render, sam_account_name, split_address, SAM_MAX
+from core.model import Customer, Operator, ServicePlan, User
 from core.password import PasswordPolicy, generate_password, password_problems
 from core.plan import LeftOut, Plan, Problem, Step, UserChange
 from core.rights import copy_problems, withheld_by_joining
@@ -183,8 +183,8 @@ class CopyPlanner:
         problems: list[Problem] = [*copy_problems(operator, customer, readonly_mode=self.readonly), *problems_of(customer, self.config.tenants)]
         chosen = self._chosen_services(template, request, problems)
         plans = self._plans(template, customer, chosen, request, problems)
-        kinds = {self._kind(key) for key in chosen}
-        mapping = map_copy(self.config, template, customer, request, exchange=bool(kinds & {"exchange", "exchange_powershell"}), ocs=bool(kinds & {"ocs", "lync_powershell"}))
+        kinds = self.config.kinds(chosen)
+        mapping = map_copy(self.config, template, customer, request, exchange=bool(kinds & MAIL_ADAPTERS), ocs=bool(kinds & SIP_ADAPTERS))
         problems += self._mapping_problems(customer, mapping)
         users_dn = self.layout.users_dn(customer.dn)
         new_dn = child_dn("CN", mapping.cn, users_dn) if mapping.cn and len(mapping.cn) <= CN_MAX else users_dn
@@ -206,7 +206,7 @@ class CopyPlanner:
                 problems += copies[key].problems
         change = UserChange(
             user=who, dn_before=template.dn, dn_after=new_dn, upn_before=template.upn, upn_after=mapping.upn,
-            email_before=template.email, email_after=mapping.email, usn_changed=template.usn_changed,
+            email_before=template.email, email_after=mapping.email, version=template.version,
         )
         if not problems:
             groups, left_out = await self._grantable(operator, customer, self._groups(template, customer, chosen, plans))
@@ -220,10 +220,6 @@ class CopyPlanner:
         return Plan("copy", customer.name, customer.name, (change,), (), tuple(replace(x, user=who) for x in problems))
 
     # -- problems --------------------------------------------------------------------------
-    def _kind(self, key: str) -> str:
-        adapter = self.adapters.get(key)
-        return adapter.service.adapter if adapter else "group"
-
     def _display(self, key: str) -> str:
         adapter = self.adapters.get(key)
         return adapter.service.display_name if adapter else key
@@ -235,7 +231,8 @@ class CopyPlanner:
         for key in request.services:
             if key not in template.services:
                 has = ", ".join(template.services) or "none"
-                problems.append(Problem(p.INVALID_VALUE, f"{plain(template.upn or template.sam)} has no service {plain(key)} to copy (it has: {plain(has)})."))
+                problems.append(Problem(p.INVALID_VALUE, f"{plain(template.upn or template.sam)} has no service {plain(key)} to copy (it has: {plain(has)}).",
+                                        topic=frozenset({p.SERVICES})))
             elif key not in chosen:
                 chosen.append(key)
         return tuple(chosen)
@@ -245,7 +242,8 @@ class CopyPlanner:
         plans: dict[str, ServicePlan | None] = {}
         for key in request.plans:
             if key not in chosen:
-                problems.append(Problem(p.INVALID_VALUE, f"A plan is given for {plain(key)}, which is not among the services copied."))
+                problems.append(Problem(p.INVALID_VALUE, f"A plan is given for {plain(key)}, which is not among the services copied.",
+                                        topic=frozenset({p.SERVICES})))
         for key in chosen:
             current = next((pl for pl in template.plans if pl.service == key), None)
             wanted = request.plans.get(key) or (current.name if current else None)
@@ -269,8 +267,7 @@ class CopyPlanner:
                 problems.append(Problem(p.INVALID_VALUE, f"The {what} {plain(value)!r} holds control characters."))
             elif len(value) > limit:
                 problems.append(Problem(p.INVALID_VALUE, f"The {what} is longer than {limit} characters."))
-        values = [("UPN", mapping.upn)] + ([("email address", mapping.email)] if mapping.email else [])
-        for what, value in values:
+        for what, value in mapped_addresses(mapping):
             problem = address_problem(value, what)
             if problem:
                 problems.append(Problem(p.INVALID_VALUE, plain(problem)))
@@ -280,7 +277,7 @@ class CopyPlanner:
         if not sam:
             problems.append(Problem(p.INVALID_VALUE, "No username can be made from the name: give one (sAMAccountName)."))
         elif sam_account_name(sam) != sam or len(sam) > SAM_MAX:
-            problems.append(Problem(p.INVALID_VALUE, f"The username {plain(sam)!r} is not a valid sAMAccountName (at most {SAM_MAX} characters, none of \" / \\ [ ] : ; | = , + * ? < > @ or spaces)."))
+            problems.append(Problem(p.INVALID_VALUE, f"The username {plain(sam)!r} is not a valid sAMAccountName (at most {SAM_MAX} characters, none of \" / \\ [ ] : ; | = , + * ? < > @ ' or spaces)."))
         return problems
 
     async def _collisions(self, mapping: CopyMapping, users_dn: str) -> list[Problem]:

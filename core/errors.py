@@ -35,6 +35,11 @@ class DirectoryUnavailable(DirectoryError):
     """No domain controller could be reached (or the connection dropped for good)."""
 
 
+class WriteUnknown(DirectoryUnavailable):
+    """The domain controller stopped answering with a write sent to it: it may have
+    applied the write, now or when it answers again (a frozen DC still has it)."""
+
+
 class AuthenticationFailed(DirectoryError):
     """The bind identity or its password was refused."""
 

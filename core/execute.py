@@ -16,6 +16,7 @@ the reason :data:`CANCELLED`; a job of the same executor not started yet refuses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 
@@ -24,7 +25,11 @@ from core.audit import Audit
 from core.directory import Directory
 from core.directory.escape import dn_key_or_none, parent_dn, rdn_value
 from core.directory.layout import dn_key, is_below
-from core.errors import AlreadyExists, ChangedUnderneath, DirectoryError, NotFound, PermissionDenied, TenantryError, UsageError
+from core.directory.replication import DomainController
+from core.errors import (
+    AlreadyExists, ChangedUnderneath, DirectoryError, DirectoryUnavailable, NotFound, PermissionDenied, TenantryError, UsageError,
+    WriteUnknown,
+)
 from core.journal import JobRecord, JobStatus, Journal, StepState
 from core.model import Customer, Operator
 from core.plan import Plan, Step
@@ -89,6 +94,7 @@ class Executor:
         self.audit = audit
         self.before_step = before_step  # tests inject faults here
         self._secrets: dict[str, dict[str, str]] = {}  # by job, in memory only: never journaled, logged or audited
+        self._dcs: dict[str, Directory] = {}  # by job: the directory pinned to the job's one DC
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -112,22 +118,27 @@ class Executor:
             raise PasswordRequired("The copy needs the new user's password; nothing was written.")
         self._refuse_if_cancelled(operator, plan)
         customers = await self._authorize(plan.kind, plan.source, plan.destination, operator)
-        changed = await self._changed_user((c.user, c.dn_before, c.usn_changed) for c in plan.users)
+        d = await self.directory.pin()  # every decision read and write of the job: on this DC
+        changed = await self._changed_user(d, ((c.user, c.dn_before, c.version) for c in plan.users))
+        if changed is None:
+            changed = await self._changing_elsewhere(d, plan)
         if changed is not None:
             self._audit(operator, plan, "refused", None, "the user changed since it was read")
             raise Refused(f"{changed} changed since the plan was made; plan again.")
         await self._check_targets(plan.steps, customers, operator)
         self._refuse_if_cancelled(operator, plan)  # cancelled while the checks above read
-        job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, self._meta(meta)))
+        job_id = await asyncio.to_thread(self.journal.create_job, *_job_row(plan, operator, self._meta({**dict(meta or {}), "dc": d.dc.to_json()})))
         with self.journal.claim(job_id):
             self._secrets[job_id] = dict(secrets or {})
+            self._dcs[job_id] = d
             await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.RUNNING)
-            yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps")
+            yield Event("job_started", job_id, message=f"{plan.kind} of {len(plan.users)} user(s), {len(plan.steps)} steps on {d.dc.name}")
             try:
                 async for event in self._forward(job_id, operator, resuming=False):
                     yield event
             finally:
                 self._secrets.pop(job_id, None)
+                self._dcs.pop(job_id, None)
 
     async def record(self, plans: list[tuple[Plan, Mapping[str, Any]]], operator: Operator) -> list[str]:
         """Journal every plan as a ``planned`` job (all or none, one transaction) without
@@ -177,6 +188,8 @@ class Executor:
     async def _resume(self, job_id: str, operator: Operator, secrets: Mapping[str, str] | None) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
         self._refuse_other_directory(job)
+        if not job.is_finished and not job.can_resume:  # stopped mid-rollback: it can only go on backwards
+            raise Refused(f"Job {job.id} cannot be resumed: part of it has been undone already; roll it back to finish it.")
         if job.status not in (JobStatus.RUNNING, JobStatus.NEEDS_ATTENTION, JobStatus.PLANNED):
             raise Refused(f"Job {job.id} is {job.status.value}; only an unfinished job can be resumed.")
         if self.cancelled:
@@ -189,23 +202,31 @@ class Executor:
         customers = await self._authorize(job.kind, *_customers(job), operator)
         await self._check_targets([Step.from_json(s.spec) for s in job.steps], customers, operator)
         fresh = job.status in (JobStatus.PLANNED, JobStatus.RUNNING) and all(s.state == StepState.PENDING for s in job.steps)
+        d, unproven = await self._job_dc(job)
+        if d is None:
+            async for event in self._needs_attention(job, operator, unproven):
+                yield event
+            return
         if fresh:
+            await self._refuse_without_dependencies(job, d)
             users = job.meta.get("users") or []
-            changed = await self._changed_user((u.get("user"), u.get("dn_before"), u.get("usn_changed")) for u in users)
+            changed = await self._changed_user(d, ((u.get("user"), u.get("dn_before"), u.get("version")) for u in users))
             if changed is not None or not users:
-                reason = f"{changed or 'the user'} changed since the plan was made; plan again."
-                await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.FAILED, reason)
+                # Nothing was written: the job stays as it is, to be resumed on a fresh plan or rolled back.
+                reason = f"{changed or 'the user'} changed since the plan was made; nothing was written"
                 self._audit_job(operator, job, "refused", "the user changed since it was read")
-                raise Refused(f"Job {job.id}: {reason}")
+                raise Refused(f"Job {job.id}: {reason}; plan it again, or roll it back.")
         self._secrets[job.id] = dict(secrets or {})
+        self._dcs[job.id] = d
         if job.status != JobStatus.RUNNING:
             await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
-        yield Event("job_started", job.id, message="starting" if job.status == JobStatus.PLANNED else "resuming")
+        yield Event("job_started", job.id, message=("starting" if job.status == JobStatus.PLANNED else "resuming") + f" on {d.dc.name}")
         try:
             async for event in self._forward(job.id, operator, resuming=not fresh):
                 yield event
         finally:
             self._secrets.pop(job.id, None)
+            self._dcs.pop(job.id, None)
 
     async def _rollback(self, job_id: str, operator: Operator) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
@@ -221,14 +242,108 @@ class Executor:
             self._audit_job(operator, job, JobStatus.ROLLED_BACK.value, reason)
             yield Event("job_finished", job.id, status=JobStatus.ROLLED_BACK.value, message=reason)
             return
-        async for event in self._backward(job.id, operator, reason="rolled back on request"):
-            yield event
+        d, unproven = await self._job_dc(job)
+        if d is None:
+            async for event in self._needs_attention(job, operator, unproven):
+                yield event
+            return
+        self._dcs[job.id] = d
+        try:
+            async for event in self._backward(job.id, operator, reason="rolled back on request"):
+                yield event
+        finally:
+            self._dcs.pop(job.id, None)
+
+    # -- the job's domain controller --------------------------------------------------
+    async def _job_dc(self, job: JobRecord) -> tuple[Directory | None, str]:
+        """The directory a resume or rollback of ``job`` works on: the DC the job is pinned
+        to; if it does not answer, another DC that provably holds every write of the job
+        (its up-to-dateness vector for the job DC's invocation id has reached the highest
+        USN the job journaled); else ``None`` and the sentence saying why."""
+        recorded = DomainController.from_json(job.dc)
+        if recorded is None or not _wrote(job):
+            d = await self.directory.pin()  # nothing written yet (or a job journaled before pinning): the first DC that answers
+            await asyncio.to_thread(self.journal.record_dc, job.id, d.dc.to_json())
+            return d, ""
+        try:
+            return await self.directory.pin(recorded.url), ""
+        except DirectoryUnavailable as error:
+            down = str(error).rstrip(".")
+        needed = _highest_usn(job)
+        if recorded.invocation_id and needed is not None:
+            for url in self.directory.config.directory.urls:
+                if url == recorded.url:
+                    continue
+                try:
+                    other = await self.directory.pin(url)
+                    seen = await other.received()
+                except DirectoryError:
+                    continue
+                if other.dc.invocation_id == recorded.invocation_id or (seen or {}).get(recorded.invocation_id, -1) >= needed:
+                    await asyncio.to_thread(self.journal.record_dc, job.id, other.dc.to_json())
+                    return other, ""
+        return None, (
+            f"{recorded.name}, the domain controller job {job.id} wrote to, does not answer ({down}), and no other "
+            "domain controller is known to hold all its writes: start it again (or let it replicate), then try again."
+        )
+
+    async def _changing_elsewhere(self, d: Directory, plan: Plan) -> str | None:
+        """The first user of ``plan`` that another configured DC (one that answers) has in
+        another state than the job's DC: a change there (another job, say) has not
+        replicated yet, and running now would build on a state about to be overwritten.
+        Worded like a change since the plan; ``None`` when every DC that answers agrees."""
+        for url in self.directory.config.directory.urls:
+            if url == d.dc.url:
+                continue
+            try:
+                other = await self.directory.pin(url)
+            except DirectoryUnavailable:
+                continue  # cannot tell: the job's own DC decides
+            changed = await self._changed_user(other, ((c.user, c.dn_before, c.version) for c in plan.users))
+            if changed is not None:
+                return f"{changed} (on {other.dc.name}, not yet replicated to {d.dc.name})"
+        return None
+
+    async def _refuse_without_dependencies(self, job: JobRecord, d: Directory) -> None:
+        """A batch row that waits for other rows (a role group one of them creates) starts
+        only on a DC that holds their writes: theirs, or one whose up-to-dateness vector
+        covers them. Else it is refused and stays planned (nothing written)."""
+        after = set(job.meta.get("after") or ())
+        if not after or not job.batch:
+            return
+        for other in await asyncio.to_thread(self.journal.batch_jobs, job.batch):
+            dc = DomainController.from_json(other.dc)
+            if other.meta.get("row") not in after or dc is None or not _wrote(other) or dc.url == d.dc.url:
+                continue
+            needed = _highest_usn(other)
+            seen = await d.received()
+            if needed is None or (seen or {}).get(dc.invocation_id, -1) < needed:
+                raise Refused(
+                    f"Job {job.id} waits for job {other.id}, whose writes on {dc.name} have not reached {d.dc.name}; "
+                    f"nothing was written: resume it once {dc.name} answers or has replicated."
+                )
+
+    async def _needs_attention(self, job: JobRecord, operator: Operator, reason: str) -> AsyncIterator[Event]:
+        """End a resume or rollback that cannot work anywhere now: the job needs attention."""
+        yield Event("job_started", job.id, message="checking where its writes are")
+        if job.status != JobStatus.NEEDS_ATTENTION or job.error != reason:
+            await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.NEEDS_ATTENTION, reason)
+        self._audit_job(operator, job, JobStatus.NEEDS_ATTENTION.value, reason)
+        yield Event("job_finished", job.id, status=JobStatus.NEEDS_ATTENTION.value, message=reason)
 
     # -- running -------------------------------------------------------------------
     async def _forward(self, job_id: str, operator: Operator, *, resuming: bool) -> AsyncIterator[Event]:
         job = await asyncio.to_thread(self.journal.job, job_id)
+        d = self._dcs[job_id]
+        renames = _renames(job)
         for record in job.steps:
             if record.state == StepState.DONE:
+                if resuming:  # journaled done: its effect must be there before it is skipped
+                    problem = await self._unverified(d, Step.from_json(record.spec), record.result, renames)
+                    if problem:
+                        async for event in self._backward(job_id, operator, reason=problem):
+                            yield event
+                        return
                 continue
             if self.cancelled:  # between steps: the one before has finished, this one has not begun
                 async for event in self._backward(job_id, operator, reason=CANCELLED):
@@ -237,17 +352,23 @@ class Executor:
             step = Step.from_json(record.spec)
             yield Event("step_started", job_id, record.index, step)
             try:
-                await asyncio.to_thread(self.journal.step_starting, job_id, record.index, {"inverse": _inverse_name(step)})
+                await asyncio.to_thread(self.journal.step_starting, job_id, record.index, None)  # the step is its own undo data
                 if self.before_step is not None:
                     await self.before_step(record.index, step)
                 result = await self._perform(job_id, step, resuming=resuming or record.state != StepState.PENDING)
             except (TenantryError, OSError) as error:
                 message = str(error) or type(error).__name__
+                if isinstance(error, DirectoryUnavailable) and step.action != p.HTTP:
+                    async for event in self._dc_lost(job_id, operator, record.index, step, sent=isinstance(error, WriteUnknown)):
+                        yield event
+                    return
                 await asyncio.to_thread(self.journal.step_failed, job_id, record.index, message)
                 yield Event("step_failed", job_id, record.index, step, message)
                 async for event in self._backward(job_id, operator, reason=message, failed_http=step if step.action == p.HTTP else None):
                     yield event
                 return
+            if step.action != p.HTTP:
+                result = {**(result or {}), **await _written_at(d)}
             await asyncio.to_thread(self.journal.step_done, job_id, record.index, result)
             yield Event("step_done", job_id, record.index, step)
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.DONE)
@@ -255,10 +376,29 @@ class Executor:
         self._audit_job(operator, job, "done")
         yield Event("job_finished", job_id, status=JobStatus.DONE.value, message="done")
 
+    async def _dc_lost(self, job_id: str, operator: Operator, index: int, step: Step, *, sent: bool) -> AsyncIterator[Event]:
+        """The job's DC stopped answering at step ``index``: nothing can be undone there now
+        and no other DC may take over (it may lack the job's writes), so the job is left
+        as it is to be resumed or rolled back once its DC answers. A write sent before the
+        DC went silent stays ``running``: unknown, re-read by whatever comes next."""
+        name = self._dcs[job_id].dc.name
+        if sent:
+            message = f"{name} stopped answering during step {index + 1}, which it may still apply"
+        else:
+            message = f"{name} stopped answering before step {index + 1}"
+            await asyncio.to_thread(self.journal.step_failed, job_id, index, message)
+        yield Event("step_failed", job_id, index, step, message)
+        reason = f"{message}; nothing else was written: resume or roll back the job once {name} answers."
+        await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.NEEDS_ATTENTION, reason)
+        job = await asyncio.to_thread(self.journal.job, job_id)
+        self._audit_job(operator, job, JobStatus.NEEDS_ATTENTION.value, reason)
+        yield Event("job_finished", job_id, status=JobStatus.NEEDS_ATTENTION.value, message=reason)
+
     async def _backward(self, job_id: str, operator: Operator, *, reason: str, failed_http: Step | None = None) -> AsyncIterator[Event]:
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.ROLLING_BACK, reason)
         yield Event("rolling_back", job_id, message=reason)
         job = await asyncio.to_thread(self.journal.job, job_id)
+        d = self._dcs[job_id]
         # A failed HTTP call may have half-happened: undo it too (undo is idempotent).
         records = list(job.steps_to_undo)
         if failed_http is not None:
@@ -268,7 +408,11 @@ class Executor:
             step = Step.from_json(record.spec)
             try:
                 await asyncio.to_thread(self.journal.undo_starting, job_id, record.index)
-                await self._undo(step, record.result)
+                await self._undo(d, step, record.result)
+                if step.action != p.HTTP:
+                    usn = (await _written_at(d)).get("usn")
+                    if usn is not None:
+                        await asyncio.to_thread(self.journal.record_usn, job_id, usn)
             except (TenantryError, OSError) as error:
                 message = str(error) or type(error).__name__
                 await asyncio.to_thread(self.journal.undo_failed, job_id, record.index, message)
@@ -278,7 +422,7 @@ class Executor:
             await asyncio.to_thread(self.journal.undo_done, job_id, record.index)
             yield Event("step_undone", job_id, record.index, step)
         if remaining:
-            detail = f"{reason}; undo incomplete: " + "; ".join(remaining)
+            detail = f"{reason}; undo incomplete on {d.dc.name}: " + "; ".join(remaining)
             await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.NEEDS_ATTENTION, detail)
             status = JobStatus.NEEDS_ATTENTION
         else:
@@ -290,9 +434,9 @@ class Executor:
 
     # -- steps and their inverses --------------------------------------------------------
     async def _perform(self, job_id: str, step: Step, *, resuming: bool) -> dict[str, Any] | None:
-        d = self.directory
+        d = self._dcs[job_id]
         if step.action == p.MODIFY:
-            await self._swap(step.target, step.before, step.after)
+            await _swap(d, step.target, step.before, step.after)
         elif step.action == p.MOVE:
             if not (resuming and not await d.exists(step.target) and await d.exists(step.after)):
                 await d.move(step.target, parent_dn(step.after), rdn_value(step.after))
@@ -311,7 +455,7 @@ class Executor:
                 await d.add_user(step.target, step.after)
             except AlreadyExists:
                 # After a crash the account may be there already: only this job's counts.
-                if not (resuming and await self._created_by(step, None)):
+                if not (resuming and await _created_by(d, step, None)):
                     raise
             guid = (await d.values(step.target, ["objectGUID"])).get("objectGUID") or [None]
             return {"guid": guid[0]}
@@ -326,10 +470,11 @@ class Executor:
             raise ValueError(f"unknown step action {step.action!r}")
         return None
 
-    async def _undo(self, step: Step, result: dict[str, Any] | None) -> None:
-        d = self.directory
+    async def _undo(self, d: Directory, step: Step, result: dict[str, Any] | None) -> None:
+        """Undo ``step`` on the job's DC ``d`` (one that holds every write of the job, so
+        "not found" and "not a member" there mean the step's effect is not in effect)."""
         if step.action == p.MODIFY:
-            await self._swap(step.target, step.after, step.before)
+            await _swap(d, step.target, step.after, step.before)
         elif step.action == p.MOVE:
             if await d.exists(step.after):
                 await d.move(step.after, parent_dn(step.target), rdn_value(step.target))
@@ -345,7 +490,7 @@ class Executor:
         elif step.action == p.ADD_USER:
             if not await d.exists(step.target):
                 return
-            if not await self._created_by(step, result):
+            if not await _created_by(d, step, result):
                 raise DirectoryError(f"{step.target} is not the account this job created; it was left alone.")
             try:
                 await d.delete(step.target)
@@ -356,43 +501,49 @@ class Executor:
         elif step.action == p.HTTP:
             await self.adapters[step.service].undo(step, result)
 
-    async def _changed_user(self, users: Iterable[tuple[str | None, str | None, str | None]]) -> str | None:
-        """The first of ``(name, dn, uSNChanged)`` whose entry changed (or is gone) since
-        that read; ``None`` when every one is as it was."""
-        for name, dn, usn in users:
+    @staticmethod
+    async def _unverified(d: Directory, step: Step, result: dict[str, Any] | None, renames: dict) -> str | None:
+        """Why ``step``, journaled done, does not show on the job's DC ``d``; ``None`` when it
+        does. DNs are followed through the job's moves that may have run."""
+        def now(dn: str) -> str:
+            return renames.get(dn_key(dn), dn)
+
+        if step.action == p.MODIFY:
+            current: dict[str, list[str]] = {}
+            for target in dict.fromkeys([step.target, now(step.target)]):  # a move after it may have run
+                with contextlib.suppress(NotFound):
+                    current = await d.values(target, list(step.after))
+                    break
+            shown = all(_folded(current.get(a, [])) == _folded(v) for a, v in step.after.items())
+        elif step.action == p.MOVE:
+            shown = await d.exists(step.after)
+        elif step.action == p.ADD_MEMBER:
+            shown = await d.is_member(now(step.target), now(step.after))
+        elif step.action == p.REMOVE_MEMBER:
+            shown = not await d.is_member(now(step.target), now(step.before))
+        elif step.action == p.CREATE_GROUP:
+            shown = await d.exists(step.target)
+        elif step.action == p.ADD_USER:
+            shown = await _created_by(d, step, result)
+        else:
+            return None  # a password or a service call: the directory cannot show it
+        if shown:
+            return None
+        return f"step {step.action} {step.target} is journaled done but {d.dc.name} does not show it; the job is rolled back"
+
+    @staticmethod
+    async def _changed_user(d: Directory, users: Iterable[tuple[str | None, str | None, str | None]]) -> str | None:
+        """The first of ``(name, dn, version)`` whose entry changed (or is gone) on ``d``
+        since that read (the replicated values, the same on every DC); ``None`` when every
+        one is as it was."""
+        for name, dn, version in users:
             try:
-                current = await self.directory.user(dn or "")
+                current = await d.user(dn or "")
             except NotFound:
                 return name or dn or "the user"
-            if current.usn_changed != usn:
+            if current.version != version:
                 return name or dn
         return None
-
-    async def _created_by(self, step: Step, result: dict[str, Any] | None) -> bool:
-        """Whether the account at ``step.target`` is the one ``step`` created: the same
-        objectGUID as its result, or — the result lost in a crash — the same username
-        and UPN as it was created with."""
-        try:
-            current = await self.directory.values(step.target, ["objectGUID", "sAMAccountName", "userPrincipalName"])
-        except NotFound:
-            return False
-        guid = (result or {}).get("guid")
-        if guid:
-            return _folded(current.get("objectGUID", [])) == {str(guid).casefold()}
-        wanted = step.after or {}
-        return all(
-            _folded(current.get(attribute, [])) == _folded(wanted.get(attribute, []))
-            for attribute in ("sAMAccountName", "userPrincipalName")
-        )
-
-    async def _swap(self, dn: str, old: dict[str, list[str]], new: dict[str, list[str]]) -> None:
-        """Compare-and-swap; if it finds the target state already there, that is success."""
-        try:
-            await self.directory.modify(dn, {a: (old.get(a, []), new.get(a, [])) for a in new})
-        except ChangedUnderneath:
-            current = await self.directory.values(dn, list(new))
-            if any(_folded(current.get(a, [])) != _folded(v) for a, v in new.items()):
-                raise
 
     # -- rights and audit --------------------------------------------------------------
     def _refuse_if_cancelled(self, operator: Operator, plan: Plan) -> None:
@@ -474,15 +625,29 @@ class Executor:
     def _audit(self, operator: Operator, plan: Plan, result: str, job: str | None, detail: str) -> None:
         self.audit.record(
             operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-            users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+            users=_plan_users(plan), customers=_names(plan.source, plan.destination),
             result=result, job=job, detail=detail,
         )
 
     def _audit_job(self, operator: Operator, job: JobRecord, result: str, detail: str = "") -> None:
         self.audit.record(
-            operator=operator.name, bound_as=operator.bound_as, action=job.kind, users=list(job.names),
+            operator=operator.name, bound_as=operator.bound_as, action=job.kind,
+            users=_audited_users(job.kind, job.names, (job.meta or {}).get("users")),
             customers=list(job.customers), result=result, job=job.id, detail=detail,
         )
+
+
+def _audited_users(kind: str, names: Iterable[str], changes: Any) -> list[str]:
+    """The users an audit row names: each by its UPN before the job; a copy also names the
+    account it creates, so searching the audit for the new user finds its creation."""
+    users = list(names)
+    if kind == "copy" and isinstance(changes, list):
+        users += [str(c["upn_after"]) for c in changes if isinstance(c, dict) and c.get("upn_after")]
+    return users
+
+
+def _plan_users(plan: Plan) -> list[str]:
+    return _audited_users(plan.kind, [c.upn_before or c.user for c in plan.users], [c.__dict__ for c in plan.users])
 
 
 def _job_row(plan: Plan, operator: Operator, meta: Mapping[str, Any] | None) -> tuple:
@@ -491,6 +656,115 @@ def _job_row(plan: Plan, operator: Operator, meta: Mapping[str, Any] | None) -> 
         plan.kind, operator.name, operator.bound_as, [c.user for c in plan.users], _names(plan.source, plan.destination),
         [s.to_json() for s in plan.steps], {**dict(meta or {}), "users": [c.__dict__ for c in plan.users]},
     )
+
+
+@dataclass(frozen=True)
+class Replication:
+    """Which configured DCs hold every write of a job: ``holding`` (the job's DC first)
+    and ``missing`` (not yet, or not answering), each by URL."""
+
+    holding: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"holding": len(self.holding), "dcs": len(self.holding) + len(self.missing), "missing": list(self.missing)}
+
+    @property
+    def sentence(self) -> str:
+        total = len(self.holding) + len(self.missing)
+        text = f"replicated to {len(self.holding)} of {total} domain controller{'s' if total != 1 else ''}"
+        return text + (f" (not yet: {', '.join(self.missing)})" if self.missing else "")
+
+
+async def replication_of(directory: Directory, job: JobRecord, *, wait: float = 5.0, every: float = 0.5) -> Replication:
+    """Where ``job``'s writes are now: the other configured DCs whose up-to-dateness
+    vector for the job DC has reached the job's highest USN, asked again every ``every``
+    seconds until all hold them or ``wait`` seconds have passed."""
+    dc = DomainController.from_json(job.dc)
+    urls = list(directory.config.directory.urls)
+    if dc is None:
+        return Replication((), tuple(urls))
+    needed = _highest_usn(job)
+    others = [u for u in urls if u != dc.url]
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        holding: list[str] = []
+        for url in others:
+            with contextlib.suppress(DirectoryError):
+                seen = await (await directory.pin(url)).received()
+                if needed is not None and (seen or {}).get(dc.invocation_id, -1) >= needed:
+                    holding.append(url)
+        missing = tuple(u for u in others if u not in holding)
+        if not missing or asyncio.get_running_loop().time() >= deadline:
+            return Replication((dc.url, *holding), missing)
+        await asyncio.sleep(every)
+
+
+async def _created_by(d: Directory, step: Step, result: dict[str, Any] | None) -> bool:
+    """Whether the account at ``step.target`` is the one ``step`` created: the same
+    objectGUID as its result, or — the result lost in a crash — the same username
+    and UPN as it was created with."""
+    try:
+        current = await d.values(step.target, ["objectGUID", "sAMAccountName", "userPrincipalName"])
+    except NotFound:
+        return False
+    guid = (result or {}).get("guid")
+    if guid:
+        return _folded(current.get("objectGUID", [])) == {str(guid).casefold()}
+    wanted = step.after or {}
+    return all(
+        _folded(current.get(attribute, [])) == _folded(wanted.get(attribute, []))
+        for attribute in ("sAMAccountName", "userPrincipalName")
+    )
+
+
+async def _swap(d: Directory, dn: str, old: dict[str, list[str]], new: dict[str, list[str]]) -> None:
+    """Compare-and-swap; if it finds the target state already there, that is success."""
+    try:
+        await d.modify(dn, {a: (old.get(a, []), new.get(a, [])) for a in new})
+    except ChangedUnderneath:
+        current = await d.values(dn, list(new))
+        if any(_folded(current.get(a, [])) != _folded(v) for a, v in new.items()):
+            raise
+
+
+async def _written_at(d: Directory) -> dict[str, int]:
+    """``{"usn": n}``: the DC's highestCommittedUSN after a write (empty where it has none,
+    or when it stopped answering right after: then the write's place is unknown)."""
+    try:
+        usn = await d.committed_usn()
+    except DirectoryError:
+        return {}
+    return {} if usn is None else {"usn": usn}
+
+
+def _renames(job: JobRecord) -> dict[tuple, str]:
+    """Where the job's moves that may have run (done, or interrupted) took each object:
+    old DN key → new DN."""
+    return {dn_key(s.target): s.spec.get("after") for s in job.steps if s.action == p.MOVE and s.state in (StepState.DONE, StepState.RUNNING)}
+
+
+def _wrote(job: JobRecord) -> bool:
+    """Whether a directory step of the job may have written (anything but pending or failed)."""
+    return any(s.action != p.HTTP and s.state not in (StepState.PENDING, StepState.FAILED) for s in job.steps)
+
+
+def _highest_usn(job: JobRecord) -> int | None:
+    """The highest USN the job's DC reached with the job's writes (its undos' included);
+    ``None`` when a forward write's place is unknown: in flight when the DC stopped
+    answering, or its USN not read. (An undo in flight is harmless elsewhere: undoing
+    again on another DC converges to the same state.)"""
+    if (job.dc or {}).get("previous"):
+        return None  # the job moved to this DC once: its USNs are spread over two DCs
+    usns = [int((job.dc or {}).get("usn") or 0)]
+    for s in job.steps:
+        if s.action == p.HTTP or s.state in (StepState.PENDING, StepState.FAILED):
+            continue
+        usn = (s.result or {}).get("usn")
+        if usn is None and s.state != StepState.UNDONE:
+            return None
+        usns.append(int(usn or 0))
+    return max(usns)
 
 
 def _customers(job: JobRecord) -> tuple[str | None, str | None]:
@@ -510,14 +784,6 @@ def _names(*names: str | None) -> list[str]:
 def needs_password_to_resume(job: JobRecord) -> bool:
     """Whether resuming ``job`` has to set a password (its ``set_password`` step is not done)."""
     return any(s.action == p.SET_PASSWORD and s.state != StepState.DONE for s in job.steps)
-
-
-def _inverse_name(step: Step) -> str:
-    return {
-        p.MODIFY: "modify back", p.MOVE: "move back", p.ADD_MEMBER: "remove member",
-        p.REMOVE_MEMBER: "add member", p.CREATE_GROUP: "delete group", p.HTTP: "service undo",
-        p.ADD_USER: "delete user", p.SET_PASSWORD: "none (the user's deletion)",
-    }[step.action]
 
 
 def _named_dns(step: Step) -> list[Any]:
@@ -540,6 +806,6 @@ def audit_refusal(audit: Audit, operator: Operator, plan: Plan) -> None:
     denied = any(x.code == p.NOT_ALLOWED for x in plan.problems)
     audit.record(
         operator=operator.name, bound_as=operator.bound_as, action=plan.kind,
-        users=[c.upn_before or c.user for c in plan.users], customers=_names(plan.source, plan.destination),
+        users=_plan_users(plan), customers=_names(plan.source, plan.destination),
         result="denied" if denied else "refused", detail="; ".join(x.message for x in plan.problems),
     )

@@ -1,12 +1,14 @@
 """The job journal: what a job is about to do, has done and must undo, kept on disk.
 
-A job is a list of steps run in order by the executor. Before a step runs, the
-executor calls :meth:`Journal.step_starting` with the data needed to undo it; that is
-committed to disk (WAL, ``synchronous=FULL``) before the call returns. After the step,
+A job is a list of steps run in order by the executor. Each step's spec is written
+with the job, and it is its own undo data: the executor derives the inverse from it
+(values before and after, compared before writing; see ``core/execute.py``). Before a
+step runs, the executor calls :meth:`Journal.step_starting` (with optional extra undo
+data: the executor gives none today); that is committed to disk (WAL,
+``synchronous=FULL``) before the call returns. After the step,
 :meth:`~Journal.step_done` or :meth:`~Journal.step_failed` records the outcome. So
-whenever the process dies — SIGKILL, power loss — the journal holds, for every step
-that may have changed anything, the data to put it back, and the job can be resumed or
-rolled back (PRODUCT §2, last paragraph).
+whenever the process dies — SIGKILL, power loss — the journal says which steps may have
+changed anything, and the job can be resumed or rolled back (PRODUCT §2, last paragraph).
 
 One SQLite file, ``journal.sqlite3`` in the state directory unless a path is given,
 with two tables, ``jobs`` and ``steps``. Every method is one short transaction under
@@ -203,6 +205,13 @@ class JobRecord:
                 for c, user in zip(changes, self.users)
             )
         return tuple(self.users)
+
+    @property
+    def dc(self) -> dict | None:
+        """The domain controller the job is pinned to (``url``, ``service``,
+        ``invocation_id``, and ``usn``: the highest it wrote for the job), if recorded."""
+        value = (self.meta or {}).get("dc")
+        return value if isinstance(value, dict) and value.get("url") else None
 
     @property
     def batch(self) -> str | None:
@@ -509,6 +518,32 @@ class Journal(StateFile):
                 "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ?",
                 (status.value, None if error is None else str(error), now, job_id),
             )
+
+    def record_dc(self, job_id: str, dc: dict) -> None:
+        """Record the domain controller the job is pinned to (``meta["dc"]``: url, service,
+        invocation id), replacing the one before (whose URL is kept as ``previous``: the
+        USNs journaled so far count on that DC, not on this one)."""
+        def change(meta: dict) -> None:
+            before = meta.get("dc") or {}
+            moved = before.get("url") and before.get("url") != dc.get("url")
+            meta["dc"] = {**dc, **({"previous": before["url"]} if moved else {})}
+        self._change_meta(job_id, change)
+
+    def record_usn(self, job_id: str, usn: int) -> None:
+        """Record that the job's DC had written up to ``usn`` after one of the job's writes
+        (forward or undo): another DC holds all of them once it has received that far."""
+        def change(meta: dict) -> None:
+            dc = meta.setdefault("dc", {})
+            dc["usn"] = max(int(usn), int(dc.get("usn") or 0))
+        self._change_meta(job_id, change)
+
+    def _change_meta(self, job_id: str, change) -> None:
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, _ = self._resolve(db, job_id)
+            meta = _load(db.execute("SELECT meta FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]) or {}
+            change(meta)
+            db.execute("UPDATE jobs SET meta = ?, updated_at = ? WHERE id = ?", (_dump(meta, "meta"), now, job_id))
 
     @contextmanager
     def claim(self, job_id: str) -> Iterator[None]:

@@ -2,7 +2,11 @@
 
 Values come from templates (``{first}.{last}@{domain}``, ``{f}{last}@{domain}``,
 ``{sam}@{domain}``, …) with accents folded and the characters each attribute cannot
-hold removed. Address rules of PRODUCT §2: addresses in the source customer's domains
+hold removed. The rule, as the directory's own data has it: Latin letters lose their
+accents (``Renée`` → ``renee``, ``ß`` → ``ss``), apostrophes and spaces go (``O'Neill`` →
+``oneill``), and letters of other scripts are not transliterated: a name with none left
+gives no local part, and an address with an empty local part (``.@domain``,
+``sip:@domain``) is refused, so the admin types one. Address rules of PRODUCT §2: addresses in the source customer's domains
 leave with the user, the old ``legacyExchangeDN`` stays reachable as an ``X500:``
 address, and exactly one ``SMTP:`` primary remains.
 """
@@ -13,6 +17,7 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from core.errors import UsageError
 
@@ -22,8 +27,8 @@ _SPECIAL_FOLDS = str.maketrans({
     "ß": "ss", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
     "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "TH", "ı": "i",
 })
-_LOCAL_PART_ILLEGAL = re.compile(r"[^a-z0-9.'_+-]")
-_SAM_ILLEGAL = re.compile(r"[\"/\\\[\]:;|=,+*?<>@\s]")
+_LOCAL_PART_ILLEGAL = re.compile(r"[^a-z0-9._+-]")
+_SAM_ILLEGAL = re.compile(r"[\"/\\\[\]:;|=,+*?<>@\s'\u2019]")  # and apostrophes, as in the directory's data
 SAM_MAX = 20
 
 
@@ -89,7 +94,21 @@ def render(template: str, identity: Identity, domain: str, code: str | None, *, 
         "code": (code or "").lower(),
         "email_prefix": email_prefix,
     }
-    return template.format(**values)
+    rendered = template.format(**values)
+    if "@" not in rendered:
+        return rendered
+    local, _, domain = rendered.rpartition("@")  # parts left empty leave stray dots: ".@domain"
+    return f"{re.sub(r'[.]{2,}', '.', local).strip('.')}@{domain}"
+
+
+def mapped_addresses(mapping: Any) -> list[tuple[str, str]]:
+    """A mapping's UPN, email address and SIP URI (without ``sip:``), each named, to be checked alike."""
+    values = [("UPN", mapping.upn)]
+    if mapping.email:
+        values.append(("email address", mapping.email))
+    if mapping.sip:
+        values.append(("SIP URI", mapping.sip.removeprefix("sip:")))
+    return values
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -100,6 +119,8 @@ def split_address(address: str) -> tuple[str, str]:
 def address_problem(address: str, what: str) -> str | None:
     """Why ``address`` is not a usable email/UPN, or ``None``."""
     local, domain = split_address(address)
+    if not local and "@" in address:
+        return f"The {what} {address!r} has no name before the @ (the name has no letters an address can hold): type one."
     if not local or not domain or "." not in domain:
         return f"The {what} {address!r} is not of the form name@domain."
     if local != local_part(local) and local.lower() != local_part(local):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class Plan:
+class ServicePlan:
     """A plan of a service, e.g. Hosted Exchange "Premium 50 GB"."""
 
     service: str  # the configured service key
@@ -22,14 +22,6 @@ class Service:
     adapter: str
     movable: bool
     plans: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Role:
-    """A security role: a group below a customer's roles OU."""
-
-    name: str
-    dn: str
 
 
 @dataclass(frozen=True)
@@ -53,9 +45,9 @@ class Customer:
     domains: tuple[str, ...] = ()  # usable domains (the first is the default), from the tenant map
     code: str | None = None  # from the tenant map
     services: tuple[str, ...] = ()  # service keys provisioned to this customer
-    plans: tuple[Plan, ...] = ()  # plans offered, per service
+    plans: tuple[ServicePlan, ...] = ()  # plans offered, per service
     roles: tuple[str, ...] = ()  # role group names present
-    guid: str | None = None  # the OU's objectGUID
+    guid: str | None = field(default=None, compare=False)  # the OU's objectGUID: survives renames and moves
     claimed_domains: tuple[str, ...] = ()  # the OU's domains attribute (uPNSuffixes)
     claimed_code: str | None = None  # the OU's code attribute (description)
 
@@ -82,13 +74,14 @@ class User:
     enabled: bool = True
     customer_dn: str | None = None
     services: tuple[str, ...] = ()
-    plans: tuple[Plan, ...] = ()
+    plans: tuple[ServicePlan, ...] = ()
     roles: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()  # DNs of every group the user is a direct member of
     proxy_addresses: tuple[str, ...] = ()
     sip: str | None = None
     guid: str | None = None
-    usn_changed: str | None = None  # to detect a change between read and write
+    usn_changed: str | None = None  # this DC's own counter: shown, never compared across DCs
+    version: str | None = None  # digest of the replicated values read: detects a change between read and write
     attributes: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), compare=False)
 
     def attribute(self, name: str) -> tuple[str, ...]:

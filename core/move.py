@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, field, replace
 
 from core import plan as p
-from core.config import Config
+from core.config import MAIL_ADAPTERS, SIP_ADAPTERS, Config
 from core.directory import Directory
 from core.directory.escape import child_dn, rdn_value
 from core.directory.layout import dn_key, is_below, same_dn
-from core.mapping import Identity, address_problem, render, sam_account_name, split_address
-from core.model import Customer, Operator, Plan as ServicePlan, User
+from core.mapping import Identity, address_problem, mapped_addresses, render, sam_account_name, split_address
+from core.model import Customer, Operator, ServicePlan, User
 from core.plan import Plan, Problem, Step, UserChange
 from core.rights import move_problems, withheld_roles
 from core.services.base import MoveContext, ServiceAdapter, ServiceMove
@@ -39,29 +39,30 @@ class MoveRequest:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class MoveMapping:
     upn: str
     email: str | None
     sip: str | None
     sam: str
 
 
-def map_user(config: Config, user: User, destination: Customer, request: MoveRequest) -> Mapping:
+def map_user(config: Config, user: User, destination: Customer, request: MoveRequest) -> MoveMapping:
     """The user's new UPN, email, SIP URI and username in ``destination``."""
     formats = config.mapping.formats_for(destination)
     domain = destination.default_domain or ""
     upn_prefix = split_address(user.upn)[0] if user.upn else user.sam
     identity = Identity(first=user.first or "", last=user.last or user.cn, sam=user.sam, upn_prefix=upn_prefix)
     upn = request.upn or render(formats.upn, identity, domain, destination.code)
+    kinds = config.kinds(user.services)
     email = None
-    if user.email or "exchange" in user.services:
+    if user.email or kinds & MAIL_ADAPTERS:
         email = request.email or render(formats.email, identity, domain, destination.code)
     sip = None
-    if "ocs" in user.services or user.sip:
+    if kinds & SIP_ADAPTERS or user.sip:
         prefix = split_address(email or upn)[0]
         sip = "sip:" + render(formats.sip, identity, domain, destination.code, email_prefix=prefix)
     sam = request.sam or sam_account_name(render(formats.sam, identity, domain, destination.code)) or user.sam
-    return Mapping(upn=upn, email=email, sip=sip, sam=sam)
+    return MoveMapping(upn=upn, email=email, sip=sip, sam=sam)
 
 
 def _role_group_sam(customer: Customer, role: str) -> str:
@@ -107,7 +108,7 @@ class MovePlanner:
                 problems += service_moves[key].problems
         change = UserChange(
             user=request.user, dn_before=user.dn, dn_after=new_dn, upn_before=user.upn, upn_after=mapping.upn,
-            email_before=user.email, email_after=mapping.email, usn_changed=user.usn_changed,
+            email_before=user.email, email_after=mapping.email, version=user.version,
         )
         if problems:
             return Plan("move", source.name, destination.name, (change,), (), tuple(replace(x, user=request.user) for x in problems))
@@ -144,10 +145,9 @@ class MovePlanner:
                 problems.append(Problem(p.PLAN_MISSING, f"{plain(destination.name)} has no {plain(name)} plan {plain(wanted or '(none)')!s}; choose one of: {names}."))
         return chosen
 
-    def _mapping_problems(self, user: User, source: Customer, destination: Customer, mapping: Mapping) -> list[Problem]:
+    def _mapping_problems(self, user: User, source: Customer, destination: Customer, mapping: MoveMapping) -> list[Problem]:
         problems = []
-        values = [("UPN", mapping.upn)] + ([("email address", mapping.email)] if mapping.email else [])
-        for what, value in values:
+        for what, value in mapped_addresses(mapping):
             problem = address_problem(value, what)
             if problem:
                 problems.append(Problem(p.INVALID_VALUE, problem))
@@ -167,7 +167,7 @@ class MovePlanner:
         assigns them and as its directory entry claims them (stripping more is safe)."""
         return {d.casefold() for d in (*source.domains, *source.claimed_domains)}
 
-    async def _collisions(self, user: User, source: Customer, mapping: Mapping, destination_dn: str) -> list[Problem]:
+    async def _collisions(self, user: User, source: Customer, mapping: MoveMapping, destination_dn: str) -> list[Problem]:
         # the new primary, and every alias that stays with the user (not in the source's domains)
         addresses = [mapping.email] if mapping.email else []
         leaving = self._leaving(source)
@@ -195,7 +195,7 @@ class MovePlanner:
         user: User,
         source: Customer,
         destination: Customer,
-        mapping: Mapping,
+        mapping: MoveMapping,
         new_dn: str,
         service_moves: dict[str, ServiceMove],
         plans: dict[str, ServicePlan | None],

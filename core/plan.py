@@ -24,11 +24,20 @@ SET_PASSWORD = "set_password"  # target: DN; no data at all: the password is giv
 
 @dataclass(frozen=True)
 class Problem:
-    """One reason a job cannot run, in one sentence."""
+    """One reason a job cannot run, in one sentence.
+
+    ``topic`` says what the problem is about (:data:`TOPICS`), so a console can show it
+    where that is entered without reading the message; left empty, the code decides
+    (:data:`TOPIC_OF`), and a service adapter's own codes are about ``services``."""
 
     code: str
     message: str
     user: str | None = None
+    topic: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not self.topic:
+            object.__setattr__(self, "topic", frozenset({TOPIC_OF.get(self.code, SERVICES)}))
 
     def to_json(self) -> dict[str, Any]:
         out = {"code": self.code, "message": self.message}
@@ -50,6 +59,29 @@ PLAN_MISSING = "plan_missing"
 DEVICES = "devices"  # the user has devices a service cannot take along unless the operator opts in
 WEAK_PASSWORD = "weak_password"  # the new user's password breaks the domain's policy
 TENANT = "tenant"  # a customer missing from the tenant map, or claiming another tenant's code or domain
+
+# What a problem is about (Problem.topic): where a console shows it
+RIGHTS = "rights"  # the operator's rights
+DESTINATION = "destination"  # where the user goes (a move's destination customer)
+SOURCE = "source"  # the user as it was read (changed since)
+IDENTITY = "identity"  # the mapped or new names, addresses and username
+SERVICES = "services"  # services and their plans
+PASSWORD = "password"  # the new user's password
+TOPICS = (RIGHTS, DESTINATION, SOURCE, IDENTITY, SERVICES, PASSWORD)
+
+TOPIC_OF = {
+    NOT_ALLOWED: RIGHTS,
+    TENANT: RIGHTS,  # whether Tenantry may act on the customer at all (the tenant map)
+    SAME_CUSTOMER: DESTINATION,
+    CHANGED: SOURCE,
+    COLLISION: IDENTITY,
+    FOREIGN_DOMAIN: IDENTITY,
+    INVALID_VALUE: IDENTITY,
+    UNMOVABLE_SERVICE: SERVICES,
+    SERVICE_MISSING: SERVICES,
+    PLAN_MISSING: SERVICES,
+    WEAK_PASSWORD: PASSWORD,
+}
 
 
 @dataclass(frozen=True)
@@ -91,7 +123,7 @@ class UserChange:
     upn_after: str | None
     email_before: str | None
     email_after: str | None
-    usn_changed: str | None = None  # the read the plan was made from
+    version: str | None = None  # the user's replicated version the plan was made from (User.version)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from core.audit import AuditRecord
 from core.errors import TenantryError
 from core.text import plain
-from tui.widgets import cell, column_widths, when
+from widgets import RowTable, cell, column_widths, when
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -100,7 +100,7 @@ class AuditScreen(Screen[None]):
             yield Input(placeholder="Search the audit log: user, customer, operator, job, result…  (/)", id="search", compact=True)
             yield Static(Text("loading…"), id="count")
         yield Static(id="banner")
-        yield DataTable(id="audit", cursor_type="row", zebra_stripes=False)
+        yield RowTable(id="audit", cursor_type="row", zebra_stripes=False)
         yield Static(id="audit-entry")
         yield Footer()
 

@@ -21,11 +21,11 @@ from core.bulk import BulkMove, BulkPlan, RowResult
 from core.errors import TenantryError
 from core.execute import Executor
 from core.text import plain
-from screens.bulk_flow import BULK_STEP_NAMES, BulkDraft, BulkOutcome, BulkStep
+from screens.bulk_draft import BulkDraft, BulkOutcome
 from screens.bulk_steps import indented
 from screens.running_job import JobRun
-from tui.progress import ROW_STATES, BulkProgressPane
-from tui.widgets import StepTrail
+from screens.wizard.engine import Place
+from widgets.progress import ROW_STATES, BulkProgressPane
 
 log = logging.getLogger("tenantry.console")
 
@@ -33,16 +33,17 @@ log = logging.getLogger("tenantry.console")
 class BulkRunStep(JobRun):
     WHAT = "bulk move"
 
-    def __init__(self, draft: BulkDraft, bulk: BulkPlan, executor: Callable[[], Executor]) -> None:
+    def __init__(self, draft: BulkDraft, place: Place, bulk: BulkPlan, executor: Callable[[], Executor]) -> None:
         super().__init__()
         self.draft = draft
+        self.place = place
         self.bulk = bulk
         self.executor = executor
         self.results: dict[str, RowResult] = {}  # filled by the core as rows end
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield StepTrail(self.draft.title(), BULK_STEP_NAMES, BulkStep.RUN)
+        yield self.place.trail(self.draft.title())
         rows = []
         for row in self.bulk.clean:
             upn = row.plan.users[0].upn_after if row.plan.users else None
@@ -123,14 +124,15 @@ class BulkResultStep(Screen[None]):
         Binding("escape", "close", "Back to the users", show=False, id="bulk.close"),
     ]
 
-    def __init__(self, draft: BulkDraft, outcome: BulkOutcome) -> None:
+    def __init__(self, draft: BulkDraft, place: Place, outcome: BulkOutcome) -> None:
         super().__init__()
         self.draft = draft
+        self.place = place
         self.outcome = outcome
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield StepTrail(self.draft.title(), BULK_STEP_NAMES, BulkStep.RUN)
+        yield self.place.trail(self.draft.title())
         with VerticalScroll(id="result"):
             yield Static(bulk_result_view(self.draft, self.outcome), id="result-text")
         yield Footer()

@@ -24,12 +24,12 @@ from core import plan as p
 from core.bulk import BulkPlan, BulkRow
 from core.errors import TenantryError
 from core.text import plain
-from screens.bulk_flow import BULK_STEP_NAMES, BulkDraft, BulkStep, problems_of
+from screens.bulk_draft import BulkDraft, problems_of
 from screens.move_destination import DestinationStep
-from screens.move_flow import BACK
-from screens.move_review import _grid
 from screens.move_services import COLUMNS, PlanChoices, ServiceRow, ServicesTable
-from tui.widgets import StepTrail, cell, column_widths
+from screens.plan_view import grid
+from screens.wizard.engine import Go, Place
+from widgets import RowTable, cell, column_widths
 
 log = logging.getLogger("tenantry.console")
 
@@ -41,25 +41,21 @@ _STEP_WORDS = {  # how the review counts a user's steps
 
 
 class BulkDestinationStep(DestinationStep):
-    """Where the marked users go: the move wizard's destination step under the bulk trail.
+    """Where the marked users go: the move wizard's destination step, with the bulk draft.
     What blocks every row (rights, the users' own customer) shows here."""
 
-    def trail(self) -> StepTrail:
-        return StepTrail(self.draft.title(), BULK_STEP_NAMES, BulkStep.DESTINATION)
 
-
-class BulkScreen(Screen[Any]):
+class BulkScreen(Screen[Go]):
     """A bulk step after the destination: the trail, a banner, ``esc`` back."""
 
-    STEP: BulkStep
-
-    def __init__(self, draft: BulkDraft, *, debounce: float = 0.15) -> None:
+    def __init__(self, draft: BulkDraft, *, place: Place, debounce: float = 0.15) -> None:
         super().__init__()
         self.draft = draft
+        self.place = place
         self.bulk: BulkPlan | None = None  # the preflight shown
 
-    def trail(self) -> StepTrail:
-        return StepTrail(self.draft.title(), BULK_STEP_NAMES, self.STEP)
+    def trail(self):
+        return self.place.trail(self.draft.title())
 
     def banner(self, text: Text) -> None:
         self.query_one("#bulk-banner", Static).update(text)
@@ -88,20 +84,17 @@ class BulkScreen(Screen[Any]):
     def show(self, bulk: BulkPlan) -> None:
         raise NotImplementedError
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "next":
-            return True if self.bulk is not None and self.bulk.clean else None
-        return True
-
     def action_next(self) -> None:
         if self.bulk is not None and self.bulk.clean:
-            self.dismiss(True)
-        else:
-            self.app.bell()
+            self.dismiss(Go.NEXT)
+            return
+        self.app.bell()  # and why, in one sentence
+        self.notify("No user can move: every row has a problem (listed)." if self.bulk is not None
+                    else "The users are still being checked (or could not be): nothing can go on yet.", markup=False)
 
     def action_back(self) -> None:
         self.workers.cancel_group(self, "check")
-        self.dismiss(BACK)
+        self.dismiss(Go.BACK)
 
 
 class BulkServicesStep(PlanChoices, BulkScreen):
@@ -111,7 +104,6 @@ class BulkServicesStep(PlanChoices, BulkScreen):
     when a plan must be chosen. ``enter`` goes on to the rows, checked with these plans:
     a user still without a plan there is refused on its row."""
 
-    STEP = BulkStep.SERVICES
     AUTO_FOCUS = "#services"
     BINDINGS = [
         Binding("enter", "next", "Users", priority=True, id="bulk.users"),
@@ -156,11 +148,8 @@ class BulkServicesStep(PlanChoices, BulkScreen):
             text = Text.assemble("Every service that moves has its plan at ", (where, "bold"), ". enter checks every user.")
         self.banner(text)
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return True
-
     def action_next(self) -> None:
-        self.dismiss(True)
+        self.dismiss(Go.NEXT)
 
 
 def _summary(draft: BulkDraft, bulk: BulkPlan) -> Text:
@@ -178,7 +167,6 @@ class BulkRowsStep(BulkScreen):
     """One row per marked user: its new UPN and email, ✓ or ✗; every problem listed below.
     ``d`` moves users with mobile devices too ("With devices"), checking every row again."""
 
-    STEP = BulkStep.USERS
     AUTO_FOCUS = "#bulk-rows"
     BINDINGS = [
         Binding("enter", "next", "Review", priority=True, id="bulk.review"),
@@ -194,7 +182,7 @@ class BulkRowsStep(BulkScreen):
         yield Header()
         yield self.trail()
         yield Static(id="bulk-banner")
-        yield DataTable(id="bulk-rows", cursor_type="row", zebra_stripes=False)
+        yield RowTable(id="bulk-rows", cursor_type="row", zebra_stripes=False)
         with VerticalScroll(id="bulk-problems"):
             yield Static(id="bulk-problems-text")
         yield Footer()
@@ -256,7 +244,6 @@ class BulkReviewStep(BulkScreen):
     """Every row, read again just now: who moves (old → new UPN and email, its steps) and
     who will not (with the reasons). ``enter`` runs the clean rows."""
 
-    STEP = BulkStep.REVIEW
     AUTO_FOCUS = "#review"
     BINDINGS = [
         Binding("enter", "next", "Run the clean rows", priority=True, id="bulk.run"),
@@ -286,7 +273,7 @@ class BulkReviewStep(BulkScreen):
             change = row.plan.users[0]
             parts += [
                 Text.assemble(("✓ ", "green"), (self.draft.name(row.label).plain, "bold")),
-                _grid([
+                grid([
                     ("UPN", _change(change.upn_before, change.upn_after)),
                     ("Email", _change(change.email_before, change.email_after)),
                     ("Steps", Text(_steps(row))),

@@ -7,9 +7,7 @@ the step they belong to. ``esc`` goes back keeping what was entered.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Group
@@ -21,25 +19,16 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Checkbox, Footer, Header, Input, Label, Static
 
-from core import plan as p
-from core.errors import TenantryError
 from core.password import password_problems
-from core.plan import Plan, Step
+from core.plan import Plan
 from core.text import plain
-from screens.copy_flow import (
-    COPY_STEP_NAMES,
-    CopyDraft,
-    CopyStep,
-    copy_elsewhere,
-    copy_problems_for,
-    copy_step_of,
-)
-from screens.move_flow import BACK, Outcome
+from screens.copy_draft import CopyDraft
 from screens.move_result import OPEN
-from screens.move_review import _grid, left_out_view, step_details, step_summary
-from screens.move_run import RunStep
-from tui.progress import ProgressPane
-from tui.widgets import Choice, PasswordFields, ProblemList, StepTrail
+from screens.plan_view import grid, left_out_view, step_details, step_summary
+from screens.wizard.engine import Place
+from screens.wizard.run import Outcome
+from screens.wizard.step import ReviewScreen, StepScreen
+from widgets import Choice, PasswordFields, ProblemList, StepTrail, Tick
 
 log = logging.getLogger("tenantry.console")
 
@@ -60,62 +49,14 @@ CSS = """
 """
 
 
-class CopyStepScreen(Screen[Any]):
-    STEP: CopyStep
+class CopyStepScreen(StepScreen):
+    """A copy step: its checks include the password typed, from the password step on."""
+
     CSS = CSS
+    WITH_PASSWORD = True
 
-    def __init__(self, draft: CopyDraft, *, debounce: float = 0.15) -> None:
-        super().__init__()
-        self.draft = draft
-        self.debounce = debounce
-
-    def trail(self) -> StepTrail:
-        return StepTrail(self.draft.title(), COPY_STEP_NAMES, self.STEP)
-
-    def problem_list(self) -> ProblemList:
-        return self.query_one("#problems", ProblemList)
-
-    def show_plan(self, plan: Plan) -> list:
-        mine = copy_problems_for(plan, self.STEP)
-        self.problem_list().show([x.message for x in mine], copy_elsewhere(plan, self.STEP))
-        return mine
-
-    async def check(self, *, with_password: bool = False, fresh: bool = False) -> Plan | None:
-        try:
-            return await self.draft.check(with_password=with_password, fresh=fresh)
-        except TenantryError as error:
-            self.problem_list().show([f"The copy could not be checked: {error}"])
-        except Exception as error:  # a defect below: one sentence here, the details in the log
-            log.exception("copy preflight failed")
-            self.problem_list().show([f"The copy could not be checked ({type(error).__name__}); the details are in the log."])
-        return None
-
-    def action_back(self) -> None:
-        self.workers.cancel_group(self, "check")
-        self.workers.cancel_group(self, "live")
-        self.dismiss(BACK)
-
-    def action_next(self) -> None:
-        self.workers.cancel_group(self, "live")
-        self.go_on()
-
-    @work(exclusive=True, group="check", exit_on_error=False)
-    async def go_on(self) -> None:
-        plan = await self.check(with_password=self.STEP >= CopyStep.PASSWORD)
-        if plan is None:
-            return
-        if self.show_plan(plan):
-            self.app.bell()
-            return
-        self.dismiss(True)
-
-    @work(exclusive=True, group="live", exit_on_error=False)
-    async def live_check(self, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        plan = await self.check()
-        if plan is not None:
-            self.show_plan(plan)
+    def preflight(self, *, fresh: bool, with_password: bool | None = None) -> Any:
+        return self.draft.check(fresh=fresh, with_password=self.WITH_PASSWORD if with_password is None else with_password)
 
 
 # -- 1. the new user's details ------------------------------------------------------------
@@ -127,7 +68,7 @@ LABELS = {
 
 
 class DetailsStep(CopyStepScreen):
-    STEP = CopyStep.DETAILS
+    WITH_PASSWORD = False
     AUTO_FOCUS = "#first"
     BINDINGS = [
         Binding("enter", "next", "Next", priority=True, id="copy.next"),
@@ -183,13 +124,12 @@ class DetailsStep(CopyStepScreen):
             if field.value != value and not field.has_focus:
                 with field.prevent(Input.Changed):
                     field.value = value
-        self.query_one("#trail", StepTrail).update(self.trail().content)
+        self.query_one("#trail", StepTrail).retitle(self.draft.title())
 
 
 # -- 2. the password ---------------------------------------------------------------------
 
 class PasswordStep(CopyStepScreen):
-    STEP = CopyStep.PASSWORD
     AUTO_FOCUS = "#password"
     BINDINGS = [
         Binding("enter", "next", "Next", priority=True, id="copy.next"),
@@ -231,7 +171,7 @@ class PasswordStep(CopyStepScreen):
 
     @work(exclusive=True, group="policy", exit_on_error=False)
     async def generate(self) -> None:
-        plan = await self.check()
+        plan = await self.check(with_password=False)  # everything else must hold first
         if plan is None or not plan.ok:
             if plan is not None:
                 self.show_plan(plan)
@@ -240,6 +180,7 @@ class PasswordStep(CopyStepScreen):
         password = await self.draft.session.copier().generate_password(plan)
         self.query_one(PasswordFields).set_value(password)
         self.draft.password = password
+        self.problem_list().show([])  # what was wrong with the typed one no longer is
         self.query_one("#generated", Static).update(Text.assemble(
             ("Generated (shown once, note it now): ", "bold"), (password, "bold reverse")))
 
@@ -250,7 +191,6 @@ class PasswordStep(CopyStepScreen):
 # -- 3. the services to copy ---------------------------------------------------------------
 
 class CopyServicesStep(CopyStepScreen):
-    STEP = CopyStep.SERVICES
     BINDINGS = [
         Binding("enter", "next", "Next", priority=True, id="copy.next"),
         Binding("escape", "back", "Back", id="copy.back"),
@@ -267,7 +207,7 @@ class CopyServicesStep(CopyStepScreen):
             for index, key in enumerate(draft.template.services):
                 name = adapters[key].service.display_name if key in adapters else key
                 with Horizontal(classes="service-row"):
-                    yield Checkbox(plain(name), key in draft.services, id=f"service-{index}", compact=True)
+                    yield Tick(plain(name), key in draft.services, id=f"service-{index}", compact=True)
                     offered = [pl.name for pl in draft.customer.plans if pl.service == key]
                     if offered:
                         yield Choice(offered, draft.plans.get(key), id=f"plan-{index}")
@@ -303,49 +243,26 @@ class CopyServicesStep(CopyStepScreen):
 
 # -- 4. the review -------------------------------------------------------------------------
 
-def copy_step_rows(step: Step) -> Iterable[tuple[str, Text]]:
-    if step.action == p.ADD_USER:
-        for name, values in (step.after or {}).items():
-            yield plain(name), Text(", ".join(plain(v) for v in values))
-    elif step.action == p.SET_PASSWORD:
-        yield "", Text("the password typed (never shown, never written to a log)", style="dim")
-    else:
-        yield from step_details(step)
-
-
-def copy_summary(step: Step, plan: Plan) -> Text:
-    if step.action == p.ADD_USER:
-        return Text(f"Create the account (disabled) in {plain(plan.destination)}", no_wrap=True, overflow="ellipsis")
-    if step.action == p.SET_PASSWORD:
-        return Text("Set the password (not shown)")
-    if step.action == p.MODIFY and (step.after or {}).get("userAccountControl") == ["512"]:
-        return Text("Enable the account")
-    return step_summary(step, plan)
-
-
 def copy_plan_view(draft: CopyDraft, plan: Plan) -> Group:
     change = plan.users[0]
-    parts: list[Any] = [_grid([
+    parts: list[Any] = [grid([
         ("Template", Text(plain(draft.template.upn or draft.template.sam))),
         ("New UPN", Text(plain(change.upn_after))),
         ("New email", Text(plain(change.email_after or "(none)"))),
         ("Services", Text(", ".join(plain(k) for k in draft.services) or "(none)")),
     ])]
     for index, step in enumerate(plan.steps):
-        parts.append(Text.assemble((f"{index + 1:>2} ", "bold"), copy_summary(step, plan), no_wrap=True, overflow="ellipsis"))
-        parts.append(_grid(copy_step_rows(step)))
+        parts.append(Text.assemble((f"{index + 1:>2} ", "bold"), step_summary(step, plan), no_wrap=True, overflow="ellipsis"))
+        parts.append(grid(step_details(step)))
     return Group(*parts, *left_out_view(plan))
 
 
-class CopyReviewStep(CopyStepScreen):
-    STEP = CopyStep.REVIEW
+class CopyReviewStep(CopyStepScreen, ReviewScreen):
     AUTO_FOCUS = "#review"
     BINDINGS = [
         Binding("enter", "run", "Run the copy", priority=True, id="copy.run"),
         Binding("escape", "back", "Back", id="copy.back"),
     ]
-
-    plan: Plan | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -370,7 +287,7 @@ class CopyReviewStep(CopyStepScreen):
         if plan.problems:
             banner.update(Text("The core refuses this copy; nothing has been written:", style="bold"))
             self.problem_list().show(
-                [f"{x.message} ({COPY_STEP_NAMES[copy_step_of(x)].lower()} step)" for x in plan.problems],
+                self.place.labelled(plan),
                 "esc goes back to fix them.",
             )
         else:
@@ -379,34 +296,9 @@ class CopyReviewStep(CopyStepScreen):
             self.query_one("#review-plan", Static).update(copy_plan_view(self.draft, plan))
         self.refresh_bindings()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "run":
-            return None if self.plan is None or not self.plan.ok else True
-        return True
-
-    def action_run(self) -> None:
-        if self.plan is not None and self.plan.ok:
-            self.dismiss(True)
-        else:
-            self.app.bell()
 
 
-# -- 5. run, and the result ------------------------------------------------------------------
-
-class CopyRunStep(RunStep):
-    """The move wizard's progress pane, under the copy's trail."""
-
-    WHAT = "copy"
-
-    def trail(self) -> StepTrail:
-        return StepTrail(self.draft.title(), COPY_STEP_NAMES, CopyStep.RUN)
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield self.trail()
-        yield ProgressPane([copy_summary(step, self.plan) for step in self.plan.steps])
-        yield Footer()
-
+# -- 5. the result ---------------------------------------------------------------------------
 
 HEADLINES = {
     "done": "✓ {name} was created in {customer}, copied from {who}.",
@@ -438,18 +330,19 @@ def copy_result_text(draft: CopyDraft, outcome: Outcome) -> Text:
 class CopyResultStep(Screen[str | None]):
     AUTO_FOCUS = "#result"
     BINDINGS = [
-        Binding("enter", "open", "Open the new user", priority=True, id="copy.open"),
-        Binding("escape", "close", "Back to the list", id="copy.done"),
+        Binding("enter", "open", "Open user", priority=True, id="copy.open"),  # short: Quit and Help fit 80 columns
+        Binding("escape", "close", "Back", id="copy.done"),
     ]
 
-    def __init__(self, draft: CopyDraft, outcome: Outcome) -> None:
+    def __init__(self, draft: CopyDraft, place: Place, outcome: Outcome) -> None:
         super().__init__()
         self.draft = draft
+        self.place = place
         self.outcome = outcome
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield StepTrail(self.draft.title(), COPY_STEP_NAMES, CopyStep.RUN)
+        yield self.place.trail(self.draft.title())
         with VerticalScroll(id="result"):
             yield Static(copy_result_text(self.draft, self.outcome), id="result-text")
         yield Footer()

@@ -1,12 +1,13 @@
-"""The customers screen: find a customer by name or domain, searched on the server
-as you type (:class:`~screens.search.SearchScreen`); the directory is never loaded whole.
+"""The customers screen: find a customer by name or domain as you type, in the local
+customer index (:mod:`core.customer_index`) once it is loaded or restored from its
+snapshot — on the server until then (:class:`~screens.search.SearchScreen`).
 Every cell is built from :func:`core.text.plain` as a ``rich.text.Text``: directory
 strings are never parsed as markup.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rich.text import Text
 from textual import on
@@ -15,12 +16,15 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input
 
+from core.local_search import Found
 from core.model import Customer
 from core.text import plain
-from screens.search import SearchScreen
+from screens.index_status import index_status
+from screens.search import DirectoryProvider, SearchScreen
 
 if TYPE_CHECKING:
     from core.directory import Directory
+    from core.index_keeper import IndexKeeper
 
 # (column key, label, share of the width at 80 columns)
 COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -92,6 +96,12 @@ class CustomersScreen(SearchScreen):
             super().__init__()
             self.customer = customer
 
+    def __init__(self, directory: DirectoryProvider, *, keeper: IndexKeeper | None = None, **kwargs: Any) -> None:
+        super().__init__(directory, **kwargs)
+        self.keeper = keeper  # the local customer index and what keeps it fresh
+        self._stale = False  # the index changed while another screen was in front
+        self._unwatch: list[Callable[[], None]] = []
+
     @property
     def customers(self) -> dict[str, Customer]:
         """The rows shown, by DN."""
@@ -109,7 +119,37 @@ class CustomersScreen(SearchScreen):
         for (key, label, _), width in zip(COLUMNS, column_widths(self.app.size.width)):
             table.add_column(Text(label), width=width, key=key)
         self.query_one("#search", Input).cursor_blink = self.app.animation_level != "none"
+        if self.keeper is not None:
+            self._unwatch = [self.keeper.index.watch(self._index_changed), self.keeper.watch(self._show_count)]
         self.search(None, debounce=0)
+
+    def on_unmount(self) -> None:
+        for unwatch in self._unwatch:
+            unwatch()
+
+    # -- the local index ---------------------------------------------------------
+    def search_locally(self, text: str | None, limit: int) -> Found | None:
+        index = self.keeper.index if self.keeper is not None else None
+        if index is None or not len(index):
+            return None  # nothing loaded yet: the server answers what was typed
+        return index.search(text, limit)  # while loading, what is in ("loading n…" says so)
+
+    def _index_changed(self) -> None:
+        if self.is_current:
+            self.search(self.query_one("#search", Input).value, again=True)
+        else:
+            self._stale = True
+
+    def on_screen_resume(self) -> None:
+        if self._stale:
+            self._stale = False
+            self.search(self.query_one("#search", Input).value, again=True)
+
+    def count_text(self) -> Text:
+        text = super().count_text()
+        if self.keeper is not None:
+            text.append_text(index_status(self.keeper))
+        return text
 
     # -- searching ---------------------------------------------------------------
     async def fetch(self, directory: Directory, text: str | None, limit: int) -> Sequence[Customer]:

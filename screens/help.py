@@ -47,9 +47,25 @@ def key_groups(screen: Screen) -> KeyGroups:
     return [(name, keys) for name, keys in groups.items() if keys]
 
 
-def help_table(groups: KeyGroups) -> Table:
+def bound_key(screen: Screen, binding_id: str, default: str) -> str:
+    """The key a binding id has now (the config's ``[console.keymap]`` may remap it)."""
+    key = getattr(screen.app, "_keymap", {}).get(binding_id, default).split(",")[0].strip()
+    return screen.app.get_key_display(Binding(key, ""))
+
+
+def tasks(screen: Screen) -> Text:
+    """The two tasks the console is for, and how to start them, whatever screen this is."""
+    move, copy = bound_key(screen, "users.move", "m"), bound_key(screen, "users.copy", "c")
+    return Text.assemble(
+        ("Move a user", "bold"), f": {move} on the user in its customer's list (enter opens a customer);",
+        " space marks several first. ", ("Copy a user", "bold"), f": {copy} there. Anywhere: : then ",
+        ("Move a user…", "italic"), " or ", ("Copy a user…", "italic"), ".",
+    )
+
+
+def _keys_table(groups: KeyGroups, key_width: int) -> Table:
     table = Table.grid(padding=(0, 2))
-    table.add_column(width=10, justify="right", no_wrap=True)
+    table.add_column(width=key_width, justify="right", no_wrap=True)
     table.add_column(ratio=1)
     for index, (name, keys) in enumerate(groups):
         if index:
@@ -60,6 +76,18 @@ def help_table(groups: KeyGroups) -> Table:
     return table
 
 
+def help_table(groups: KeyGroups) -> Table:
+    """The screen's own and the global keys on the left, moving around on the right (so
+    the whole list, and the tasks above it, fit 80×24)."""
+    left = [group for group in groups if group[0] != MOVING]
+    right = [group for group in groups if group[0] == MOVING]
+    table = Table.grid(padding=(0, 1))
+    table.add_column(ratio=1)
+    table.add_column(ratio=1)
+    table.add_row(_keys_table(left, 8), _keys_table(right, 9) if right else "")
+    return table
+
+
 class HelpScreen(ModalScreen[None]):
     """The keys of the screen it was opened over (see :func:`key_groups`)."""
 
@@ -67,6 +95,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen { align: center middle; }
     #help { width: 72; max-width: 100%; height: 100%; border: round $primary; background: $surface; }
     #help-title { height: 1; padding: 0 1; text-style: bold; }
+    #help-tasks { height: auto; margin-bottom: 1; }
     #help-keys { height: 1fr; padding: 0 1; scrollbar-size-vertical: 1; }
     """
     AUTO_FOCUS = "#help-keys"
@@ -76,15 +105,18 @@ class HelpScreen(ModalScreen[None]):
         Binding("question_mark", "close", "Close", show=False, id="help.again"),
     ]
 
-    def __init__(self, title: str, groups: KeyGroups) -> None:
+    def __init__(self, title: str, groups: KeyGroups, tasks: Text | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.groups = groups
+        self.tasks = tasks
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help"):
             yield Static(Text(f"Keys — {plain(self.title_text)}", no_wrap=True, overflow="ellipsis"), id="help-title")
             with VerticalScroll(id="help-keys"):
+                if self.tasks is not None:  # on every screen: the two tasks and how to start them
+                    yield Static(self.tasks, id="help-tasks")
                 yield Static(help_table(self.groups), id="help-table")
         yield Footer()
 

@@ -21,10 +21,10 @@ from textual.widgets import Footer, Header, Static
 from core.errors import TenantryError
 from core.journal import JobRecord, JobStatus, StepRecord, StepState
 from core.text import plain
-from screens.copy_steps import copy_step_rows
 from screens.job_run import PANE_STATE, JobActions, job_plan, step_lines, who_and_where
-from tui.progress import STATES
-from tui.widgets import when
+from screens.plan_view import step_details
+from widgets.progress import STATES
+from widgets import when
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -91,7 +91,7 @@ def job_view(job: JobRecord) -> Group:
     parts += [Text(""), Text("The changes, step by step", style="bold underline")]
     for index, step in enumerate(job_plan(job).steps):
         parts.append(Text.assemble((f"{index + 1:>2} ", "bold"), lines[index], no_wrap=True, overflow="ellipsis"))
-        parts.append(_rows([(f"  {k}", v) for k, v in copy_step_rows(step)], label_width=18))
+        parts.append(_rows([(f"  {k}", v) for k, v in step_details(step)], label_width=18))
     return Group(*parts)
 
 

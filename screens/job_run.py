@@ -30,10 +30,10 @@ from core.journal import JobRecord, JobStatus, StepState
 from core.password import PasswordPolicy
 from core.plan import Plan, Step
 from core.text import plain
-from screens.copy_steps import copy_summary
+from screens.plan_view import step_summary
 from screens.running_job import JobRun
-from tui.progress import ProgressPane
-from tui.widgets import PasswordFields, when
+from widgets.progress import ProgressPane
+from widgets import PasswordFields, when
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -76,7 +76,7 @@ def job_plan(job: JobRecord) -> Plan:
 def step_lines(job: JobRecord) -> list[Text]:
     """One line per step, worded as the review and the progress pane word them."""
     plan = job_plan(job)
-    return [copy_summary(step, plan) for step in plan.steps]
+    return [step_summary(step, plan) for step in plan.steps]
 
 
 def who_and_where(job: JobRecord) -> str:

@@ -22,7 +22,7 @@ from core.journal import JobRecord
 from core.text import plain
 from screens.job_detail import JobDetailScreen, status_text
 from screens.job_run import JobActions
-from tui.widgets import cell, column_widths, when
+from widgets import RowTable, cell, column_widths, when
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -77,7 +77,7 @@ def job_summary(job: JobRecord) -> Text:
     return Text("\n").join([first, second])
 
 
-class JobTable(DataTable):
+class JobTable(RowTable):
     BINDINGS = [Binding("enter", "select_cursor", "Details", id="jobs.details")]
 
 

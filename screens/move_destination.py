@@ -10,15 +10,14 @@ from textual.widgets import Footer, Header, Input
 
 from core.model import Customer
 from screens.customers import CustomersScreen, CustomerTable
-from screens.move_flow import MoveDraft, WizardStep
-from screens.move_step import StepParts
-from tui.widgets import ProblemList
+from screens.wizard.engine import Draft, Go, Place
+from screens.wizard.step import StepParts
+from widgets import ProblemList
 
 
 class DestinationStep(StepParts, CustomersScreen):
     """Choose where the user goes; refusals about the destination itself show here."""
 
-    STEP = WizardStep.DESTINATION
     AUTO_FOCUS = "#search"
     BINDINGS = [
         Binding("enter", "choose", "Choose", priority=True, id="move.choose"),
@@ -26,12 +25,13 @@ class DestinationStep(StepParts, CustomersScreen):
         Binding("slash", "focus_search", "Search", id="move.search"),
     ]
 
-    def __init__(self, draft: MoveDraft, *, limit: int = 200, debounce: float = 0.15) -> None:
+    def __init__(self, draft: Draft, *, place: Place, limit: int = 200, debounce: float = 0.15) -> None:
         async def directory():
             return draft.session.directory
 
         super().__init__(directory, limit=limit, debounce=debounce)
         self.draft = draft
+        self.place = place
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -72,10 +72,8 @@ class DestinationStep(StepParts, CustomersScreen):
 
     @work(exclusive=True, group="check", exit_on_error=False)
     async def _check_destination(self, customer: Customer) -> None:
-        await self.advance(customer)
+        await self.advance()
 
     def action_back(self) -> None:
-        from screens.move_flow import BACK
-
         self.workers.cancel_group(self, "check")
-        self.dismiss(BACK)
+        self.dismiss(Go.BACK)

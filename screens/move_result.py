@@ -11,8 +11,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from core.text import plain
-from screens.move_flow import MoveDraft, Outcome, WizardStep
-from screens.move_step import StepParts
+from screens.move_draft import MoveDraft
+from screens.wizard.engine import Place
+from screens.wizard.run import Outcome
+from screens.wizard.step import StepParts
 
 ANOTHER = "another"
 OPEN = "open"
@@ -48,17 +50,17 @@ def result_text(draft: MoveDraft, outcome: Outcome) -> Text:
 
 
 class ResultStep(StepParts, Screen[str | None]):
-    STEP = WizardStep.RUN
     AUTO_FOCUS = "#result"
     BINDINGS = [
-        Binding("enter", "another", "Move another user", priority=True, id="move.another"),
-        Binding("o", "open", "Open the new user", id="move.open"),
-        Binding("escape", "close", "Back to the users", id="move.done"),
+        Binding("enter", "another", "Move another", priority=True, id="move.another"),  # short: Quit and Help fit 80 columns
+        Binding("o", "open", "Open user", id="move.open"),
+        Binding("escape", "close", "Back", id="move.done"),
     ]
 
-    def __init__(self, draft: MoveDraft, outcome: Outcome) -> None:
+    def __init__(self, draft: MoveDraft, place: Place, outcome: Outcome) -> None:
         super().__init__()
         self.draft = draft
+        self.place = place
         self.outcome = outcome
 
     def compose(self) -> ComposeResult:

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Checkbox, DataTable, Footer, Header, Static
+from textual.widgets import Checkbox, Footer, Header, Static
 
 from core.plan import DEVICES
 from core.text import plain
-from screens.move_flow import MoveDraft, WizardStep
-from screens.move_step import MoveStepScreen
-from tui.widgets import ProblemList, cell, column_widths
+from screens.move_draft import MoveDraft
+from screens.wizard.step import StepScreen
+from widgets import ProblemList, RowTable, cell, column_widths
 
 if TYPE_CHECKING:
     from core.model import Customer, User
@@ -98,7 +98,7 @@ def service_rows(draft: MoveDraft) -> list[ServiceRow]:
     return [service_row(draft.session, draft.user, draft.destination, key) for key in draft.user.services]
 
 
-class ServicesTable(DataTable):
+class ServicesTable(RowTable):
     BINDINGS = [
         Binding("right", "plan(1)", "Plan", key_display="←→", id="move.plan"),
         Binding("left", "plan(-1)", "Previous plan", show=False, id="move.plan_previous"),
@@ -152,8 +152,7 @@ class PlanChoices:
         """A plan was just chosen."""
 
 
-class ServicesStep(PlanChoices, MoveStepScreen):
-    STEP = WizardStep.SERVICES
+class ServicesStep(PlanChoices, StepScreen):
     AUTO_FOCUS = "#services"
     BINDINGS = [
         Binding("enter", "next", "Next", priority=True, id="move.next"),

@@ -18,10 +18,10 @@ from textual.widgets import DataTable, Footer, Header, Input
 from core.model import Customer, User
 from core.text import plain
 from screens.customers import CustomersScreen
-from screens.move_flow import BACK
 from screens.search import DirectoryProvider, SearchScreen
 from screens.users import COLUMNS, FIXED, SHARES, user_row
-from tui.widgets import StepTrail, column_widths
+from screens.wizard.engine import Go
+from widgets import StepTrail, RowTable, column_widths
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -72,7 +72,7 @@ class SourceStep(SearchScreen):
         self._leave(item)
 
     def action_back(self) -> None:
-        self._leave(BACK)
+        self._leave(Go.BACK)
 
     def _leave(self, result: Any) -> None:
         self.typed = self.query_one("#search", Input).value
@@ -90,7 +90,7 @@ class SourceCustomerStep(SourceStep, CustomersScreen):
         self.picked(message.customer)
 
 
-class SourceUserTable(DataTable):
+class SourceUserTable(RowTable):
     """The users to pick from (no marks: one user is picked)."""
 
 
@@ -144,7 +144,7 @@ class SourcePicker:
                 step = SourceCustomerStep(self.title, self.steps, self.directory, typed=self._typed["customer"], debounce=self.debounce)
                 chosen = await app.push_screen_wait(step)
                 self._typed["customer"] = step.typed
-                if chosen is BACK:
+                if chosen is Go.BACK:
                     return None
                 if self.customer is not None and chosen.dn != self.customer.dn:
                     self._typed["user"] = ""  # another customer: its users afresh
@@ -152,6 +152,6 @@ class SourcePicker:
             user_step = SourceUserStep(self.customer, self.title, self.steps, self.directory, typed=self._typed["user"], debounce=self.debounce)
             user = await app.push_screen_wait(user_step)
             self._typed["user"] = user_step.typed
-            if user is not BACK:
+            if user is not Go.BACK:
                 return user, self.customer
             self._at_customer = True

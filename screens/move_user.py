@@ -5,7 +5,6 @@ malformed values are flagged as the admin types (a debounced preflight)."""
 
 from __future__ import annotations
 
-
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -15,17 +14,15 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Input, Label, Static
 
 from core.text import plain
-from screens.move_flow import WizardStep
-from screens.move_step import MoveStepScreen
-from tui.widgets import Choice, ProblemList
+from screens.wizard.step import StepScreen
+from widgets import Choice, ProblemList
 
 
 def _value(value: str | None) -> Text:
     return Text(plain(value), no_wrap=True, overflow="ellipsis") if value else Text("—", style="dim")
 
 
-class UserMappingStep(MoveStepScreen):
-    STEP = WizardStep.USER
+class UserMappingStep(StepScreen):
     AUTO_FOCUS = "#upn-prefix"
     BINDINGS = [
         Binding("enter", "next", "Next", priority=True, id="move.next"),

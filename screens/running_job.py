@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
 from core.execute import Executor
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 
 BATCH = 0.25  # seconds between repaints of the progress pane
 
@@ -66,6 +66,7 @@ class JobRun(Screen[Any]):
         super().__init__()
         self._pending: list[tuple[float, Any]] = []  # (when it came, event), until the next batch
         self._executor: Executor | None = None
+        self._asking: CancelJob | None = None  # the cancel question, while it is open
         self.cancel_requested = False
 
     @property
@@ -106,6 +107,9 @@ class JobRun(Screen[Any]):
         self._flush()
         self.outcome = outcome
         self.refresh_bindings()
+        if self._asking is not None and self.app.screen is self._asking:  # nothing left to cancel: the question goes
+            self._asking.dismiss(None)
+            self.notify(f"The {self.WHAT} ended before it could be cancelled.", markup=False)
 
     # -- keys ------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -119,9 +123,11 @@ class JobRun(Screen[Any]):
         if self.cancel_requested:
             self.notify("Already cancelling: the done steps are being undone.", markup=False)
             return
-        self.app.push_screen(CancelJob(f"Cancel the {self.WHAT} and roll back what is done?"), self._cancel_answered)
+        self._asking = CancelJob(f"Cancel the {self.WHAT} and roll back what is done?")
+        self.app.push_screen(self._asking, self._cancel_answered)
 
     def _cancel_answered(self, yes: bool | None) -> None:
+        self._asking = None
         if not yes:
             return
         if self.outcome is not None:

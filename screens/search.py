@@ -1,5 +1,7 @@
 """What the customers and users screens (and the wizard steps built on them) share: a
-table filled by a search on the server as you type.
+table filled by a search as you type — in a local index when the screen has one
+(:meth:`SearchScreen.search_locally`: no debounce, no worker, the table changes in the
+frame of the key), else on the server.
 
 Every keystroke in the search box starts an *exclusive* worker, so a newer search
 cancels the one in flight; at most ``limit`` rows are read, filtered by the domain
@@ -23,6 +25,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from core.local_search import Found
 from core.errors import DirectoryUnavailable, TenantryError
 from core.text import plain
 from screens.slow_notice import SlowNotice
@@ -61,6 +64,8 @@ class SearchScreen(Screen[Any]):
         self.query_text: str | None = None  # the search the table shows
         self._requested: str | None = ""  # the search last started ("" = none yet)
         self._more = False  # more rows match than are shown
+        self._total: int | None = None  # how many match in all, when known
+        self._count_shown: tuple | None = None  # what the count shows (text, style, spans)
         self._pick_when_shown = False
 
     # -- what a screen says ---------------------------------------------------------
@@ -71,6 +76,10 @@ class SearchScreen(Screen[Any]):
     def cells(self, item: Any) -> tuple[Text, ...]:
         """The table cells of one row, each a sanitised ``Text``."""
         raise NotImplementedError
+
+    def search_locally(self, text: str | None, limit: int) -> Found | None:
+        """The rows matching ``text`` from a local index, or ``None`` to search the server."""
+        return None
 
     def picked(self, item: Any) -> None:
         """What :meth:`pick` chose (``None``: nothing matched)."""
@@ -102,6 +111,11 @@ class SearchScreen(Screen[Any]):
         if wanted == self._requested and not again:
             return
         self._requested = wanted
+        local = self.search_locally(wanted, self.limit)
+        if local is not None:  # no debounce, no worker: the table changes in this frame
+            self.workers.cancel_group(self, "search")
+            self.show_found(local.rows, wanted, total=local.total)
+            return
         self._run_search(wanted, self.debounce if debounce is None else debounce)
 
     def reload(self) -> None:
@@ -116,16 +130,7 @@ class SearchScreen(Screen[Any]):
         try:
             directory = await self._directory()
             slow = SlowNotice(self, SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
-            while True:
-                try:
-                    found = await self.fetch(directory, text, self.limit + 1)
-                    break
-                except DirectoryUnavailable:
-                    if not directory.connection.lost:
-                        raise
-                    slow.stop()
-                    self._set_count(self._not_shown())  # the app's banner says why
-                    await directory.connection.wait_available()  # then the same search again
+            found = await self.answered(directory, lambda: self.fetch(directory, text, self.limit + 1), slow.stop)
         except TenantryError as error:
             self._show_error(str(error))
         except Exception as error:  # a defect: one sentence here, the details in the log
@@ -137,13 +142,28 @@ class SearchScreen(Screen[Any]):
             if slow is not None:
                 slow.stop()
 
+    async def answered(self, directory: Directory, call: Callable[[], Awaitable[Any]], lost: Callable[[], object] = lambda: None) -> Any:
+        """``await call()``; while the connection to the DC is lost (the app's banner says
+        why), the count says nothing is shown, and the call is made again once it answers."""
+        while True:
+            try:
+                return await call()
+            except DirectoryUnavailable:
+                if not directory.connection.lost:
+                    raise
+                lost()
+                self._set_count(self._not_shown())
+                await directory.connection.wait_available()
+
     # -- showing -----------------------------------------------------------------
-    def show_found(self, found: Sequence[Any], text: str | None) -> None:
-        """Fill the table with ``found`` (sorted by the directory), keeping the cursor."""
+    def show_found(self, found: Sequence[Any], text: str | None, *, total: int | None = None) -> None:
+        """Fill the table with ``found`` (sorted), keeping the cursor; ``total``: how
+        many match in all, when known (a local index knows)."""
         self.query_one("#banner", Static).remove_class("-shown")
         shown = list(found[: self.limit])
         self.query_text = text
-        self._more = len(found) > self.limit
+        self._more = len(found) > self.limit if total is None else total > len(shown)
+        self._total = total
         if [x.dn for x in shown] != list(self.rows) or shown != list(self.rows.values()):
             table = self.query_one(self.TABLE)  # else the same rows: send nothing to the terminal
             keep = self.cursor_key()
@@ -161,6 +181,8 @@ class SearchScreen(Screen[Any]):
 
     def count_text(self) -> Text:
         count = len(self.rows)
+        if self._more and self._total is not None:
+            return Text(f"{count} of {self._total:,} {self.NOUN}s")
         if self._more:
             return Text(f"first {count} shown")
         if count == 0 and self.query_text:
@@ -171,7 +193,10 @@ class SearchScreen(Screen[Any]):
         self._set_count(self.count_text())
 
     def _set_count(self, text: Text) -> None:
-        self.query_one("#count", Static).update(text)
+        shown = (text.plain, str(text.style), tuple(text.spans))
+        if shown != self._count_shown:  # an update re-lays the screen out: none when nothing changed
+            self._count_shown = shown
+            self.query_one("#count", Static).update(text)
 
     def _not_shown(self) -> Text:
         return Text("not loaded" if not self.rows else "not updated", style="italic")

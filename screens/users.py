@@ -1,5 +1,7 @@
-"""The users screen of one customer: its users, searched on the server as you type
-(:class:`~screens.search.SearchScreen`, at most ``limit`` rows read).
+"""The users screen of one customer: its users, searched as you type in a local index
+of this customer's users (:mod:`core.user_index`), loaded when the screen opens and
+shown as its pages arrive — on the server while nothing is loaded yet, and for a
+customer over the configured cap (:class:`~screens.search.SearchScreen`).
 ``space`` marks users for a bulk job, ``enter`` shows a user's details, ``m`` starts
 the move wizard on the highlighted user — or, with users marked, the bulk move of the
 marked users. Every cell is a sanitised ``Text``.
@@ -7,22 +9,28 @@ marked users. Every cell is a sanitised ``Text``.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Sequence
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from core.errors import TenantryError
+from core.local_search import Found
 from core.model import Customer, User
 from core.text import plain
+from core.user_index import UserIndex
 from screens.search import DirectoryProvider, SearchScreen
-from tui.widgets import cell, column_widths
+from widgets import cell, column_widths
 
 if TYPE_CHECKING:
     from core.directory import Directory
+
+log = logging.getLogger("tenantry.console")
 
 # (column key, label); widths: fixed where given, else shared by SHARES
 COLUMNS = (
@@ -112,9 +120,11 @@ class UsersScreen(SearchScreen):
         limit: int = 200,
         debounce: float = 0.15,
         search: str | None = None,
+        users_cap: int = 0,
     ) -> None:
         super().__init__(directory, limit=limit, debounce=debounce)
         self.customer = customer
+        self.index = UserIndex(customer, users_cap)  # users_cap 0: always searched on the DC
         self.initial_search = search or ""
         self.marked: set[str] = set()  # DNs, kept across searches
         self._marked_users: dict[str, User] = {}  # the marked users by DN, in the order marked
@@ -147,7 +157,38 @@ class UsersScreen(SearchScreen):
         for (key, label), width in zip(COLUMNS, column_widths(self.app.size.width, FIXED, SHARES)):
             table.add_column(Text(label), width=width, key=key)
         self.query_one("#search", Input).cursor_blink = self.app.animation_level != "none"
-        self.search(self.initial_search, debounce=0)
+        if self.index.over_cap:
+            self.search(self.initial_search, debounce=0)
+        else:
+            self._load_users()  # its first page is searched as soon as it arrives
+
+    # -- the local index of this customer's users ----------------------------------
+    @work(group="user-index", exclusive=True, exit_on_error=False)
+    async def _load_users(self) -> None:
+        try:
+            directory = await self._directory()
+            await self.answered(directory, lambda: self.index.load(directory, self._users_arrived))
+        except TenantryError as error:
+            if self.index.usable:
+                log.warning("the users of %s were not read again: %s", self.customer.dn, error)
+            else:
+                self._show_error(str(error))
+
+    def _users_arrived(self) -> None:
+        if self.index.usable or self.index.over_cap:
+            self.search(self.query_one("#search", Input).value, again=True)
+        else:
+            self._show_count()
+
+    def search_locally(self, text: str | None, limit: int) -> Found | None:
+        return self.index.search(text, limit) if self.index.usable else None
+
+    def reload(self) -> None:
+        """Read the users again (after a job changed them)."""
+        if self.index.usable:
+            self._load_users()
+        else:
+            super().reload()
 
     # -- searching ---------------------------------------------------------------
     async def fetch(self, directory: Directory, text: str | None, limit: int) -> Sequence[User]:
@@ -158,6 +199,11 @@ class UsersScreen(SearchScreen):
 
     def count_text(self) -> Text:
         text = super().count_text()
+        index = self.index
+        if index.loading and not index.over_cap:
+            text.append(f" · loading {len(index):,}…", style="italic")
+        elif index.over_cap and index.cap > 0:
+            text.append(f" · over {index.cap:,} users: searched on the DC", style="italic")
         if self.marked:
             text.append(f" · {len(self.marked)} marked", style="bold")
         return text

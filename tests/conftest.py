@@ -19,7 +19,7 @@ import pytest
 # The timings of provision/schema/seed/start appear in the terminal summary.
 # =====================================================================================
 
-from samba_dc import DCInfo, SambaDC, SambaDCError, throwaway_password  # noqa: E402
+from samba_dc import DCInfo, SambaDC, SambaDCError, throwaway_credentials  # noqa: E402
 
 from core.demo.seed import build_seed  # noqa: E402
 
@@ -45,12 +45,7 @@ class _SambaDCSummary:
 @pytest.fixture(scope="session")
 def samba_dc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DCInfo]:
     seed = build_seed()
-    dc = SambaDC(
-        tmp_path_factory.mktemp("samba-dc"),
-        admin_password=throwaway_password(),
-        operator_passwords={op.name: throwaway_password() for op in seed.operators},
-        seed=seed,
-    )
+    dc = SambaDC(tmp_path_factory.mktemp("samba-dc"), seed=seed, **throwaway_credentials(seed))
     request.config.pluginmanager.register(_SambaDCSummary(dc), "tenantry-samba-dc-summary")
     try:
         info = dc.run()
@@ -98,3 +93,18 @@ from uem_server import uem_processes, uem_servers, uem_third, uem_third_process 
 from strict_run import pytest_sessionfinish, pytest_terminal_summary  # noqa: E402,F401
 
 # END directory block -------------------------------------------------------------------
+
+
+# =====================================================================================
+# BEGIN samba_pair block (owner: tests/samba_pair.py, tests/pair_fixtures.py) --------
+#
+# samba_pair   session-scoped, only for the two-DC tests: DC1 (provisioned and seeded
+#              like samba_dc) and DC2 joined to it, replicating; yields the
+#              tests.samba_pair.SambaPair (crash/freeze/restart a DC, hold/replicate).
+#              Addresses: TENANTRY_TEST_DC1_ADDRESS / TENANTRY_TEST_DC2_ADDRESS.
+# Its start-up time appears in the terminal summary.
+# =====================================================================================
+
+from pair_fixtures import pair_config_file, samba_pair  # noqa: E402,F401
+
+# END samba_pair block -------------------------------------------------------------------

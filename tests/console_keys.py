@@ -19,7 +19,7 @@ import pytest_asyncio
 from core.demo.directory import open_demo
 from screens.users import UsersScreen
 from tui.app import TenantryApp
-from tui.widgets import ProblemList
+from widgets import ProblemList
 
 SIZE = (80, 24)
 FLOWS = {"move-flow", "copy-flow"}  # the wizards' own workers

@@ -484,6 +484,14 @@ def throwaway_password() -> str:
     return f"Tt1!{secrets.token_urlsafe(18)}"
 
 
+def throwaway_credentials(seed: Seed) -> dict:
+    """``admin_password`` and ``operator_passwords`` (one per seed operator), all random."""
+    return {
+        "admin_password": throwaway_password(),
+        "operator_passwords": {op.name: throwaway_password() for op in seed.operators},
+    }
+
+
 @dataclass
 class DCInfo:
     """What a directory test needs to reach the running test DC."""
@@ -623,15 +631,28 @@ class SambaDC:
         self.log_path = self.targetdir / "samba.log"
         self.timings: dict[str, float] = {}
         self.address = LOOPBACK
+        self.host_name = HOST_NAME
         self._address_lock = None  # held while this DC may run (see check_prerequisites)
         self.process: subprocess.Popen[bytes] | None = None
         self._log_fh = None
         self.tls_paths: dict[str, Path] = {}
 
+    # -- what a replicating DC (tests/samba_pair.py) changes -------------------------------
+    def extra_settings(self) -> dict[str, str]:
+        """smb.conf [global] settings added to (or replacing) the one-DC ones."""
+        return {}
+
+    def command(self) -> list[str]:
+        return ["samba", "-i", "-M", "single", "-s", str(self.smbconf)]
+
+    def env(self) -> dict[str, str]:
+        """The environment of every samba and samba-tool process of this DC."""
+        return _clean_env()
+
     # -- steps ---------------------------------------------------------------------
     def _run(self, argv: list[str], what: str, timeout: float = 300) -> str:
         result = subprocess.run(
-            argv, capture_output=True, text=True, env=_clean_env(), timeout=timeout, cwd=self.targetdir
+            argv, capture_output=True, text=True, env=self.env(), timeout=timeout, cwd=self.targetdir
         )
         if result.returncode != 0:
             tail = (result.stdout + result.stderr).strip().splitlines()[-25:]
@@ -670,14 +691,17 @@ class SambaDC:
             "(another LDAP server or a leftover samba process?)"
         )
 
-    def provision(self) -> None:
-        start = time.monotonic()
+    def prepare_targetdir(self) -> None:
+        """An empty target directory with an empty smb.conf: provision (or a join) writes
+        a fresh one there and the system /etc/samba/smb.conf is never read."""
         if self.targetdir.exists() and any(self.targetdir.iterdir()):
             raise SambaDCError(f"{self.targetdir} is not empty")
         self.smbconf.parent.mkdir(parents=True, exist_ok=True)
-        # An empty smb.conf: provision writes a fresh one there and the system
-        # /etc/samba/smb.conf is never read.
         self.smbconf.write_text("")
+
+    def provision(self) -> None:
+        start = time.monotonic()
+        self.prepare_targetdir()
         self._run(
             [
                 "samba-tool", "domain", "provision",
@@ -687,7 +711,7 @@ class SambaDC:
                 "--dns-backend=NONE",
                 f"--realm={REALM}",
                 f"--domain={NETBIOS_DOMAIN}",
-                f"--host-name={HOST_NAME}",
+                f"--host-name={self.host_name}",
                 f"--host-ip={self.address}",
                 f"--adminpass={self.admin_password}",
             ],
@@ -720,6 +744,7 @@ class SambaDC:
             "winbindd socket directory": str(t / "winbindd"),
             "ntp signd socket directory": str(t / "ntp_signd"),
             "log level": "1",
+            **self.extra_settings(),
         }
         lines = self.smbconf.read_text().splitlines()
         out: list[str] = []
@@ -796,11 +821,12 @@ class SambaDC:
         self.check_prerequisites()
         self._log_fh = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            ["samba", "-i", "-M", "single", "-s", str(self.smbconf)],
+            self.command(),
             stdin=subprocess.PIPE,  # samba -i exits when this pipe closes (we die → it dies)
             stdout=self._log_fh,
             stderr=subprocess.STDOUT,
-            env=_clean_env(),
+            env=self.env(),
+            process_group=0,  # its own group: a prefork DC's children can be signalled together
             cwd=self.targetdir,
         )
         info = self.info()

@@ -284,11 +284,12 @@ def test_the_command_line_ships_its_audit_entries_as_configured(samba_dc, sp_pas
     try:
         config = write_dc_config(samba_dc, tmp_path / "dc.toml", extra=(
             '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange"\n'
-            f'\n[audit]\nsyslog = true\nsyslog_address = "127.0.0.1:{listener.getsockname()[1]}"\nsyslog_facility = "local5"\n'))
+            f'\n[audit]\nsyslog = true\nsyslog_address = "127.0.0.1:{listener.getsockname()[1]}"\nsyslog_facility = "local5"\n'),
+            tenants=samba_dc.seed.tenants_toml(services=()))  # only exchange is configured: no UEM tenants
         customer = samba_dc.seed.customers()[0]
         user = samba_dc.seed.users(under=f"OU=Users,{customer.dn}")[0]
         env = {**os.environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(tmp_path / "state")}
-        result = subprocess.run([sys.executable, "-m", "tui.cli", "move", user.first("userPrincipalName"), "--to",
+        result = subprocess.run([sys.executable, "-m", "cli", "move", user.first("userPrincipalName"), "--to",
                                  customer.first("ou"), "--yes", "--config", str(config)],
                                 capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, env=env, timeout=180)
         assert result.returncode == 3, result.stderr

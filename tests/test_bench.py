@@ -30,7 +30,10 @@ EXPECTED = {
     "search.customers.p95", "search.customers.bare_p95", "search.customers.ratio", "search.customers.p95_shipped",
     "search.customers.core_with_services_p95", "search.customers.core_without_services_p95",
     "search.users.p95", "search.users.bare_p95", "search.users.ratio", "search.users.p95_shipped",
-    "search.rss", "console.animations",
+    "search.rss", "console.animations", "start.snapshot_rows",
+    "search.customers.loading_p95", "search.users.loading_p95", "index.customers_load", "index.users_load",
+    "index.refresh_unchanged", "index.refresh_delta", "index.staleness_bound",
+    "index.customer_index_bytes", "index.users_index_bytes",
     "move.writes", "move.extra_writes", "move.reads", "move.tenantry", "move.script", "move.ratio", "move.run_ratio",
     "bulk.c1.tenantry", "bulk.c1.script", "bulk.c1.ratio", "bulk.c4.tenantry", "bulk.c4.script", "bulk.c4.ratio",
     "bulk.extra_writes",
@@ -40,7 +43,9 @@ EXPECTED = {
 WITHOUT_BUDGET = {"start.console", "start.minimal", "start.rows", "search.customers.bare_p95", "search.users.bare_p95",
                   "search.customers.core_with_services_p95", "search.customers.core_without_services_p95",
                   "move.writes", "move.reads", "move.tenantry", "move.script", "move.run_ratio",
-                  "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script"}
+                  "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script",
+                  "index.customers_load", "index.users_load", "index.refresh_unchanged", "index.refresh_delta",
+                  "index.staleness_bound", "index.customer_index_bytes", "index.users_index_bytes"}
 
 
 def test_the_bench_seed_has_the_demo_seeds_shape() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from core.config import LayoutConfig
 from core.errors import ConfigError, ServiceError
-from core.model import Customer, Plan, Service, User
+from core.model import Customer, Service, ServicePlan as Plan, User
 from core.plan import COLLISION, DEVICES, PLAN_MISSING, SERVICE_MISSING
 from core.services.base import MoveContext
 from core.services.blackberry import USERS_TYPE, BlackBerryAdapter

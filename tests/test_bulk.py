@@ -144,7 +144,7 @@ async def test_concurrency_1_and_4_both_move_every_user(dc_session, concurrency)
 
 def _cli(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "TENANTRY_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "tui.cli", "move", "--demo", *args],
+    return subprocess.run([sys.executable, "-m", "cli", "move", "--demo", *args],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False)
 
 

@@ -120,7 +120,7 @@ async def test_one_password_for_every_row_is_checked_against_each_row(session, r
 def _cli(env: dict, config: Path | None):
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
         extra = ["--config", str(config)] if config else ["--demo"]
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, *extra], input=stdin, capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "cli", *args, *extra], input=stdin, capture_output=True, text=True,
                               cwd=ROOT, env=env, timeout=300)
     return run
 

@@ -34,7 +34,7 @@ def run(*argv: str, state: Path, password: str) -> subprocess.CompletedProcess:
 
 
 def cli(config: Path, state: Path, password: str, *args: str) -> subprocess.CompletedProcess:
-    return run("-m", "tui.cli", *args, "--config", str(config), state=state, password=password)
+    return run("-m", "cli", *args, "--config", str(config), state=state, password=password)
 
 
 def kill_mid_batch(config: Path, state: Path, password: str, users) -> tuple[str, list]:

@@ -51,12 +51,17 @@ async def test_a_planned_row_started_later_never_writes_over_a_user_changed_sinc
         await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
         assert {label: r.status for label, r in results.items()} == {users[0].upn: "done", changed.upn: "refused", users[2].upn: "done"}
         assert "changed since the plan was made" in results[changed.upn].message
-        assert session.journal.job(jobs[1]).status == JobStatus.FAILED  # finished: nothing was written, nothing to resume
+        # nothing was written, and the row stays resumable (or can be rolled back): never `failed`
+        assert session.journal.job(jobs[1]).status == JobStatus.PLANNED
         assert await directory.exists(changed.dn) and (await directory.values(changed.dn, ["title"]))["title"] == ["Changed since the plan"]
         audit = [e for e in session.audit.entries() if e.job == jobs[1]]
         assert [e.result for e in audit] == ["refused"]
-        with pytest.raises(Exception, match="is finished"):
-            await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator))
+        results = {}
+        await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
+        assert {label: r.status for label, r in results.items()} == {users[0].upn: "done", changed.upn: "refused", users[2].upn: "done"}
+        results = {}
+        await run_all(Batch.load(session.journal, plan.batch).rollback(session.executor(), session.operator, results=results))
+        assert session.journal.job(jobs[1]).status == JobStatus.ROLLED_BACK
     finally:
         for user in users:
             await remove_user(directory, user)
@@ -139,7 +144,7 @@ async def test_cli_resume_of_a_copy_batch_reads_one_password_for_every_row(dc_di
     env = {**os.environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
 
     def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(dc_config_file)], input=stdin,
+        return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(dc_config_file)], input=stdin,
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
     try:

@@ -19,7 +19,7 @@ def tenantry(*args: str, env: dict | None = None, stdin: str = "") -> subprocess
     environment = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True, text=True, cwd=ROOT, env=environment, input=stdin, timeout=120,
     )
 

@@ -107,3 +107,10 @@ def test_password_from_env_file_and_errors(tmp_path):
     secret.write_text("from-file\n")
     config = load(write(tmp_path, MINIMAL + f'password_file = "{secret}"\n')).directory
     assert read_password(config, environ={}) == "from-file"
+
+
+def test_console_keymap_and_theme(tmp_path):
+    config = load(write(tmp_path, MINIMAL + '\n[console]\ntheme = "nord"\n[console.keymap]\n"users.move" = "v"\n'))
+    assert config.console.theme == "nord" and config.console.keymap == {"users.move": "v"}
+    with pytest.raises(ConfigError, match=r"console\.keymap\.users\.move"):
+        load(write(tmp_path, MINIMAL + '\n[console.keymap]\n"users.move" = ""\n'))

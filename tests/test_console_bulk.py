@@ -25,7 +25,7 @@ from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, demo, settle, shown, state  # noqa: F401
 from test_console_cancel import HeldApp, cancel_held, footer, frozen, until
 from test_execute_cancel import Hold
-from tui.progress import BulkProgressPane
+from widgets.progress import BulkProgressPane
 
 FROM, TO = "Fabrikam", "Northwind Traders"  # Northwind has Hosted Exchange on Premium 50 GB only
 CLEAN = ("arjun.martin@fabrikam.example", "kate.weiss@fabrikam.example")

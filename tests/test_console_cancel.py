@@ -18,11 +18,11 @@ from move_fixtures import make_user, snapshot
 from screens.copy_steps import CopyReviewStep
 from screens.move_result import ResultStep
 from screens.move_review import ReviewStep
-from screens.move_run import RunStep
+from screens.wizard.run import RunStep
 from screens.running_job import CancelJob
 from console_keys import SIZE, Keys, QuickApp, demo, handled, open_user, settle, shown, state, until  # noqa: F401
 from test_execute_cancel import Hold
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 
 HELD = 3  # the step the job is held on: after the attribute swap, the move and a membership
 

@@ -11,15 +11,15 @@ from core.state import state_dir
 from screens.copy_steps import (
     CopyResultStep,
     CopyReviewStep,
-    CopyRunStep,
     CopyServicesStep,
     DetailsStep,
     PasswordStep,
 )
+from screens.wizard.run import RunStep as CopyRunStep
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 
 CUSTOMER, TEMPLATE = "Fabrikam", "Ana Hall"  # exchange (Basic 2 GB) and OCS
 PASSWORD = "Tr4velBus9"

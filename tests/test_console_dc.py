@@ -27,8 +27,8 @@ from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, open_user, problems, settle, shown, state, through_the_move, until  # noqa: F401
 from dc_outage import dc_outage  # noqa: F401
 from move_fixtures import DESTINATION, EXTRA_ROLE, SOURCE, make_user, remove_user
-from tui.progress import ProgressPane
-from tui.widgets import ConnectionBanner
+from widgets.progress import ProgressPane
+from widgets import ConnectionBanner
 
 pytestmark = [pytest.mark.dc, pytest.mark.asyncio(loop_scope="session")]
 
@@ -133,42 +133,46 @@ async def test_a_copy_by_keys_on_the_dc(dc_directory, samba_dc):
 async def test_a_lost_dc_shows_a_banner_and_the_console_keeps_working(dc_directory, dc_outage, samba_dc):
     host = urlsplit(samba_dc.ldaps_url).hostname
     sentence = f"The connection to {host} is lost; retrying…"
-    expected = [plain(c.name) for c in await dc_directory.customers(search="co")]
     app = QuickApp(dc_directory, dc_directory.config)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         customers = app.screen
-        assert isinstance(customers, CustomersScreen) and len(customers.customers) > len(expected) > 1
-        everyone = list(customers.customers)
+        index = app.index_keeper.index
+        expected = [plain(c.name) for c in index.search("co", 200).rows]
+        assert isinstance(customers, CustomersScreen) and index.complete and len(customers.customers) > len(expected) > 1
 
         await dc_outage.stop()
+        await pilot.press("slash", "c", "o")  # the customer index answers: no DC needed
+        table = customers.query_one(CustomerTable)
+        assert [table.get_cell_at((row, 0)).plain for row in range(table.row_count)] == expected
         pressed = time.monotonic()
-        await pilot.press("slash", "c", "o")  # a search: the DC does not answer
-        await until(pilot, lambda: customers.query(ConnectionBanner) and count(app) == "not updated", "showed the banner")
+        app.index_keeper.poke()  # the next refresh finds the DC gone
+        await until(pilot, lambda: customers.query(ConnectionBanner), "the banner")
         appeared = time.monotonic() - pressed
         assert [str(b.render()) for b in customers.query(ConnectionBanner)] == [sentence]
         assert sentence in shown(app)
         assert not customers.query_one("#banner").has_class("-shown")  # one sentence, not two
-        assert count(app) == "not updated" and list(customers.customers) == everyone  # the rows stay
+        await until(pilot, lambda: app.index_keeper.error is not None, "the refresh given up")
+        assert count(app).startswith(f"{len(expected)} customers · ")  # the rows stay searchable,
+        assert count(app).endswith(" old, not refreshed")  # marked as what they are
 
         # what needs no DC still works: keys, another screen, back
         await pilot.press("escape")  # out of the search box
         await until(pilot, lambda: customers.query_one(CustomerTable).has_focus, "focused the table")
         await pilot.press("enter")  # a customer's users: they cannot be read now
-        await until(pilot, lambda: isinstance(app.screen, UsersScreen) and count(app) == "not loaded", "showed the users screen")
-        assert [str(b.render()) for b in app.screen.query(ConnectionBanner)] == [sentence]
-        await pilot.press("escape")
-        await until(pilot, lambda: app.screen is customers, "went back to the customers")
-        assert app.is_running
+        await until(pilot, lambda: isinstance(app.screen, UsersScreen) and count(app) == "not loaded", "the users screen")
+        users = app.screen
+        assert [str(b.render()) for b in users.query(ConnectionBanner)] == [sentence]
 
         await dc_outage.start()
         answering = time.monotonic()
-        await until(pilot, lambda: not customers.query(ConnectionBanner), "took the banner away")
+        await until(pilot, lambda: not users.query(ConnectionBanner), "the banner gone")
         gone = time.monotonic() - answering
-        await until(pilot, lambda: customers.query_text == "co", "ran the search again")
-        table = customers.query_one(CustomerTable)
-        assert [table.get_cell_at((row, 0)).plain for row in range(table.row_count)] == expected
-        assert count(app) == f"{len(expected)} customers" and sentence not in shown(app)
-        print(f"\nbanner shown {appeared:.2f} s after the search key; gone {gone:.2f} s after the DC answered again")
+        await until(pilot, lambda: users.index.complete, "the users read once the DC answers")
+        assert count(app).endswith(" users") and sentence not in shown(app)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is customers, "went back to the customers")
+        assert app.is_running
+        print(f"\nbanner shown {appeared:.2f} s after the refresh was asked; gone {gone:.2f} s after the DC answered again")
         await pilot.press("q")
     assert not dc_directory.connection.lost

@@ -31,7 +31,7 @@ from screens.users import UsersScreen
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
 from move_fixtures import DESTINATION, make_user, remove_user, snapshot
 from test_copy import bind_check, new_password, remove_copy
-from tui.progress import ProgressPane
+from widgets.progress import ProgressPane
 
 class Crash(Exception):
     """Not a TenantryError or OSError: the executor lets it through, like a crash."""

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def _runner(env: dict, config: Path | None, state: Path):
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         extra = ["--config", str(config)] if config else []
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, *extra], input=stdin if stdin is not None else "",
+        return subprocess.run([sys.executable, "-m", "cli", *args, *extra], input=stdin if stdin is not None else "",
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
 
     run.state = state

@@ -233,7 +233,7 @@ async def test_the_command_line_moves_a_blackberry_user_on_the_demo(demo, tmp_pa
         await close(session)
     state = tmp_path / "state"
     env = {**os.environ, "TENANTRY_STATE_DIR": str(state)}
-    command = [sys.executable, "-m", "tui.cli", "move", user.upn, "--to", DESTINATION, "--demo", "--yes"]
+    command = [sys.executable, "-m", "cli", "move", user.upn, "--to", DESTINATION, "--demo", "--yes"]
     result = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     journal = Journal(state / "demo" / "journal.sqlite3")

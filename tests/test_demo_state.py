@@ -20,7 +20,7 @@ from core.session import Session
 from core.state import demo_state_dir
 from move_fixtures import DESTINATION, make_user, snapshot
 from test_journal import new_job
-from tui import cli
+from cli import main as cli
 from tui.app import TenantryApp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ async def test_a_demo_job_is_refused_on_a_fresh_demo_directory(state):
 async def test_a_demo_resume_after_a_restart_is_one_sentence_on_the_command_line(state):
     job = await planned_demo_job(demo_state_dir())
     for command in ("resume", "rollback"):
-        result = subprocess.run([sys.executable, "-m", "tui.cli", command, job, "--demo"], capture_output=True,
+        result = subprocess.run([sys.executable, "-m", "cli", command, job, "--demo"], capture_output=True,
                                 text=True, cwd=ROOT, timeout=120)
         assert result.returncode == 3, result.stderr
         assert result.stderr.strip().splitlines() == [

@@ -373,7 +373,7 @@ async def test_the_dry_run_shows_each_cmdlet_with_its_parameters_and_writes_noth
         env = {**os.environ, DC_PASSWORD_ENV: sp_password, PASSWORD_ENV: exchange.password,
                "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"), "PYTHONPATH": str(ROOT)}
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "tui.cli", "move", user.upn, "--to", DESTINATION, "--dry-run",
+            subprocess.run, [sys.executable, "-m", "cli", "move", user.upn, "--to", DESTINATION, "--dry-run",
                              "--config", str(tmp_path / "dc.toml")],
             capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
         assert done.returncode == 0, done.stderr

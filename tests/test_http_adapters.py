@@ -12,7 +12,7 @@ import pytest
 
 from core.config import LayoutConfig
 from core.errors import ConfigError
-from core.model import Customer, Plan, Service, User
+from core.model import Customer, Service, ServicePlan, User
 from core.plan import COLLISION, PLAN_MISSING, SERVICE_MISSING, Step
 from core.services.base import MoveContext
 from core.services.blackberry import BlackBerryAdapter
@@ -43,7 +43,7 @@ ANNA = User(
     last="Berg",
     email="anna.berg@contoso.example",
     services=("blackberry", "crm"),
-    plans=(Plan("blackberry", "Standard"),),
+    plans=(ServicePlan("blackberry", "Standard"),),
 )
 ANNA_UEM = {
     "username": "anna@contoso.example",
@@ -66,7 +66,7 @@ def context(plan: str | None = "Standard", *, upn="anna@fabrikam.example", email
         email=email,
         sip=None,
         sam="anna",
-        plan=Plan("blackberry", plan) if plan else None,
+        plan=ServicePlan("blackberry", plan) if plan else None,
         remote=remote or {},
     )
 

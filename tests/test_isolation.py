@@ -301,7 +301,7 @@ async def test_the_command_line_refuses_an_edited_job_in_one_sentence(session, p
     env = {**os.environ, PASSWORD_ENV: sp_password, TOKEN_ENV: server.token, "TENANTRY_STATE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     for command in ("resume", "rollback"):
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "tui.cli", command, job.id, "--config", str(tmp_path / "dc.toml")],
+            subprocess.run, [sys.executable, "-m", "cli", command, job.id, "--config", str(tmp_path / "dc.toml")],
             capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
         )
         assert done.returncode == 3, done.stderr

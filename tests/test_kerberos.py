@@ -55,7 +55,7 @@ def kinit(samba_dc, env: dict[str, str], name: str) -> str:
 
 
 def tenantry(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(config)],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
 
 
@@ -101,8 +101,8 @@ def test_without_a_ticket_it_is_one_sentence(samba_dc, tmp_path):
 def test_without_the_extra_it_is_one_sentence(samba_dc, tmp_path):
     """As on a light install (scripts/demo): gssapi not importable."""
     config = kerberos_config(samba_dc, tmp_path / "krb.toml")
-    code = ("import sys; sys.modules['gssapi'] = None; import tui.cli; "
-            f"sys.exit(tui.cli.main(['customers', '--config', {str(config)!r}]))")
+    code = ("import sys; sys.modules['gssapi'] = None; import cli.main; "
+            f"sys.exit(cli.main.main(['customers', '--config', {str(config)!r}]))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                             env=kerberos_env(samba_dc, tmp_path), timeout=120)
     assert result.returncode == 2

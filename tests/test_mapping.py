@@ -27,7 +27,7 @@ def test_templates(template, expected):
 
 def test_accents_ligatures_and_illegal_characters():
     assert fold("Zoë Ærøskøbing straße") == "Zoe AEroskobing strasse"
-    assert local_part("  O'Brien, (Jr.) <x> ") == "o'brienjr.x"
+    assert local_part("  O'Brien, (Jr.) <x> ") == "obrienjr.x"  # apostrophes go, as in the directory's data
     assert local_part("..a..b..") == "a.b"
     assert local_part("東京") == ""
     assert sam_account_name('a"b/c\\d[e]f:g;h|i=j,k+l*m?n<o>p@q r') == "abcdefghijklmnopqr"[:20]

@@ -34,7 +34,7 @@ def cli(samba_dc, sp_password, uem_servers, tmp_path):
     env = {**os.environ, **uem_environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(config)],
+        return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(config)],
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
 
     run.state = state

@@ -40,7 +40,7 @@ async def test_killed_after_a_write_then_resumed(dc_directory, dc_config_file, s
         # Step 2 (the move DN) is performed, then the process dies before journaling it.
         job = kill_mid_move(dc_config_file, tmp_path, sp_password, user.upn, 1, "after")
         assert not await dc_directory.exists(user.dn)  # it really moved
-        result = run("-m", "tui.cli", "resume", job, "--config", str(dc_config_file), state=tmp_path, password=sp_password)
+        result = run("-m", "cli", "resume", job, "--config", str(dc_config_file), state=tmp_path, password=sp_password)
         assert result.returncode == 0, result.stderr
         with Journal(tmp_path / "journal.sqlite3") as journal:
             finished = journal.job(job)
@@ -60,12 +60,12 @@ async def test_killed_before_a_step_then_rolled_back(dc_directory, dc_config_fil
         before = await snapshot(dc_directory, user.source, user.destination)
         job = kill_mid_move(dc_config_file, tmp_path, sp_password, user.upn, 4, "before")
         assert await snapshot(dc_directory, user.source, user.destination) != before
-        result = run("-m", "tui.cli", "rollback", job, "--config", str(dc_config_file), state=tmp_path, password=sp_password)
+        result = run("-m", "cli", "rollback", job, "--config", str(dc_config_file), state=tmp_path, password=sp_password)
         assert result.returncode == 0, result.stderr
         assert await snapshot(dc_directory, user.source, user.destination) == before
         with Journal(tmp_path / "journal.sqlite3") as journal:
             assert journal.job(job).status == JobStatus.ROLLED_BACK
-        again = run("-m", "tui.cli", "resume", job, "--config", str(dc_config_file), state=tmp_path, password=sp_password)
+        again = run("-m", "cli", "resume", job, "--config", str(dc_config_file), state=tmp_path, password=sp_password)
         assert again.returncode == 3 and "rolled_back" in again.stderr
     finally:
         await remove_user(dc_directory, user)

@@ -40,7 +40,7 @@ SERVICES = '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "
 
 def run(config: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in (PASSWORD_ENV, OPERATOR_ENV)}
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(config)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(config)], capture_output=True,
                           text=True, cwd=ROOT, env={**environment, "PYTHONPATH": str(ROOT), **env}, timeout=180)
 
 

@@ -1,7 +1,7 @@
 """Hole 10 of issue 13: ``--json`` escapes DEL and C1, a damaged journal row is one
 sentence naming its job, and every file Tenantry writes is private (0600/0700).
 
-Run as real processes (``python -m tui.cli``) on the demo directory, each with its own
+Run as real processes (``python -m cli``) on the demo directory, each with its own
 state directory and a permissive umask, so what the user would see is what is checked.
 """
 
@@ -98,11 +98,11 @@ def test_every_file_tenantry_writes_is_private(state, monkeypatch):
         # A defect below the command line writes crash.log: make one happen.
         crashed = run_python(
             """
-            import sys, tui.cli
+            import sys, cli.main
             async def defect(args):
                 raise RuntimeError("a defect")
-            tui.cli._run = defect
-            sys.exit(tui.cli.main(["jobs", "--demo"]))
+            cli.main._run = defect
+            sys.exit(cli.main.main(["jobs", "--demo"]))
             """, check=False, env={**os.environ, "TENANTRY_STATE_DIR": str(state)})
     finally:
         os.umask(old)

@@ -21,7 +21,7 @@ import pytest_asyncio
 from core import plan as p
 from core.config import ConfigError, load, parse
 from core.copy import CopyRequest
-from core.demo.seed import PLATFORM_GROUPS, PLATFORM_GROUPS_OU, SECOND_PLATFORM_ADMIN, SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_TENANTS, STAFF_GROUP, STAFF_GROUP_CUSTOMER
+from core.demo.seed import PLATFORM_GROUPS, PLATFORM_GROUPS_OU, SECOND_PLATFORM_ADMIN, SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_OU, SECOND_PLATFORM_TENANTS, STAFF_GROUP, STAFF_GROUP_CUSTOMER
 from core.directory import connect
 from core.directory.escape import child_dn
 from core.directory.layout import dn_key
@@ -145,9 +145,9 @@ async def sessions(samba_dc, credentials, tmp_path):
     """``open(extra=…, operator=…)``: a session on the test DC with that config, closed afterwards."""
     opened: list[Session] = []
 
-    async def open_session(extra: str = "", operator: str = "sp-admin") -> Session:
+    async def open_session(extra: str = "", operator: str = "sp-admin", tenants: str | None = None) -> Session:
         upn, password = credentials(operator)
-        path = write_dc_config(samba_dc, tmp_path / f"{operator}-{len(opened)}.toml", user=upn, extra=extra)
+        path = write_dc_config(samba_dc, tmp_path / f"{operator}-{len(opened)}.toml", user=upn, extra=extra, tenants=tenants)
         directory = await connect(load(path), password)
         session = await Session.open(directory, state=tmp_path / f"state-{len(opened)}")
         opened.append(session)
@@ -165,7 +165,7 @@ def _cli(samba_dc, tmp_path: Path, operator: str, extra: str = ""):
            "PYTHONPATH": str(ROOT)}
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tui.cli", *args, "--config", str(config)], input=stdin,
+        return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(config)], input=stdin,
                               capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
 
     return run
@@ -384,9 +384,17 @@ def _second_platform(sp_admins_group: str | None = f"CN={SECOND_PLATFORM_OPERATO
     )
 
 
+def _second_platform_tenants() -> str:
+    """The SP's [tenants] map of the second tree (its customers are below its own hosting OU)."""
+    return "".join(
+        f'[tenants."OU={name},{SECOND_PLATFORM_OU},OU=Hosting,{BASE}"]\ncode = "{code}"\ndomains = ["{domain}"]\n'
+        for name, domain, code in SECOND_PLATFORM_TENANTS
+    )
+
+
 @dc
 async def test_two_level_users_ou_lists_services_and_moves_between_tenants(sessions):
-    session = await sessions(extra=_second_platform(), operator=SECOND_PLATFORM_ADMIN)
+    session = await sessions(extra=_second_platform(), operator=SECOND_PLATFORM_ADMIN, tenants=_second_platform_tenants())
     d = session.directory
     assert session.operator.rights.sp_admin  # named by a DN outside the hosting OU
     one, two = [await d.customer(name) for name, _domain, _code in SECOND_PLATFORM_TENANTS]
@@ -419,7 +427,7 @@ async def test_two_level_users_ou_lists_services_and_moves_between_tenants(sessi
 
 @dc
 async def test_a_relative_sp_admins_group_keeps_its_meaning_and_a_missing_one_grants_nothing(sessions):
-    session = await sessions(extra=_second_platform(None), operator=SECOND_PLATFORM_ADMIN)  # no such group below the second tree
+    session = await sessions(extra=_second_platform(None), operator=SECOND_PLATFORM_ADMIN, tenants=_second_platform_tenants())  # no such group below the second tree
     assert not session.operator.rights.sp_admin
     plan = await session.planner().preflight(session.operator, MoveRequest("anna.people@tenant-one.example", "Tenant Two"))
     assert [x.code for x in plan.problems][:1] == [p.NOT_ALLOWED]

@@ -20,17 +20,20 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Header
 
+from core import preferences
 from core.config import Config, ConsoleConfig
 from core.errors import TenantryError
+from core.index_keeper import customer_index_keeper
 from core.model import Customer, Operator, User
 from core.text import plain
 from screens.audit import AuditScreen
 from screens.customers import CustomersScreen
-from screens.help import HelpScreen, key_groups, screen_name
+from screens.help import HelpScreen, key_groups, screen_name, tasks
 from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen
+from screens.wizard.engine import Finished
 from tui.palette import ConsoleCommands
-from tui.widgets import ConnectionBanner
+from widgets import ConnectionBanner
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -95,12 +98,14 @@ class TenantryApp(App[None]):
         if self._opener is None:
             self._opened.set()
         self.state = state  # where the journal and audit log live (None: core.state.state_dir())
+        self.index_keeper = customer_index_keeper(config, console, state)
         self.session: Session | None = None  # opened on the first write (see wait_for_session)
         self._session_lock = asyncio.Lock()
         if not console.animations or self.low_bandwidth:
             self.animation_level = "none"
-        if self.low_bandwidth:
-            self.theme = "ansi-dark"  # the terminal's own colours: short escape sequences
+        self._settled_console = False
+        if config is not None:
+            self._console_settings(console)
         self._refresh_title()
 
     @classmethod
@@ -117,6 +122,28 @@ class TenantryApp(App[None]):
             state=state,
         )
 
+    def _console_settings(self, console: ConsoleConfig) -> None:
+        """``[console.keymap]`` remaps binding ids; the theme is the one last picked, else the config's."""
+        self._settled_console = True
+        self.set_keymap(dict(console.keymap))
+        if self.low_bandwidth:
+            self.theme = "ansi-dark"  # the terminal's own colours: short escape sequences
+            return
+        theme = preferences.load(self._state_folder()).get("theme") or console.theme
+        if theme in self.available_themes:
+            self.theme = theme
+        else:
+            log.warning("unknown theme %r: the default is used", theme)
+
+    def _state_folder(self) -> Path:
+        from core.state import state_dir
+
+        return self.state or state_dir()
+
+    def _remember_theme(self, theme: Any) -> None:
+        if not self.low_bandwidth:
+            preferences.remember(self._state_folder(), theme=theme.name)
+
     def run(self, *, mouse: bool | None = None, **kwargs: Any) -> None:  # type: ignore[override]
         """Run; in low-bandwidth mode the mouse is off (no hover repaints over SSH)."""
         return super().run(mouse=not self.low_bandwidth if mouse is None else mouse, **kwargs)
@@ -128,14 +155,15 @@ class TenantryApp(App[None]):
         return 0.3 if self.low_bandwidth else 0.15
 
     def get_default_screen(self) -> Screen:
-        return CustomersScreen(self.wait_for_directory, debounce=self.search_debounce)
+        return CustomersScreen(self.wait_for_directory, debounce=self.search_debounce, keeper=self.index_keeper)
 
     def on_customers_screen_customer_selected(self, message: CustomersScreen.CustomerSelected) -> None:
         self.open_customer(message.customer)
 
     def open_customer(self, customer: Customer, search: str | None = None) -> UsersScreen:
         """Show the users of ``customer`` (optionally already searched)."""
-        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search)
+        users_cap = (self.config.console if self.config else ConsoleConfig()).users_cap
+        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search, users_cap=users_cap)
         self.push_screen(screen)
         return screen
 
@@ -156,8 +184,8 @@ class TenantryApp(App[None]):
 
     async def _run_move(self, user: User, source: Customer) -> bool:
         """The move wizard on ``user``; ``True`` if the admin went back out of its first step."""
-        from screens.move_flow import MoveDraft, MoveFlow
-        from screens.move_result import OPEN
+        from screens.move_draft import MoveDraft
+        from screens.wizards import MOVE
 
         try:
             session = await self.wait_for_session()
@@ -166,18 +194,7 @@ class TenantryApp(App[None]):
             self.show_error(error)
             return False
         draft = MoveDraft(session, detailed, source)
-        flow = MoveFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
-        action, outcome = await flow.run()
-        if action is None and outcome is None:
-            return True
-        origin = self.screen
-        if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
-            origin.reload()  # the moved user left (or a failed move left things as they were)
-        if action == OPEN and outcome is not None and outcome.change is not None and outcome.destination is not None:
-            if isinstance(origin, UsersScreen):
-                await self.pop_screen()
-            self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
-        return False
+        return await MOVE.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce) is None
 
     # -- moving the marked users (a bulk move) ---------------------------------------------
     def on_users_screen_move_marked(self, message: UsersScreen.MoveMarked) -> None:
@@ -192,7 +209,8 @@ class TenantryApp(App[None]):
 
     @work(exclusive=True, group="move-flow", exit_on_error=False)  # one move wizard at a time, single or bulk
     async def _bulk_flow(self, users: list[User], source: Customer) -> None:
-        from screens.bulk_flow import BulkDraft, BulkFlow
+        from screens.bulk_draft import BulkDraft
+        from screens.wizards import BULK_MOVE
 
         try:
             session = await self.wait_for_session()
@@ -201,10 +219,7 @@ class TenantryApp(App[None]):
             return
         concurrency = (self.config.console if self.config else ConsoleConfig()).bulk_concurrency
         draft = BulkDraft(session, list(users), source, concurrency=concurrency)
-        outcome = await BulkFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce).run()
-        origin = self.screen
-        if outcome is not None and isinstance(origin, UsersScreen):
-            origin.clear_marks()  # the marks were the batch's; the moved users left the list
+        await BULK_MOVE.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
 
     # -- copying a user -----------------------------------------------------------------
     def on_users_screen_copy_user(self, message: UsersScreen.CopyUser) -> None:
@@ -223,8 +238,8 @@ class TenantryApp(App[None]):
 
     async def _run_copy(self, template: User, customer: Customer) -> bool:
         """The copy wizard from ``template``; ``True`` if the admin went back out of its first step."""
-        from screens.copy_flow import CopyDraft, CopyFlow
-        from screens.move_result import OPEN
+        from screens.copy_draft import CopyDraft
+        from screens.wizards import COPY
 
         try:
             session = await self.wait_for_session()
@@ -233,16 +248,28 @@ class TenantryApp(App[None]):
             self.show_error(error)
             return False
         draft = CopyDraft(session, detailed, customer)
-        flow = CopyFlow(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
-        action, outcome = await flow.run()
-        if action is None and outcome is None:
-            return True
-        origin = self.screen
-        if outcome is not None and outcome.status != "refused" and isinstance(origin, UsersScreen):
-            origin.reload()  # the new user is in the list
-        if action == OPEN and outcome is not None and outcome.change is not None and isinstance(origin, UsersScreen):
+        return await COPY.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce) is None
+
+    async def on_wizard_finished(self, message: Finished) -> None:
+        """A wizard's job ran: the users screen below reads its rows again; ``open`` shows
+        the moved or new user."""
+        from screens.move_result import OPEN
+
+        origin, outcome = self.screen, message.outcome
+        if not isinstance(origin, UsersScreen):
+            return
+        if message.what == "bulk move":
+            origin.clear_marks()  # the marks were the batch's; the moved users left the list
+            return
+        if outcome.status != "refused":
+            origin.reload()  # the moved user left, the new user is there (a failure left things as they were)
+        if message.action != OPEN or outcome.change is None:
+            return
+        if message.what == "move" and outcome.destination is not None:
+            await self.pop_screen()
+            self.open_customer(outcome.destination, search=outcome.change.upn_after).open_detail(outcome.change.dn_after)
+        else:
             origin.open_detail(outcome.change.dn_after)
-        return False
 
     # -- the command palette's jobs (tui/palette.py) -----------------------------------------
     @property
@@ -266,15 +293,15 @@ class TenantryApp(App[None]):
 
     @work(exclusive=True, group="move-flow", exit_on_error=False)
     async def _pick_then_move(self) -> None:
-        from screens.move_flow import STEP_NAMES
+        from screens.wizards import MOVE
 
-        await self._pick_then("Move a user", STEP_NAMES, self._run_move)
+        await self._pick_then("Move a user", MOVE.names, self._run_move)
 
     @work(exclusive=True, group="copy-flow", exit_on_error=False)
     async def _pick_then_copy(self) -> None:
-        from screens.copy_flow import COPY_STEP_NAMES
+        from screens.wizards import COPY
 
-        await self._pick_then("Copy a user", COPY_STEP_NAMES, self._run_copy)
+        await self._pick_then("Copy a user", COPY.names, self._run_copy)
 
     async def _pick_then(self, title: str, steps: Iterable[str], wizard: Callable[[User, Customer], Awaitable[bool]]) -> None:
         """Source customer → user, then the wizard; its ``esc`` comes back to the user step."""
@@ -315,6 +342,9 @@ class TenantryApp(App[None]):
 
     # -- the directory -------------------------------------------------------------
     def on_mount(self) -> None:
+        if not self._settled_console:
+            self._console_settings(ConsoleConfig())  # the demo's config comes with its directory
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
         # After the first paint: an opener may import ldap3 or bind synchronously at
         # first, and the operator should see the console while that happens.
         self.call_after_refresh(self._open_directory)
@@ -338,8 +368,15 @@ class TenantryApp(App[None]):
                 self._opened.set()
         if self.directory is not None:
             self._watch_connection(self.directory)
+            self._load_index(self.directory)
         if self.directory is not None and self.operator is None:
             await self._read_operator(self.directory)
+
+    @work(group="index", exit_on_error=False)
+    async def _load_index(self, directory: Directory) -> None:
+        """Load the customer index (or refresh its snapshot), then keep it fresh behind."""
+        await self.index_keeper.refresh(directory)
+        self.index_keeper.start(directory)
 
     # -- the connection to the domain controller --------------------------------------
     def _watch_connection(self, directory: Directory) -> None:
@@ -387,6 +424,7 @@ class TenantryApp(App[None]):
         return self.directory
 
     async def on_unmount(self) -> None:
+        self.index_keeper.stop()
         if self._unwatch_connection is not None:
             self._unwatch_connection()
         if self.session is not None:
@@ -468,7 +506,7 @@ class TenantryApp(App[None]):
     def action_help(self) -> None:
         """The help screen: every key of the screen below, read before it is covered."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(screen_name(self.screen), key_groups(self.screen)))
+            self.push_screen(HelpScreen(screen_name(self.screen), key_groups(self.screen), None if self.readonly else tasks(self.screen)))
 
     # -- jobs and audit ------------------------------------------------------------------
     def action_jobs(self, listed: bool = True) -> None:

@@ -1,7 +1,8 @@
 """The console's commands in the command palette (``:`` or ``ctrl+p``): move or copy a
 user (the highlighted one, else picked first), and "go to" a customer — typing ``go to``
-and part of a name or domain searches the customers on the server (never the whole
-directory) and offers each match.
+and part of a name or domain finds them (:func:`core.customer_lookup.find_customers`: an
+exact name or domain, then the local customer index — never a substring scan of the DC)
+and offers each match.
 
 Every customer string reaches the palette as ``Content`` built from
 :func:`core.text.plain` — never as markup (the palette parses a ``str`` as markup, and so
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
+from core.customer_lookup import find_customers
 from core.errors import TenantryError
 from core.text import plain
 
@@ -61,7 +63,7 @@ class ConsoleCommands(Provider):
             return
         try:
             directory = await self.console.wait_for_directory()
-            customers = await directory.customers(search=wanted["name"].strip(), limit=CUSTOMER_HITS, with_services=False)
+            customers = await find_customers(directory, self.console.index_keeper.index, wanted["name"], CUSTOMER_HITS)
         except Exception as error:  # one sentence in the list, never a traceback
             if not isinstance(error, TenantryError):
                 log.exception("the palette's customer search failed")
@@ -70,7 +72,7 @@ class ConsoleCommands(Provider):
         for rank, customer in enumerate(customers):
             name = plain(customer.name)
             yield Hit(
-                0.99 - rank / 1000,  # the directory's order (by name), above the fuzzy matches
+                0.99 - rank / 1000,  # exact match, then prefixes, then by name: above the fuzzy matches
                 Content.assemble("Go to customer ", (name, "bold")),
                 partial(self.console.go_to_customer, customer),
                 text=f"Go to customer {name}",

@@ -688,7 +688,9 @@ class DemoController:
     def search(self, base: str, scope: int, test: Test) -> list[str]:
         """Keys of the entries in scope that pass ``test``, parents before children."""
         if not base:
-            raise LdapError(32, "the demo directory has no root DSE: search below the domain")
+            if scope != 0:
+                raise LdapError(32, "the root DSE has no children: search below the domain")
+            return [""] if test(self.root_dse()) else []
         canonical, key = self._name(base)
         if key not in self._dns:
             raise LdapError(32, f"no such object: {canonical}", self._matched(canonical))
@@ -724,12 +726,20 @@ class DemoController:
                     frontier.append(key)
         return found
 
+    def root_dse(self) -> Entry:
+        """The root DSE's change-tracking part: which DC this is, its highest committed USN."""
+        root = Attributes()
+        root["objectClass"] = [b"top"]
+        root["dsServiceName"] = [f"CN=NTDS Settings,CN=DEMO,CN=Servers,CN=Configuration,{self._dns.get(self.root_key, '')}".encode()]
+        root["highestCommittedUSN"] = [str(self.usn).encode()]
+        return root
+
     def project(self, key: str, attributes: list[str], types_only: bool) -> dict | None:
         """One search result entry in the mock's response shape (``None`` if gone)."""
-        canonical = self._dns.get(key)
+        canonical = self._dns.get(key, "" if key == "" else None)
         if canonical is None:
             return None
-        entry = self.dit[canonical]
+        entry = self.dit[canonical] if key else self.root_dse()
         wanted = {a.split(";", 1)[0].lower() for a in attributes}
         everything = not wanted or "*" in wanted
         if wanted == {"1.1"}:

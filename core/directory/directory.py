@@ -10,14 +10,17 @@ from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 import ldap3
 
 from core.config import Config
-from core.directory import ops
+from core.directory import ops, replication
 from core.directory.dialect import ActiveDirectory
 from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import Layout, dn_key, is_below, same_dn
+from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
+from core.directory.replication import DomainController
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
+from core.text import plain
 
 GROUP_GLOBAL_SECURITY = "-2147483646"
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
@@ -50,8 +53,14 @@ class Directory:
         account: str | None = None,
         operator: str | None = None,
         memory_instance: str | None = None,
+        pinner: Callable[[str], ConnectionPool] | None = None,
     ):
         self.config = config
+        # pinner(url): a pool on that DC only. Without one (the demo) there is one DC.
+        self._pinner = pinner
+        self._pinned: dict[str, Directory] = {}
+        self._pinning = asyncio.Lock()
+        self.dc: DomainController | None = None  # on a pinned directory: its DC, as last read
         self.services = services  # an in-process service side (the demo's), else None
         self._server = server
         self.layout = Layout(config)
@@ -97,7 +106,51 @@ class Directory:
             delay = min(delay * 2, longest)
 
     async def close(self) -> None:
+        for pinned in self._pinned.values():
+            if pinned.pool is not self.pool:
+                await pinned.pool.close()
+        self._pinned.clear()
         await self.pool.close()
+
+    # -- one DC for a job -------------------------------------------------------------
+    async def pin(self, url: str | None = None) -> Directory:
+        """This directory on one domain controller only, never failing over: a job's reads
+        and writes all go there. ``url``: that DC (a job's journaled one); else
+        ``directory.write_url`` while it answers, else the first of ``urls`` that does.
+        Its :attr:`dc` is read again on each call. :class:`DirectoryUnavailable` when no
+        candidate answers."""
+        d = self.config.directory
+        candidates = [url] if url else list(dict.fromkeys([*([d.write_url] if d.write_url else []), *d.urls]))
+        failures: list[str] = []
+        for candidate in candidates:
+            try:
+                return await self._pin_one(candidate)
+            except DirectoryUnavailable as error:
+                failures.append(str(error).rstrip("."))
+        raise DirectoryUnavailable(f"No domain controller can take the job ({'; '.join(failures)}).")
+
+    async def _pin_one(self, url: str) -> Directory:
+        async with self._pinning:
+            pinned = self._pinned.get(url)
+            if pinned is None:
+                if self._pinner is None:
+                    pool = self.pool
+                else:
+                    pool = self._pinner(url)
+                    await pool.start()
+                pinned = Directory(self.config, pool, self.dialect, self.bound_as, server=lambda: url, services=self.services)
+                self._pinned[url] = pinned
+        pinned.dc = await pinned.pool.run(lambda c: replication.identity(c, url))
+        return pinned
+
+    async def committed_usn(self) -> int | None:
+        """The DC's ``highestCommittedUSN`` now (read after a write: the write is at or below it)."""
+        return await self.pool.run(replication.highest_usn)
+
+    async def received(self) -> dict[str, int] | None:
+        """How far this DC has received each DC's writes to the domain (invocation id → USN);
+        ``None`` when it cannot tell (see :func:`core.directory.replication.received`)."""
+        return await self.pool.run(lambda c: replication.received(c, self.config.directory.base_dn))
 
     async def __aenter__(self) -> Directory:
         return self
@@ -125,6 +178,19 @@ class Directory:
         else:
             found = [self.layout.customer_from(e) for e in entries]
         return sorted(found, key=lambda c: c.name.casefold())
+
+    async def _suggest(self, text: str, most: int = 5) -> str:
+        """``; did you mean: Fabrikam (fabrikam.example), …`` — customers whose name or a
+        domain contains ``text`` — or nothing."""
+        try:
+            near = await self.customers(text, limit=most + 1, with_services=False)
+        except Exception:  # a suggestion must never hide the error it completes
+            return ""
+        if not near:
+            return ""
+        names = [plain(f"{c.name} ({c.default_domain})" if c.default_domain else c.name) for c in near[:most]]
+        more = ", …" if len(near) > most else ""
+        return "; did you mean: " + ", ".join(names) + more
 
     async def _customer_with_groups(self, entry: ops.Entry) -> Customer:
         # One level below the services and roles OUs, where classify_groups looks: a
@@ -164,15 +230,21 @@ class Directory:
             )
         entries += [e for e in owners if not any(same_dn(e.dn, x.dn) for x in entries)]
         if not entries:
-            raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain.")
+            raise NotFound(f"No customer is named {name_or_domain!r} or owns that domain{await self._suggest(name_or_domain)}.")
         if len(entries) > 1:
             raise UsageError(f"{name_or_domain!r} matches {len(entries)} customers; use the customer's domain instead.")
         if not with_services:
             return self.layout.customer_from(entries[0])
         return await self._customer_with_groups(entries[0])
 
+    async def customers_starting(self, text: str, limit: int) -> list[Customer]:
+        """At most ``limit`` customers whose name starts with ``text`` (no services read)."""
+        entries = await self._collect(self.layout.hosting_dn, self.layout.customer_prefix_filter(text), "sub", self.layout.customer_attributes, limit)
+        return sorted((self.layout.customer_from(e) for e in entries), key=lambda c: c.name.casefold())
+
     async def customer_at(self, dn: str) -> Customer:
-        attributes = [*self.layout.customer_attributes, self.config.layout.marker_attribute]
+        names = self.config.layout
+        attributes = [*self.layout.customer_attributes, names.marker_attribute]
         entry = await self.pool.run(lambda c: ops.read(c, dn, attributes))
         if entry is None:
             raise NotFound(f"The customer {dn} no longer exists.")
@@ -202,6 +274,29 @@ class Directory:
         async for page in self._pages(base, self.layout.user_filter(search), "one", self.layout.user_list_attributes):
             yield [self.layout.user_from(e) for e in page]
 
+    async def user_rows(self, customer: Customer, first_page: int = 200) -> AsyncIterator[list[User]]:
+        """Every user of ``customer`` in compact rows (what the users table shows and
+        searches: no attribute list, no group DNs), a page at a time — the first one
+        small, so it shows at once. Entries become rows in the worker thread, off the
+        event loop."""
+        base = self.layout.users_dn(customer.dn)
+        search_filter = self.layout.user_filter(None)
+        attributes = [*self.layout.user_list_attributes, "objectGUID"]
+
+        def page(conn: Any, size: int, cookie: bytes | None) -> tuple[list[User], bytes | None]:
+            entries, cookie = ops.search_page(conn, base, search_filter, "one", attributes, size, cookie)
+            return [self.layout.user_row(e) for e in entries], cookie
+
+        async with self.pool.slot() as slot:
+            cookie: bytes | None = None
+            size = min(first_page, self.page_size)
+            while True:
+                rows, cookie = await self.pool.run_on(slot, lambda c, s=size, k=cookie: page(c, s, k))
+                yield rows
+                if not cookie:
+                    return
+                size = self.page_size
+
     async def users(self, customer: Customer, search: str | None = None, *, limit: int | None = None) -> list[User]:
         """The customer's users matching ``search`` (at most ``limit``), sorted by name."""
         base = self.layout.users_dn(customer.dn)
@@ -209,7 +304,8 @@ class Directory:
         return sorted((self.layout.user_from(e) for e in entries), key=lambda u: (u.display_name or u.cn).casefold())
 
     async def user(self, identity: str) -> User:
-        """One user with every attribute the core needs, by UPN, sAMAccountName or DN."""
+        """One user with every attribute the core needs, by UPN, sAMAccountName, email
+        address (mail or an SMTP proxy address, when no UPN is that) or DN."""
         attributes = self.layout.user_detail_attributes
         if "=" in identity and "," in identity:
             entry = await self.pool.run(lambda c: ops.read(c, identity, attributes))
@@ -218,6 +314,12 @@ class Directory:
             entries = await self.pool.run(
                 lambda c: ops.search(c, self.layout.hosting_dn, self.layout.user_identity_filter(identity), "sub", attributes)
             )
+        if not entries and "@" in identity and "=" not in identity:  # an email address, not a UPN
+            entries = await self.pool.run(
+                lambda c: ops.search(c, self.layout.hosting_dn, self.layout.user_address_filter(identity), "sub", attributes)
+            )
+            if len(entries) > 1:
+                raise UsageError(f"{identity!r} is an address of {len(entries)} users; name the user by UPN or username.")
         if not entries:
             raise NotFound(f"No user {identity!r} exists below the hosting OU.")
         refusal = self.layout.not_a_customer_user(entries[0])
@@ -230,17 +332,30 @@ class Directory:
     ) -> AsyncIterator[list[ops.Entry]]:
         # A paged search's cookie belongs to the connection: keep one for all pages.
         # Callers that stop early close the generator (contextlib.aclosing) to free it.
-        size = page_size or self.page_size
         async with self.pool.slot() as slot:
-            cookie: bytes | None = None
-            while True:
-                page, cookie = await self.pool.run_on(
-                    slot,
-                    lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, size, k),
-                )
+            async for page in self.pages_on(slot, base, search_filter, scope, attributes, page_size):
                 yield page
-                if not cookie:
-                    return
+
+    async def pages_on(
+        self, slot: Any, base: str, search_filter: str, scope: str, attributes: list[str], page_size: int | None = None
+    ) -> AsyncIterator[list[ops.Entry]]:
+        """A paged search on one checked-out connection (``pool.slot()``), a page at a time."""
+        size = page_size or self.page_size
+        cookie: bytes | None = None
+        while True:
+            page, cookie = await self.pool.run_on(
+                slot,
+                lambda c, k=cookie: ops.search_page(c, base, search_filter, scope, attributes, size, k),
+            )
+            yield page
+            if not cookie:
+                return
+
+    @contextlib.asynccontextmanager
+    async def pinned(self) -> AsyncIterator[PinnedReads]:
+        """Reads that all go to one domain controller (a refresh of a local index)."""
+        async with self.pool.slot() as slot:
+            yield PinnedReads(self, slot)
 
     async def _collect(self, base: str, search_filter: str, scope: str, attributes: list[str], limit: int | None) -> list[ops.Entry]:
         entries: list[ops.Entry] = []
@@ -432,6 +547,11 @@ class Directory:
 
     async def exists(self, dn: str) -> bool:
         return await self.pool.run(lambda c: ops.read(c, dn, ["objectClass"])) is not None
+
+    async def is_member(self, group_dn: str, member_dn: str) -> bool:
+        """Whether ``member_dn`` is a direct member of the group (one base-scope search)."""
+        search_filter = f"(member={filter_value(member_dn)})"
+        return bool(await self.pool.run(lambda c: ops.search(c, group_dn, search_filter, "base", ["cn"])))
 
 
 def _classify_conflict(entry: ops.Entry, upn, addresses, sip, sam) -> list[Conflict]:

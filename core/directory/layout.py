@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from dataclasses import replace
@@ -10,11 +12,13 @@ from typing import Iterable
 from core.config import Config
 from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn, split_dn
 from core.directory.ops import Entry
-from core.model import Customer, Plan, Reseller, User
+from core.model import Customer, Reseller, ServicePlan, User
 from core.tenants import Tenant
 from core.text import plain
 
 UAC_DISABLED = 0x2
+# Kept by each DC for itself, never replicated: they differ between DCs for one object.
+PER_DC_ATTRIBUTES = frozenset({"usnchanged", "usncreated", "whenchanged", "dscorepropagationdata"})
 
 USER_LIST_ATTRIBUTES = [
     "cn", "displayName", "givenName", "sn", "sAMAccountName", "userPrincipalName", "mail",
@@ -75,9 +79,6 @@ class Layout:
     def services_dn(self, customer_dn: str) -> str:
         return f"{self.names.services_ou},{customer_dn}"
 
-    def reseller_admins_dn(self, reseller_dn: str) -> str:
-        return f"{self.names.reseller_admins_group},{reseller_dn}"
-
     def _operator_group(self, value: str) -> str:
         """An operator group named in the configuration: a full DN below base_dn as it
         is, anything else relative to the hosting OU."""
@@ -122,6 +123,10 @@ class Layout:
     def customer_name_filter(self, name: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}(ou={filter_value(name)}))"
 
+    def customer_prefix_filter(self, text: str) -> str:
+        """Customers whose name starts with ``text`` (served by the ``ou`` index)."""
+        return f"(&{self.marked(self.names.customer_marker)}(ou={filter_value(text)}*))"
+
     def customer_domain_filter(self, domain: str) -> str:
         return f"(&{self.marked(self.names.customer_marker)}({self.names.domains_attribute}={filter_value(domain)}))"
 
@@ -141,6 +146,13 @@ class Layout:
         value = filter_value(text)
         matches = "".join(f"({a}=*{value}*)" for a in ("displayName", "userPrincipalName", "mail", "sAMAccountName"))
         return f"(&{base}(|{matches}))"
+
+    @staticmethod
+    def user_address_filter(address: str) -> str:
+        """Users holding ``address`` as their mail or one of their SMTP addresses (both
+        indexed equality; ``smtp:`` matches the primary ``SMTP:`` too)."""
+        value = filter_value(address)
+        return f"(&(objectClass=user)(|(mail={value})(proxyAddresses=smtp:{value})))"
 
     @staticmethod
     def user_identity_filter(identity: str) -> str:
@@ -174,17 +186,40 @@ class Layout:
             claimed_domains=tuple(entry.get(self.names.domains_attribute)),
             claimed_code=entry.first(self.names.code_attribute),
         )
+        return self.with_tenant(customer)
+
+    def with_tenant(self, customer: Customer) -> Customer:
+        """``customer`` with its code and usable domains from the tenant map (none when unmapped)."""
         tenant = self.config.tenants.for_customer(customer)
         if tenant is None:
-            return customer
+            return replace(customer, code=None, domains=())
         return replace(customer, code=tenant.code, domains=tenant.domains)
 
-    def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[Plan, ...], tuple[str, ...]]:
+    def service_group_names(self) -> list[str]:
+        """The CN of every configured service group and plan group."""
+        names: list[str] = []
+        for configured in self.config.services.values():
+            service = configured.service
+            names.append(service.display_name)
+            names.extend(self.names.plan_group_format.format(service=service.display_name, plan=p) for p in service.plans)
+        return names
+
+    def service_groups_filter(self, since_usn: int | None = None) -> str:
+        """The configured service and plan groups (equality on ``cn``: indexed), changed
+        since ``since_usn`` if given."""
+        names = "".join(f"(cn={filter_value(n)})" for n in self.service_group_names())
+        changed = f"(uSNChanged>={int(since_usn)})" if since_usn is not None else ""
+        return f"(&(objectClass=group){changed}(|{names}))"
+
+    def changed_customers_filter(self, since_usn: int) -> str:
+        return f"(&{self.marked(self.names.customer_marker)}(uSNChanged>={int(since_usn)}))"
+
+    def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[ServicePlan, ...], tuple[str, ...]]:
         """Split group DNs into this customer's services, plans and roles."""
         services_key = dn_key(self.services_dn(customer_dn))
         roles_key = dn_key(self.roles_dn(customer_dn))
         services: list[str] = []
-        plans: list[Plan] = []
+        plans: list[ServicePlan] = []
         roles: list[str] = []
         for group_dn in group_dns:
             parts = dn_key(group_dn)
@@ -212,13 +247,18 @@ class Layout:
             tuple(sorted(set(roles))),
         )
 
-    def plan_of_group(self, group_name: str) -> Plan | None:
+    def plan_of_group(self, group_name: str) -> ServicePlan | None:
         """The plan a group named ``group_name`` stands for, if it is a plan group."""
         match = self._plan_pattern.match(group_name)
         if not match:
             return None
         service = self.config.service_by_name(match["service"])
-        return Plan(service.key, match["plan"]) if service else None
+        return ServicePlan(service.key, match["plan"]) if service else None
+
+    def user_row(self, entry: Entry) -> User:
+        """A user as a table row of a local index: without its attribute list or group
+        DNs (a third of the memory); a plan reads the user afresh."""
+        return replace(self.user_from(entry), groups=(), attributes=())
 
     def user_from(self, entry: Entry) -> User:
         customer_dn = self.customer_of(entry.dn)
@@ -245,5 +285,17 @@ class Layout:
             sip=sip,
             guid=entry.first("objectGUID"),
             usn_changed=entry.first("uSNChanged"),
+            version=replicated_version(entry),
             attributes=tuple(sorted((name, tuple(values)) for name, values in entry.attributes.items())),
         )
+
+
+def replicated_version(entry: Entry) -> str:
+    """A digest of the entry's DN and replicated values: the same on every DC that holds
+    the same state of the object, different as soon as one of the values read changes
+    (``uSNChanged`` is a per-DC counter and cannot say that across DCs)."""
+    values = sorted(
+        (name, sorted(vals)) for name, vals in entry.attributes.items() if name not in PER_DC_ATTRIBUTES
+    )
+    text = json.dumps([dn_key(entry.dn), values], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -24,7 +24,8 @@ from core.errors import (
 )
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
-BINARY_ATTRIBUTES = frozenset({"objectguid", "objectsid", "tokengroups"})
+GUID_ATTRIBUTES = frozenset({"objectguid", "invocationid"})
+BINARY_ATTRIBUTES = GUID_ATTRIBUTES | {"objectsid", "tokengroups", "repluptodatevector"}
 
 SCOPES = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
 
@@ -55,7 +56,7 @@ def _decode(name: str, raw: Iterable[bytes]) -> list[str]:
     if name in BINARY_ATTRIBUTES:
         out = []
         for value in raw:
-            if name == "objectguid" and len(value) == 16:
+            if name in GUID_ATTRIBUTES and len(value) == 16:
                 out.append(str(uuid.UUID(bytes_le=bytes(value))))
             else:
                 out.append(bytes(value).hex())
@@ -82,6 +83,7 @@ def search_page(
     attributes: list[str],
     page_size: int,
     cookie: bytes | None,
+    controls: list[tuple[str, bool, Any]] | None = None,
 ) -> tuple[list[Entry], bytes | None]:
     """One page of a simple-paged search; the returned cookie is ``None`` at the end."""
     ok, result, response = _call(
@@ -93,6 +95,7 @@ def search_page(
         attributes=attributes,
         paged_size=page_size,
         paged_cookie=cookie,
+        controls=controls,
     )
     code = result.get("result", 0)
     if not ok and code not in (0, 4):  # 4: sizeLimitExceeded still returns the entries

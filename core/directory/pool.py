@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from core.errors import (
     ConfigError,
     DirectoryError,
     DirectoryUnavailable,
+    WriteUnknown,
 )
 from core.text import plain
 
@@ -86,6 +88,10 @@ class ConnectionFactory:
         self.bound_url: str | None = None
         self.bound_as = config.bind_user
         self.account = config.bind_user
+
+    def pinned(self, url: str) -> ConnectionFactory:
+        """A factory that opens connections to ``url`` only, never failing over: a job's DC."""
+        return ConnectionFactory(dataclasses.replace(self.config, urls=(url,)), self._password)
 
     def _tls(self) -> ldap3.Tls:
         if not self.config.tls_verify:
@@ -404,13 +410,13 @@ class ConnectionPool:
         try:
             return await self._answer(slot, operation)
         except _DROPPED:
-            self._generation += 1  # the DC may have restarted: the other connections are suspect too
-            await self._reopen(slot)
+            self._generation += 1  # the DC may have restarted: every connection (this one too) is re-opened before use
             if not retry:
-                raise DirectoryUnavailable(
-                    "The connection to the domain controller dropped during a write; "
+                raise WriteUnknown(
+                    "The domain controller stopped answering during a write, which it may still apply; "
                     "check the object before trying again."
                 ) from None
+            await self._reopen(slot)
         try:
             return await self._answer(slot, operation)
         except _DROPPED:

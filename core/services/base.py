@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from core.config import LayoutConfig
-from core.model import Customer, Plan, Service, User
+from core.model import Customer, Service, ServicePlan, User
 from core.plan import Problem, Step
 
 Changes = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # attribute → (old values, new values)
@@ -32,7 +32,7 @@ class MoveContext:
     email: str | None
     sip: str | None
     sam: str
-    plan: Plan | None  # the destination plan for this service, if it has plans
+    plan: ServicePlan | None  # the destination plan for this service, if it has plans
     remote: dict[str, Any] = field(default_factory=dict)  # what ``inspect`` found
     with_devices: bool = False  # the operator agreed that the user's devices are left behind (UEM)
 
@@ -52,7 +52,7 @@ class CopyContext:
     email: str | None
     sip: str | None
     sam: str
-    plan: Plan | None  # the plan chosen for this service, if it has plans
+    plan: ServicePlan | None  # the plan chosen for this service, if it has plans
     unique: str = ""  # a random token fixed at plan time (e.g. for legacyExchangeDN)
     remote: dict[str, Any] = field(default_factory=dict)  # what ``inspect_copy`` found
 
@@ -89,10 +89,7 @@ class ServiceAdapter:
     def customer_has(self, customer: Customer) -> bool:
         return self.key in customer.services
 
-    def user_has(self, user: User) -> bool:
-        return self.key in user.services
-
-    def user_plan(self, user: User) -> Plan | None:
+    def user_plan(self, user: User) -> ServicePlan | None:
         return next((p for p in user.plans if p.service == self.key), None)
 
     async def inspect(self, context: MoveContext) -> tuple[dict[str, Any], list[Problem]]:

@@ -1,7 +1,6 @@
-"""The bulk move of marked users: what the admin chose (:class:`BulkDraft`) and the
-order of the steps (:class:`BulkFlow`): destination → services (the plan there of each
-service whose plan the destination lacks; skipped when there is none) → users (each
-row's new UPN and email, and its problems) → review → run → result, one screen per step.
+"""The bulk move of marked users: what the admin chose (:class:`BulkDraft`) — the
+destination, and the plan there of each service whose plan the destination lacks — and
+how the run ended (:class:`BulkOutcome`). The steps are declared in :mod:`screens.wizards`.
 
 Every check is :class:`core.bulk.BulkMove`'s preflight: all rows at once, each row's
 problems its own; only the clean rows run, each user its own all-or-nothing job.
@@ -10,8 +9,7 @@ problems its own; only the clean rows run, each user its own all-or-nothing job.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
@@ -22,25 +20,13 @@ from core.model import Customer, User
 from core.move import MoveRequest
 from core.plan import Plan, Problem
 from core.text import plain
-from screens.move_flow import BACK
+from screens.move_draft import move_title
 from screens.move_services import ServiceRow, service_row
+from screens.wizard.engine import Preflight
 
 if TYPE_CHECKING:
-    from textual.app import App
-
-    from core.execute import Executor
     from core.session import Session
 
-
-class BulkStep(IntEnum):
-    DESTINATION = 0
-    SERVICES = 1
-    USERS = 2
-    REVIEW = 3
-    RUN = 4
-
-
-BULK_STEP_NAMES = ("Destination", "Services", "Users", "Review", "Run")
 
 PlanKey = tuple[str, "str | None"]  # a service, and the users' plan of it now
 
@@ -58,7 +44,7 @@ class BulkDraft:
     rows: dict[str, User] = field(default_factory=dict)  # row label → user
     plans: dict[PlanKey, str] = field(default_factory=dict)  # (service, plan now) → plan there
     with_devices: bool = False  # users with mobile devices move too (their UEM leaves them behind)
-    _checked: tuple[list[tuple[str, MoveRequest]], BulkPlan] | None = field(default=None, repr=False)
+    _preflight: Preflight[list[tuple[str, MoveRequest]], BulkPlan] = field(default_factory=Preflight, repr=False)
 
     def __post_init__(self) -> None:
         for user in self.users:  # the label names the user to the operator and keys the row
@@ -72,12 +58,7 @@ class BulkDraft:
         return f"{len(self.users)} users"
 
     def title(self) -> Text:
-        """``Move 3 users from <source> → <destination>``, as literal text."""
-        text = Text.assemble("Move ", (self.who, "bold"), " from ", plain(self.source.name))
-        if self.destination is not None:
-            text.append(" → ")
-            text.append(plain(self.destination.name), style="bold")
-        return text
+        return move_title(self.who, self.source, self.destination)
 
     def name(self, label: str) -> Text:
         user = self.rows.get(label)
@@ -149,19 +130,16 @@ class BulkDraft:
     async def check(self, *, fresh: bool = False) -> Plan:
         """Preflight every row (cached per destination and plans unless ``fresh``); returns
         what blocks the destination itself — rights, the users' own customer — as one plan."""
-        if fresh or self.bulk is None:
-            session = self.session
-            mover = BulkMove(session.planner(), session.executor())
-            requests = self.requests()
-            self._checked = (requests, await mover.preflight(session.operator, requests, concurrency=self.concurrency))
-        return self._destination_plan(self.bulk)
+        session, requests = self.session, self.requests()
+        mover = BulkMove(session.planner(), session.executor())
+        bulk = await self._preflight.get(requests, lambda: mover.preflight(session.operator, requests, concurrency=self.concurrency),
+                                         fresh=fresh)
+        return self._destination_plan(bulk)
 
     @property
     def bulk(self) -> BulkPlan | None:
         """The last preflight, if it is of the destination and plans chosen now."""
-        if self._checked is not None and self.destination is not None and self._checked[0] == self.requests():
-            return self._checked[1]
-        return None
+        return self._preflight.of(self.requests()) if self.destination is not None else None
 
     def _destination_plan(self, bulk: BulkPlan) -> Plan:
         problems: dict[str, Problem] = {}
@@ -197,36 +175,3 @@ class BulkOutcome:
     def ran(self) -> bool:
         """Whether any user's job started (the users screen then reads its rows again)."""
         return any(r.job for r in self.results)
-
-
-class BulkFlow:
-    """Destination → services (only when a plan must be chosen) → users → review → run → result."""
-
-    def __init__(self, app: App, draft: BulkDraft, executor: Callable[[], Executor], *, debounce: float = 0.15) -> None:
-        self.app = app
-        self.draft = draft
-        self.executor = executor
-        self.debounce = debounce
-
-    async def run(self) -> BulkOutcome | None:
-        """Walk the steps; returns the run's outcome, or ``None`` if the admin backed out."""
-        from screens.bulk_run import BulkResultStep, BulkRunStep
-        from screens.bulk_steps import BulkDestinationStep, BulkReviewStep, BulkRowsStep, BulkServicesStep
-
-        screens = {BulkStep.DESTINATION: BulkDestinationStep, BulkStep.SERVICES: BulkServicesStep,
-                   BulkStep.USERS: BulkRowsStep, BulkStep.REVIEW: BulkReviewStep}
-        step = BulkStep.DESTINATION
-        while True:
-            if step == BulkStep.RUN:
-                bulk = self.draft.bulk
-                assert bulk is not None and bulk.clean
-                outcome = await self.app.push_screen_wait(BulkRunStep(self.draft, bulk, self.executor))
-                await self.app.push_screen_wait(BulkResultStep(self.draft, outcome))
-                return outcome
-            result = await self.app.push_screen_wait(screens[step](self.draft, debounce=self.debounce))
-            if result is BACK and step == BulkStep.DESTINATION:
-                return None
-            delta = -1 if result is BACK else 1
-            step = BulkStep(step + delta)
-            if step == BulkStep.SERVICES and not self.draft.needs_plans:  # nothing to choose
-                step = BulkStep(step + delta)

@@ -25,18 +25,18 @@ from collections import Counter
 from typing import AsyncIterator, Awaitable, Callable
 
 from core import plan as p
-from core.batch import Batch, batch_row
+from core.batch import Batch, batch_row, journaled_plan
 from core.bulk import DEFAULT_CONCURRENCY, BulkCopy, BulkJob, BulkMove, BulkPlan, RowEvent, RowResult
 from core.bulk_csv import COPY_COLUMNS, copy_requests, move_requests, parse_plans
 from core.errors import UsageError
 from core.execute import audit_refusal
 from core.journal import JobStatus, StepState
 from core.move import MoveRequest
-from core.plan import Problem
+from core.plan import Plan, Problem
 from core.session import Session
 from core.text import plain
-from tui.operator_input import confirm, password_again, prompt_password, stdin_password
-from tui.report import print_json
+from cli.operator_input import confirm, password_again, prompt_password, stdin_password
+from cli.report import print_json
 
 COPY_CSV_HELP = (f"a CSV with a header: {', '.join(COPY_COLUMNS[0])}, and optional {', '.join(COPY_COLUMNS[1])} "
                  "(services: keys separated by ';', empty for all the template's, 'none' for none; "
@@ -169,6 +169,7 @@ async def _run(session: Session, args: argparse.Namespace, bulk: BulkJob, plan: 
     results: dict[str, RowResult] = {}
     await _follow_rows(bulk.run(plan, session.operator, concurrency=concurrency, results=results, passwords=secrets), args.json)
     return _report(session, args, plan.batch, plan.kind, [row.label for row in plan.rows], results, problems=problems,
+                   plans={row.label: row.plan for row in plan.rows},
                    passwords=secrets if show_passwords else None)
 
 
@@ -189,7 +190,7 @@ async def _follow_rows(events: AsyncIterator[RowEvent], quiet: bool) -> None:
 
 def _report(session: Session, args: argparse.Namespace, batch_id: str, kind: str, labels: list[str], results: dict[str, RowResult], *,
             problems: dict[str, tuple[Problem, ...]] | None = None, passwords: dict[str, str] | None = None,
-            rollback: bool = False) -> int:
+            rollback: bool = False, plans: dict[str, Plan] | None = None) -> int:
     """Every row's end, and the exit code, from the results and the journal (a row whose
     job is unfinished makes it 5). A generated password is shown for every row whose
     new user holds it (its password step done, not rolled back)."""
@@ -210,8 +211,10 @@ def _report(session: Session, args: argparse.Namespace, batch_id: str, kind: str
             result = results.get(label) or RowResult(label, "", "refused")
             rows.append({**result.to_json(), "problems": [x.to_json() for x in (problems or {}).get(label, ())],
                          **({"password": shown[label]} if label in shown else {})})
-        status = ("rolled_back" if rollback else "done") if code == 0 else "incomplete"
-        print_json({"batch": batch_id, "kind": kind, "status": status, "exit": code, "rows": rows})
+        status = {0: "rolled_back" if rollback else "done", 4: "rolled_back"}.get(code, "needs_attention")
+        row_plans = [(plans or {}).get(label) or journaled_plan(jobs[label]) for label in labels if label in jobs or label in (plans or {})]
+        print_json({**_one_user_shape(batch_id, status, row_plans, [x for label in labels for x in (problems or {}).get(label, ())]),
+                    "batch": batch_id, "kind": kind, "exit": code, "rows": rows})
     else:
         ended = sum(1 for s in statuses if s == ("rolled_back" if rollback else "done"))
         verb = "rolled back" if rollback else {"move": "moved", "copy": "created"}.get(kind, "done")
@@ -241,6 +244,19 @@ def _holds_password(job) -> bool:
         s.action == p.SET_PASSWORD and s.state == StepState.DONE for s in job.steps)
 
 
+def _one_user_shape(batch_id: str, status: str, plans: list[Plan], problems: list[Problem]) -> dict:
+    """PRODUCT §5: a bulk job prints the names a one-user move or copy prints — ``job`` (the
+    batch), ``status``, ``problems``, ``plan``, ``users`` — over every row, so scripts written
+    for one user keep working."""
+    return {
+        "job": batch_id,
+        "status": status,
+        "problems": [x.to_json() for x in problems],
+        "plan": [step.public() for plan in plans for step in plan.steps],
+        "users": [change.__dict__ for plan in plans for change in plan.users],
+    }
+
+
 def _preflight_report(args: argparse.Namespace, plan: BulkPlan) -> int:
     """Nothing ran (a dry run, or every row refused): every row's problems or plan."""
     code = 3 if plan.refused else 0
@@ -254,7 +270,9 @@ def _preflight_report(args: argparse.Namespace, plan: BulkPlan) -> int:
                 "problems": [x.to_json() for x in row.plan.problems],
                 **({"plan": [s.public() for s in row.plan.steps], "left_out": [x.to_json() for x in row.plan.left_out]} if row.ok else {}),
             })
-        print_json({"batch": plan.batch, "kind": plan.kind, "status": "refused" if plan.refused else "planned", "exit": code, "rows": rows})
+        status = "refused" if plan.refused else "planned"
+        print_json({**_one_user_shape(plan.batch, status, [row.plan for row in plan.rows], [x for row in plan.rows for x in row.plan.problems]),
+                    "batch": plan.batch, "kind": plan.kind, "exit": code, "rows": rows})
         return code
     _print_rows(plan)
     if plan.clean:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Awaitable, Callable
 
 from core.errors import UsageError
@@ -18,13 +21,31 @@ from core.execute import Refused
 PasswordCheck = Callable[[str], Awaitable[list[str]]]  # the problems, as sentences; empty: fine
 
 
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """``ctrl+c`` stops a prompt at once. (Under ``asyncio.run`` the loop's own SIGINT
+    handler only schedules a cancel, which waits for the blocked read to return: the
+    key was ignored until another one was typed.)"""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def confirm(args: argparse.Namespace, question: str, what: str) -> bool:
     """``--yes``, or a ``y`` on a terminal; without a terminal ``--yes`` is required."""
     if args.yes:
         return True
     if not sys.stdin.isatty():
         raise UsageError(f"Not on a terminal: pass --yes to run {what} without confirmation.")
-    if input(question).strip().lower() in ("y", "yes"):
+    try:
+        with interruptible():
+            answer = input(question)
+    except KeyboardInterrupt:
+        print("\nNothing was changed.", file=sys.stderr)
+        raise
+    if answer.strip().lower() in ("y", "yes"):
         return True
     print("Nothing was changed.", file=sys.stderr)
     return False
@@ -43,8 +64,10 @@ def stdin_password() -> str:
 async def prompt_password(check: PasswordCheck, who: str, tries: int = 3) -> str:
     """Ask twice, masked, until the two agree and ``check`` finds no problem."""
     for _ in range(tries):
-        first = getpass.getpass(f"New password for {who}: ")
-        if getpass.getpass("Again: ") != first:
+        with interruptible():
+            first = getpass.getpass(f"New password for {who}: ")
+            again = getpass.getpass("Again: ")
+        if again != first:
             print("The two passwords differ; try again.", file=sys.stderr)
             continue
         problems = await check(first)

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Log, Static
 from core.bulk import RowEvent, RowResult
 from core.execute import CANCELLED, Event
 from core.text import plain
-from tui.widgets import column_widths
+from widgets import column_widths
 
 STATES = {
     "pending": ("·", "pending", "dim"),

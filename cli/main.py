@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from core.config import Config, load, read_operator_password, read_password
-from core.errors import TenantryError
+from core.errors import TenantryError, UsageError
 from core.state import demo_state_dir, private_file, state_dir
 
 log = logging.getLogger("tenantry")
@@ -134,19 +134,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ReaderMayLeave:
+    """Standard output whose reader may leave early (``tenantry move … --json | head -1``):
+    what follows is dropped and the command still ends with its own exit code."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command is None:
             return _console(args)
+        sys.stdout = ReaderMayLeave(sys.stdout)
         return asyncio.run(_run(args))
     except TenantryError as error:
         print(f"tenantry: {error}", file=sys.stderr)
         return error.exit_code
-    except BrokenPipeError:  # e.g. `tenantry customers | head`: the reader has gone
+    except BrokenPipeError:  # e.g. `tenantry customers --json | head -1`: the reader took what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return 0
     except KeyboardInterrupt:
         print("tenantry: interrupted.", file=sys.stderr)
         return 130
@@ -181,7 +209,7 @@ def directory_opener(args: argparse.Namespace) -> tuple[Config | None, Callable[
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from tui import job_commands, report
+    from cli import job_commands, report
 
     reads: dict[str, Callable[[Any, argparse.Namespace], Awaitable[int]]] = {
         "customers": report.customers,
@@ -196,7 +224,7 @@ async def _run(args: argparse.Namespace) -> int:
         "audit": job_commands.audit,
     }
     if args.command == "audit" and args.verify:
-        from tui.job_commands import verify_audit
+        from cli.job_commands import verify_audit
 
         return verify_audit(_state(args), args)
     _config, opener = directory_opener(args)
@@ -221,6 +249,8 @@ def _state(args: argparse.Namespace) -> Path:
 
 
 def _console(args: argparse.Namespace) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError("The console needs a terminal; for scripts use a subcommand (tenantry --help lists them).")
     from tui.app import TenantryApp
 
     config, opener = directory_opener(args)
@@ -234,7 +264,3 @@ def _write_crash_report() -> Path:
     with private_file(path, "a") as handle:
         handle.write(traceback.format_exc() + "\n")
     return path
-
-
-if __name__ == "__main__":
-    sys.exit(main())

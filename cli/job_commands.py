@@ -2,7 +2,7 @@
 
 Exit codes (PRODUCT §5): 0 done; 2 usage or configuration; 3 refused by preflight;
 4 failed and rolled back; 5 failed and left a job to resume (needs attention).
-Several users, a CSV or a batch id go to :mod:`tui.batch_commands`.
+Several users, a CSV or a batch id go to :mod:`cli.batch_commands`.
 
 A copy's new password comes from ``--password-stdin`` (one line), a masked prompt
 asked twice on a terminal, or ``--generate-password``; never from the command line.
@@ -18,19 +18,20 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from core.audit import Audit
+from core.attempt import attempt
 from core.batch import Batch, journaled_plan
 from core.bulk_csv import parse_plans
 from core.copy import CopyRequest
 from core.errors import NotFound, UsageError
-from core.execute import Event, audit_refusal, needs_password_to_resume
+from core.execute import Event, Replication, needs_password_to_resume, replication_of
 from core.journal import JobRecord
 from core.move import MoveRequest
 from core.plan import HTTP, Plan
 from core.session import Session
 from core.text import plain
-from tui import batch_commands
-from tui.operator_input import confirm, password_again, prompt_password, stdin_password
-from tui.report import print_json
+from cli import batch_commands
+from cli.operator_input import confirm, password_again, prompt_password, stdin_password
+from cli.report import print_json
 
 EXIT_FOR_STATUS = {"done": 0, "planned": 0, "refused": 3, "rolled_back": 4, "needs_attention": 5, "running": 5, "rolling_back": 5}
 
@@ -44,14 +45,15 @@ async def move(session: Session, args: argparse.Namespace) -> int:
     if getattr(args, "concurrency", None) is not None:
         raise UsageError("--concurrency is for a move of several users (USER USER … or --csv).")
     request = MoveRequest(users[0], args.to, upn=args.upn, email=args.email, plans=parse_plans(args.plan or []), with_devices=args.with_devices)
-    plan = await session.planner().preflight(session.operator, request)
-    if (ended := _before_running(session, args, plan)) is not None:
+    tried = await attempt(session, request)
+    plan = tried.plan
+    if (ended := _before_running(args, plan)) is not None:
         return ended
     change = plan.users[0]
     if not confirm(args, f"Move {plain(change.user)} from {plain(plan.source)} to {plain(plan.destination)}? [y/N] ", "the move"):
         return 0
-    job, status = await follow(session.executor().run(plan, session.operator), args.json)
-    return _finish(args, plan, job, status)
+    job, status = await follow(tried.run(), args.json)
+    return _finish(args, plan, job, status, await _replicated(session, job, status))
 
 
 async def copy(session: Session, args: argparse.Namespace) -> int:
@@ -73,7 +75,8 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
     )
     password = stdin_password() if args.password_stdin else None
     copier = session.copier()
-    plan = await copier.preflight(session.operator, request, password)
+    tried = await attempt(session, request, password=password)
+    plan = tried.plan
     if plan.ok and password is None and not args.dry_run:
         if args.generate_password:
             password = await copier.generate_password(plan)  # passes the domain's policy
@@ -84,13 +87,14 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
             password = await prompt_password(check, plain(plan.users[0].upn_after))
         else:
             raise UsageError("Give the new user's password with --password-stdin or --generate-password (never on the command line).")
-    if (ended := _before_running(session, args, plan)) is not None:
+    if (ended := _before_running(args, plan)) is not None:
         return ended
     change = plan.users[0]
     if not confirm(args, f"Create {plain(change.upn_after)} in {plain(plan.destination)} as a copy of {plain(change.user)}? [y/N] ", "the copy"):
         return 0
-    job, status = await follow(session.executor().run(plan, session.operator, secrets={"password": password}), args.json)
-    code = _finish(args, plan, job, status)
+    tried.password = password
+    job, status = await follow(tried.run(), args.json)
+    code = _finish(args, plan, job, status, await _replicated(session, job, status))
     if status == "done" and args.generate_password:
         print(f"Password of {plain(plan.users[0].upn_after)} (shown once, kept nowhere): {password}", file=sys.stderr)
     return code
@@ -159,8 +163,9 @@ async def jobs(session: Session, args: argparse.Namespace) -> int:
                 print(batch_commands.batch_line(Batch.load(session.journal, batch)))
             continue
         done = len(job.done_steps)
+        dc = f"  on {plain(job.dc['url'])}" if job.dc else ""
         print(f"{job.id}  {job.status.value:<15} {job.kind:<5} {done}/{len(job.steps)} steps  "
-              f"{plain(', '.join(job.names))}  {plain(' → '.join(job.customers))}  {job.created_at}")
+              f"{plain(', '.join(job.names))}  {plain(' → '.join(job.customers))}  {job.created_at}{dc}")
     if not records:
         print("No jobs yet.", file=sys.stderr)
     return 0
@@ -219,11 +224,10 @@ async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None,
 
 
 
-def _before_running(session: Session, args: argparse.Namespace, plan: Plan) -> int | None:
-    """A refused plan (audited) or a dry run ends here with its exit code; otherwise the
-    plan is shown (unless ``--json``) and ``None`` lets the job run."""
+def _before_running(args: argparse.Namespace, plan: Plan) -> int | None:
+    """A refused plan (audited by :func:`core.attempt.attempt`) or a dry run ends here with
+    its exit code; otherwise the plan is shown (unless ``--json``) and ``None`` lets the job run."""
     if not plan.ok:
-        audit_refusal(session.audit, session.operator, plan)
         return _finish(args, plan, None, "refused")
     if args.dry_run:
         return _finish(args, plan, None, "planned")
@@ -231,7 +235,14 @@ def _before_running(session: Session, args: argparse.Namespace, plan: Plan) -> i
         print_plan(plan)
     return None
 
-def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) -> int:
+async def _replicated(session: Session, job: str | None, status: str) -> Replication | None:
+    """Where a done job's writes are, once they have replicated (a few seconds at most)."""
+    if status != "done" or job is None:
+        return None
+    return await replication_of(session.directory, session.journal.job(job))
+
+
+def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, replication: Replication | None = None) -> int:
     if args.json:
         print_json({
             "job": job,
@@ -240,6 +251,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
             "plan": [s.public() for s in plan.steps],
             "left_out": [x.to_json() for x in plan.left_out],
             "users": [u.__dict__ for u in plan.users],
+            **({"replicated": replication.to_json()} if replication else {}),
         })
     elif status == "refused":
         print(f"tenantry: the {plan.kind} is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)
@@ -256,6 +268,8 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str) 
         change = plan.users[0]
         print(f"Moved {plain(change.user)} to {plain(plan.destination)}: UPN {plain(change.upn_after)}"
               + (f", email {plain(change.email_after)}" if change.email_after else "") + ".")
+    if replication and not args.json:
+        print(f"Done, {plain(replication.sentence)}.", file=sys.stderr)
     return EXIT_FOR_STATUS.get(status, 5)
 
 
@@ -291,6 +305,7 @@ def _job_json(job: JobRecord) -> dict[str, Any]:
         "bound_as": job.bound_as, "users": list(job.users), "customers": list(job.customers),
         "created_at": job.created_at, "updated_at": job.updated_at, "error": job.error,
         "batch": job.meta.get("batch"), "row": job.meta.get("row"),
+        "dc": {k: job.dc.get(k) for k in ("url", "service", "invocation_id")} if job.dc else None,
         "steps": [{"index": s.index, "action": s.action, "target": s.target, "state": s.state.value, "error": s.error} for s in job.steps],
     }
 

@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any, Iterable, Sequence
 
+from rich.cells import cell_len
+
 from core.directory import Directory
 from core.model import Customer, User
 from core.text import json_text, plain
@@ -72,7 +74,8 @@ def print_json(value: Any) -> None:
 
 
 def _print_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Columns aligned in terminal cells: a CJK character takes two, an accent none."""
     cleaned = [tuple(plain(cell) for cell in row) for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cleaned]) for i, h in enumerate(header)]
+    widths = [max([cell_len(h)] + [cell_len(r[i]) for r in cleaned]) for i, h in enumerate(header)]
     for row in (tuple(header), *cleaned):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell + " " * (width - cell_len(cell)) for cell, width in zip(row, widths)).rstrip())

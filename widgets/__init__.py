@@ -1,6 +1,6 @@
 """Widgets the screens share: sanitised cells, a left/right choice, the wizard's step
 trail, the problem list, the password fields and the connection banner (the progress
-panes are in :mod:`tui.progress`).
+panes are in :mod:`widgets.progress`).
 
 Every directory or API string reaches the terminal through :func:`cell` /
 :func:`core.text.plain` as a ``rich.text.Text``: never as markup.
@@ -11,15 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Input, Label, Static
+from textual.widgets import Checkbox, DataTable, Input, Label, Static
 
 from core.password import PasswordPolicy
 from core.text import plain
@@ -88,30 +90,86 @@ class Choice(Widget, can_focus=True):
     def value(self) -> str:
         return self.options[self.index]
 
+    @property
+    def _arrows(self) -> int:
+        return 4 if len(self.options) > 1 else 0
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        """As wide as the longest option: the width does not jump (nor cut) as it changes."""
+        return max(cell_len(plain(option)) for option in self.options) + self._arrows
+
     def render(self) -> Text:
         many = len(self.options) > 1
-        return Text.assemble(("‹ " if many else "", "dim"), plain(self.value), (" ›" if many else "", "dim"), no_wrap=True)
+        value, room = plain(self.value), self.content_size.width - self._arrows
+        if 0 < room < cell_len(value):  # cut at the start: the end tells .example from .example.org
+            value = "…" + value[len(value) - room + 1:]
+        return Text.assemble(("‹ " if many else "", "dim"), value, (" ›" if many else "", "dim"), no_wrap=True)
 
     def action_step(self, delta: int) -> None:
         self.index = (self.index + delta) % len(self.options)
 
     def watch_index(self) -> None:
+        self.refresh(layout=True)
         self.post_message(self.Changed(self, self.value))
 
 
-class StepTrail(Static):
-    """The wizard's two-line header: what is being done, and which step this is."""
+class RowTable(DataTable):
+    """A table that moves as an SSH admin's other tools do: Home or ``g`` to the first
+    row, End or ``G`` to the last (PgUp/PgDn page, as in every DataTable)."""
+
+    BINDINGS = [
+        Binding("home,g", "first_row", "First row", show=False),
+        Binding("end,G", "last_row", "Last row", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
+
+class Tick(Checkbox):
+    """A checkbox whose mark says ticked or not by its shape (✓ or blank), not only its
+    colour: the two look alike in some themes and the same under ``NO_COLOR``."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # read by ToggleButton when it renders
+        return "✓" if self.value else " "
+
+
+class StepTrail(Widget):
+    """The wizard's two-line header: what is being done, and which step this is. When the
+    steps do not fit the width, the others are shown by their numbers only."""
+
+    DEFAULT_CSS = "StepTrail { height: 2; }"
 
     def __init__(self, title: Text, steps: Sequence[str], current: int, *, id: str | None = "trail") -> None:
+        super().__init__(id=id)
+        self.title_text, self.steps, self.current = title, tuple(steps), current
+
+    def retitle(self, title: Text) -> None:
+        self.title_text = title
+        self.refresh()
+
+    def _trail(self, names: Sequence[str]) -> Text:
         trail = Text(no_wrap=True, overflow="ellipsis")
-        for index, name in enumerate(steps):
+        for index, name in enumerate(names):
             if index:
                 trail.append(" › ", style="dim")
-            style = "reverse bold" if index == current else ("" if index < current else "dim")
-            trail.append(f" {index + 1} {name} ", style=style)
-        title = title.copy()
+            style = "reverse bold" if index == self.current else ("" if index < self.current else "dim")
+            trail.append(f" {index + 1} {name} ".replace("  ", " "), style=style)
+        return trail
+
+    def render(self) -> Text:
+        trail = self._trail(self.steps)
+        if trail.cell_len > self.content_size.width:
+            trail = self._trail([name if index == self.current else "" for index, name in enumerate(self.steps)])
+        title = self.title_text.copy()
         title.no_wrap, title.overflow = True, "ellipsis"
-        super().__init__(Text("\n").join([title, trail]), id=id)
+        return Text("\n").join([title, trail])
 
 
 class ProblemList(Static):

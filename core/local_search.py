@@ -1,0 +1,107 @@
+"""Search as you type over rows held in memory (the customer and user indexes).
+
+A row is found when the text — case and accents ignored (:func:`fold`) — is inside
+one of its searched fields; rows where it *starts* a field come first, each group in
+the rows' own order. Filtering 10,000 rows takes about a millisecond: no debounce and
+no worker are needed, the table changes in the frame of the key.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Generic, Iterable, TypeVar
+
+T = TypeVar("T")
+
+SEPARATOR = "\x00"  # between the folded fields of a row's search key
+
+
+def fold(text: str) -> str:
+    """``text`` for matching: case folded, accents dropped (``Müller`` → ``muller``)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+@dataclass(frozen=True)
+class Found(Generic[T]):
+    """What one search gave: the first rows and how many matched in all."""
+
+    rows: list[T]
+    total: int
+
+
+class LocalRows(Generic[T]):
+    """Rows by identity, kept in ``order``, searched over the strings ``fields`` gives."""
+
+    def __init__(
+        self,
+        identity: Callable[[T], str],
+        fields: Callable[[T], Iterable[str | None]],
+        order: Callable[[T], object],
+    ) -> None:
+        self._identity, self._fields, self._order_key = identity, fields, order
+        self._rows: dict[str, T] = {}
+        self._keys: dict[str, str] = {}  # identity → SEPARATOR + folded fields joined
+        self._order: list[str] | None = []  # identities in order (None: to sort again)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self):
+        return iter(self._rows.items())
+
+    def get(self, identity: str) -> T | None:
+        return self._rows.get(identity)
+
+    def identity(self, row: T) -> str:
+        return self._identity(row)
+
+    @property
+    def rows(self) -> list[T]:
+        """Every row, in order."""
+        return [self._rows[i] for i in self._sorted()]
+
+    def _sorted(self) -> list[str]:
+        if self._order is None:
+            rows = self._rows
+            self._order = sorted(rows, key=lambda i: self._order_key(rows[i]))
+        return self._order
+
+    def put(self, row: T) -> None:
+        identity = self._identity(row)
+        self._rows[identity] = row
+        self._keys[identity] = SEPARATOR + SEPARATOR.join(fold(f) for f in self._fields(row) if f)
+        self._order = None
+
+    def drop(self, identity: str) -> bool:
+        if self._rows.pop(identity, None) is None:
+            return False
+        del self._keys[identity]
+        self._order = None
+        return True
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._keys.clear()
+        self._order = []
+
+    def search(self, text: str | None, limit: int) -> Found[T]:
+        """At most ``limit`` rows containing ``text`` (prefix matches first) and the total."""
+        order = self._sorted()
+        wanted = fold((text or "").strip())
+        if not wanted:
+            return Found([self._rows[i] for i in order[:limit]], len(order))
+        if SEPARATOR in wanted:
+            return Found([], 0)
+        keys = self._keys
+        prefix, inside = [], []
+        starts = SEPARATOR + wanted
+        for identity in order:
+            key = keys[identity]
+            if starts in key:
+                prefix.append(identity)
+            elif wanted in key:
+                inside.append(identity)
+        shown = (prefix + inside[: max(0, limit - len(prefix))])[:limit]
+        return Found([self._rows[i] for i in shown], len(prefix) + len(inside))

@@ -1,0 +1,50 @@
+"""The two-DC bed as pytest fixtures (see tests/samba_pair.py); only two-DC tests use them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.demo.seed import build_seed
+from directory_fixtures import write_dc_config
+from samba_dc import SambaDCError
+from samba_pair import SambaPair
+
+
+class _PairSummary:
+    def __init__(self, pair: SambaPair) -> None:
+        self.pair = pair
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        timings = self.pair.timings
+        if "total" not in timings:
+            return
+        terminalreporter.write_sep("-", "samba_pair")
+        terminalreporter.write_line(
+            f"Two replicating Samba AD DCs ready in {timings['total']:.1f}s "
+            f"(DC1 provisioned, seeded and started {timings['dc1']:.1f}s; DC2 joined, started and "
+            f"replicating {timings['dc2']:.1f}s); {self.pair.root}"
+        )
+
+
+@pytest.fixture(scope="session")
+def samba_pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaPair]:
+    pair = SambaPair(tmp_path_factory.mktemp("samba-pair"), build_seed())
+    request.config.pluginmanager.register(_PairSummary(pair), "tenantry-samba-pair-summary")
+    try:
+        pair.run()
+    except SambaDCError as exc:
+        pytest.fail(f"the two test DCs did not start: {exc}", pytrace=False)
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture(scope="session")
+def pair_config_file(samba_pair: SambaPair, tmp_path_factory) -> Path:
+    """A config naming both DCs (DC1 first), one CA file for the two."""
+    info = samba_pair.info()
+    return write_dc_config(info.dc1, tmp_path_factory.mktemp("pair-config") / "pair.toml", urls=info.urls, ca_file=info.ca_file)

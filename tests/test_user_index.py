@@ -1,0 +1,180 @@
+"""The open customer's users held locally (core/user_index.py): the same users as the
+server's search for the same text (demo and DC, the seed's hostile names included), the
+first page shown while the rest streams in, keys filtering during the load, and a
+customer over the cap searched on the server instead. Waits on workers and events only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import unicodedata
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from textual.widgets import Input
+
+from core.directory.layout import dn_key
+from core.local_search import fold
+from core.user_index import UserIndex
+from index_console import column, count
+from console_keys import SIZE, QuickApp, demo, settle, state  # noqa: F401
+from screens.users import UsersScreen, UserTable
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+EVERYTHING = 10**6
+
+
+def keys(users) -> set:
+    return {dn_key(u.dn) for u in users}
+
+
+async def held(directory, customer) -> UserIndex:
+    index = UserIndex(customer, cap=50_000)
+    await index.load(directory, lambda: None)
+    assert index.complete
+    return index
+
+
+@st.composite
+def _probe(draw, values: list[str]) -> str:
+    value = draw(st.sampled_from(values))
+    start = draw(st.integers(0, max(0, len(value) - 1)))
+    text = value[start:draw(st.integers(start + 1, len(value)))]
+    return text.upper() if draw(st.booleans()) else text
+
+
+@pytest.mark.parametrize("directory", ["demo", "dc"], indirect=True)
+async def test_local_user_search_equals_the_servers_answer(directory):
+    from core.demo.seed import build_seed
+
+    seed = build_seed()
+    customers = await directory.customers(with_services=False)
+    big = next(c for c in customers if c.name == seed.big_customer)
+    hostile = [c for c in customers if c.name in seed.hostile_customers]
+    for customer in [big, *hostile[:3]]:
+        index = await held(directory, customer)
+        everyone = await directory.users(customer)
+        assert keys(index.users) == keys(everyone) and len(index) == len(everyone)
+        values = [v for u in everyone[:300] for v in (u.display_name, u.upn, u.email, u.sam) if v] or ["x"]
+        probes: list[str] = []
+
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        @given(_probe(values))
+        def collect(text):
+            probes.append(text)
+
+        collect()
+        for text in [*probes, "", "*", ")(", "müller", "zzzz-none"]:
+            wanted = text.strip()
+            server = keys(await directory.users(customer, search=wanted or None))
+            local = index.search(text, EVERYTHING)
+            here = keys(local.rows)
+            if fold(wanted) == unicodedata.normalize("NFKD", wanted).casefold():
+                assert here == server, (customer.name, text)
+            else:
+                assert server <= here, (customer.name, text)
+            assert local.total == len(local.rows)
+
+
+async def test_rows_are_compact_but_show_what_the_table_needs(demo_directory):
+    customers = await demo_directory.customers()
+    customer = max(customers, key=lambda c: len(c.services))
+    index = await held(demo_directory, customer)
+    full = {dn_key(u.dn): u for u in await demo_directory.users(customer)}
+    for user in index.users:
+        same = full[dn_key(user.dn)]
+        assert user.attributes == () and user.groups == () and user.guid
+        assert (user.display_name, user.upn, user.email, user.sam, user.services, user.roles, user.enabled) == (
+            same.display_name, same.upn, same.email, same.sam, same.services, same.roles, same.enabled
+        )
+
+
+# --- the users screen -------------------------------------------------------------------
+
+def names(app) -> list[str]:
+    return column(app, UserTable, 1)
+
+
+
+@contextlib.contextmanager
+def held_after_the_first_page(directory):
+    """The directory's user pages stop after the first one until ``release`` is set; the
+    server's own user searches are counted."""
+    release, first_shown = asyncio.Event(), asyncio.Event()
+    searches: list[object] = []
+    rows, users = directory.user_rows, directory.users
+
+    async def gated(*args, **kwargs):
+        pages = rows(*args, **kwargs)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                yield page
+                if not first_shown.is_set():
+                    first_shown.set()
+                    await release.wait()
+
+    async def counted(*args, **kwargs):
+        searches.append(kwargs.get("search"))
+        return await users(*args, **kwargs)
+
+    directory.user_rows, directory.users = gated, counted
+    try:
+        yield release, first_shown, searches
+    finally:
+        del directory.user_rows, directory.users
+
+
+async def open_big_customer(app, pilot, demo) -> None:
+    from core.demo.seed import build_seed
+
+    customer = await demo.customer(build_seed().big_customer)
+    app.open_customer(customer)
+    await pilot.pause()
+    assert isinstance(app.screen, UsersScreen)
+
+
+async def test_the_first_page_shows_at_once_and_keys_filter_while_the_rest_loads(demo):
+    app = QuickApp(demo, None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        with held_after_the_first_page(demo) as (release, first_shown, searches):
+            await open_big_customer(app, pilot, demo)
+            await asyncio.wait_for(first_shown.wait(), 60)  # bounds a hung test only
+            await pilot.pause()
+            screen = app.screen
+            held_now = len(screen.index)
+            assert 0 < held_now < 1500 and screen.index.loading
+            assert names(app) == [u.display_name or u.cn for u in screen.index.users][: len(names(app))]
+            assert f"· loading {held_now:,}…" in count(app)
+            await pilot.press("slash")
+            for key in "ma":
+                await pilot.press(key)
+            typed = screen.query_one("#search", Input).value
+            assert names(app) == [u.display_name or u.cn for u in screen.index.search(typed, EVERYTHING).rows][:200]
+            assert screen.index.loading  # still loading: the keys did not wait for it
+            release.set()
+            await settle(pilot)
+            assert screen.index.complete and len(screen.index) > 1500 and "loading" not in count(app)
+            assert names(app) == [u.display_name or u.cn for u in screen.index.search(typed, 200).rows]
+        assert searches == []  # the server was never searched
+
+
+async def test_a_customer_over_the_cap_is_searched_on_the_server(demo):
+    config = dataclasses.replace(demo.config, console=dataclasses.replace(demo.config.console, users_cap=100))
+    app = QuickApp(demo, config)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        with held_after_the_first_page(demo) as (release, _first, searches):
+            release.set()
+            await open_big_customer(app, pilot, demo)
+            await settle(pilot)
+            screen = app.screen
+            assert screen.index.over_cap and len(screen.index) == 0  # the rows read were let go
+            assert count(app).endswith("· over 100 users: searched on the DC")
+            await pilot.press("slash", "m", "a")
+            await settle(pilot)
+            assert searches[-1] == "ma"
+            assert names(app) == [u.display_name or u.cn for u in await demo.users(screen.customer, search="ma", limit=201)][:200]
