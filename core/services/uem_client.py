@@ -83,33 +83,25 @@ class UemLogin(httpx.Auth):
         client = self._client
         if not str(request.url).startswith(client.url + "/"):
             raise ServiceError(f"{client.label} refused to send its credentials to {plain(str(request.url.copy_with(query=None)))}.", service=client.key)
-        value = self._value
-        if value is None:
-            login, who = self._login_request()
-            answer = yield login
-            value = self._logged_in(await _read(answer), who)
-        request.headers["Authorization"] = value
-        response = yield request
-        if response.status_code != 401:
-            return
-        await _read(response)
-        if self._value == value:
-            self._value = None  # the session expired: log in again, once
-        value = self._value
-        if value is None:
-            login, who = self._login_request()
-            answer = yield login
-            value = self._logged_in(await _read(answer), who)
-        request.headers["Authorization"] = value
-        response = yield request
-        if response.status_code == 401:
-            self._value = None
-            message = client.message_of(await _read(response))
-            raise ServiceError(
-                f"{client.label} answered {request.method} {plain(request.url.path)} with 401 Unauthorized even after a fresh login"
-                + (f": {message}" if message else "."),
-                service=client.key, status=401,
-            )
+        for _ in range(2):  # the session in hand (or a fresh login), then once more after a 401
+            value = self._value
+            if value is None:
+                login, who = self._login_request()
+                answer = yield login
+                value = self._logged_in(await _read(answer), who)
+            request.headers["Authorization"] = value
+            response = yield request
+            if response.status_code != 401:
+                return
+            await _read(response)
+            if self._value == value:
+                self._value = None  # the session expired: log in again, once
+        message = client.message_of(response)
+        raise ServiceError(
+            f"{client.label} answered {request.method} {plain(request.url.path)} with 401 Unauthorized even after a fresh login"
+            + (f": {message}" if message else "."),
+            service=client.key, status=401,
+        )
 
     def _login_request(self) -> tuple[httpx.Request, str]:
         client = self._client
