@@ -31,7 +31,7 @@ from typing import Any, AsyncIterator, Callable, Mapping
 
 from core import plan as p
 from core.copy import CopyPlanner, CopyRequest
-from core.directory.escape import rdn_value
+from core.escape import rdn_value
 from core.directory.layout import dn_key
 from core.errors import NotFound, TenantryError, UsageError
 from core.execute import Event, Executor

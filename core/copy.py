@@ -34,7 +34,7 @@ from typing import Iterable
 from core import plan as p
 from core.config import MAIL_ADAPTERS, SIP_ADAPTERS, Config
 from core.directory import Directory
-from core.directory.escape import child_dn, rdn_value
+from core.escape import child_dn, rdn_value
 from core.directory.layout import dn_key
 from core.mapping import Identity, address_problem, local_part, mapped_addresses, render, sam_account_name, split_address, SAM_MAX
 from core.model import Customer, Operator, ServicePlan, User

@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from core import plan as p
 from core.audit import Audit
 from core.directory import Directory
-from core.directory.escape import dn_key_or_none, parent_dn, rdn_value
+from core.escape import dn_key_or_none, parent_dn, rdn_value
 from core.directory.layout import dn_key, is_below
 from core.directory.replication import DomainController
 from core.errors import (

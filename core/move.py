@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from core import plan as p
 from core.config import MAIL_ADAPTERS, SIP_ADAPTERS, Config
 from core.directory import Directory
-from core.directory.escape import child_dn, rdn_value
+from core.escape import child_dn, rdn_value
 from core.directory.layout import dn_key, is_below, same_dn
 from core.mapping import Identity, address_problem, mapped_addresses, render, sam_account_name, split_address
 from core.model import Customer, Operator, ServicePlan, User

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from core.directory.escape import rdn_value
+from core.escape import rdn_value
 from core.directory.layout import dn_key
 from core.model import Customer, Operator
 from core.plan import NOT_ALLOWED, Problem

@@ -58,7 +58,7 @@ _SECRET_REFERENCE = ("_env", "_file")
 
 def dn_key(dn: str) -> tuple[tuple[str, str], ...] | None:
     # Imported here: core.directory imports core.config, which imports this module.
-    from core.directory.escape import dn_key_or_none
+    from core.escape import dn_key_or_none
 
     return dn_key_or_none(dn)
 
@@ -207,7 +207,7 @@ def _tenant_key(key: str, where: str, name: str) -> tuple[str, Any]:
     parts = dn_key(key)
     if not parts:
         raise ConfigError(f"{where}: {name} must be a customer OU's objectGUID or its DN.")
-    from core.directory.escape import rdn, split_dn
+    from core.escape import rdn, split_dn
 
     return ",".join(rdn(attr.upper(), value) for attr, value in split_dn(key)), parts
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from core import plan as p
-from core.directory.escape import parent_dn, rdn_value
+from core.escape import parent_dn, rdn_value
 from core.plan import Plan, Step
 from core.text import plain
 

@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from core.directory.escape import parent_dn, rdn_value
+from core.escape import parent_dn, rdn_value
 from core.errors import TenantryError
 from core.model import User
 from core.text import plain

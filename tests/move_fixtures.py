@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from core.directory import Directory
 from core.directory import ops
-from core.directory.escape import child_dn, rdn_value
+from core.escape import child_dn, rdn_value
 from core.directory.layout import dn_key
 from core.model import Customer
 

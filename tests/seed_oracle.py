@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from core.config import Config
 from core.demo.seed import Seed
-from core.directory.escape import parent_dn
+from core.escape import parent_dn
 from core.directory.layout import dn_key
 
 

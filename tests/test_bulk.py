@@ -16,7 +16,7 @@ from move_fixtures import DESTINATION, make_user, remove_user
 from core import plan as p
 from core.batch import Batch
 from core.bulk import DUPLICATE, UNKNOWN, BulkMove
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.move import MoveRequest
 from core.session import Session
 

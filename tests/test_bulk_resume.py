@@ -14,7 +14,7 @@ import pytest
 from core.batch import Batch
 from core.bulk import BulkCopy, BulkMove
 from core.copy import CopyRequest
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.journal import JobStatus
 from core.move import MoveRequest
 from core.session import Session

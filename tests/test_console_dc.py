@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from textual.widgets import Input, Static
 
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.directory.layout import dn_key
 from core.errors import NotFound
 from core.text import plain

@@ -19,7 +19,7 @@ from core import plan as p
 from core.config import ConfigError, parse
 from core.copy import CopyPlanner, CopyRequest, phone_prefix
 from core.demo.services import is_demo
-from core.directory.escape import filter_value
+from core.escape import filter_value
 from core.directory.layout import dn_key
 from core.errors import AuthenticationFailed, PermissionDenied, TenantryError
 from core.execute import PasswordRequired

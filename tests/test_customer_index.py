@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from core.customer_index import CustomerIndex
 from core.local_search import fold
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.directory.layout import dn_key
 from core.directory.pinned import ChangePoint
 from core.index_keeper import FRESH, IndexKeeper

@@ -24,7 +24,7 @@ from core.demo.directory import (
 )
 from core.demo.seed import build_seed
 from core.directory import ops
-from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
+from core.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import same_dn
 from core.errors import (
     AlreadyExists,

@@ -8,7 +8,7 @@ import pytest
 
 from core.config import load
 from core.directory import connect
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.directory.layout import dn_key
 from core.errors import AlreadyExists, AuthenticationFailed, CertificateError, ChangedUnderneath, DirectoryUnavailable
 from directory_fixtures import dead_url, write_dc_config

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.directory.escape import parent_dn
+from core.escape import parent_dn
 from core.directory.layout import dn_key
 from core.errors import NotFound
 from seed_oracle import customers as seed_customers

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
-from core.directory.escape import child_dn, filter_value, parent_dn, rdn_value, split_dn
+from core.escape import child_dn, filter_value, parent_dn, rdn_value, split_dn
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from core import plan as p
 from core.config import load
 from core.copy import CopyRequest
 from core.directory import connect
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.errors import PermissionDenied
 from core.journal import JobStatus
 from core.move import MoveRequest

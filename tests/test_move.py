@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from core import plan as p
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.directory.layout import dn_key
 from core.errors import PermissionDenied, TenantryError
 from core.execute import Refused

@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from core.config import load
 from core.directory import connect
-from core.directory.escape import rdn_value
+from core.escape import rdn_value
 from core.directory.layout import dn_key
 from core.errors import DirectoryError
 from core.execute import Event, Refused

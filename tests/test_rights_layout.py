@@ -23,7 +23,7 @@ from core.config import ConfigError, load, parse
 from core.copy import CopyRequest
 from core.demo.seed import PLATFORM_GROUPS, PLATFORM_GROUPS_OU, SECOND_PLATFORM_ADMIN, SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_OU, SECOND_PLATFORM_TENANTS, STAFF_GROUP, STAFF_GROUP_CUSTOMER
 from core.directory import connect
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.directory.layout import dn_key
 from core.errors import PermissionDenied, TenantryError, UsageError
 from core.model import Customer, Operator, Rights

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Static
 from core import plan as p
 from core.copy import CopyRequest
 from core.demo.directory import open_demo
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.plan import Problem
 from core.session import Session
 from screens.move_review import ReviewStep

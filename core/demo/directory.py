@@ -90,7 +90,7 @@ from ldap3.utils.ciDict import CaseInsensitiveDict
 from core.config import DEFAULT_SERVICES, Config, DirectoryConfig, LayoutConfig, ServiceConfig
 from core.directory import ops
 from core.directory.directory import Directory
-from core.directory.escape import dn_value
+from core.escape import dn_value
 from core.directory.pool import ConnectionPool, bind_error
 from core.tenants import TenantMap, parse_tenants
 

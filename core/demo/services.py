@@ -40,7 +40,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from core.config import Config, ServiceConfig
-from core.directory.escape import child_dn
+from core.escape import child_dn
 from core.model import Customer
 from core.services import HTTP_ADAPTERS, build_adapters
 

@@ -12,7 +12,7 @@ import ldap3
 from core.config import Config
 from core.directory import ops, replication
 from core.directory.dialect import ActiveDirectory
-from core.directory.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
+from core.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
 from core.directory.layout import Layout, dn_key, is_below, same_dn
 from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus

@@ -7,14 +7,16 @@ import json
 import re
 import uuid
 from dataclasses import replace
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from core.config import Config
-from core.directory.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn, split_dn
+from core.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn, split_dn
 from core.directory.ops import Entry
 from core.model import Customer, Reseller, ServicePlan, User
-from core.tenants import Tenant
 from core.text import plain
+
+if TYPE_CHECKING:
+    from core.tenants import Tenant
 
 UAC_DISABLED = 0x2
 # Kept by each DC for itself, never replicated: they differ between DCs for one object.

@@ -28,7 +28,7 @@ from ldap3.core import exceptions as lexc
 
 from core.config import DirectoryConfig
 from core.directory import ops
-from core.directory.escape import split_dn
+from core.escape import split_dn
 from core.directory.layout import Layout
 from core.errors import (
     AuthenticationFailed,
