@@ -636,6 +636,7 @@ class SambaDC:
         self.process: subprocess.Popen[bytes] | None = None
         self._log_fh = None
         self.tls_paths: dict[str, Path] = {}
+        self.krb5_conf = self.targetdir / "krb5.conf"  # KRB5_CONFIG for this DC's realm
 
     # -- what a replicating DC (tests/samba_pair.py) changes -------------------------------
     def extra_settings(self) -> dict[str, str]:
@@ -761,6 +762,10 @@ class SambaDC:
         if in_global:
             out += [f"\t{k} = {v}" for k, v in settings.items()]
         self.smbconf.write_text("\n".join(out) + "\n")
+        self.write_krb5_conf()
+
+    def write_krb5_conf(self) -> None:
+        """A krb5.conf whose realm's KDC is this DC (a pair of DCs writes one naming both)."""
         self.krb5_conf.write_text(
             "[libdefaults]\n"
             f"\tdefault_realm = {REALM}\n"
@@ -771,10 +776,6 @@ class SambaDC:
             "[domain_realm]\n"
             f"\t{KERBEROS_HOST} = {REALM}\n"
         )
-
-    @property
-    def krb5_conf(self) -> Path:
-        return self.targetdir / "krb5.conf"
 
     def load(self) -> None:
         """Extend the schema and add every seed entry, offline, in one transaction each."""
@@ -796,8 +797,8 @@ class SambaDC:
                     "entries": str(entries_path),
                     "passwords": passwords,
                     "delegations": delegations(self.seed) if self.delegate is None else self.delegate,
-                    "dc_account": f"CN={HOST_NAME.upper()},OU=Domain Controllers,{self.seed.base_dn}",
-                    "spns": [f"ldap/{KERBEROS_HOST}", f"ldap/{HOST_NAME.upper()}"],
+                    "dc_account": f"CN={self.host_name.upper()},OU=Domain Controllers,{self.seed.base_dn}",
+                    "spns": [f"ldap/{self.host_name}.{REALM.lower()}", f"ldap/{self.host_name.upper()}"],
                 },
                 fh,
             )

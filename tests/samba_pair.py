@@ -58,6 +58,9 @@ class ReplicatingDC(SambaDC):
         self.krb5_conf = krb5_conf
         self.frozen = False
 
+    def write_krb5_conf(self) -> None:
+        """Nothing: the pair's krb5.conf, naming both KDCs, is written by :class:`SambaPair`."""
+
     @property
     def dns_name(self) -> str:
         return f"{self.host_name}.{REALM.lower()}"

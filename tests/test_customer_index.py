@@ -165,7 +165,8 @@ async def test_a_customer_added_renamed_and_deleted_on_the_dc_shows_after_one_re
         result = await keeper.refresh(dc_directory)
         assert result is not None and result.kind == "delta" and keeper.state == FRESH
         [added] = index.search("zephyr", EVERYTHING).rows
-        assert added.domains == ("zephyr-probe.example",) and len(index) == before + 1
+        # found by the domain its OU claims; usable domains come only from the SP's [tenants] map
+        assert added.claimed_domains == ("zephyr-probe.example",) and added.domains == () and len(index) == before + 1
 
         renamed = child_dn("OU", "Quokka Index Probe", f"OU=Hosting,{samba_dc.base_dn}")
         assert samba_admin.modify_dn(made[0], "OU=Quokka Index Probe"), samba_admin.result

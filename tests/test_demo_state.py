@@ -36,6 +36,8 @@ def test_the_console_with_demo_uses_the_demo_state_folder(state, monkeypatch):
     """``tenantry --demo``, through the real entry point, up to the app it would run."""
     ran = []
     monkeypatch.setattr(TenantryApp, "run", lambda self, **kwargs: ran.append(self))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)  # as on the admin's terminal
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert cli.main(["--demo"]) == 0
     assert ran[0].state == state / "demo"
 

@@ -405,3 +405,44 @@ async def test_a_destination_without_its_lync_policy_is_refused_in_preflight(ses
     finally:
         lync.policies["ConferencingPolicy"].add(policy)
         await remove_user(d, user)
+
+
+def _edited(plan, service: str, change):
+    """``plan`` with its first ``service`` cmdlet step's cmdlet changed by ``change`` (as
+    someone editing the journal on disk would)."""
+    import dataclasses
+
+    index, step = next((i, s) for i, s in enumerate(plan.steps) if s.service == service)
+    cmdlet = change(Cmdlet.from_json(step.request["cmdlets"][0]))
+    edited = dataclasses.replace(step, request={**step.request, "cmdlets": [cmdlet.to_json()]})
+    return dataclasses.replace(plan, steps=(*plan.steps[:index], edited, *plan.steps[index + 1:]))
+
+
+def _with(cmdlet: Cmdlet, name: str, value) -> Cmdlet:
+    return Cmdlet(cmdlet.name, tuple((n, value if n == name else v) for n, v in cmdlet.parameters))
+
+
+async def test_a_cmdlet_step_edited_to_reach_elsewhere_is_refused_and_nothing_runs(session, exchange):
+    from core.errors import PermissionDenied
+
+    d, server = session.directory, exchange.server
+    user = await mailbox_user(session, exchange)
+    try:
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert plan.ok, plan.problems
+        before = await snapshot(d, user.source, user.destination)
+        attacks = {
+            "another tenant's address book policy": _edited(plan, "exchange", lambda c: _with(c, "AddressBookPolicy", "C9999 Tenant ABP")),
+            "an address in a domain of neither customer": _edited(plan, "exchange", lambda c: _with(c, "EmailAddresses", ("SMTP:ceo@fabrikam.example",))),
+            "a cmdlet the adapter never runs": _edited(plan, "exchange", lambda c: Cmdlet("Remove-Mailbox", c.parameters[:1])),
+            "an Identity outside the job's customers": _edited(plan, "ocs", lambda c: _with(c, "Identity", f"CN=Victim,OU=Users,OU=Fabrikam,OU=Blue Yonder Reseller,OU=Hosting,{d.config.directory.base_dn}")),
+            "another tenant's conferencing policy": _edited(plan, "ocs", lambda c: Cmdlet("Grant-CsConferencingPolicy", (c.parameters[0], ("PolicyName", "C9999 Conferencing")))),
+        }
+        for attack, tampered in attacks.items():
+            server.reset()
+            with pytest.raises(PermissionDenied, match="nothing was written"):
+                [e async for e in session.executor().run(tampered, session.operator)]
+            assert server.calls == [], attack  # not one cmdlet sent
+            assert await snapshot(d, user.source, user.destination) == before, attack
+    finally:
+        await remove_user(d, user)

@@ -30,7 +30,8 @@ def shared_config(samba_dc, tmp_path: Path, extra: str = "") -> Path:
     shared = samba_dc.seed.operator("readonly-op")
     sp_admin = samba_dc.seed.operator("sp-admin")
     return write_dc_config(samba_dc, tmp_path / "shared.toml", user=shared.upn,
-                           extra=f'service_account = true\noperator = "{sp_admin.upn}"\n' + extra + SERVICES)
+                           extra=f'service_account = true\noperator = "{sp_admin.upn}"\n' + extra + SERVICES,
+                           tenants=samba_dc.seed.tenants_toml(services=()))  # only exchange is configured
 
 
 # Services with no HTTP side: the refused move below needs no service endpoint.

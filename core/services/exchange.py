@@ -69,6 +69,14 @@ class ExchangePowerShellAdapter(CmdletAdapter):
         if not isinstance(databases, dict) or not all(isinstance(v, str) and v.strip() for v in databases.values()):
             raise ConfigError(f"{where}.plan_databases must be a table of plan = \"database\".")
 
+    WRITES = frozenset({"set-mailbox", "enable-mailbox", "disable-mailbox"})
+
+    def tenant_values(self, customer: Customer) -> dict[str, set[str]]:
+        values = {"AddressBookPolicy": self._tenant("address_book_policy", customer),
+                  "CustomAttribute1": self._tenant("custom_attribute1", customer),
+                  "OfflineAddressBook": self._tenant("offline_address_book", customer) if self.options.get("offline_address_book") else None}
+        return {name: {value} for name, value in values.items() if value}
+
     # -- per-tenant settings ------------------------------------------------------------------
 
     def _tenant(self, name: str, customer: Customer) -> str | None:

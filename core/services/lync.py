@@ -61,6 +61,13 @@ class LyncPowerShellAdapter(CmdletAdapter):
                               f"(known: {', '.join(sorted(POLICY_TYPES))}).")
         self.policies: dict[str, str] = dict(policies)
 
+    WRITES = frozenset({"set-csuser", "move-csuser", "enable-csuser", "disable-csuser", "grant-cs*"})
+
+    def tenant_values(self, customer: Customer) -> dict[str, set[str]]:
+        pool = self.setting("registrar_pool", customer)
+        values = {"PolicyName": set(self._policies(customer).values())}
+        return {**values, "Target": {pool}, "RegistrarPool": {pool}} if pool else values
+
     def _policies(self, customer: Customer) -> dict[str, str]:
         return {kind: str(template).format(code=customer.code or "") for kind, template in self.policies.items()}
 

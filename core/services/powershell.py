@@ -56,6 +56,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from core.errors import ConfigError, ServiceError
+from core.escape import dn_key_or_none
 from core.model import Customer
 from core.plan import HTTP, Step
 from core.services.base import ServiceAdapter
@@ -410,6 +411,68 @@ class CmdletAdapter(ServiceAdapter):
         return Step(who, HTTP, do.show(), before=before, after=after, service=self.key,
                     request={"method": "PowerShell", "path": do.show(), "cmdlets": [do.to_json()]},
                     undo_request={"method": "PowerShell", "path": "; ".join(c.show() for c in undo), "cmdlets": [c.to_json() for c in undo]})
+
+    # -- what a journaled step may do (the executor asks before every run, resume, rollback) --
+
+    WRITES: frozenset[str] = frozenset()  # the cmdlets this adapter's steps run (case-folded)
+
+    def tenant_values(self, customer: Customer) -> dict[str, set[str]]:
+        """Parameter → the values a step may set it to for ``customer`` (its ABP, pool, …)."""
+        return {}
+
+    def foreign_call(self, step: Step, customers) -> str | None:
+        """A cmdlet step edited to reach outside the job's customers: another cmdlet than
+        this adapter runs, an Identity DN outside them, an address outside their domains,
+        or a tenant object (address book policy, pool, policy…) none of them is given. An
+        undo may also set back a value the step recorded as before. An Identity given as
+        an objectGUID is taken as journaled (it is read from the directory at plan time)."""
+        domains = {d.casefold() for c in customers for d in (*c.domains, *c.claimed_domains)}
+        allowed: dict[str, set[str]] = {}
+        for customer in customers:
+            for name, values in self.tenant_values(customer).items():
+                allowed.setdefault(name.casefold(), set()).update(str(v).casefold() for v in values)
+        before = step.before if isinstance(step.before, dict) else {}
+        recorded = {str(k).casefold(): {str(v).casefold() for v in (vs if isinstance(vs, list) else [vs])} for k, vs in before.items()}
+        for requested, undoing in ((step.request, False), (step.undo_request, True)):
+            for data in (requested or {}).get("cmdlets", ()):
+                try:
+                    cmdlet = Cmdlet.from_json(data)
+                except (KeyError, TypeError, ValueError):
+                    return "holds a cmdlet that cannot be read"
+                if cmdlet.name.casefold() not in self.WRITES and not any(
+                        w.endswith("*") and cmdlet.name.casefold().startswith(w[:-1]) for w in self.WRITES):
+                    return f"runs {plain(cmdlet.name)}, which {self.service.display_name} never runs"
+                for name, value in cmdlet.parameters:
+                    why = self._foreign_value(name, value, domains, allowed, recorded if undoing else {}, customers)
+                    if why:
+                        return f"sets -{plain(name)} to {why}"
+        return None
+
+    @staticmethod
+    def _foreign_value(name: str, value: Any, domains: set[str], allowed: dict[str, set[str]],
+                       recorded: dict[str, set[str]], customers) -> str | None:
+        values = value if isinstance(value, (list, tuple)) else (value,)
+        for item in values:
+            if item is None or isinstance(item, bool):
+                continue
+            text = str(item)
+            if name.casefold() == "identity":
+                key = dn_key_or_none(text) if "=" in text else None
+                if "=" in text and (key is None or not any(key[-len(k):] == k for k in (dn_key_or_none(c.dn) for c in customers) if k)):
+                    return f"{plain(text)}, outside the customers of this job"
+                continue
+            kind, colon, rest = text.partition(":")
+            if colon and kind.casefold() == "x500":
+                continue
+            address = rest if colon and kind.casefold() in ("smtp", "sip", "eum") else text
+            if "@" in address:
+                if address.rpartition("@")[2].split(";")[0].casefold() not in domains:
+                    return f"{plain(text)}, an address outside the customers' domains"
+                continue
+            folded = name.casefold()
+            if folded in allowed and text.casefold() not in allowed[folded] | recorded.get(folded, set()):
+                return f"{plain(text)}, which none of the customers of this job is given"
+        return None
 
     async def perform(self, step: Step) -> dict[str, Any] | None:
         for data in (step.request or {}).get("cmdlets", ()):
