@@ -48,6 +48,12 @@ HOSTS_FILE = Path("/etc/hosts")
 TRIES = 8
 
 
+def host_name(address: str) -> str:
+    """A DC's host name from its address (``tdc0-0-3`` for 127.0.0.3): two pairs running at
+    once (two suites side by side) then never share a name in /etc/hosts."""
+    return "tdc" + "-".join(address.split(".")[1:])
+
+
 class ReplicatingDC(SambaDC):
     """One DC of the pair: prefork, replication services on, its faults at hand."""
 
@@ -251,8 +257,8 @@ class SambaPair:
         self.root = Path(root).resolve()
         self.krb5_conf = self.root / "krb5.conf"
         common = dict(seed=seed, krb5_conf=self.krb5_conf, **throwaway_credentials(seed))
-        self.dc1 = ReplicatingDC(self.root / "dc1", host_name="tenantrydc1", address=addresses[0], **common)
-        self.dc2 = ReplicatingDC(self.root / "dc2", host_name="tenantrydc2", address=addresses[1], **common)
+        self.dc1 = ReplicatingDC(self.root / "dc1", host_name=host_name(addresses[0]), address=addresses[0], **common)
+        self.dc2 = ReplicatingDC(self.root / "dc2", host_name=host_name(addresses[1]), address=addresses[1], **common)
         self.hosts = HostsLines(f"tenantry-test-pair {os.getpid()} {self.root}")
         self.timings: dict[str, float] = {}
         self.ca_file = self.root / "ca-bundle.pem"

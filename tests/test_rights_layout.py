@@ -509,6 +509,7 @@ async def test_reading_a_group_as_a_user_is_refused(dc_directory):
 async def test_the_console_refuses_a_group_given_as_the_user_to_move(tmp_path):
     """However a group reached the console's move (a hand-made User, here), it says why in
     one sentence and opens no wizard (on the demo directory, the console's own)."""
+    from console_keys import settle, until
     from core.demo.directory import open_demo
     from core.model import User
     from screens.customers import CustomersScreen
@@ -521,10 +522,11 @@ async def test_the_console_refuses_a_group_given_as_the_user_to_move(tmp_path):
         before = await _members(directory, role)
         app = TenantryApp(directory, directory.config, state=tmp_path / "state")
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
-            await app.workers.wait_for_complete()
+            await settle(pilot)
             app.start_move(User(dn=role, cn="Customer Administrator", sam="", upn=None), source)
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            await until(pilot, lambda: any("is a group, not a user account" in n.message for n in app._notifications),
+                        "said the group is not a user account")
+            await settle(pilot)
             messages = [n.message for n in app._notifications]
             assert any("is a group, not a user account" in m and "\n" not in m for m in messages), messages
             assert isinstance(app.screen, CustomersScreen)
