@@ -23,7 +23,8 @@ from core.batch import Batch, journaled_plan
 from core.bulk_csv import parse_plans
 from core.copy import CopyRequest
 from core.errors import NotFound, UsageError
-from core.execute import Event, Replication, needs_password_to_resume, replication_of
+from core.convergence import Aftermath, aftermath
+from core.execute import Event, needs_password_to_resume
 from core.journal import JobRecord
 from core.move import MoveRequest
 from core.plan import HTTP, Plan
@@ -235,14 +236,15 @@ def _before_running(args: argparse.Namespace, plan: Plan) -> int | None:
         print_plan(plan)
     return None
 
-async def _replicated(session: Session, job: str | None, status: str) -> Replication | None:
-    """Where a done job's writes are, once they have replicated (a few seconds at most)."""
+async def _replicated(session: Session, job: str | None, status: str) -> Aftermath | None:
+    """Where a done job's writes are, once they have replicated (a few seconds at most),
+    and the duplicates of its values the DCs then show."""
     if status != "done" or job is None:
         return None
-    return await replication_of(session.directory, session.journal.job(job))
+    return await aftermath(session.directory, session.journal.job(job), session.audit, session.operator)
 
 
-def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, replication: Replication | None = None) -> int:
+def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, after: Aftermath | None = None) -> int:
     if args.json:
         print_json({
             "job": job,
@@ -251,7 +253,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, 
             "plan": [s.public() for s in plan.steps],
             "left_out": [x.to_json() for x in plan.left_out],
             "users": [u.__dict__ for u in plan.users],
-            **({"replicated": replication.to_json()} if replication else {}),
+            **(after.to_json() if after else {}),
         })
     elif status == "refused":
         print(f"tenantry: the {plan.kind} is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)
@@ -268,8 +270,10 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, 
         change = plan.users[0]
         print(f"Moved {plain(change.user)} to {plain(plan.destination)}: UPN {plain(change.upn_after)}"
               + (f", email {plain(change.email_after)}" if change.email_after else "") + ".")
-    if replication and not args.json:
-        print(f"Done, {plain(replication.sentence)}.", file=sys.stderr)
+    if after and not args.json:
+        print(f"Done, {plain(after.replication.sentence)}.", file=sys.stderr)
+        for duplicate in after.duplicates:
+            print(f"tenantry: duplicate after replication: {duplicate.sentence}.", file=sys.stderr)
     return EXIT_FOR_STATUS.get(status, 5)
 
 

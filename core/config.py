@@ -36,7 +36,10 @@ class DirectoryConfig:
     urls: tuple[str, ...]
     base_dn: str
     hosting_ou: str = "OU=Hosting"
-    write_url: str | None = None  # the DC jobs are pinned to while it answers (else the first of urls that does)
+    write_url: str | None = None  # the DC jobs are pinned to while it answers (else the PDC emulator, else the first of urls that does)
+    # Global Catalog servers (port 3268, or 3269 for LDAPS), tried in order: where set, the
+    # forest-wide values (UPN, addresses, SIP URI, username) are checked for uniqueness there too.
+    gc_urls: tuple[str, ...] = ()
     bind_user: str = ""
     password_env: str | None = None
     password_file: Path | None = None
@@ -66,7 +69,7 @@ class DirectoryConfig:
     @property
     def cleartext(self) -> bool:
         """Whether some URL binds without TLS (ldap:// with start_tls = false)."""
-        return not self.start_tls and any(url.lower().startswith("ldap://") for url in self.urls)
+        return not self.start_tls and any(url.lower().startswith("ldap://") for url in (*self.urls, *self.gc_urls))
 
     @property
     def insecure(self) -> tuple[str, ...]:
@@ -397,6 +400,9 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     urls = table.get("urls", list, required=True)
     if not urls or not all(isinstance(u, str) and u.lower().startswith(("ldap://", "ldaps://")) for u in urls):
         raise table.fail("urls", "must be a non-empty list of ldap:// or ldaps:// URLs")
+    gc_urls = table.get("gc_urls", list, [])
+    if not all(isinstance(u, str) and u.lower().startswith(("ldap://", "ldaps://")) for u in gc_urls):
+        raise table.fail("gc_urls", "must be a list of ldap:// or ldaps:// URLs of Global Catalog servers (ports 3268 / 3269)")
     write_url = table.get("write_url", str)
     if write_url is not None and write_url not in urls:
         raise table.fail("write_url", "must be one of directory.urls")
@@ -425,6 +431,7 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
         urls=tuple(urls),
         base_dn=base_dn,
         write_url=write_url,
+        gc_urls=tuple(gc_urls),
         hosting_ou=table.get("hosting_ou", str, "OU=Hosting"),
         password_env=password_env,
         password_file=Path(password_file).expanduser() if password_file else None,

@@ -269,7 +269,7 @@ class Executor:
             return await self.directory.pin(recorded.url), ""
         except DirectoryUnavailable as error:
             down = str(error).rstrip(".")
-        needed = _highest_usn(job)
+        needed = highest_usn(job)
         if recorded.invocation_id and needed is not None:
             for url in self.directory.config.directory.urls:
                 if url == recorded.url:
@@ -315,7 +315,7 @@ class Executor:
             dc = DomainController.from_json(other.dc)
             if other.meta.get("row") not in after or dc is None or not _wrote(other) or dc.url == d.dc.url:
                 continue
-            needed = _highest_usn(other)
+            needed = highest_usn(other)
             seen = await d.received()
             if needed is None or (seen or {}).get(dc.invocation_id, -1) < needed:
                 raise Refused(
@@ -658,48 +658,6 @@ def _job_row(plan: Plan, operator: Operator, meta: Mapping[str, Any] | None) -> 
     )
 
 
-@dataclass(frozen=True)
-class Replication:
-    """Which configured DCs hold every write of a job: ``holding`` (the job's DC first)
-    and ``missing`` (not yet, or not answering), each by URL."""
-
-    holding: tuple[str, ...]
-    missing: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"holding": len(self.holding), "dcs": len(self.holding) + len(self.missing), "missing": list(self.missing)}
-
-    @property
-    def sentence(self) -> str:
-        total = len(self.holding) + len(self.missing)
-        text = f"replicated to {len(self.holding)} of {total} domain controller{'s' if total != 1 else ''}"
-        return text + (f" (not yet: {', '.join(self.missing)})" if self.missing else "")
-
-
-async def replication_of(directory: Directory, job: JobRecord, *, wait: float = 5.0, every: float = 0.5) -> Replication:
-    """Where ``job``'s writes are now: the other configured DCs whose up-to-dateness
-    vector for the job DC has reached the job's highest USN, asked again every ``every``
-    seconds until all hold them or ``wait`` seconds have passed."""
-    dc = DomainController.from_json(job.dc)
-    urls = list(directory.config.directory.urls)
-    if dc is None:
-        return Replication((), tuple(urls))
-    needed = _highest_usn(job)
-    others = [u for u in urls if u != dc.url]
-    deadline = asyncio.get_running_loop().time() + wait
-    while True:
-        holding: list[str] = []
-        for url in others:
-            with contextlib.suppress(DirectoryError):
-                seen = await (await directory.pin(url)).received()
-                if needed is not None and (seen or {}).get(dc.invocation_id, -1) >= needed:
-                    holding.append(url)
-        missing = tuple(u for u in others if u not in holding)
-        if not missing or asyncio.get_running_loop().time() >= deadline:
-            return Replication((dc.url, *holding), missing)
-        await asyncio.sleep(every)
-
-
 async def _created_by(d: Directory, step: Step, result: dict[str, Any] | None) -> bool:
     """Whether the account at ``step.target`` is the one ``step`` created: the same
     objectGUID as its result, or — the result lost in a crash — the same username
@@ -749,7 +707,7 @@ def _wrote(job: JobRecord) -> bool:
     return any(s.action != p.HTTP and s.state not in (StepState.PENDING, StepState.FAILED) for s in job.steps)
 
 
-def _highest_usn(job: JobRecord) -> int | None:
+def highest_usn(job: JobRecord) -> int | None:
     """The highest USN the job's DC reached with the job's writes (its undos' included);
     ``None`` when a forward write's place is unknown: in flight when the DC stopped
     answering, or its USN not read. (An undo in flight is harmless elsewhere: undoing

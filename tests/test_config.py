@@ -59,6 +59,19 @@ def test_urls_must_be_ldap(tmp_path):
         load(path)
 
 
+def test_global_catalog_urls_are_checked(tmp_path):
+    assert load(write(tmp_path, MINIMAL)).directory.gc_urls == ()
+    config = load(write(tmp_path, MINIMAL + 'gc_urls = ["ldaps://dc1.example.net:3269", "ldap://dc2.example.net:3268"]\n'))
+    assert config.directory.gc_urls == ("ldaps://dc1.example.net:3269", "ldap://dc2.example.net:3268")
+    with pytest.raises(ConfigError, match=r"directory\.gc_urls must be a list of ldap:// or ldaps:// URLs of Global Catalog servers"):
+        load(write(tmp_path, MINIMAL + 'gc_urls = ["gc.example.net:3268"]\n'))
+    with pytest.raises(ConfigError, match=r"directory\.gc_urls must be a list, not a string"):
+        load(write(tmp_path, MINIMAL + 'gc_urls = "ldaps://gc.example.net:3269"\n'))
+    cleartext = MINIMAL + 'start_tls = false\ngc_urls = ["ldap://dc1.example.net:3268"]\n'
+    with pytest.raises(ConfigError, match=r"clear text"):
+        load(write(tmp_path, cleartext))
+
+
 def test_unknown_section_is_named(tmp_path):
     path = write(tmp_path, MINIMAL + "\n[directroy]\nx = 1\n")
     with pytest.raises(ConfigError, match=r"unknown section \[directroy\]"):

@@ -47,6 +47,30 @@ async def test_wrong_password_unreachable_and_bad_certificate_are_distinct_error
         await connect(wrong_ca, sp_password)
 
 
+async def test_uniqueness_is_checked_in_the_global_catalog_when_one_is_configured(samba_dc, sp_password, tmp_path):
+    """The DC's own Global Catalog (port 3269) after a dead one: a value held once is one
+    conflict (the DC and the GC name the same object); no GC answering stops the check
+    with one sentence, while the DC itself still answers."""
+    gc = samba_dc.ldaps_url.rsplit(":", 1)[0] + ":3269"
+    config = load(write_dc_config(samba_dc, tmp_path / "gc.toml", extra=f'gc_urls = ["{dead_url()}", "{gc}"]\n'))
+    directory = await connect(config, sp_password)
+    try:
+        user = (await directory.users(await directory.customer("Globex Corporation"), limit=1))[0]
+        found = await directory.conflicts(upn=user.upn.upper(), sam=user.sam, addresses=[user.email])
+        assert sorted(c.kind for c in found) == ["address", "sam", "upn"] and {dn_key(c.dn) for c in found} == {dn_key(user.dn)}
+        assert await directory.conflicts(upn=user.upn, exclude_dn=user.dn) == []
+    finally:
+        await directory.close()
+    config = load(write_dc_config(samba_dc, tmp_path / "dead-gc.toml", extra=f'gc_urls = ["{dead_url()}"]\n'))
+    directory = await connect(config, sp_password)
+    try:
+        with pytest.raises(DirectoryUnavailable, match=r"^No Global Catalog of directory\.gc_urls answers .* nothing was written\.$"):
+            await directory.conflicts(upn=user.upn)
+        assert not directory.connection.lost and await directory.customers(search="Globex")
+    finally:
+        await directory.close()
+
+
 async def test_reconnects_after_the_connection_drops(dc_directory):
     before = await dc_directory.customers(search="Globex", with_services=False)
     for slot in dc_directory.pool._slots:

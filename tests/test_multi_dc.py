@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from core.config import load
 from core.directory import connect
-from core.escape import rdn_value
+from core.escape import parent_dn, rdn_value
 from core.directory.layout import dn_key
 from core.errors import DirectoryError
 from core.execute import Event, Refused
@@ -408,7 +408,7 @@ async def test_a_done_move_says_how_many_dcs_hold_its_writes(pair, directory, pa
     once its up-to-dateness vector covers the job's writes, not before; `jobs` names the DC."""
     import json
 
-    from core.execute import replication_of
+    from core.convergence import replication_of
 
     user = await make_user(directory)
     try:
@@ -420,6 +420,7 @@ async def test_a_done_move_says_how_many_dcs_hold_its_writes(pair, directory, pa
         out = json.loads(result.stdout)
         assert out["status"] == "done"
         assert out["replicated"] == {"holding": 1, "dcs": 2, "missing": [pair.dc2.info().ldaps_url]}
+        assert out["duplicates"] == []  # checked on the DCs holding the writes: DC1 only so far
         job = journal_job(tmp_path, out["job"])
         pair.replicate(pair.dc1)
         replication = await replication_of(directory, job, wait=0)
@@ -506,3 +507,125 @@ async def test_a_second_move_through_dc2_sees_the_first_one_through_dc1(pair, di
         pair.release(pair.dc1)
         await second.close()
         await remove_user(directory, user)
+
+
+# --------------------------------------------------------------------------- uniqueness across DCs
+
+
+async def _vera_and_template(directory):
+    """Table row 8's users: Vera in the source (to move into B, the destination) and a
+    template user already in B (to copy as "Vera …" into B)."""
+    vera = await make_user(directory)
+    template = await make_user(directory, DESTINATION, destination_name=vera.source.name, roles=())
+    return vera, template
+
+
+def _copy_as(vera_plan, template) -> "CopyRequest":
+    """A copy of ``template`` named and addressed like Vera after her move."""
+    from core.copy import CopyRequest
+
+    change = vera_plan.users[0]
+    return CopyRequest(template.upn, "Test", f"Mover{template.number}", display_name=rdn_value(change.dn_after),
+                       username=f"vcopy{template.number}", upn=change.upn_after, email=change.email_after)
+
+
+async def _holders_on(directory, dc, upn: str) -> list[str]:
+    return sorted({c.dn for c in await on_dc(directory, dc, lambda d: d.conflicts(upn=upn))})
+
+
+async def _clean_up_row_8(pair, directory, second, upn: str | None, *users) -> None:
+    """Replication on again; every holder of ``upn`` and the test users removed."""
+    await second.close()
+    pair.release(pair.dc1)
+    pair.replicate()
+    for dn in await _holders_on(directory, pair.dc1, upn) if upn else []:
+        await on_dc(directory, pair.dc1, lambda d, dn=dn: d.delete(dn))
+    pair.replicate()
+    for user in users:
+        await remove_user(directory, user)
+
+
+async def test_a_copy_colliding_with_a_move_not_yet_replicated_is_refused_by_the_global_catalog(pair, directory, pair_password, tmp_path):
+    """Table row 8, refused: Vera moved into B through DC1 (not replicated to DC2); a copy
+    as "Vera …" into B through DC2 would find nothing there, but the Global Catalog
+    (DC1's, port 3269) holds her new UPN, address and SIP URI: refused, nothing written;
+    after replication both DCs have one holder of each value."""
+    from directory_fixtures import write_dc_config
+    from test_copy import new_password
+
+    vera, template = await _vera_and_template(directory)
+    info = pair.info()
+    gc = f"ldaps://{pair.dc1.address}:3269"
+    via_dc2 = write_dc_config(info.dc1, tmp_path / "via-dc2.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url],
+                              ca_file=info.ca_file, extra=f'gc_urls = ["{gc}"]\n')
+    second = await connect(load(via_dc2), pair_password)
+    upn = None
+    try:
+        pair.replicate()
+        pair.hold(pair.dc1)
+        async with session_on(directory, tmp_path / "first") as session:
+            moved = await session.planner().preflight(session.operator, MoveRequest(vera.upn, DESTINATION))
+            upn = moved.users[0].upn_after
+            assert (await collect(session.executor().run(moved, session.operator)))[-1].status == "done"
+        assert await _holders_on(directory, pair.dc2, upn) == []  # DC2 has not seen the move
+        async with session_on(second, tmp_path / "second") as session:
+            copied = await session.copier().preflight(session.operator, _copy_as(moved, template), new_password())
+        assert not copied.ok
+        refused = " ".join(x.message for x in copied.problems)
+        for label in ("UPN", "email address", "SIP URI"):
+            assert f"The {label} " in refused and "is already used by" in refused, refused
+        pair.release(pair.dc1)
+        pair.replicate()
+        for dc in pair.dcs:
+            assert len(await _holders_on(directory, dc, upn)) == 1
+            assert await on_dc(directory, dc, lambda d: d.name_conflicts(vera.cn, parent_dn(moved.users[0].dn_after))) == []
+    finally:
+        await _clean_up_row_8(pair, directory, second, upn, vera, template)
+
+
+async def test_a_copy_racing_a_move_on_the_other_dc_reports_the_duplicates_on_both(pair, directory, pair_password, tmp_path):
+    """Table row 8, at once: the copy as "Vera …" is planned through DC2 before Vera's move
+    through DC1 runs, so no check before either job can see the other; both are written.
+    Once the copy's writes reach DC1 the check after the job finds them twice there (UPN,
+    address, SIP URI) and the conflict object replication made of the name: reported in
+    the result and the audit log; after full replication both DCs show the same."""
+    from core.convergence import aftermath, duplicates_of
+    from directory_fixtures import write_dc_config
+    from test_copy import new_password
+
+    vera, template = await _vera_and_template(directory)
+    info = pair.info()
+    via_dc2 = write_dc_config(info.dc1, tmp_path / "via-dc2.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url], ca_file=info.ca_file)
+    second = await connect(load(via_dc2), pair_password)
+    upn = None
+    password = new_password()
+    try:
+        pair.replicate()
+        pair.hold(pair.dc1)
+        async with session_on(directory, tmp_path / "first") as first, session_on(second, tmp_path / "second") as other:
+            moved = await first.planner().preflight(first.operator, MoveRequest(vera.upn, DESTINATION))
+            upn = moved.users[0].upn_after
+            copied = await other.copier().preflight(other.operator, _copy_as(moved, template), password)
+            assert moved.ok and copied.ok, copied.problems
+            assert (await collect(first.executor().run(moved, first.operator)))[-1].status == "done"
+            events = await collect(other.executor().run(copied, other.operator, secrets={"password": password}))
+            assert events[-1].status == "done", events[-1].message
+            job = other.journal.job(events[0].job)
+            pair.replicate(pair.dc2)  # the copy reaches DC1 (DC1 still holds the move back from DC2)
+            after = await aftermath(second, job, other.audit, other.operator)
+            assert after.replication.holding == (info.dc2.ldaps_url, info.dc1.ldaps_url)
+            on_dc1 = {d.kind for d in after.duplicates if d.dc == info.dc1.ldaps_url}
+            assert {"upn", "address", "sip", "name"} <= on_dc1, after.duplicates
+            assert all(len(d.dns) == 2 for d in after.duplicates if d.kind != "name")
+            assert "\nCNF:" in [d for d in after.duplicates if d.kind == "name"][0].dns[0].replace("\\0A", "\n")
+            assert after.to_json()["duplicates"] and after.to_json()["replicated"]["holding"] == 2
+            audited = [r for r in other.audit.entries() if r.job == job.id and r.result == "needs_attention"]
+            assert audited and audited[0].detail.startswith("duplicates after replication: ") and upn in audited[0].detail
+        pair.release(pair.dc1)
+        pair.replicate()
+        for dc in pair.dcs:
+            assert len(await _holders_on(directory, dc, upn)) == 2
+        both = await duplicates_of(directory, job, [info.dc1.ldaps_url, info.dc2.ldaps_url])
+        assert {d.dc for d in both if d.kind == "upn"} == {info.dc1.ldaps_url, info.dc2.ldaps_url}
+    finally:
+        await _clean_up_row_8(pair, directory, second, upn, vera, template)

@@ -54,10 +54,14 @@ class Directory:
         operator: str | None = None,
         memory_instance: str | None = None,
         pinner: Callable[[str], ConnectionPool] | None = None,
+        cataloger: Callable[[], ConnectionPool] | None = None,
     ):
         self.config = config
         # pinner(url): a pool on that DC only. Without one (the demo) there is one DC.
         self._pinner = pinner
+        # cataloger(): a pool on the Global Catalog (directory.gc_urls), opened when first needed.
+        self._cataloger = cataloger if config.directory.gc_urls else None
+        self._catalog: ConnectionPool | None = None
         self._pinned: dict[str, Directory] = {}
         self._pinning = asyncio.Lock()
         self.dc: DomainController | None = None  # on a pinned directory: its DC, as last read
@@ -110,6 +114,9 @@ class Directory:
             if pinned.pool is not self.pool:
                 await pinned.pool.close()
         self._pinned.clear()
+        if self._catalog is not None:
+            await self._catalog.close()
+            self._catalog = None
         await self.pool.close()
 
     # -- one DC for a job -------------------------------------------------------------
@@ -446,24 +453,17 @@ class Directory:
         cn: tuple[str, str] | None = None,
         exclude_dn: str | None = None,
     ) -> list[Conflict]:
-        """Objects other than ``exclude_dn`` already holding any of these values."""
-        clauses: list[str] = []
-        if upn:
-            clauses.append(f"(userPrincipalName={filter_value(upn)})")
-        for address in addresses:
-            value = filter_value(address)
-            clauses.append(f"(proxyAddresses=smtp:{value})(mail={value})")
-        if sip:
-            clauses.append(f"(msRTCSIP-PrimaryUserAddress={filter_value(sip)})")
-        if sam:
-            clauses.append(f"(sAMAccountName={filter_value(sam)})")
+        """Objects other than ``exclude_dn`` already holding any of these values: on this
+        DC and, where ``directory.gc_urls`` names one, in the Global Catalog (the forest)."""
         found: list[Conflict] = []
-        if clauses:
-            attributes = ["userPrincipalName", "proxyAddresses", "mail", "msRTCSIP-PrimaryUserAddress", "sAMAccountName"]
-            search_filter = f"(|{''.join(clauses)})"
-            entries = await self.pool.run(lambda c: ops.search(c, self.config.directory.base_dn, search_filter, "sub", attributes))
+        search_filter = _holders_filter(upn, addresses, sip, sam)
+        if search_filter:
+            entries = await self.pool.run(lambda c: ops.search(c, self.config.directory.base_dn, search_filter, "sub", HOLDER_ATTRIBUTES))
+            entries += await self._in_catalog(search_filter)
+            seen: set[tuple] = set()
             for entry in entries:
-                if not same_dn(entry.dn, exclude_dn):
+                if not same_dn(entry.dn, exclude_dn) and dn_key(entry.dn) not in seen:
+                    seen.add(dn_key(entry.dn))
                     found.extend(_classify_conflict(entry, upn, addresses, sip, sam))
         if cn:
             name, parent = cn
@@ -472,6 +472,36 @@ class Directory:
             if entry is not None and not same_dn(entry.dn, exclude_dn):
                 found.append(Conflict("cn", name, entry.dn))
         return found
+
+    async def _in_catalog(self, search_filter: str) -> list[ops.Entry]:
+        """The objects of the whole forest matching ``search_filter``, from the Global
+        Catalog (searched from the root: every domain); none without ``gc_urls``.
+        :class:`DirectoryUnavailable` when no Global Catalog answers."""
+        if self._cataloger is None:
+            return []
+        try:
+            async with self._pinning:
+                if self._catalog is None:
+                    pool = self._cataloger()
+                    await pool.start()
+                    self._catalog = pool
+            return await self._catalog.run(lambda c: ops.search(c, "", search_filter, "sub", HOLDER_ATTRIBUTES))
+        except DirectoryUnavailable as error:
+            raise DirectoryUnavailable(
+                f"No Global Catalog of directory.gc_urls answers ({str(error).rstrip('.')}), so the uniqueness of the "
+                "UPN, addresses, SIP URI and username across the forest cannot be checked; nothing was written."
+            ) from None
+
+    async def name_conflicts(self, cn: str, parent: str) -> list[str]:
+        """The DNs of the objects below ``parent`` that replication renamed after a name
+        collision with ``cn`` (``CN=<cn>\\0ACNF:<objectGUID>``: two objects were given
+        the same name on two DCs before either had replicated)."""
+        search_filter = f"(cn={filter_value(cn)}\\0aCNF:*)"
+        try:
+            entries = await self.pool.run(lambda c: ops.search(c, parent, search_filter, "one", ["cn"]))
+        except NotFound:
+            return []
+        return [e.dn for e in entries]
 
     # -- writes ------------------------------------------------------------------
     async def add_user(self, dn: str, attributes: Mapping[str, Any]) -> None:
@@ -552,6 +582,24 @@ class Directory:
         """Whether ``member_dn`` is a direct member of the group (one base-scope search)."""
         search_filter = f"(member={filter_value(member_dn)})"
         return bool(await self.pool.run(lambda c: ops.search(c, group_dn, search_filter, "base", ["cn"])))
+
+
+HOLDER_ATTRIBUTES = ["userPrincipalName", "proxyAddresses", "mail", "msRTCSIP-PrimaryUserAddress", "sAMAccountName"]
+
+
+def _holders_filter(upn: str | None, addresses: Sequence[str], sip: str | None, sam: str | None) -> str | None:
+    """The filter matching every object holding one of these values (``None``: no value)."""
+    clauses: list[str] = []
+    if upn:
+        clauses.append(f"(userPrincipalName={filter_value(upn)})")
+    for address in addresses:
+        value = filter_value(address)
+        clauses.append(f"(proxyAddresses=smtp:{value})(mail={value})")
+    if sip:
+        clauses.append(f"(msRTCSIP-PrimaryUserAddress={filter_value(sip)})")
+    if sam:
+        clauses.append(f"(sAMAccountName={filter_value(sam)})")
+    return f"(|{''.join(clauses)})" if clauses else None
 
 
 def _classify_conflict(entry: ops.Entry, upn, addresses, sip, sam) -> list[Conflict]:

@@ -89,9 +89,10 @@ class ConnectionFactory:
         self.bound_as = config.bind_user
         self.account = config.bind_user
 
-    def pinned(self, url: str) -> ConnectionFactory:
-        """A factory that opens connections to ``url`` only, never failing over: a job's DC."""
-        return ConnectionFactory(dataclasses.replace(self.config, urls=(url,)), self._password)
+    def reaching(self, urls: tuple[str, ...]) -> ConnectionFactory:
+        """A factory that opens connections to ``urls`` only (in order): one DC a job is
+        pinned to, never failing over elsewhere, or the Global Catalog servers."""
+        return ConnectionFactory(dataclasses.replace(self.config, urls=tuple(urls)), self._password)
 
     def _tls(self) -> ldap3.Tls:
         if not self.config.tls_verify:
