@@ -27,6 +27,7 @@ from screens.move_result import OPEN
 from screens.plan_view import grid, left_out_view, step_details, step_summary
 from screens.wizard.engine import Place
 from screens.wizard.run import Outcome
+from widgets.replication import ReplicationNote
 from screens.wizard.step import ReviewScreen, StepScreen
 from widgets import Choice, PasswordFields, ProblemList, StepTrail, Tick
 
@@ -345,6 +346,8 @@ class CopyResultStep(Screen[str | None]):
         yield self.place.trail(self.draft.title())
         with VerticalScroll(id="result"):
             yield Static(copy_result_text(self.draft, self.outcome), id="result-text")
+            if self.outcome.status == "done" and self.outcome.job:
+                yield ReplicationNote(self.draft.session, self.outcome.job)
         yield Footer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -15,6 +15,7 @@ from screens.move_draft import MoveDraft
 from screens.wizard.engine import Place
 from screens.wizard.run import Outcome
 from screens.wizard.step import StepParts
+from widgets.replication import ReplicationNote
 
 ANOTHER = "another"
 OPEN = "open"
@@ -68,6 +69,8 @@ class ResultStep(StepParts, Screen[str | None]):
         yield self.trail()
         with VerticalScroll(id="result"):
             yield Static(result_text(self.draft, self.outcome), id="result-text")
+            if self.outcome.status == "done" and self.outcome.job:
+                yield ReplicationNote(self.draft.session, self.outcome.job)
         yield Footer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -143,6 +143,9 @@ async def test_a_move_by_keys_in_few_keystrokes(demo):
         await keys("enter")
         assert isinstance(app.screen, ResultStep)
         assert upn in shown(app)
+        note = app.screen.query_one("#replication", Static)
+        assert note.checked is not None and note.checked.replication.holding == tuple(demo.config.directory.urls) and not note.checked.duplicates
+        assert "Done, replicated to 1 of 1 domain controller." in shown(app)
         await keys("enter")  # move another user: back to the (reloaded) users of the source
         assert isinstance(app.screen, UsersScreen) and user.dn not in app.screen.users
 

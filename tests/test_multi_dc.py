@@ -629,3 +629,38 @@ async def test_a_copy_racing_a_move_on_the_other_dc_reports_the_duplicates_on_bo
         assert {d.dc for d in both if d.kind == "upn"} == {info.dc1.ldaps_url, info.dc2.ldaps_url}
     finally:
         await _clean_up_row_8(pair, directory, second, upn, vera, template)
+
+
+# --------------------------------------------------------------------------- replication shown
+
+
+async def test_the_console_result_names_the_dc_a_move_has_not_reached(pair, directory, tmp_path, monkeypatch):
+    """Issue §8 in the console: a move through DC1 while DC2 receives nothing: the result
+    screen says "replicated to 1 of 2" and names DC2, after a bounded wait (the worker
+    ends: the keys settle); the journal's job is done."""
+    from console_keys import SIZE, Keys, QuickApp, open_user, settle, shown, through_the_move
+    from move_fixtures import SOURCE
+
+    monkeypatch.setenv("TENANTRY_STATE_DIR", str(tmp_path))
+    user = await make_user(directory)
+    dc2 = pair.info().dc2.ldaps_url
+    try:
+        pair.replicate()
+        pair.hold(pair.dc1)
+        app = QuickApp(directory, directory.config)
+        async with app.run_test(size=SIZE) as pilot:
+            keys = Keys(pilot)
+            await settle(pilot)
+            await open_user(keys, SOURCE, user.upn)
+            await keys("m")
+            await through_the_move(keys, "globex")
+            note = app.screen.query_one("#replication")
+            assert note.checked is not None, shown(app)
+            assert note.checked.replication.missing == (dc2,) and not note.checked.duplicates
+            screen = " ".join(shown(app).split())
+            assert "Done, replicated to 1 of 2 domain controllers (not yet:" in screen and dc2.split("//")[1] in screen
+        assert journal_job(tmp_path).status == JobStatus.DONE
+    finally:
+        pair.release(pair.dc1)
+        pair.replicate()
+        await remove_user(directory, user)
