@@ -183,6 +183,8 @@ async def _follow_rows(events: AsyncIterator[RowEvent], quiet: bool) -> None:
             print(f"  ✗ {plain(item.row)}: {event.step.action}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "undo_failed":
             print(f"  ! {plain(item.row)}: undo failed: {plain(event.message)}", file=sys.stderr)
+        elif event.kind == "replanned":
+            print(f"  ↻ {plain(item.row)}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "job_finished":
             status = (event.status or "failed").replace("_", " ")
             print(f"  {'✓' if event.status == 'done' else '✗'} {plain(item.row)}: {status} (job {event.job})", file=sys.stderr)

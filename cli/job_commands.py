@@ -29,7 +29,7 @@ from core.journal import JobRecord
 from core.move import MoveRequest
 from core.plan import HTTP, Plan
 from core.session import Session
-from core.text import plain
+from core.text import listed, plain
 from cli import batch_commands
 from cli.operator_input import confirm, password_again, prompt_password, stdin_password
 from cli.report import print_json
@@ -217,7 +217,7 @@ async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None,
             print(f"  ↶ {event.index + 1}. {event.step.action} undone", file=sys.stderr)
         elif event.kind == "undo_failed":
             print(f"  ! {event.index + 1}. undo failed: {plain(event.message)}", file=sys.stderr)
-        elif event.kind == "job_started":
+        elif event.kind in ("job_started", "replanned"):
             print(f"job {event.job}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "job_finished":
             print(f"job {event.job}: {status.replace('_', ' ')}" + (f" — {plain(event.message)}" if status != "done" else ""), file=sys.stderr)
@@ -289,18 +289,11 @@ def print_plan(plan: Plan) -> None:
         if isinstance(step.before, dict) or isinstance(step.after, dict):
             before, after = step.before or {}, step.after or {}
             for attribute in after:
-                print(f"       {attribute}: {_value(before.get(attribute))} → {_value(after.get(attribute))}")
+                print(f"       {attribute}: {listed(before.get(attribute))} → {listed(after.get(attribute))}")
         elif step.after is not None or step.before is not None:
             print(f"       {plain(step.before) or '—'} → {plain(step.after) or '—'}")
     for item in plan.left_out:
         print(f"  left out: {plain(item.action)} {plain(item.target)} — {plain(item.reason)}")
-
-
-def _value(value: Any) -> str:
-    """One attribute's values (a list) or one field of a service record, as plain text."""
-    if value is None or value == []:
-        return "—"
-    return plain("; ".join(map(str, value)) if isinstance(value, list) else str(value))
 
 
 def _job_json(job: JobRecord) -> dict[str, Any]:

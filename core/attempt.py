@@ -17,6 +17,7 @@ from core.copy import CopyRequest
 from core.execute import Event, Executor, audit_refusal
 from core.move import MoveRequest
 from core.plan import Plan
+from core.replan import request_meta
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -31,6 +32,7 @@ class Attempt:
     session: Session
     plan: Plan
     password: str | None = field(default=None, repr=False)  # a copy's new password, in memory only
+    request: Request | None = None  # what was asked: the job keeps it, to be planned again if its user changes first
     job: str | None = None
     status: str = "planned"  # then "refused", or the job's end: done, rolled_back, needs_attention
 
@@ -40,7 +42,8 @@ class Attempt:
 
     async def _run(self, executor: Executor) -> AsyncIterator[Event]:
         secrets = {"password": self.password} if self.password is not None else None
-        async for event in executor.run(self.plan, self.session.operator, secrets=secrets):
+        meta = {"request": request_meta(self.request)} if self.request is not None else None
+        async for event in executor.run(self.plan, self.session.operator, secrets=secrets, meta=meta):
             self.job = event.job
             if event.kind == "job_finished":
                 self.status = event.status or "done"
@@ -54,7 +57,7 @@ async def attempt(session: Session, request: Request, *, password: str | None = 
         plan = await session.copier().preflight(session.operator, request, password)
     else:
         plan = await session.planner().preflight(session.operator, request)
-    result = Attempt(session, plan, password)
+    result = Attempt(session, plan, password, request=request)
     if not plan.ok:
         audit_refusal(session.audit, session.operator, plan)
         result.status = "refused"

@@ -38,6 +38,7 @@ from core.execute import Event, Executor
 from core.model import Operator
 from core.move import MovePlanner, MoveRequest
 from core.plan import Plan, Problem
+from core.replan import request_meta
 from core.text import plain
 
 DEFAULT_CONCURRENCY = 4
@@ -197,7 +198,8 @@ class BulkJob:
         else: what ``run`` does before its first write. ``Batch.load(…).resume`` runs them."""
         plans, waits = _share_created_groups(bulk.clean)
         jobs = await self.executor.record(
-            [(plans[r.label], {"batch": bulk.batch, "row": r.label, "after": waits.get(r.label, [])}) for r in bulk.clean], operator)
+            [(plans[r.label], {"batch": bulk.batch, "row": r.label, "after": waits.get(r.label, []), "request": request_meta(r.request)})
+             for r in bulk.clean], operator)
         rows = []
         for row, job in zip(bulk.clean, jobs):
             change = row.plan.users[0]

@@ -33,6 +33,7 @@ from core.errors import (
 from core.journal import JobRecord, JobStatus, Journal, StepState
 from core.model import Customer, Operator
 from core.plan import Plan, Step
+from core.replan import changes_sentence, journaled_request, plan_changes
 from core.rights import copy_problems, move_problems, withheld_by_joining
 from core.services.base import ServiceAdapter
 from core.tenants import problems_of
@@ -63,7 +64,7 @@ def _needs_password(steps: Iterable[Step]) -> bool:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # job_started | step_started | step_done | step_failed | rolling_back | step_undone | undo_failed | job_finished
+    kind: str  # replanned | job_started | step_started | step_done | step_failed | rolling_back | step_undone | undo_failed | job_finished
     job: str
     index: int | None = None
     step: Step | None = None
@@ -72,6 +73,8 @@ class Event:
 
 
 StepHook = Callable[[int, Step], Awaitable[None]]
+Replanner = Callable[[JobRecord, Operator], Awaitable[Plan]]
+"""Plans a journaled job again on a fresh read, from the request it kept (core/replan.py)."""
 
 MEMORY_INSTANCE = "memory_directory"  # job meta: the in-memory (demo) directory the job ran on
 
@@ -86,8 +89,10 @@ class Executor:
         *,
         before_step: StepHook | None = None,
         readonly: bool = False,
+        replanner: Replanner | None = None,
     ):
         self.readonly = readonly
+        self.replanner = replanner  # a planned job whose user changed is planned again with it
         self.directory = directory
         self.adapters = adapters
         self.journal = journal
@@ -207,19 +212,18 @@ class Executor:
             async for event in self._needs_attention(job, operator, unproven):
                 yield event
             return
+        replanned = ""
         if fresh:
             await self._refuse_without_dependencies(job, d)
-            users = job.meta.get("users") or []
-            changed = await self._changed_user(d, ((u.get("user"), u.get("dn_before"), u.get("version")) for u in users))
-            if changed is not None or not users:
-                # Nothing was written: the job stays as it is, to be resumed on a fresh plan or rolled back.
-                reason = f"{changed or 'the user'} changed since the plan was made; nothing was written"
-                self._audit_job(operator, job, "refused", "the user changed since it was read")
-                raise Refused(f"Job {job.id}: {reason}; plan it again, or roll it back.")
+            changed = await self._changed_user(d, _journaled_users(job))
+            if changed is not None:
+                job, replanned = await self._replan(job, operator, changed, d)
         self._secrets[job.id] = dict(secrets or {})
         self._dcs[job.id] = d
         if job.status != JobStatus.RUNNING:
             await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
+        if replanned:
+            yield Event("replanned", job.id, message=replanned)
         yield Event("job_started", job.id, message=("starting" if job.status == JobStatus.PLANNED else "resuming") + f" on {d.dc.name}")
         try:
             async for event in self._forward(job.id, operator, resuming=not fresh):
@@ -306,14 +310,22 @@ class Executor:
 
     async def _refuse_without_dependencies(self, job: JobRecord, d: Directory) -> None:
         """A batch row that waits for other rows (a role group one of them creates) starts
-        only on a DC that holds their writes: theirs, or one whose up-to-dateness vector
-        covers them. Else it is refused and stays planned (nothing written)."""
+        only once they are done, and on a DC that holds their writes: theirs, or one whose
+        up-to-dateness vector covers them. Else it is refused and stays planned (nothing written)."""
         after = set(job.meta.get("after") or ())
         if not after or not job.batch:
             return
         for other in await asyncio.to_thread(self.journal.batch_jobs, job.batch):
+            if other.meta.get("row") not in after:
+                continue
             dc = DomainController.from_json(other.dc)
-            if other.meta.get("row") not in after or dc is None or not _wrote(other) or dc.url == d.dc.url:
+            if other.status != JobStatus.DONE:  # what this row needs is not (or no longer) there
+                then = ("resume it once that row is done" if not other.is_finished
+                        else "roll it back, and move or copy its user again")
+                where = f" on {dc.name}" if dc is not None and _wrote(other) else ""
+                raise Refused(f"Job {job.id} waits for job {other.id} ({plain(str(other.meta.get('row')))}), which is "
+                              f"{other.status.value.replace('_', ' ')}{where}; nothing was written: {then}.")
+            if dc is None or dc.url == d.dc.url:
                 continue
             needed = highest_usn(other)
             seen = await d.received()
@@ -322,6 +334,34 @@ class Executor:
                     f"Job {job.id} waits for job {other.id}, whose writes on {dc.name} have not reached {d.dc.name}; "
                     f"nothing was written: resume it once {dc.name} answers or has replicated."
                 )
+
+    async def _replan(self, job: JobRecord, operator: Operator, changed: str, d: Directory) -> tuple[JobRecord, str]:
+        """A job that has written nothing, whose user ``changed`` since its plan: planned
+        again on a fresh read (nothing written either way). The same steps: the job and
+        the sentence to start it with; other steps (or no fresh plan): :class:`Refused`
+        naming what changed, the job left ``planned`` to resume on its new plan or roll back."""
+        reason = f"{changed} changed since the plan was made; nothing was written"
+        if self.replanner is None or journaled_request(job) is None:  # a job journaled before requests were kept
+            self._audit_job(operator, job, "refused", "the user changed since it was read")
+            raise Refused(f"Job {job.id}: {reason}; plan it again, or roll it back.")
+        fresh = await self.replanner(job, operator)
+        if not fresh.ok:
+            problems = " ".join(x.message for x in fresh.problems)
+            self._audit_job(operator, job, "refused", f"the user changed since it was read; a fresh plan is refused: {problems}")
+            raise Refused(f"Job {job.id}: {reason}, and a fresh plan of it is refused: {problems} Roll it back.")
+        changes = plan_changes([Step.from_json(s.spec) for s in job.steps], fresh.steps)
+        await asyncio.to_thread(self.journal.replan, job.id, [s.to_json() for s in fresh.steps], [c.__dict__ for c in fresh.users])
+        job = await asyncio.to_thread(self.journal.job, job.id)
+        if changes:
+            what = changes_sentence(changes)
+            self._audit_job(operator, job, "planned", f"the user changed since it was read; planned again: {what}")
+            raise Refused(f"Job {job.id}: {reason}; it is planned again on a fresh read ({what}): resume it to run the new plan, or roll it back.")
+        still = await self._changed_user(d, _journaled_users(job))
+        if still is not None:  # the fresh read came from another DC, which has a change d has not yet
+            self._audit_job(operator, job, "refused", "the user changed since it was read")
+            raise Refused(f"Job {job.id}: {still} changed on another domain controller, not yet replicated to {d.dc.name}; "
+                          "nothing was written: resume it once it has.")
+        return job, f"{changed} changed since the plan was made, in nothing this job writes: planned again, the same steps"
 
     async def _needs_attention(self, job: JobRecord, operator: Operator, reason: str) -> AsyncIterator[Event]:
         """End a resume or rollback that cannot work anywhere now: the job needs attention."""
@@ -537,8 +577,10 @@ class Executor:
         since that read (the replicated values, the same on every DC); ``None`` when every
         one is as it was."""
         for name, dn, version in users:
+            if not dn:
+                return name or "the user"
             try:
-                current = await d.user(dn or "")
+                current = await d.user(dn)
             except NotFound:
                 return name or dn or "the user"
             if current.version != version:
@@ -723,6 +765,13 @@ def highest_usn(job: JobRecord) -> int | None:
             return None
         usns.append(int(usn or 0))
     return max(usns)
+
+
+def _journaled_users(job: JobRecord) -> list[tuple[str | None, str | None, str | None]]:
+    """``(name, dn, version)`` of each user the job's plan read (a job without users: one
+    unnamed entry, so it counts as changed and is never run blind)."""
+    users = [u for u in (job.meta.get("users") or []) if isinstance(u, dict)]
+    return [(u.get("user"), u.get("dn_before"), u.get("version")) for u in users] or [(None, None, None)]
 
 
 def _customers(job: JobRecord) -> tuple[str | None, str | None]:

@@ -519,6 +519,26 @@ class Journal(StateFile):
                 (status.value, None if error is None else str(error), now, job_id),
             )
 
+    def replan(self, job_id: str, steps: list[dict], users: list[dict]) -> None:
+        """Give a job that has written nothing (``planned``, or ``running`` with every step
+        pending) a fresh plan: its steps replaced by ``steps`` (all pending) and its users'
+        reads (``meta["users"]``) by ``users``. Any other job keeps its plan: ``ValueError``."""
+        _job, step_rows = _job_rows("replan", "", "", [], [], steps, {})
+        now = _now()
+        with self._transaction(write=True) as db:
+            job_id, status = self._resolve(db, job_id)
+            states = self._step_states(db, job_id)
+            if status not in (JobStatus.PLANNED, JobStatus.RUNNING) or any(s != StepState.PENDING for s in states):
+                raise ValueError(f"Job {job_id} is {status} with steps under way; only a job that has written nothing can be planned again.")
+            meta = _load(db.execute("SELECT meta FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]) or {}
+            meta["users"] = users
+            db.execute("DELETE FROM steps WHERE job_id = ?", (job_id,))
+            db.executemany(
+                "INSERT INTO steps (job_id, idx, user, action, target, spec, state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(job_id, *row, StepState.PENDING.value) for row in step_rows],
+            )
+            db.execute("UPDATE jobs SET meta = ?, updated_at = ? WHERE id = ?", (_dump(meta, "meta"), now, job_id))
+
     def record_dc(self, job_id: str, dc: dict) -> None:
         """Record the domain controller the job is pinned to (``meta["dc"]``: url, service,
         invocation id), replacing the one before (whose URL is kept as ``previous``: the

@@ -8,13 +8,15 @@ from pathlib import Path
 
 from core.audit import Audit, open_audit
 from core.config import Config
-from core.copy import CopyPlanner
+from core.copy import CopyPlanner, CopyRequest
 from core.demo.services import demo_adapters
 from core.directory import Directory
 from core.execute import Executor, StepHook
-from core.journal import Journal
+from core.journal import JobRecord, Journal
 from core.model import Operator
 from core.move import MovePlanner
+from core.plan import Plan
+from core.replan import journaled_request
 from core.services import build_adapters, close_adapters
 from core.services.base import ServiceAdapter
 from core.state import state_dir
@@ -68,7 +70,16 @@ class Session:
         return CopyPlanner(self.config, self.directory, self.adapters, readonly=self.readonly)
 
     def executor(self, *, before_step: StepHook | None = None) -> Executor:
-        return Executor(self.directory, self.adapters, self.journal, self.audit, before_step=before_step, readonly=self.readonly)
+        return Executor(self.directory, self.adapters, self.journal, self.audit, before_step=before_step, readonly=self.readonly,
+                        replanner=self.replan)
+
+    async def replan(self, job: JobRecord, operator: Operator) -> Plan:
+        """A fresh plan of the request ``job`` kept (see :mod:`core.replan`); a copy's
+        password is checked again when the job sets it, as on any resume."""
+        request = journaled_request(job)
+        if isinstance(request, CopyRequest):
+            return await self.copier().preflight(operator, request)
+        return await self.planner().preflight(operator, request)
 
     async def close(self) -> None:
         await close_adapters(self.adapters)

@@ -28,6 +28,13 @@ def plain(value: object, *, single_line: bool = True) -> str:
     return text
 
 
+def listed(value: object) -> str:
+    """One attribute's values (a list, joined by "; ") or one value, as plain text; "—" for none."""
+    if value is None or value == []:
+        return "—"
+    return plain("; ".join(map(str, value)) if isinstance(value, list) else str(value))
+
+
 _JSON_UNESCAPED_CONTROL = re.compile(r"[\x7f-\x9f]")
 
 

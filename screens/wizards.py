@@ -40,7 +40,7 @@ def topics(*names: str) -> frozenset[str]:
 def _run_move(draft: MoveDraft, place: Place, executor: ExecutorFactory) -> RunStep:
     plan = draft.checked
     assert plan is not None and plan.ok
-    return RunStep(draft, place=place, plan=plan, job=Attempt(draft.session, plan).run, executor=executor,
+    return RunStep(draft, place=place, plan=plan, job=Attempt(draft.session, plan, request=draft.request()).run, executor=executor,
                    summary=step_summary, destination=draft.destination)
 
 
@@ -48,7 +48,7 @@ def _run_copy(draft: CopyDraft, place: Place, executor: ExecutorFactory) -> RunS
     plan = draft.checked
     assert plan is not None and plan.ok
     password, draft.password = draft.password, ""  # given to this job only, then not kept
-    return RunStep(draft, place=place, plan=plan, job=Attempt(draft.session, plan, password).run, executor=executor,
+    return RunStep(draft, place=place, plan=plan, job=Attempt(draft.session, plan, password, request=draft.request()).run, executor=executor,
                    summary=step_summary, destination=draft.customer)
 
 

@@ -4,6 +4,7 @@ step has not run needs the password again (it is never kept) — demo and real D
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -35,6 +36,10 @@ async def run_all(events) -> list:
 
 @aio
 async def test_a_planned_row_started_later_never_writes_over_a_user_changed_since(session):
+    """Rows journaled, then their users changed before they start: a change in nothing
+    the row writes (a title) is planned again and runs at once, saying so; a change the
+    row writes over (a new alias in the source's domain) is planned again and refused
+    once, naming what changed, nothing written — the next resume runs the new plan."""
     directory = session.directory
     users = [await make_user(directory) for _ in range(3)]
     try:
@@ -44,24 +49,37 @@ async def test_a_planned_row_started_later_never_writes_over_a_user_changed_sinc
         # The batch is journaled as `run` does it, then the process goes away before any row starts.
         jobs = [row.job for row in await bulk.record(plan, session.operator)]
         assert [session.journal.job(j).status for j in jobs] == [JobStatus.PLANNED] * 3
-        changed = users[1]
-        await directory.modify(changed.dn, {"title": (["Tester"], ["Changed since the plan"])})
+        retitled, aliased = users[0], users[1]
+        await directory.modify(retitled.dn, {"title": (["Tester"], ["Changed since the plan"])})
+        alias = f"smtp:late.alias{aliased.number}@{aliased.source.default_domain}"
+        proxies = (await directory.values(aliased.dn, ["proxyAddresses"]))["proxyAddresses"]
+        await directory.modify(aliased.dn, {"proxyAddresses": (proxies, proxies + [alias])})
+        old_steps = [s.spec for s in session.journal.job(jobs[1]).steps]
+
+        results, events = {}, []
+        async for item in Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results):
+            events.append(item)
+        assert {label: r.status for label, r in results.items()} == {retitled.upn: "done", aliased.upn: "refused", users[2].upn: "done"}
+        replanned = [e.event.message for e in events if e.event.kind == "replanned"]
+        assert replanned == [f"{retitled.upn} changed since the plan was made, in nothing this job writes: planned again, the same steps"]
+        message = results[aliased.upn].message
+        assert "changed since the plan was made; nothing was written; it is planned again on a fresh read (" in message
+        assert f"proxyAddresses of {aliased.dn} was " in message and alias in message and "resume it to run the new plan" in message
+        # nothing was written, and the row stays resumable on its new plan (or can be rolled back): never `failed`
+        record = session.journal.job(jobs[1])
+        assert record.status == JobStatus.PLANNED and [s.spec for s in record.steps] != old_steps
+        assert alias in (await directory.values(aliased.dn, ["proxyAddresses"]))["proxyAddresses"]
+        audit = [e for e in session.audit.entries() if e.job == jobs[1]]
+        assert [e.result for e in audit] == ["planned"] and alias in audit[0].detail
 
         results = {}
         await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
-        assert {label: r.status for label, r in results.items()} == {users[0].upn: "done", changed.upn: "refused", users[2].upn: "done"}
-        assert "changed since the plan was made" in results[changed.upn].message
-        # nothing was written, and the row stays resumable (or can be rolled back): never `failed`
-        assert session.journal.job(jobs[1]).status == JobStatus.PLANNED
-        assert await directory.exists(changed.dn) and (await directory.values(changed.dn, ["title"]))["title"] == ["Changed since the plan"]
-        audit = [e for e in session.audit.entries() if e.job == jobs[1]]
-        assert [e.result for e in audit] == ["refused"]
-        results = {}
-        await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
-        assert {label: r.status for label, r in results.items()} == {users[0].upn: "done", changed.upn: "refused", users[2].upn: "done"}
-        results = {}
-        await run_all(Batch.load(session.journal, plan.batch).rollback(session.executor(), session.operator, results=results))
-        assert session.journal.job(jobs[1]).status == JobStatus.ROLLED_BACK
+        assert {label: r.status for label, r in results.items()} == {u.upn: "done" for u in users}
+        moved = await directory.user(record.meta["users"][0]["dn_after"])
+        assert alias.split(":", 1)[1] not in " ".join(moved.proxy_addresses)  # left with the source's domain
+        assert (await directory.values(moved.dn, ["title"]))["title"] == ["Tester"]
+        retitled_now = await directory.user(session.journal.job(jobs[0]).meta["users"][0]["dn_after"])
+        assert (await directory.values(retitled_now.dn, ["title"]))["title"] == ["Changed since the plan"]
     finally:
         for user in users:
             await remove_user(directory, user)
@@ -167,3 +185,43 @@ async def test_cli_resume_of_a_copy_batch_reads_one_password_for_every_row(dc_di
         session.audit.close()
         await remove_upns(dc_directory, upns)
         await remove_user(dc_directory, template)
+
+
+@aio
+async def test_cli_resume_shows_what_changed_and_runs_the_new_plan_next_time(dc_directory, dc_config_file, sp_password, tmp_path):
+    """`tenantry resume BATCH` on a row whose user changed in what the row writes: the row
+    is planned again and stderr names the change; the row waiting for it (the role group
+    it creates) stays planned too; exit 5, nothing written. The next `resume BATCH` runs
+    the new plan, then the waiting row (exit 0)."""
+    users = [await make_user(dc_directory) for _ in range(2)]
+    state = tmp_path / "state"
+    session = await Session.open(dc_directory, state=state)
+    env = {**os.environ, PASSWORD_ENV: sp_password, "TENANTRY_STATE_DIR": str(state), "PYTHONPATH": str(ROOT)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cli", *args, "--config", str(dc_config_file)],
+                              capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+    try:
+        bulk = BulkMove(session.planner(), session.executor())
+        plan = await bulk.preflight(session.operator, [(u.upn, MoveRequest(u.upn, DESTINATION)) for u in users])
+        await bulk.record(plan, session.operator)
+        changed = users[0]
+        alias = f"smtp:late.alias{changed.number}@{changed.source.default_domain}"
+        proxies = (await dc_directory.values(changed.dn, ["proxyAddresses"]))["proxyAddresses"]
+        await dc_directory.modify(changed.dn, {"proxyAddresses": (proxies, proxies + [alias])})
+        first = cli("resume", plan.batch)
+        said = first.stdout + first.stderr
+        assert first.returncode == 5, said  # both rows left to resume: nothing was written
+        assert "planned again on a fresh read (proxyAddresses of" in said and alias in said and "Traceback" not in said
+        # the other row waits for the changed one (which creates the role group both join): planned, not rolled back
+        assert "which is planned; nothing was written: resume it once that row is done" in said
+        assert {j.status for j in Batch.load(session.journal, plan.batch).jobs} == {JobStatus.PLANNED}
+        second = cli("resume", plan.batch, "--json")
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert {r["status"] for r in json.loads(second.stdout)["rows"]} == {"done"}
+    finally:
+        session.journal.close()
+        session.audit.close()
+        for user in users:
+            await remove_user(dc_directory, user)

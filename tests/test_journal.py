@@ -217,6 +217,24 @@ def test_illegal_step_transitions_raise_and_change_nothing(journal):
         journal.step_starting(job_id, 2, {})
 
 
+def test_only_a_job_that_wrote_nothing_is_planned_again(journal):
+    job = new_job(journal)
+    fresh = STEPS[:2]
+    journal.replan(job, fresh, [{"user": "anna@contoso.example", "version": "v2"}])
+    record = journal.job(job)
+    assert [s.spec for s in record.steps] == fresh and {s.state for s in record.steps} == {StepState.PENDING}
+    assert record.meta == {"plan_version": 1, "users": [{"user": "anna@contoso.example", "version": "v2"}]}
+    assert record.status == JobStatus.PLANNED
+    journal.set_status(job, JobStatus.RUNNING)
+    journal.replan(job, STEPS, [])  # running, nothing started yet: still nothing written
+    journal.step_starting(job, 0, None)
+    with pytest.raises(ValueError, match="only a job that has written nothing can be planned again"):
+        journal.replan(job, fresh, [])
+    assert len(journal.job(job).steps) == 3 and journal.job(job).steps[0].state == StepState.RUNNING
+    with pytest.raises(ValueError, match="A job needs at least one step"):
+        journal.replan(new_job(journal), [], [])
+
+
 def test_illegal_job_transitions_raise(journal):
     job_id = new_job(journal)
     with pytest.raises(ValueError, match="planned"):

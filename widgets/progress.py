@@ -274,6 +274,8 @@ class BulkProgressPane(ProgressPane):
             return [f"{at}{who}: {step} undone"]
         elif event.kind == "undo_failed":
             return [f"{at}{who}: {step} UNDO FAILED: {message}"]
+        elif event.kind == "replanned":
+            return [f"{at}{who}: {message}"]
         elif event.kind == "job_finished":
             status = event.status if event.status in ROW_STATES else "failed"
             self._set(table, index, status, self._becomes(index) if status == "done" else message)
