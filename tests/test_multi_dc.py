@@ -106,6 +106,16 @@ async def converged(pair, directory, user) -> dict:
     return first
 
 
+def via_dc2(pair, tmp_path: Path, extra: str = "") -> Path:
+    """A config whose jobs go to DC2 (``write_url``; DC1, the PDC emulator, would be the
+    default), reads too (DC2 first in ``urls``)."""
+    from directory_fixtures import write_dc_config
+
+    info = pair.info()
+    return write_dc_config(info.dc1, tmp_path / "via-dc2.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url], ca_file=info.ca_file,
+                           extra=f'write_url = "{info.dc2.ldaps_url}"\n' + extra)
+
+
 def refuse_step(index: int, first=lambda: None):
     """A before-step hook: at step ``index``, ``first()``, then the step is refused."""
     async def hook(i, step):
@@ -478,15 +488,12 @@ async def test_a_copy_whose_account_dc1_never_replicated_is_not_rolled_back_on_d
 
 async def test_a_second_move_through_dc2_sees_the_first_one_through_dc1(pair, directory, pair_config_file, pair_password, tmp_path):
     """Table row 7: a user moved to B through DC1 (not replicated yet), then at once to C
-    through DC2 (a config naming DC2 first): the second move is refused, nothing written;
+    through DC2 (a config naming DC2 its write DC): the second move is refused, nothing written;
     after replication both DCs have the user in B only, with none of C's groups."""
-    from directory_fixtures import write_dc_config
 
     other = "Contoso Pharmaceuticals"
     user = await make_user(directory, services=())
-    info = pair.info()
-    via_dc2 = write_dc_config(info.dc1, tmp_path / "via-dc2.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url], ca_file=info.ca_file)
-    second = await connect(load(via_dc2), pair_password)
+    second = await connect(load(via_dc2(pair, tmp_path)), pair_password)
     try:
         pair.replicate()
         pair.hold(pair.dc1)
@@ -550,15 +557,11 @@ async def test_a_copy_colliding_with_a_move_not_yet_replicated_is_refused_by_the
     as "Vera …" into B through DC2 would find nothing there, but the Global Catalog
     (DC1's, port 3269) holds her new UPN, address and SIP URI: refused, nothing written;
     after replication both DCs have one holder of each value."""
-    from directory_fixtures import write_dc_config
     from test_copy import new_password
 
     vera, template = await _vera_and_template(directory)
-    info = pair.info()
     gc = f"ldaps://{pair.dc1.address}:3269"
-    via_dc2 = write_dc_config(info.dc1, tmp_path / "via-dc2.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url],
-                              ca_file=info.ca_file, extra=f'gc_urls = ["{gc}"]\n')
-    second = await connect(load(via_dc2), pair_password)
+    second = await connect(load(via_dc2(pair, tmp_path, f'gc_urls = ["{gc}"]\n')), pair_password)
     upn = None
     try:
         pair.replicate()
@@ -590,13 +593,11 @@ async def test_a_copy_racing_a_move_on_the_other_dc_reports_the_duplicates_on_bo
     address, SIP URI) and the conflict object replication made of the name: reported in
     the result and the audit log; after full replication both DCs show the same."""
     from core.convergence import aftermath, duplicates_of
-    from directory_fixtures import write_dc_config
     from test_copy import new_password
 
     vera, template = await _vera_and_template(directory)
     info = pair.info()
-    via_dc2 = write_dc_config(info.dc1, tmp_path / "via-dc2.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url], ca_file=info.ca_file)
-    second = await connect(load(via_dc2), pair_password)
+    second = await connect(load(via_dc2(pair, tmp_path)), pair_password)
     upn = None
     password = new_password()
     try:
@@ -664,3 +665,36 @@ async def test_the_console_result_names_the_dc_a_move_has_not_reached(pair, dire
         pair.release(pair.dc1)
         pair.replicate()
         await remove_user(directory, user)
+
+
+# --------------------------------------------------------------------------- the write DC
+
+
+async def test_jobs_go_to_the_pdc_emulator_unless_a_write_dc_is_set(pair, pair_password, tmp_path):
+    """Issue item 2: without write_url a job is pinned to the PDC emulator (the NC head's
+    fSMORoleOwner → its server's dNSHostName, here resolved to an address of ``urls``)
+    even when ``urls`` names another DC first; with the PDC down, to the first that
+    answers; with write_url, to that DC."""
+    from directory_fixtures import write_dc_config
+
+    info = pair.info()
+    dc2_first = write_dc_config(info.dc1, tmp_path / "dc2-first.toml", urls=[info.dc2.ldaps_url, info.dc1.ldaps_url], ca_file=info.ca_file)
+
+    async def pinned_to(config: Path) -> str:
+        d = await connect(load(config), pair_password)
+        try:
+            assert d.server == (info.dc2.ldaps_url if pair.dc2.process else info.dc1.ldaps_url)  # reads: the first that answers
+            return (await d.pin()).dc.url
+        finally:
+            await d.close()
+
+    with info.dc1.connect() as conn:  # the seed's PDC emulator is DC1, which provisioned the domain
+        conn.search(info.dc1.base_dn, "(objectClass=*)", "BASE", attributes=["fSMORoleOwner"])
+        assert f"CN={pair.dc1.host_name.upper()}," in str(conn.entries[0].fSMORoleOwner.value)
+    assert await pinned_to(dc2_first) == info.dc1.ldaps_url
+    assert await pinned_to(via_dc2(pair, tmp_path)) == info.dc2.ldaps_url
+    pair.dc1.crash()
+    try:
+        assert await pinned_to(dc2_first) == info.dc2.ldaps_url
+    finally:
+        pair.dc1.restart()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import ldap3
 
@@ -63,6 +65,7 @@ class Directory:
         self._cataloger = cataloger if config.directory.gc_urls else None
         self._catalog: ConnectionPool | None = None
         self._pinned: dict[str, Directory] = {}
+        self._pdc: list[str] | None = None  # the PDC emulator's URL among urls, once looked up
         self._pinning = asyncio.Lock()
         self.dc: DomainController | None = None  # on a pinned directory: its DC, as last read
         self.services = services  # an in-process service side (the demo's), else None
@@ -123,11 +126,16 @@ class Directory:
     async def pin(self, url: str | None = None) -> Directory:
         """This directory on one domain controller only, never failing over: a job's reads
         and writes all go there. ``url``: that DC (a job's journaled one); else
-        ``directory.write_url`` while it answers, else the first of ``urls`` that does.
+        ``directory.write_url`` while it answers; without one, the PDC emulator while it
+        answers (when one of ``urls`` reaches it); else the first of ``urls`` that does.
         Its :attr:`dc` is read again on each call. :class:`DirectoryUnavailable` when no
         candidate answers."""
         d = self.config.directory
-        candidates = [url] if url else list(dict.fromkeys([*([d.write_url] if d.write_url else []), *d.urls]))
+        if url:
+            candidates = [url]
+        else:
+            preferred = [d.write_url] if d.write_url else await self._pdc_urls()
+            candidates = list(dict.fromkeys([*preferred, *d.urls]))
         failures: list[str] = []
         for candidate in candidates:
             try:
@@ -135,6 +143,19 @@ class Directory:
             except DirectoryUnavailable as error:
                 failures.append(str(error).rstrip("."))
         raise DirectoryUnavailable(f"No domain controller can take the job ({'; '.join(failures)}).")
+
+    async def _pdc_urls(self) -> list[str]:
+        """The URL of ``urls`` that reaches the PDC emulator (by its ``dNSHostName``, or an
+        address that name resolves to), as a one-item list; empty when none does or it
+        cannot be read. Looked up once per directory: the role seldom moves, and a job on
+        another DC is still on one DC."""
+        if self._pdc is None:
+            try:
+                host = await self.pool.run(lambda c: replication.pdc_emulator(c, self.config.directory.base_dn))
+            except DirectoryError:
+                return []  # asked again for the next job
+            self._pdc = await asyncio.to_thread(_urls_reaching, host, self.config.directory.urls) if host else []
+        return self._pdc
 
     async def _pin_one(self, url: str) -> Directory:
         async with self._pinning:
@@ -582,6 +603,24 @@ class Directory:
         """Whether ``member_dn`` is a direct member of the group (one base-scope search)."""
         search_filter = f"(member={filter_value(member_dn)})"
         return bool(await self.pool.run(lambda c: ops.search(c, group_dn, search_filter, "base", ["cn"])))
+
+
+def _urls_reaching(host: str, urls: Sequence[str]) -> list[str]:
+    """The first of ``urls`` whose host is ``host`` (a DC's DNS name), or resolves to one of
+    its addresses (URLs given by address); as a list of at most one. Blocking (DNS)."""
+    def addresses(name: str) -> set[str]:
+        try:
+            return {info[4][0] for info in socket.getaddrinfo(name, None)}
+        except (OSError, UnicodeError):
+            return set()
+
+    wanted = host.rstrip(".").casefold()
+    hosts = [(url, (urlsplit(url).hostname or "").casefold()) for url in urls]
+    by_name = [url for url, name in hosts if name == wanted]
+    if by_name:
+        return by_name[:1]
+    known = addresses(wanted)
+    return [url for url, name in hosts if known & addresses(name)][:1]
 
 
 HOLDER_ATTRIBUTES = ["userPrincipalName", "proxyAddresses", "mail", "msRTCSIP-PrimaryUserAddress", "sAMAccountName"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.directory import ops
+from core.escape import parent_dn
 
 ROOT_DSE = ""
 _CURSOR_V2 = struct.Struct("<16sQQ")  # invocation id, highest USN, last sync (FILETIME)
@@ -54,6 +55,17 @@ def identity(conn: Any, url: str) -> DomainController:
     settings = ops.read(conn, service, ["invocationId"])
     invocation = settings.first("invocationId") if settings else None
     return DomainController(url, service, invocation or "")
+
+
+def pdc_emulator(conn: Any, naming_context: str) -> str | None:
+    """The ``dNSHostName`` of the domain's PDC emulator: the server whose NTDS Settings
+    object the NC head's ``fSMORoleOwner`` names (``None`` where there is none: the demo)."""
+    head = ops.read(conn, naming_context, ["fSMORoleOwner"])
+    owner = head.first("fSMORoleOwner") if head else None
+    if not owner:
+        return None
+    server = ops.read(conn, parent_dn(owner), ["dNSHostName"])
+    return server.first("dNSHostName") if server else None
 
 
 def highest_usn(conn: Any) -> int | None:
