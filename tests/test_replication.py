@@ -47,3 +47,66 @@ def test_a_dc_round_trips_through_the_journal_and_refuses_junk():
     dc = DomainController("ldaps://dc1.example.net:636", "CN=NTDS Settings,CN=DC1", str(DC1))
     assert DomainController.from_json(dc.to_json()) == dc and dc.name == "dc1.example.net:636"
     assert DomainController.from_json(None) is None and DomainController.from_json({"url": 5}) is None
+
+
+# --------------------------------------------------------------------------- after a job, and re-planning
+
+
+def _job(steps, meta=None):
+    from core.journal import JobRecord, JobStatus, StepRecord, StepState
+
+    records = tuple(StepRecord(i, "u", s.action, s.target, s.to_json(), StepState.DONE, None, None, None, None, None)
+                    for i, s in enumerate(steps))
+    return JobRecord("20260101-000000-abcd", "copy", JobStatus.DONE, "op", "op", ("u",), ("C",), "", "", None, records, meta or {})
+
+
+def test_the_pdc_emulator_is_found_among_the_urls_by_name_or_address():
+    from core.directory.directory import _urls_reaching
+
+    urls = ["ldaps://10.0.0.9", "ldaps://DC2.Example.NET:636", "ldaps://127.0.0.1:636"]
+    assert _urls_reaching("dc2.example.net", urls) == ["ldaps://DC2.Example.NET:636"]  # by name, no DNS asked
+    assert _urls_reaching("localhost", urls) == ["ldaps://127.0.0.1:636"]  # by the address the name resolves to
+    assert _urls_reaching("no-such-host.invalid", urls) == []
+
+
+def test_the_values_a_job_wrote_are_the_ones_checked_for_duplicates():
+    from core import plan as p
+    from core.convergence import Duplicate, written_values
+    from core.plan import Step
+
+    add = Step("u", p.ADD_USER, "CN=New,OU=Users,OU=C", None,
+               {"userPrincipalName": "new@c.example", "proxyAddresses": ["SMTP:new@c.example", "X500:/o=x"], "title": "T"})
+    modify = Step("u", p.MODIFY, "CN=New,OU=Users,OU=C", {"msRTCSIP-PrimaryUserAddress": []}, {"msRTCSIP-PrimaryUserAddress": ["sip:new@c.example"]})
+    assert written_values(_job([add, modify])) == {
+        "userprincipalname": ["new@c.example"], "proxyaddresses": ["SMTP:new@c.example", "X500:/o=x"],
+        "msrtcsip-primaryuseraddress": ["sip:new@c.example"]}
+    hostile = Duplicate("upn", "a\x1b[2J@c.example", ("CN=x\x9b31m,OU=C", "CN=y,OU=C"), "ldaps://dc2.example.net")
+    assert hostile.sentence == "the UPN a[2J@c.example is held by 2 objects on dc2.example.net: CN=x31m,OU=C; CN=y,OU=C"
+
+
+def test_a_journaled_request_is_read_back_and_a_damaged_one_is_none():
+    from core.copy import CopyRequest
+    from core.move import MoveRequest
+    from core.replan import journaled_request, request_meta
+
+    move = MoveRequest("ana@f.example", "Woodgrove", upn="ana@w.example", plans={"exchange": "Basic 2 GB"})
+    copy = CopyRequest("tpl@f.example", "Ana", "Hall", services=("exchange", "ocs"))
+    for request in (move, copy):
+        assert journaled_request(_job([], {"request": request_meta(request)})) == request
+    for damaged in ({"move": {"user": "x"}}, {"delete": {}}, "move", {"move": {}, "copy": {}}):
+        assert journaled_request(_job([], {"request": damaged})) is None
+
+
+def test_what_a_fresh_plan_does_differently_is_named():
+    from core import plan as p
+    from core.plan import Step
+    from core.replan import changes_sentence, plan_changes
+
+    old = [Step("u", p.MODIFY, "CN=A", {"mail": ["a@s.example"], "title": ["T"]}, {"mail": ["a@d.example"], "title": ["T"]}),
+           Step("u", p.ADD_MEMBER, "CN=G1", None, "CN=A")]
+    new = [Step("u", p.MODIFY, "CN=A", {"mail": ["a2@s.example"], "title": ["T"]}, {"mail": ["a@d.example"], "title": ["T"]}),
+           Step("u", p.ADD_MEMBER, "CN=G2", None, "CN=A")]
+    assert plan_changes(old, old) == []
+    assert plan_changes(old, new) == [
+        "new step add_member CN=G2", "step add_member CN=G1 dropped", "mail of CN=A was a@s.example, now a2@s.example"]
+    assert changes_sentence([f"c{i}" for i in range(10)]) == "c0; c1; c2; c3; c4; c5; c6; c7; and 2 more"
