@@ -133,7 +133,7 @@ async def resume(session: Session, args: argparse.Namespace) -> int:
     if status == "done" and getattr(args, "generate_password", False) and secrets:
         print(f"Password of {plain(plan.users[0].upn_after if plan.users else job.id)} (shown once, kept nowhere): {secrets['password']}",
               file=sys.stderr)
-    return _job_end(session, args, job.id, EXIT_FOR_STATUS.get(status, 5))
+    return _job_end(session, args, job.id, EXIT_FOR_STATUS.get(status, 5), await _replicated(session, job.id, status))
 
 
 async def rollback(session: Session, args: argparse.Namespace) -> int:
@@ -144,10 +144,20 @@ async def rollback(session: Session, args: argparse.Namespace) -> int:
     return _job_end(session, args, job.id, 0 if status == "rolled_back" else 5)
 
 
-def _job_end(session: Session, args: argparse.Namespace, job_id: str, code: int) -> int:
+def _job_end(session: Session, args: argparse.Namespace, job_id: str, code: int, after: Aftermath | None = None) -> int:
+    """A resumed or rolled-back job's end: its journal record in ``--json``; a resumed job
+    that is done says, as a first run does, where its writes are and any duplicate."""
     if args.json:
-        print_json(_job_json(session.journal.job(job_id)))
+        print_json({**_job_json(session.journal.job(job_id)), **(after.to_json() if after else {})})
+    elif after:
+        _say(after)
     return code
+
+
+def _say(after: Aftermath) -> None:
+    print(f"Done, {plain(after.replication.sentence)}.", file=sys.stderr)
+    for duplicate in after.duplicates:
+        print(f"tenantry: duplicate after replication: {duplicate.sentence}.", file=sys.stderr)
 
 
 async def jobs(session: Session, args: argparse.Namespace) -> int:
@@ -271,9 +281,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, 
         print(f"Moved {plain(change.user)} to {plain(plan.destination)}: UPN {plain(change.upn_after)}"
               + (f", email {plain(change.email_after)}" if change.email_after else "") + ".")
     if after and not args.json:
-        print(f"Done, {plain(after.replication.sentence)}.", file=sys.stderr)
-        for duplicate in after.duplicates:
-            print(f"tenantry: duplicate after replication: {duplicate.sentence}.", file=sys.stderr)
+        _say(after)
     return EXIT_FOR_STATUS.get(status, 5)
 
 

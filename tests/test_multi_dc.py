@@ -255,6 +255,7 @@ async def test_resume_on_dc2_waits_for_dc1_then_verifies_and_finishes(pair, dire
         result = run_cli("-m", "cli", "resume", job, config=pair_config_file, state=tmp_path, password=pair_password)
         assert result.returncode == 0, result.stdout + result.stderr
         assert journal_job(tmp_path, job).status == JobStatus.DONE
+        assert f"Done, replicated to 1 of 2 domain controllers (not yet: {pair.dc2.info().ldaps_url})." in result.stderr  # DC2 held back
         pair.release(pair.dc1)
         await converged(pair, directory, user)
         for dc in pair.dcs:
