@@ -414,3 +414,44 @@ def test_jobs_screen_snapshot(snap_compare, state, monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+async def test_a_planned_row_whose_user_changed_is_planned_again_and_says_what_changed(demo, state):
+    """Issue 9 item 6 in the console: a batch row journaled, then its user given a new
+    alias in the source's domain; `r` on it: nothing is written, the screen names what
+    changed (the alias) and the row stays planned; `r` again runs the new plan."""
+    from core.bulk import BulkMove
+
+    user = await make_user(demo)
+    session = await Session.open(demo, state=state)
+    try:
+        bulk = BulkMove(session.planner(), session.executor())
+        plan = await bulk.preflight(session.operator, [(user.upn, MoveRequest(user.upn, DESTINATION))])
+        (row,) = await bulk.record(plan, session.operator)
+    finally:
+        session.journal.close()
+        session.audit.close()
+    alias = f"smtp:late.alias{user.number}@{user.source.default_domain}"
+    proxies = (await demo.values(user.dn, ["proxyAddresses"]))["proxyAddresses"]
+    await demo.modify(user.dn, {"proxyAddresses": (proxies, proxies + [alias])})
+    try:
+        app = QuickApp(demo, demo.config)
+        async with app.run_test(size=SIZE) as pilot:
+            keys = Keys(pilot)
+            await settle(pilot)
+            await keys("j")
+            assert isinstance(app.screen, JobsScreen) and app.screen.current_job.id == row.job
+            await keys("r", "enter")
+            assert isinstance(app.screen, JobRunScreen)
+            said = " ".join(shown(app).split())
+            assert "changed since the plan was made; nothing was written; it is planned again on a fresh read" in said, said
+            assert "proxyAddresses" in said
+            assert journal_job(state, row.job).status is JobStatus.PLANNED
+            assert alias in (await demo.values(user.dn, ["proxyAddresses"]))["proxyAddresses"]
+            await keys("enter")
+            assert isinstance(app.screen, JobsScreen)
+            await keys("r", "enter")
+            assert app.screen.query_one(ProgressPane).status == "done", shown(app)
+        assert journal_job(state, row.job).status is JobStatus.DONE
+    finally:
+        await remove_user(demo, user)

@@ -68,6 +68,7 @@ class ProgressPane(Vertical):
         self.rolling_back = False
         self.rollback_reason: str | None = None
         self.cancelled = False  # the operator asked to cancel (ctrl+c, confirmed)
+        self.failure: Text | None = None  # why the job could not start or stopped (fail): shown until the end
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress-status")
@@ -141,7 +142,8 @@ class ProgressPane(Vertical):
         self.finished = self.clock()
         self.status = "refused"
         self.query_one("#progress-log", Log).write_line(plain(sentence))
-        self._show_status(Text.assemble(("✗ ", "bold"), plain(sentence), " ", outcome))
+        self.failure = Text.assemble(("✗ ", "bold"), plain(sentence), " ", outcome)
+        self._show_status()
 
     def _log_lines(self, event: Event, elapsed: float) -> list[str]:
         at = f"{elapsed:6.2f}s "
@@ -170,23 +172,25 @@ class ProgressPane(Vertical):
             return ""
         return self.descriptions[index].plain
 
-    def _show_status(self, text: Text | None = None) -> None:
-        if text is None:
-            done = sum(1 for s in self.states if s == "done")
-            undone = sum(1 for s in self.states if s == "undone")
-            clock = f"{self.elapsed:.1f} s"
-            final = "cancelled" if self.status == "rolled_back" and self.rollback_reason == CANCELLED else self.status
-            if final in self.final:
-                text = Text.assemble((self.final[final], "bold"), f"  ({clock})")
-            elif self.cancelled and not self.rolling_back:
-                text = Text(f"Cancelling… the step in flight finishes first  ({clock})", style="bold")
-            elif self.rolling_back:
-                text = Text(f"Rolling back… {undone} step(s) undone  ({clock})", style="bold")
-            elif self.started is None:
-                text = Text(f"{len(self.states)} steps to run")
-            else:
-                text = Text(f"Running… {done}/{len(self.states)} steps done  ({clock})")
-        self.query_one("#progress-status", Static).update(text)
+    def _show_status(self) -> None:
+        # a failure stays: a later clock tick must not say "Running…" again
+        self.query_one("#progress-status", Static).update(self.failure or self._status())
+
+    def _status(self) -> Text:
+        """The status line as the job stands (the states, the clock, the end)."""
+        done = sum(1 for s in self.states if s == "done")
+        undone = sum(1 for s in self.states if s == "undone")
+        clock = f"{self.elapsed:.1f} s"
+        final = "cancelled" if self.status == "rolled_back" and self.rollback_reason == CANCELLED else self.status
+        if final in self.final:
+            return Text.assemble((self.final[final], "bold"), f"  ({clock})")
+        if self.cancelled and not self.rolling_back:
+            return Text(f"Cancelling… the step in flight finishes first  ({clock})", style="bold")
+        if self.rolling_back:
+            return Text(f"Rolling back… {undone} step(s) undone  ({clock})", style="bold")
+        if self.started is None:
+            return Text(f"{len(self.states)} steps to run")
+        return Text(f"Running… {done}/{len(self.states)} steps done  ({clock})")
 
     def tick(self) -> None:
         """Refresh the clock (called with each batch, about four times a second)."""
@@ -308,18 +312,15 @@ class BulkProgressPane(ProgressPane):
         self.status = "done" if all(s == "done" for s in self.states) else "incomplete"
         self._show_status()
 
-    def _show_status(self, text: Text | None = None) -> None:
-        if text is None:
-            counts = {state: self.states.count(state) for state in ROW_STATES}
-            total, done, clock = len(self.states), counts["done"], f"{self.elapsed:.1f} s"
-            others = ", ".join(f"{counts[s]} {ROW_STATES[s][1]}" for s in ROW_STATES
-                               if s not in ("done", "pending") and counts[s])
-            if self.status is not None:
-                headline = "Cancelled: " if self.cancelled else ("Done: " if self.status == "done" else "Finished: ")
-                text = Text.assemble((f"{headline}{done} of {total} users moved", "bold"), f"{'; ' + others if others else ''}  ({clock})")
-            elif self.started is None:
-                text = Text(f"{total} users to move")
-            else:
-                state = "Cancelling (no new user starts)…" if self.cancelled else "Running…"
-                text = Text(f"{state} {done} of {total} moved{', ' + others if others else ''}  ({clock})", style="bold" if self.cancelled else "")
-        self.query_one("#progress-status", Static).update(text)
+    def _status(self) -> Text:
+        counts = {state: self.states.count(state) for state in ROW_STATES}
+        total, done, clock = len(self.states), counts["done"], f"{self.elapsed:.1f} s"
+        others = ", ".join(f"{counts[s]} {ROW_STATES[s][1]}" for s in ROW_STATES
+                           if s not in ("done", "pending") and counts[s])
+        if self.status is not None:
+            headline = "Cancelled: " if self.cancelled else ("Done: " if self.status == "done" else "Finished: ")
+            return Text.assemble((f"{headline}{done} of {total} users moved", "bold"), f"{'; ' + others if others else ''}  ({clock})")
+        if self.started is None:
+            return Text(f"{total} users to move")
+        state = "Cancelling (no new user starts)…" if self.cancelled else "Running…"
+        return Text(f"{state} {done} of {total} moved{', ' + others if others else ''}  ({clock})", style="bold" if self.cancelled else "")
