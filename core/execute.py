@@ -344,7 +344,10 @@ class Executor:
         if self.replanner is None or journaled_request(job) is None:  # a job journaled before requests were kept
             self._audit_job(operator, job, "refused", "the user changed since it was read")
             raise Refused(f"Job {job.id}: {reason}; plan it again, or roll it back.")
-        fresh = await self.replanner(job, operator)
+        try:
+            fresh = await self.replanner(job, operator)
+        except UsageError as error:  # the user (or a customer) is gone: no plan can be made
+            fresh = Plan(job.kind, None, None, problems=(p.Problem(p.CHANGED, str(error)),))
         if not fresh.ok:
             problems = " ".join(x.message for x in fresh.problems)
             self._audit_job(operator, job, "refused", f"the user changed since it was read; a fresh plan is refused: {problems}")

@@ -86,6 +86,26 @@ async def test_a_planned_row_started_later_never_writes_over_a_user_changed_sinc
 
 
 @aio
+async def test_a_planned_row_whose_user_is_gone_cannot_be_planned_again_and_says_so(session):
+    directory = session.directory
+    user = await make_user(directory)
+    try:
+        bulk = BulkMove(session.planner(), session.executor())
+        plan = await bulk.preflight(session.operator, [(user.upn, MoveRequest(user.upn, DESTINATION))])
+        (row,) = await bulk.record(plan, session.operator)
+        await directory.delete(user.dn)
+        results = {}
+        await run_all(Batch.load(session.journal, plan.batch).resume(session.executor(), session.operator, results=results))
+        message = results[user.upn].message
+        assert results[user.upn].status == "refused" and "a fresh plan of it is refused: No user" in message and "Roll it back." in message
+        assert session.journal.job(row.job).status == JobStatus.PLANNED
+        await run_all(Batch.load(session.journal, plan.batch).rollback(session.executor(), session.operator))
+        assert session.journal.job(row.job).status == JobStatus.ROLLED_BACK
+    finally:
+        await remove_user(directory, user)
+
+
+@aio
 async def test_a_batch_of_planned_rows_rolled_back_writes_nothing(session):
     directory = session.directory
     users = [await make_user(directory) for _ in range(2)]
