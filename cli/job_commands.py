@@ -207,7 +207,8 @@ async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None,
         if quiet:
             continue
         if event.kind == "step_done":
-            print(f"  ✓ {event.index + 1}. {event.step.action} {plain(event.step.target)}", file=sys.stderr)
+            print(f"  ✓ {event.index + 1}. {event.step.action} {plain(event.step.target)}"
+                  + (f" — {plain(event.message)}" if event.message else ""), file=sys.stderr)
         elif event.kind == "step_failed":
             print(f"  ✗ {event.index + 1}. {event.step.action}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "rolling_back":

@@ -370,7 +370,8 @@ class Executor:
             if step.action != p.HTTP:
                 result = {**(result or {}), **await _written_at(d)}
             await asyncio.to_thread(self.journal.step_done, job_id, record.index, result)
-            yield Event("step_done", job_id, record.index, step)
+            # a service may say what it left running (an Exchange move request) in its result's note
+            yield Event("step_done", job_id, record.index, step, str((result or {}).get("note") or ""))
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.DONE)
         job = await asyncio.to_thread(self.journal.job, job_id)
         self._audit_job(operator, job, "done")

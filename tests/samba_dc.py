@@ -183,13 +183,26 @@ SCHEMA_ATTRIBUTES += (
         "searchFlags": "0",
     },
 )
+# A mailbox's own quotas (Set-Mailbox -IssueWarningQuota / -ProhibitSendQuota /
+# -ProhibitSendReceiveQuota, in KB) and whether the database's apply instead
+# (-UseDatabaseQuotaDefaults). Exchange 5.5 directory attributes carried into AD's Exchange
+# schema; their attributeIDs were not found in a reference at hand (unverified).
+SCHEMA_ATTRIBUTES += tuple(
+    {"cn": cn, "lDAPDisplayName": name, "attributeID": oid, "attributeSyntax": "2.5.5.9", "oMSyntax": "2",
+     "isSingleValued": "TRUE", "searchFlags": "0"}
+    for cn, name, oid in (("ms-Exch-MDB-Storage-Quota", "mDBStorageQuota", "1.2.840.113556.1.2.274"),  # unverified
+                          ("ms-Exch-MDB-Over-Quota-Limit", "mDBOverQuotaLimit", "1.2.840.113556.1.2.273"),  # unverified
+                          ("ms-Exch-MDB-Over-Hard-Quota-Limit", "mDBOverHardQuotaLimit", "1.2.840.113556.1.4.7000.102.25"))  # unverified
+) + ({"cn": "ms-Exch-MDB-Use-Defaults", "lDAPDisplayName": "mDBUseDefaults", "attributeID": "1.2.840.113556.1.2.472",  # unverified
+      "attributeSyntax": "2.5.5.8", "oMSyntax": "1", "isSingleValued": "TRUE", "searchFlags": "0"},)
 # classSchema CN -> attributes added to its mayContain. Exchange extends Mail-Recipient
 # (an auxiliary class of user, contact and group); Lync extends User directly.
 SCHEMA_MAY_CONTAIN: dict[str, tuple[str, ...]] = {
     "Mail-Recipient": ("mailNickname", "extensionAttribute1", "msExchRecipientTypeDetails", "msExchAddressBookPolicyLink",
                        "msExchUseOAB", "msExchPoliciesExcluded"),
     "User": ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
-             "msRTCSIP-UserPolicies", "homeMDB"),
+             "msRTCSIP-UserPolicies", "homeMDB", "mDBStorageQuota", "mDBOverQuotaLimit", "mDBOverHardQuotaLimit",
+             "mDBUseDefaults"),
 }
 
 

@@ -42,6 +42,11 @@ PASSWORD_ENV = "TENANTRY_TEST_EXCHANGE_PASSWORD"
 ACCOUNT = "svc-exchange@example.net"
 HOSTILE = "O'Hara \"Q\"; $(Stop-Computer) `whoami`"
 POOLS = ("pool1.lync.example.net", "pool2.lync.example.net")
+# the Basic plan's mailboxes live on DB02 with their own quotas (the Premium plan keeps the defaults)
+QUOTA_CONFIG = ('plan_quotas = { "Basic 2 GB" = { issue_warning = "1.8GB", prohibit_send = "1.9GB", prohibit_send_receive = "2GB" } }\n'
+                'plan_databases = { "Basic 2 GB" = "DB02" }\n')
+QUOTA_KB = {"mDBStorageQuota": [str(int(1.8 * 2**30) // 1024)], "mDBOverQuotaLimit": [str(int(1.9 * 2**30) // 1024)],
+            "mDBOverHardQuotaLimit": [str(2 * 2**20)]}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +76,7 @@ async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
         return "".join(f'{k} = {v!r}\n'.replace("'", '"') for k, v in options.items() if k != "configuration_name")
     services = (
         '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange_powershell"\n'
-        'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + toml(exchange.options) +
+        'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + QUOTA_CONFIG + toml(exchange.options) +
         '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "lync_powershell"\n'
         f'registrar_pool = "{POOLS[0]}"\npolicies = {{ ConferencingPolicy = "{{code}} Conferencing" }}\n'
         + toml(exchange.lync_options)
@@ -127,7 +132,7 @@ async def mailbox_user(session, exchange, *, policy_enabled: bool = False, **kwa
 EXCHANGE_ATTRIBUTES = ["mail", "proxyAddresses", "extensionAttribute1", "msExchAddressBookPolicyLink", "msExchUseOAB",
                        "showInAddressBook", "msExchPoliciesExcluded", "homeMDB", "msExchRecipientTypeDetails", "mailNickname",
                        "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
-                       "msRTCSIP-UserPolicies"]
+                       "msRTCSIP-UserPolicies", "mDBStorageQuota", "mDBOverQuotaLimit", "mDBOverHardQuotaLimit", "mDBUseDefaults"]
 
 
 def folded(values: list[str]) -> set[str]:
@@ -446,3 +451,130 @@ async def test_a_cmdlet_step_edited_to_reach_elsewhere_is_refused_and_nothing_ru
             assert await snapshot(d, user.source, user.destination) == before, attack
     finally:
         await remove_user(d, user)
+
+
+async def test_a_move_onto_a_plan_sets_its_quotas_and_requests_the_move_to_its_database(session, exchange):
+    """The Basic plan has quotas and lives on DB02: Set-Mailbox carries the quotas (database
+    defaults off) and a New-MoveRequest follows, which the Mailbox Replication Service
+    completes (homeMDB on DB02). A failure after it (the Lync policy grant) undoes it: the
+    completed request removed, the mailbox moved back to DB01, every quota attribute back."""
+    d, server, org = session.directory, exchange.server, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    try:
+        before = await snapshot(d, user.source, user.destination)
+        values = await d.values(user.dn, EXCHANGE_ATTRIBUTES)
+        assert values["mDBUseDefaults"] == ["TRUE"] and not values["mDBStorageQuota"]
+        assert folded(values["homeMDB"]) == {org.dn_of("database", "DB01").casefold()}
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert plan.ok, plan.problems
+        guid = user_guid(values, plan)
+        settings, move = [s for s in plan.steps if s.service == "exchange"]
+        assert settings.target.endswith("-IssueWarningQuota '1.8GB' -ProhibitSendQuota '1.9GB' -ProhibitSendReceiveQuota '2GB' "
+                                        "-UseDatabaseQuotaDefaults:$false")
+        assert settings.before["UseDatabaseQuotaDefaults"] is True and settings.before["IssueWarningQuota"] == "Unlimited"
+        assert move.target == f"New-MoveRequest -Identity '{guid}' -TargetDatabase 'DB02'"
+        assert (move.before, move.after) == ({"Database": "DB01"}, {"Database": "DB02"})
+        org.mrs = "complete"
+        server.reset()
+        server.fail("Grant-CsConferencingPolicy", "error", message="Injected.")
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "rolled_back", [e.message for e in events]
+        assert [c.command for c in server.calls if c.command.endswith("MoveRequest")] == [
+            "New-MoveRequest", "Remove-MoveRequest", "New-MoveRequest"]
+        assert [c.parameters.get("TargetDatabase") for c in server.calls if c.command == "New-MoveRequest"] == ["DB02", "DB01"]
+        assert await snapshot(d, user.source, user.destination) == before
+        org.moves.clear()  # the request that moved it back, completed
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "done", [e.message for e in events]
+        done = [e for e in events if e.kind == "step_done" and e.step.target == move.target]
+        assert done[0].message == ("the move of the mailbox to DB02 is Queued: Exchange finishes it in the background "
+                                   "(Get-MoveRequest shows its progress)")
+        after = await d.values(plan.users[0].dn_after, EXCHANGE_ATTRIBUTES)
+        assert {k: after[k] for k in QUOTA_KB} == QUOTA_KB and after["mDBUseDefaults"] == ["FALSE"]
+        assert folded(after["homeMDB"]) == {org.dn_of("database", "DB02").casefold()}
+        (box,), = await admin(exchange, Cmdlet("Get-Mailbox", (("Identity", guid),)))
+        assert (box["Database"], box["MailboxMoveStatus"], box["ProhibitSendReceiveQuota"]) == (
+            "DB02", "Completed", "2 GB (2,147,483,648 bytes)")
+    finally:
+        org.moves.clear()
+        await remove_user(d, user)
+
+
+async def test_a_pending_move_request_is_reported_not_waited_for_and_cancelled_on_rollback(session, exchange):
+    d, server, org = session.directory, exchange.server, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    org.mrs = "hold"  # the Mailbox Replication Service does not pick requests up
+    try:
+        before = await snapshot(d, user.source, user.destination)
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        server.reset()
+        server.fail("Grant-CsConferencingPolicy", "error", message="Injected.")
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "rolled_back", [e.message for e in events]
+        # cancelled, never moved back: the mailbox never left DB01
+        assert [c.command for c in server.calls if c.command.endswith("MoveRequest")] == ["New-MoveRequest", "Remove-MoveRequest"]
+        assert not org.moves
+        assert await snapshot(d, user.source, user.destination) == before
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "done", [e.message for e in events]
+        assert any("is Queued" in e.message for e in events if e.kind == "step_done")
+        guid = user_guid(None, plan)
+        (box,), = await admin(exchange, Cmdlet("Get-Mailbox", (("Identity", guid),)))
+        assert (box["Database"], box["MailboxMoveStatus"]) == ("DB01", "Queued")
+        (request,), = await admin(exchange, Cmdlet("Get-MoveRequest", (("Identity", guid),)))
+        assert (request["Status"], request["TargetDatabase"]) == ("Queued", "DB02")
+    finally:
+        org.mrs = "complete"
+        org.moves.clear()
+        await remove_user(d, user)
+
+
+async def test_a_mailbox_with_a_move_request_is_refused_and_a_failing_move_request_rolls_back(session, exchange):
+    d, server, org = session.directory, exchange.server, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    try:
+        before = await snapshot(d, user.source, user.destination)
+        org.mrs = "hold"
+        await admin(exchange, Cmdlet("New-MoveRequest", (("Identity", user.dn), ("TargetDatabase", "DB02"))))
+        refused = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert [x.message for x in refused.problems] == [
+            f"Hosted Exchange: the mailbox of {user.upn} already has a move request (Queued); remove it (Remove-MoveRequest) "
+            "before moving it to DB02."]
+        await admin(exchange, Cmdlet("Remove-MoveRequest", (("Identity", user.dn), ("Confirm", False))))
+        org.mrs = "complete"
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert plan.ok, plan.problems
+        for kind in ("error", "drop"):
+            server.fail("New-MoveRequest", kind, message="Injected: MRS is not running.")
+            events = [e async for e in session.executor().run(plan, session.operator)]
+            assert events[-1].status == "rolled_back", (kind, [e.message for e in events])
+            assert await snapshot(d, user.source, user.destination) == before, kind
+            org.moves.clear()  # a dropped answer: the request was made, and its undo removed it
+            plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+    finally:
+        org.mrs = "complete"
+        org.moves.clear()
+        await remove_user(d, user)
+
+
+async def test_a_copy_onto_a_plan_gets_its_database_and_quotas(session, exchange):
+    d, org = session.directory, exchange.org
+    template = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    copy_dn = None
+    try:
+        password = new_password()
+        plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, *copy_names()), password)
+        assert plan.ok, plan.problems
+        copy_dn = plan.users[0].dn_after
+        enable, settings = [s.target for s in plan.steps if s.service == "exchange"]
+        assert f"-Database 'DB02'" in enable and settings.endswith("-UseDatabaseQuotaDefaults:$false")
+        events = [e async for e in session.executor().run(plan, session.operator, secrets={"password": password})]
+        assert events[-1].status == "done", [e.message for e in events]
+        values = await d.values(copy_dn, EXCHANGE_ATTRIBUTES)
+        assert {k: values[k] for k in QUOTA_KB} == QUOTA_KB and values["mDBUseDefaults"] == ["FALSE"]
+        assert folded(values["homeMDB"]) == {org.dn_of("database", "DB02").casefold()}
+    finally:
+        await remove_copy(d, copy_dn)
+        await remove_user(d, template)

@@ -274,9 +274,29 @@ def test_the_cmdlet_adapters_refuse_faulty_settings_with_one_sentence():
     layout = LayoutConfig()
     exchange = Service("exchange", "Hosted Exchange", "exchange_powershell", True, ())
     ocs = Service("ocs", "Skype for Business", "lync_powershell", True, ())
+    planned = Service("exchange", "Hosted Exchange", "exchange_powershell", True, ("Basic 2 GB", "Premium 50 GB"))
     cases = [
         (ExchangePowerShellAdapter, exchange, {"plan_databases": ["DB01"]},
          'services.exchange.plan_databases must be a table of plan = "database".'),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Gold": {"issue_warning": "1GB", "prohibit_send": "2GB",
+                                                                        "prohibit_send_receive": "3GB"}}},
+         "services.exchange.plan_quotas: 'Gold' is not one of the service's plans (Basic 2 GB, Premium 50 GB)."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1GB", "prohibit_send": "2GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB' must give issue_warning, prohibit_send and prohibit_send_receive."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1 GiB", "prohibit_send": "2GB",
+                                                                              "prohibit_send_receive": "3GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB'.issue_warning must be a size up to 2TB such as \"2GB\", or \"Unlimited\", "
+         "not '1 GiB'."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1GB", "prohibit_send": "2GB",
+                                                                              "prohibit_send_receive": "3TB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB'.prohibit_send_receive must be a size up to 2TB such as \"2GB\", or "
+         "\"Unlimited\", not '3TB'."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "Unlimited", "prohibit_send": "2GB",
+                                                                              "prohibit_send_receive": "3GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB': issue_warning ≤ prohibit_send ≤ prohibit_send_receive, as Exchange requires."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1GB", "prohibit_send": "2049MB",
+                                                                              "prohibit_send_receive": "2GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB': issue_warning ≤ prohibit_send ≤ prohibit_send_receive, as Exchange requires."),
         (ExchangePowerShellAdapter, exchange, {"address_book_policy": ""},
          "services.exchange.address_book_policy must be a non-empty string (a template over {code})."),
         (LyncPowerShellAdapter, ocs, {"policies": {"BogusPolicy": "x"}},
@@ -288,5 +308,8 @@ def test_the_cmdlet_adapters_refuse_faulty_settings_with_one_sentence():
         with pytest.raises(ConfigError) as caught:
             cls(service, options, layout)
         assert str(caught.value) == message
+    quotas = {"issue_warning": "1.8GB", "prohibit_send": "1.9 GB", "prohibit_send_receive": "Unlimited"}
+    assert ExchangePowerShellAdapter(planned, {"plan_quotas": {"Basic 2 GB": quotas}}, layout).quotas == {
+        "Basic 2 GB": {"IssueWarningQuota": "1.8GB", "ProhibitSendQuota": "1.9 GB", "ProhibitSendReceiveQuota": "Unlimited"}}
     # a configured but unused service needs no credentials: nothing is read until a call
     assert LyncPowerShellAdapter(ocs, {"url": "https://pool.example.net/OcsPowershell"}, layout).options["configuration_name"] == "Microsoft.PowerShell"
