@@ -7,14 +7,12 @@ Lync leave a user."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import pytest_asyncio
@@ -25,114 +23,46 @@ from core.copy import CopyRequest
 from core.directory import connect
 from core.errors import TenantryError
 from core.move import MoveRequest
-from core.services.powershell import Cmdlet, PowerShellEndpoint
+from core.services.powershell import Cmdlet
 from core.session import Session
+from cmdlet_bed import (DESTINATION_GROUPING, LYNC_TENANTS, PASSWORD_ENV, POOLS, add_tenants, admin, mailbox_user,
+                        start_platform, write_platform_config)
 from directory_fixtures import PASSWORD_ENV as DC_PASSWORD_ENV
-from directory_fixtures import write_dc_config
-from exchange_cmdlets import EAP_EXCLUDED, ExchangeOrganization, ExchangeRunspace
-from lync_cmdlets import ENHANCED_PRESENCE, LyncDeployment, LyncRunspace
-from move_fixtures import DESTINATION, SOURCE, make_user, remove_user, snapshot
-from psrp_server import PsrpServer
-from samba_dc import LOOPBACK, throwaway_password, write_certificates
+from exchange_cmdlets import EAP_EXCLUDED
+from lync_cmdlets import ENHANCED_PRESENCE
+from move_fixtures import DESTINATION, OTHER_RESELLER, SOURCE, make_user, remove_user, snapshot
 from test_copy import copy_names, new_password, no_trace, remove_copy
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.dc]
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD_ENV = "TENANTRY_TEST_EXCHANGE_PASSWORD"
-ACCOUNT = "svc-exchange@example.net"
 HOSTILE = "O'Hara \"Q\"; $(Stop-Computer) `whoami`"
-POOLS = ("pool1.lync.example.net", "pool2.lync.example.net")
-# the Basic plan's mailboxes live on DB02 with their own quotas (the Premium plan keeps the defaults)
-QUOTA_CONFIG = ('plan_quotas = { "Basic 2 GB" = { issue_warning = "1.8GB", prohibit_send = "1.9GB", prohibit_send_receive = "2GB" } }\n'
-                'plan_databases = { "Basic 2 GB" = "DB02" }\n')
 QUOTA_KB = {"mDBStorageQuota": [str(int(1.8 * 2**30) // 1024)], "mDBOverQuotaLimit": [str(int(1.9 * 2**30) // 1024)],
             "mDBOverHardQuotaLimit": [str(2 * 2**20)]}
 
 
 @pytest.fixture(scope="module")
 def exchange(samba_dc, tmp_path_factory):
-    tls = write_certificates(tmp_path_factory.mktemp("exchange-tls"), LOOPBACK)
-    conn = samba_dc.connect()
-    org = ExchangeOrganization(conn, samba_dc.base_dn)
-    org.install()
-    lync = LyncDeployment(conn, samba_dc.base_dn, lock=org.lock)
-    lync.install(POOLS)
-    password = throwaway_password()
-    server = PsrpServer({"/PowerShell": ExchangeRunspace(org), "/OcsPowershell": LyncRunspace(lync)}, username=ACCOUNT,
-                        password=password, certfile=str(tls["cert"]), keyfile=str(tls["key"]), address=LOOPBACK).start()
-    options = {"url": f"https://{LOOPBACK}:{server.port}/PowerShell", "username": ACCOUNT, "password_env": PASSWORD_ENV,
-               "ca_file": str(tls["ca"]), "timeout": 3}
-    lync_options = {**options, "url": f"https://{LOOPBACK}:{server.port}/OcsPowershell", "configuration_name": "Microsoft.PowerShell"}
-    yield SimpleNamespace(server=server, org=org, lync=lync, password=password, options=options, lync_options=lync_options)
-    server.stop()
-    conn.unbind()
+    platform = start_platform(samba_dc, tmp_path_factory.mktemp("exchange-tls"))
+    yield platform
+    platform.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
     exchange.server.reset()
     monkeypatch.setenv(PASSWORD_ENV, exchange.password)
-    def toml(options):
-        return "".join(f'{k} = {v!r}\n'.replace("'", '"') for k, v in options.items() if k != "configuration_name")
-    services = (
-        '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange_powershell"\n'
-        'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + QUOTA_CONFIG + toml(exchange.options) +
-        '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "lync_powershell"\n'
-        f'registrar_pool = "{POOLS[0]}"\npolicies = {{ ConferencingPolicy = "{{code}} Conferencing" }}\n'
-        + toml(exchange.lync_options)
-    )
-    # the source's address book follows the [services.exchange] templates, the destination's
-    # is named in its tenant table
-    destination = samba_dc.seed.customer(DESTINATION).dn
-    code = samba_dc.seed.tenants(())[destination]["code"]
-    tenants = (samba_dc.seed.tenants_toml(services=())
-               + f'[tenants.{json.dumps(destination)}.exchange]\naddress_book_policy = "{code} Tenant ABP"\n'
-               + f'[tenants.{json.dumps(destination)}.ocs]\nregistrar_pool = "{POOLS[1]}"\n')
-    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services, tenants=tenants))
+    config = load(write_platform_config(samba_dc, exchange, tmp_path / "dc.toml"))
     directory = await connect(config, sp_password)
-    source, destination = await directory.customer(SOURCE), await directory.customer(DESTINATION)
-    exchange.org.add_tenant(source.code)
-    exchange.org.add_tenant(destination.code, f"{destination.code} Tenant")
-    exchange.lync.policies = {"ConferencingPolicy": {f"{source.code} Conferencing", f"{destination.code} Conferencing"}}
+    await add_tenants(directory, exchange)
     session = await Session.open(directory, state=tmp_path)
     yield session
     await session.close()
 
 
-async def admin(exchange, *cmdlets: Cmdlet, lync: bool = False) -> list:
-    """What the platform's own provisioning did before Tenantry came along."""
-    options = exchange.lync_options if lync else exchange.options
-    endpoint = PowerShellEndpoint("admin", "Exchange", options, environ={PASSWORD_ENV: exchange.password})
-    try:
-        return [await endpoint.run(c) for c in cmdlets]
-    finally:
-        await endpoint.aclose()
-
-
-async def mailbox_user(session, exchange, *, policy_enabled: bool = False, **kwargs):
-    """A user of the source customer with a mailbox in its tenant's address book (with the
-    SIP: address Exchange keeps for a Lync user), homed on the source's registrar pool with
-    its conferencing policy."""
-    user = await make_user(session.directory, services=("exchange", "ocs"), **kwargs)
-    source = user.source
-    (box,), _ = await admin(exchange,
-                            Cmdlet("Enable-Mailbox", (("Identity", user.dn), ("Database", "DB01"))),
-                            Cmdlet("Set-Mailbox", (("Identity", user.dn), ("CustomAttribute1", source.code),
-                                                   ("EmailAddressPolicyEnabled", policy_enabled),
-                                                   ("AddressBookPolicy", f"{source.code} ABP"),
-                                                   ("OfflineAddressBook", f"{source.code} OAB"))))
-    await admin(exchange, Cmdlet("Set-Mailbox", (("Identity", user.dn),
-                                                 ("EmailAddresses", (*box["EmailAddresses"], f"SIP:{user.upn}")))))
-    await admin(exchange, Cmdlet("Move-CsUser", (("Identity", user.dn), ("Target", POOLS[0]), ("Confirm", False))),
-                Cmdlet("Grant-CsConferencingPolicy", (("Identity", user.dn), ("PolicyName", f"{source.code} Conferencing"))),
-                lync=True)
-    return user
-
-
 EXCHANGE_ATTRIBUTES = ["mail", "proxyAddresses", "extensionAttribute1", "msExchAddressBookPolicyLink", "msExchUseOAB",
                        "showInAddressBook", "msExchPoliciesExcluded", "homeMDB", "msExchRecipientTypeDetails", "mailNickname",
                        "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
-                       "msRTCSIP-UserPolicies", "mDBStorageQuota", "mDBOverQuotaLimit", "mDBOverHardQuotaLimit", "mDBUseDefaults"]
+                       "msRTCSIP-UserPolicies", "msRTCSIP-TenantId", "msRTCSIP-GroupingID", "mDBStorageQuota", "mDBOverQuotaLimit", "mDBOverHardQuotaLimit", "mDBUseDefaults"]
 
 
 def folded(values: list[str]) -> set[str]:
@@ -189,6 +119,11 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         assert after["msRTCSIP-PrimaryUserAddress"] == [f"sip:{new_email}"] and after["msRTCSIP-UserEnabled"] == ["TRUE"]
         assert folded(after["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[1]).casefold()}
         assert after["msRTCSIP-UserPolicies"] == [f"ConferencingPolicy={destination.code} Conferencing"]
+        assert before["msRTCSIP-TenantId"] == before["msRTCSIP-GroupingID"] == [LYNC_TENANTS[SOURCE]]
+        assert (after["msRTCSIP-TenantId"], after["msRTCSIP-GroupingID"]) == ([LYNC_TENANTS[DESTINATION]], [DESTINATION_GROUPING])
+        (modify,) = [s for s in plan.steps if s.action == p.MODIFY and s.target == user.dn]  # one compare-and-swap modify
+        assert (modify.before["msRTCSIP-TenantId"], modify.after["msRTCSIP-GroupingID"]) == (
+            [LYNC_TENANTS[SOURCE]], [DESTINATION_GROUPING])
     finally:
         await remove_user(d, user)
 
@@ -300,6 +235,7 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         assert folded(values["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[0]).casefold()}
         assert values["msRTCSIP-OptionFlags"] == [ENHANCED_PRESENCE]
         assert values["msRTCSIP-UserPolicies"] == [f"ConferencingPolicy={customer.code} Conferencing"]
+        assert values["msRTCSIP-TenantId"] == values["msRTCSIP-GroupingID"] == [LYNC_TENANTS[SOURCE]]
     finally:
         await remove_copy(d, copy_dn)
         await remove_user(d, template)
@@ -432,11 +368,24 @@ async def test_a_cmdlet_step_edited_to_reach_elsewhere_is_refused_and_nothing_ru
 
     d, server = session.directory, exchange.server
     user = await mailbox_user(session, exchange)
+    # the objectGUIDs an edited journal could name instead of the job's user: a user of
+    # another tenant (a customer of neither side), another user of the source, and none at all
+    victim = await make_user(d, OTHER_RESELLER, services=("exchange",), destination_name=SOURCE)
+    neighbour = await make_user(d, services=("exchange",))
+    guids = {name: (await d.values(u.dn, ["objectGUID"]))["objectGUID"][0].strip("{}") for name, u in
+             (("victim", victim), ("neighbour", neighbour))}
     try:
         plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
         assert plan.ok, plan.problems
         before = await snapshot(d, user.source, user.destination)
+        victim_before = await d.values(victim.dn, EXCHANGE_ATTRIBUTES)
         attacks = {
+            "another tenant's user by objectGUID": _edited(plan, "exchange", lambda c: _with(c, "Identity", guids["victim"])),
+            "another tenant's user's GUID in braces, upper case": _edited(
+                plan, "ocs", lambda c: _with(c, "Identity", "{" + guids["victim"].upper() + "}")),
+            "another user of the same customer": _edited(plan, "exchange", lambda c: _with(c, "Identity", guids["neighbour"])),
+            "a GUID of no object": _edited(plan, "exchange", lambda c: _with(c, "Identity", "00000000-0000-4000-8000-000000000000")),
+            "a name instead of a GUID": _edited(plan, "exchange", lambda c: _with(c, "Identity", victim.upn)),
             "another tenant's address book policy": _edited(plan, "exchange", lambda c: _with(c, "AddressBookPolicy", "C9999 Tenant ABP")),
             "an address in a domain of neither customer": _edited(plan, "exchange", lambda c: _with(c, "EmailAddresses", ("SMTP:ceo@fabrikam.example",))),
             "a cmdlet the adapter never runs": _edited(plan, "exchange", lambda c: Cmdlet("Remove-Mailbox", c.parameters[:1])),
@@ -449,8 +398,21 @@ async def test_a_cmdlet_step_edited_to_reach_elsewhere_is_refused_and_nothing_ru
                 [e async for e in session.executor().run(tampered, session.operator)]
             assert server.calls == [], attack  # not one cmdlet sent
             assert await snapshot(d, user.source, user.destination) == before, attack
+            assert await d.values(victim.dn, EXCHANGE_ATTRIBUTES) == victim_before, attack
+        # the undo side is checked too: a rollback's Set-Mailbox aimed at the victim
+        index, step = next((i, s) for i, s in enumerate(plan.steps) if s.service == "exchange")
+        undo = [_with(Cmdlet.from_json(c), "Identity", guids["victim"]).to_json() for c in step.undo_request["cmdlets"]]
+        import dataclasses
+        tampered = dataclasses.replace(plan, steps=(*plan.steps[:index], dataclasses.replace(step, undo_request={**step.undo_request, "cmdlets": undo}),
+                                                    *plan.steps[index + 1:]))
+        server.reset()
+        with pytest.raises(PermissionDenied, match="which is not the user of this job; nothing was written"):
+            [e async for e in session.executor().run(tampered, session.operator)]
+        assert server.calls == []
     finally:
         await remove_user(d, user)
+        await remove_user(d, victim)
+        await remove_user(d, neighbour)
 
 
 async def test_a_move_onto_a_plan_sets_its_quotas_and_requests_the_move_to_its_database(session, exchange):

@@ -313,3 +313,39 @@ def test_the_cmdlet_adapters_refuse_faulty_settings_with_one_sentence():
         "Basic 2 GB": {"IssueWarningQuota": "1.8GB", "ProhibitSendQuota": "1.9 GB", "ProhibitSendReceiveQuota": "Unlimited"}}
     # a configured but unused service needs no credentials: nothing is read until a call
     assert LyncPowerShellAdapter(ocs, {"url": "https://pool.example.net/OcsPowershell"}, layout).options["configuration_name"] == "Microsoft.PowerShell"
+
+
+def test_the_lync_hosting_ids_follow_the_tenant_map_and_a_destination_without_one_is_refused():
+    """msRTCSIP-TenantId / -GroupingID are directory attributes of the move (no cmdlet sets
+    them): the destination's ids from its tenant-map table; a user in a hosting tenant
+    cannot move to a customer with none (it would stay in the old tenant)."""
+    from core.config import LayoutConfig
+    from core.model import Customer, Service, User
+    from core.services.base import MoveContext
+    from core.services.lync import LyncPowerShellAdapter
+    from core.tenants import Tenant, TenantMap
+
+    ocs = Service("ocs", "Skype for Business", "lync_powershell", True, ())
+    guids = ["0b5c4d3e-1111-4a4a-8b8b-00000000000" + str(i) for i in range(4)]
+    tenants = TenantMap([Tenant(guids[0], "C1", ("one.example",), {"ocs": {"tenant_id": "{" + guids[2].upper() + "}"}}),
+                         Tenant(guids[1], "C2", ("two.example",), {})])
+    adapter = LyncPowerShellAdapter(ocs, {"url": "https://pool.example.net/OcsPowershell"}, LayoutConfig(), tenants=tenants)
+    one = Customer("One", "OU=One,OU=Hosting,DC=example,DC=net", domains=("one.example",), code="C1", guid=guids[0])
+    two = Customer("Two", "OU=Two,OU=Hosting,DC=example,DC=net", domains=("two.example",), code="C2", guid=guids[1])
+    user = User("CN=A,OU=Users,OU=Two,OU=Hosting,DC=example,DC=net", "A", "a.c2", "a@two.example",
+                attributes=(("msRTCSIP-TenantId", (guids[3],)), ("msRTCSIP-GroupingID", (guids[3],))))
+    remote = {"identity": guids[3], "sip": "sip:a@two.example", "pool": None, "policies": {}}
+
+    def context(source, destination):
+        return MoveContext(user, source, destination, user.dn, "a@x.example", None, "sip:a@x.example", "a", None, remote)
+
+    moved = adapter.plan_move(context(two, one))
+    assert moved.attributes == {"msRTCSIP-TenantId": ((guids[3],), (guids[2],)), "msRTCSIP-GroupingID": ((guids[3],), (guids[2],))}
+    refused = adapter.plan_move(context(one, two))
+    assert [x.message for x in refused.problems] == [
+        'Skype for Business: a@two.example belongs to a hosting tenant, and no tenant_id is configured for Two ([tenants."…".ocs]).']
+    assert not refused.steps and not refused.attributes
+    bad = TenantMap([Tenant(guids[0], "C1", (), {"ocs": {"tenant_id": "C1"}})])
+    with pytest.raises(ConfigError) as caught:
+        LyncPowerShellAdapter(ocs, {}, LayoutConfig(), tenants=bad)
+    assert str(caught.value) == f'tenants."{guids[0]}".ocs.tenant_id must be a GUID, not \'C1\'.'
