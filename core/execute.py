@@ -577,13 +577,13 @@ class Executor:
         whole job closed."""
         scope = [dn_key(c.dn) for c in customers]
         steps = list(steps)
-        users = _user_dns(steps)
+        users, looked_up = _user_dns(steps), {}  # the job's users; objectGUID → DN, read once
         for step in steps:
             if step.action == p.HTTP:
                 adapter = self.adapters.get(step.service or "")
                 reason = f"is a call of service {step.service!r}, which is not configured" if adapter is None else adapter.foreign_call(step, customers)
                 if reason is None and adapter is not None:
-                    reason = await self._foreign_identity(adapter.identities(step), users)
+                    reason = await self._foreign_identity(adapter.identities(step), users, looked_up)
                 if reason:
                     raise PermissionDenied(f"A step ({plain(step.target)}) {reason}; nothing was written.")
                 continue
@@ -601,11 +601,13 @@ class Executor:
             if why:
                 raise PermissionDenied(f"{why} Nothing was written.")
 
-    async def _foreign_identity(self, identities: Iterable[str], users: set) -> str | None:
+    async def _foreign_identity(self, identities: Iterable[str], users: set, looked_up: dict) -> str | None:
         """Why a service call's object is not a user of this job: an objectGUID is looked up
         (a value edited into the journal may name any object of any tenant), a DN compared."""
         for identity in identities:
-            dn = identity if "=" in identity else await self.directory.dn_of_guid(identity)
+            if "=" not in identity and identity not in looked_up:
+                looked_up[identity] = await self.directory.dn_of_guid(identity)
+            dn = identity if "=" in identity else looked_up[identity]
             key = dn_key_or_none(dn) if dn else None
             if key is None or key not in users:
                 return f"acts on {plain(identity)}, which is not the user of this job"

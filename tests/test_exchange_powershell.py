@@ -540,3 +540,21 @@ async def test_a_copy_onto_a_plan_gets_its_database_and_quotas(session, exchange
     finally:
         await remove_copy(d, copy_dn)
         await remove_user(d, template)
+
+
+async def test_the_cmdlet_bench_still_runs_and_counts_the_cmdlets_of_a_move_and_a_copy(session, exchange):
+    """bench/cmdlets.py on the test platform, one user (no timing asserted: that is the
+    bench's business): the cmdlets a move and a copy issue, three requests each once the
+    runspace pools are open."""
+    from bench.cmdlets import measure
+
+    await measure(session, exchange, 1, True)  # opens the pools
+    result = await measure(session, exchange, 1, True)
+    assert result["move cmdlets"] == dict.fromkeys(
+        ["Get-AddressBookPolicy", "Get-CsConferencingPolicy", "Get-CsUser", "Get-Mailbox", "Grant-CsConferencingPolicy",
+         "Move-CsUser", "Set-CsUser", "Set-Mailbox"], 1.0)
+    assert result["copy cmdlets"] == dict.fromkeys(
+        ["Enable-CsUser", "Enable-Mailbox", "Get-AddressBookPolicy", "Get-CsConferencingPolicy", "Grant-CsConferencingPolicy",
+         "Set-Mailbox"], 1.0)
+    assert (result["move round trips"], result["copy round trips"]) == (24, 18)
+    assert all(result[f"{kind} {part}"] > 0 for kind in ("move", "copy") for part in ("preflight", "run"))

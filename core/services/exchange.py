@@ -262,7 +262,7 @@ def _plan_quotas(raw: Any, where: str, plans: tuple[str, ...]) -> dict[str, dict
         limits = []
         for key in QUOTAS:
             value = sizes[key]
-            size = quota_bytes(value) if isinstance(value, str) else -1
+            size = _quota_bytes(value) if isinstance(value, str) else -1
             if size == -1 or size is not None and size > MAX_QUOTA:
                 raise ConfigError(f"{where}.{plain(plan)!r}.{key} must be a size up to 2TB such as \"2GB\", or \"Unlimited\", "
                                   f"not {plain(repr(value))}.")
@@ -274,7 +274,7 @@ def _plan_quotas(raw: Any, where: str, plans: tuple[str, ...]) -> dict[str, dict
     return out
 
 
-def quota_bytes(text: str) -> int | None:
+def _quota_bytes(text: str) -> int | None:
     """A size as Exchange parses it (``2GB``, ``1.5 MB``, ``100`` bytes), in bytes; ``None``
     for ``Unlimited``; -1 if it is not a size."""
     if text.strip().casefold() == "unlimited":
