@@ -53,7 +53,7 @@ async def move(session: Session, args: argparse.Namespace) -> int:
     if not confirm(args, f"Move {plain(change.user)} from {plain(plan.source)} to {plain(plan.destination)}? [y/N] ", "the move"):
         return 0
     job, status = await follow(tried.run(), args.json)
-    return _finish(args, plan, job, status, await _replicated(session, job, status))
+    return _finish(args, plan, job, status, await _replicated(session, job, status), _notes(session, job, status))
 
 
 async def copy(session: Session, args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
         return 0
     tried.password = password
     job, status = await follow(tried.run(), args.json)
-    code = _finish(args, plan, job, status, await _replicated(session, job, status))
+    code = _finish(args, plan, job, status, await _replicated(session, job, status), _notes(session, job, status))
     if status == "done" and args.generate_password:
         print(f"Password of {plain(plan.users[0].upn_after)} (shown once, kept nowhere): {password}", file=sys.stderr)
     return code
@@ -243,7 +243,16 @@ async def _replicated(session: Session, job: str | None, status: str) -> Replica
     return await replication_of(session.directory, session.journal.job(job))
 
 
-def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, replication: Replication | None = None) -> int:
+def _notes(session: Session, job: str | None, status: str) -> list[str]:
+    """What a done job's services left running, as its steps noted it (an Exchange move
+    request the Mailbox Replication Service finishes later)."""
+    if status != "done" or job is None:
+        return []
+    return [str(s.result["note"]) for s in session.journal.job(job).steps if isinstance(s.result, dict) and s.result.get("note")]
+
+
+def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, replication: Replication | None = None,
+            notes: list[str] | None = None) -> int:
     if args.json:
         print_json({
             "job": job,
@@ -253,6 +262,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, 
             "left_out": [x.to_json() for x in plan.left_out],
             "users": [u.__dict__ for u in plan.users],
             **({"replicated": replication.to_json()} if replication else {}),
+            **({"notes": list(notes)} if notes else {}),
         })
     elif status == "refused":
         print(f"tenantry: the {plan.kind} is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)

@@ -7,6 +7,7 @@ Lync leave a user."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -305,18 +306,21 @@ async def test_the_exchange_password_is_kept_out_of_journal_audit_and_logs(sessi
         await remove_user(d, user)
 
 
+async def tenantry(exchange, sp_password, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """The command line, as a script runs it, on the session's configuration (tmp_path/dc.toml)."""
+    env = {**os.environ, DC_PASSWORD_ENV: sp_password, PASSWORD_ENV: exchange.password,
+           "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"), "PYTHONPATH": str(ROOT)}
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cli", *args, "--config", str(tmp_path / "dc.toml")],
+                                   capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+
+
 async def test_the_dry_run_shows_each_cmdlet_with_its_parameters_and_writes_nothing(session, exchange, sp_password, tmp_path):
     d, server = session.directory, exchange.server
     user = await mailbox_user(session, exchange)
     try:
         before = await snapshot(d, user.source, user.destination)
         server.reset()
-        env = {**os.environ, DC_PASSWORD_ENV: sp_password, PASSWORD_ENV: exchange.password,
-               "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"), "PYTHONPATH": str(ROOT)}
-        done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "cli", "move", user.upn, "--to", DESTINATION, "--dry-run",
-                             "--config", str(tmp_path / "dc.toml")],
-            capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+        done = await tenantry(exchange, sp_password, tmp_path, "move", user.upn, "--to", DESTINATION, "--dry-run")
         assert done.returncode == 0, done.stderr
         lines = [line.strip() for line in done.stdout.splitlines()]
         shown = [line.split(". ", 1)[1] for line in lines if ". powershell " in line]
@@ -558,3 +562,23 @@ async def test_the_cmdlet_bench_still_runs_and_counts_the_cmdlets_of_a_move_and_
          "Set-Mailbox"], 1.0)
     assert (result["move round trips"], result["copy round trips"]) == (24, 18)
     assert all(result[f"{kind} {part}"] > 0 for kind in ("move", "copy") for part in ("preflight", "run"))
+
+
+async def test_the_command_line_reports_a_pending_move_request_in_its_json(session, exchange, sp_password, tmp_path):
+    """A move onto the DB02 plan while the Mailbox Replication Service has not picked the
+    request up: the job is done, not waiting, and --json says what is still running."""
+    d, org = session.directory, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    org.mrs = "hold"
+    try:
+        done = await tenantry(exchange, sp_password, tmp_path, "move", user.upn, "--to", DESTINATION, "--yes", "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["status"] == "done"
+        assert result["notes"] == ["the move of the mailbox to DB02 is Queued: Exchange finishes it in the background "
+                                   "(Get-MoveRequest shows its progress)"]
+        assert [r["Status"] for r in org.moves.values()] == ["Queued"]
+    finally:
+        org.mrs = "complete"
+        org.moves.clear()
+        await remove_user(d, user)
