@@ -349,3 +349,27 @@ def test_the_lync_hosting_ids_follow_the_tenant_map_and_a_destination_without_on
     with pytest.raises(ConfigError) as caught:
         LyncPowerShellAdapter(ocs, {}, LayoutConfig(), tenants=bad)
     assert str(caught.value) == f'tenants."{guids[0]}".ocs.tenant_id must be a GUID, not \'C1\'.'
+
+
+def test_a_journaled_exchange_step_may_name_only_the_databases_configured_for_its_customers():
+    from core.config import LayoutConfig
+    from core.model import Customer, Service
+    from core.services.exchange import ExchangePowerShellAdapter
+
+    service = Service("exchange", "Hosted Exchange", "exchange_powershell", True, ("Basic 2 GB", "Premium 50 GB"))
+    adapter = ExchangePowerShellAdapter(service, {"plan_databases": {"Basic 2 GB": "DB02"}}, LayoutConfig())
+    customers = [Customer("One", "OU=One,OU=Hosting,DC=example,DC=net", domains=("one.example",), code="C1")]
+    guid = "0b5c4d3e-1111-4a4a-8b8b-000000000001"
+
+    def move(target: str, back: str):
+        return adapter.cmdlet_step("a@one.example", Cmdlet("New-MoveRequest", (("Identity", guid), ("TargetDatabase", target))),
+                                   [Cmdlet("Remove-MoveRequest", (("Identity", guid), ("Confirm", False))),
+                                    Cmdlet("New-MoveRequest", (("Identity", guid), ("TargetDatabase", back)))],
+                                   {"Database": "DB07"}, {"Database": target})
+
+    assert adapter.foreign_call(move("DB02", "DB07"), customers) is None  # the plan's database; back where it was
+    assert adapter.foreign_call(move("DB01", "DB07"), customers) is None  # the default database
+    assert adapter.foreign_call(move("DB99", "DB07"), customers) == (
+        "sets -TargetDatabase to DB99, a database none of the customers of this job is given")
+    assert adapter.foreign_call(move("DB02", "DB66"), customers) == (
+        "sets -TargetDatabase to DB66, a database none of the customers of this job is given")

@@ -103,6 +103,24 @@ class ExchangePowerShellAdapter(CmdletAdapter):
                   "OfflineAddressBook": self._tenant("offline_address_book", customer) if self.options.get("offline_address_book") else None}
         return {name: {value} for name, value in values.items() if value}
 
+    def foreign_call(self, step: Step, customers) -> str | None:
+        """As :meth:`CmdletAdapter.foreign_call`, and a mailbox database (``-Database``,
+        ``-TargetDatabase``) must be one configured for the job's customers (or, in an
+        undo, the one the step recorded the mailbox on)."""
+        why = super().foreign_call(step, customers)
+        if why:
+            return why
+        allowed = {str(self._database(c, plan)).casefold() for c in customers
+                   for plan in (None, *self.options.get("plan_databases", {}))}
+        recorded = str((step.before if isinstance(step.before, dict) else {}).get("Database") or "").casefold()
+        for requested, undoing in ((step.request, False), (step.undo_request, True)):
+            for data in (requested or {}).get("cmdlets", ()):
+                for name, value in Cmdlet.from_json(data).parameters:
+                    folded = str(value).casefold()
+                    if name.casefold() in ("database", "targetdatabase") and folded not in allowed and not (undoing and folded == recorded):
+                        return f"sets -{plain(name)} to {plain(str(value))}, a database none of the customers of this job is given"
+        return None
+
     # -- per-tenant settings ------------------------------------------------------------------
 
     def _tenant(self, name: str, customer: Customer) -> str | None:
