@@ -54,7 +54,7 @@ async def move(session: Session, args: argparse.Namespace) -> int:
     if not confirm(args, f"Move {plain(change.user)} from {plain(plan.source)} to {plain(plan.destination)}? [y/N] ", "the move"):
         return 0
     job, status = await follow(tried.run(), args.json)
-    return _finish(args, plan, job, status, await _replicated(session, job, status))
+    return _finish(args, plan, job, status, await _replicated(session, job, status), _notes(session, job, status))
 
 
 async def copy(session: Session, args: argparse.Namespace) -> int:
@@ -95,7 +95,7 @@ async def copy(session: Session, args: argparse.Namespace) -> int:
         return 0
     tried.password = password
     job, status = await follow(tried.run(), args.json)
-    code = _finish(args, plan, job, status, await _replicated(session, job, status))
+    code = _finish(args, plan, job, status, await _replicated(session, job, status), _notes(session, job, status))
     if status == "done" and args.generate_password:
         print(f"Password of {plain(plan.users[0].upn_after)} (shown once, kept nowhere): {password}", file=sys.stderr)
     return code
@@ -218,7 +218,8 @@ async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None,
         if quiet:
             continue
         if event.kind == "step_done":
-            print(f"  ✓ {event.index + 1}. {event.step.action} {plain(event.step.target)}", file=sys.stderr)
+            print(f"  ✓ {event.index + 1}. {event.step.action} {plain(event.step.target)}"
+                  + (f" — {plain(event.message)}" if event.message else ""), file=sys.stderr)
         elif event.kind == "step_failed":
             print(f"  ✗ {event.index + 1}. {event.step.action}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "rolling_back":
@@ -254,7 +255,16 @@ async def _replicated(session: Session, job: str | None, status: str) -> Afterma
     return await aftermath(session.directory, session.journal.job(job), session.audit, session.operator)
 
 
-def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, after: Aftermath | None = None) -> int:
+def _notes(session: Session, job: str | None, status: str) -> list[str]:
+    """What a done job's services left running, as its steps noted it (an Exchange move
+    request the Mailbox Replication Service finishes later)."""
+    if status != "done" or job is None:
+        return []
+    return [str(s.result["note"]) for s in session.journal.job(job).steps if isinstance(s.result, dict) and s.result.get("note")]
+
+
+def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, after: Aftermath | None = None,
+            notes: list[str] | None = None) -> int:
     if args.json:
         print_json({
             "job": job,
@@ -264,6 +274,7 @@ def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, 
             "left_out": [x.to_json() for x in plan.left_out],
             "users": [u.__dict__ for u in plan.users],
             **(after.to_json() if after else {}),
+            **({"notes": list(notes)} if notes else {}),
         })
     elif status == "refused":
         print(f"tenantry: the {plan.kind} is refused ({len(plan.problems)} problem{'s' if len(plan.problems) != 1 else ''}):", file=sys.stderr)

@@ -413,7 +413,8 @@ class Executor:
             if step.action != p.HTTP:
                 result = {**(result or {}), **await _written_at(d)}
             await asyncio.to_thread(self.journal.step_done, job_id, record.index, result)
-            yield Event("step_done", job_id, record.index, step)
+            # a service may say what it left running (an Exchange move request) in its result's note
+            yield Event("step_done", job_id, record.index, step, str((result or {}).get("note") or ""))
         await asyncio.to_thread(self.journal.set_status, job_id, JobStatus.DONE)
         job = await asyncio.to_thread(self.journal.job, job_id)
         self._audit_job(operator, job, "done")
@@ -620,10 +621,14 @@ class Executor:
         (``[layout] role_order``). A step edited in the journal to reach elsewhere fails the
         whole job closed."""
         scope = [dn_key(c.dn) for c in customers]
+        steps = list(steps)
+        users, looked_up = _user_dns(steps), {}  # the job's users; objectGUID → DN, read once
         for step in steps:
             if step.action == p.HTTP:
                 adapter = self.adapters.get(step.service or "")
                 reason = f"is a call of service {step.service!r}, which is not configured" if adapter is None else adapter.foreign_call(step, customers)
+                if reason is None and adapter is not None:
+                    reason = await self._foreign_identity(adapter.identities(step), users, looked_up)
                 if reason:
                     raise PermissionDenied(f"A step ({plain(step.target)}) {reason}; nothing was written.")
                 continue
@@ -640,6 +645,18 @@ class Executor:
             why = await withheld_by_joining(self.directory, operator, customer, step.target) if customer else None
             if why:
                 raise PermissionDenied(f"{why} Nothing was written.")
+
+    async def _foreign_identity(self, identities: Iterable[str], users: set, looked_up: dict) -> str | None:
+        """Why a service call's object is not a user of this job: an objectGUID is looked up
+        (a value edited into the journal may name any object of any tenant), a DN compared."""
+        for identity in identities:
+            if "=" not in identity and identity not in looked_up:
+                looked_up[identity] = await self.directory.dn_of_guid(identity)
+            dn = identity if "=" in identity else looked_up[identity]
+            key = dn_key_or_none(dn) if dn else None
+            if key is None or key not in users:
+                return f"acts on {plain(identity)}, which is not the user of this job"
+        return None
 
     async def _platform_group(self, dn: str) -> bool:
         """A group outside every customer, which a moved user may leave (``outside_groups = "leave"``)."""
@@ -794,6 +811,16 @@ def _names(*names: str | None) -> list[str]:
 def needs_password_to_resume(job: JobRecord) -> bool:
     """Whether resuming ``job`` has to set a password (its ``set_password`` step is not done)."""
     return any(s.action == p.SET_PASSWORD and s.state != StepState.DONE for s in job.steps)
+
+
+def _user_dns(steps: Iterable[Step]) -> set:
+    """The DN keys of the job's users: where its directory steps create, move, modify and set
+    the password of a user (before and after a move)."""
+    keys = set()
+    for step in steps:
+        dns = [step.target, step.after] if step.action == p.MOVE else [step.target] if step.action in (p.ADD_USER, p.MODIFY, p.SET_PASSWORD) else []
+        keys.update(key for dn in dns if isinstance(dn, str) and (key := dn_key_or_none(dn)) is not None)
+    return keys
 
 
 def _named_dns(step: Step) -> list[Any]:

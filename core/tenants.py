@@ -45,12 +45,13 @@ TENANT_SETTINGS: dict[str, frozenset[str]] = {
     # the customer's address book in Exchange (else the [services.<key>] templates over its code)
     "exchange_powershell": frozenset({"address_book_policy", "offline_address_book", "custom_attribute1", "database"}),
     "ocs": frozenset(),
-    "lync_powershell": frozenset({"registrar_pool"}),  # the pool the customer's users are homed on
+    # the pool the customer's users are homed on; its hosting tenant id and address-book grouping id
+    "lync_powershell": frozenset({"registrar_pool", "tenant_id", "grouping_id"}),
     "group": frozenset(),
     "http": frozenset(),
 }
 # Settings that identify the customer in that service: two customers may not share one.
-UNIQUE_SETTINGS = frozenset({"tenant_guid"})
+UNIQUE_SETTINGS = frozenset({"tenant_guid", "tenant_id", "grouping_id"})
 # A secret is named by an environment variable or a file, never written in the config.
 _SECRET = re.compile(r"password|secret|token|credential|api_?key", re.IGNORECASE)
 _SECRET_REFERENCE = ("_env", "_file")

@@ -20,13 +20,26 @@ parameter is refused with PowerShell's own message):
     ``mailNickname``, ``legacyExchangeDN``, ``mail`` and ``proxyAddresses`` (the primary
     address given, else the user's ``mail``, else alias@UPN domain).
 ``Set-Mailbox -Identity [-CustomAttribute1] [-EmailAddresses] [-EmailAddressPolicyEnabled]
-[-AddressBookPolicy] [-OfflineAddressBook]``
+[-AddressBookPolicy] [-OfflineAddressBook] [-IssueWarningQuota] [-ProhibitSendQuota]
+[-ProhibitSendReceiveQuota] [-UseDatabaseQuotaDefaults]``
     one atomic change: ``extensionAttribute1``; ``proxyAddresses`` (exactly one ``SMTP:``
     primary, every address unique in the forest, else Exchange's refusal) and ``mail`` =
     the primary; ``msExchPoliciesExcluded`` (the e-mail address policy's exclusion GUID);
-    ``msExchAddressBookPolicyLink``; ``msExchUseOAB``. ``showInAddressBook`` is then
-    recomputed from the address lists' filters, as Exchange stamps it when a recipient
-    changes.
+    ``msExchAddressBookPolicyLink``; ``msExchUseOAB``; the quotas in KB — IssueWarningQuota
+    in ``mDBStorageQuota``, ProhibitSendQuota in ``mDBOverQuotaLimit``,
+    ProhibitSendReceiveQuota in ``mDBOverHardQuotaLimit`` (``Unlimited`` clears it; sizes
+    as ByteQuantifiedSize reads them, ``2GB``, ``100`` bytes, or Get-Mailbox's own
+    ``1.8 GB (1,932,734,464 bytes)``; up to 2 TB; warning ≤ send ≤ send-and-receive, else
+    refused) — and ``mDBUseDefaults``. ``showInAddressBook`` is then recomputed from the
+    address lists' filters, as Exchange stamps it when a recipient changes.
+``New-MoveRequest -Identity -TargetDatabase``
+    queues a local move (one request per mailbox: a second one is refused, as is the
+    mailbox's own database) and returns it with Status ``Queued``. The Mailbox Replication
+    Service is :attr:`ExchangeOrganization.mrs`: ``"complete"`` finishes the move at once
+    after the cmdlet returns (``homeMDB`` = the target, Status ``Completed``), ``"hold"``
+    leaves it queued. ``Get-MoveRequest -Identity`` shows it; ``Remove-MoveRequest
+    -Identity [-Confirm]`` removes it, cancelling one not completed (the mailbox stays
+    where it was). Get-Mailbox shows it as ``MailboxMoveStatus``.
 ``Disable-Mailbox -Identity [-Confirm]``
     removes the Exchange attributes from the user (the mailbox is disconnected).
 ``Get-AddressBookPolicy -Identity`` / ``Get-OfflineAddressBook -Identity``
@@ -34,13 +47,16 @@ parameter is refused with PowerShell's own message):
 
 Not modelled: recipient filters other than ``CustomAttribute1 -eq``; the e-mail address
 policy generating addresses (with the policy enabled, changing the primary address is
-refused instead); quotas; move requests; the object classes of the configuration objects
+refused instead); the move request's own state on the user (``msExchMailboxMove*``: kept in
+the server's memory here), moving the mailbox's content, and a move that fails or
+suspends; the database's own quotas; the object classes of the configuration objects
 (plain ``container`` objects here, with the real names and places); linked-attribute
 back-links.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -60,7 +76,14 @@ ORGANIZATION = "Example Hosting"
 ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
 MAILBOX_ATTRIBUTES = ("cn", "displayName", "mailNickname", "userPrincipalName", "sAMAccountName", "objectGUID", "mail",
                       "proxyAddresses", "legacyExchangeDN", "extensionAttribute1", "msExchPoliciesExcluded",
-                      "msExchAddressBookPolicyLink", "msExchUseOAB", "showInAddressBook", "homeMDB", "msExchRecipientTypeDetails")
+                      "msExchAddressBookPolicyLink", "msExchUseOAB", "showInAddressBook", "homeMDB", "msExchRecipientTypeDetails",
+                      "mDBStorageQuota", "mDBOverQuotaLimit", "mDBOverHardQuotaLimit", "mDBUseDefaults")
+# Set-Mailbox's quota parameters → the attribute each is kept in (in KB)
+QUOTA_ATTRIBUTES = {"IssueWarningQuota": "mDBStorageQuota", "ProhibitSendQuota": "mDBOverQuotaLimit",
+                    "ProhibitSendReceiveQuota": "mDBOverHardQuotaLimit"}
+MAX_QUOTA = 2199023254528  # bytes: the largest quota short of Unlimited
+SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)?\s*(?:\(([\d,]+) bytes\))?\s*$", re.IGNORECASE)
+UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 
 
 @dataclass(frozen=True)
@@ -175,6 +198,8 @@ class ExchangeOrganization(AdBackend):
     books: dict[str, AddressBook] = field(default_factory=dict)  # ABP name (lower) → book
     lists: dict[str, str] = field(default_factory=dict)  # address list / GAL DN (lower) → CustomAttribute1 value
     oabs: dict[str, str] = field(default_factory=dict)  # OAB name (lower) → DN
+    moves: dict[str, dict[str, str]] = field(default_factory=dict)  # mailbox objectGUID → its move request
+    mrs: str = "complete"  # the Mailbox Replication Service: "complete" a move at once, or "hold" it queued
 
     @property
     def org_dn(self) -> str:
@@ -237,6 +262,9 @@ class ExchangeRunspace(Runspace):
             "Disable-Mailbox": self.disable_mailbox,
             "Get-AddressBookPolicy": self.get_address_book_policy,
             "Get-OfflineAddressBook": self.get_offline_address_book,
+            "New-MoveRequest": self.new_move_request,
+            "Get-MoveRequest": self.get_move_request,
+            "Remove-MoveRequest": self.remove_move_request,
         }
 
     # -- helpers --------------------------------------------------------------------------
@@ -270,6 +298,9 @@ class ExchangeRunspace(Runspace):
             AddressListMembership=sorted(self.org.name_of(str(v)) for v in e.showInAddressBook.values),
             Database=self.org.name_of(e.homeMDB.value),
             RecipientTypeDetails="UserMailbox",
+            UseDatabaseQuotaDefaults=str(e.mDBUseDefaults.value).upper() != "FALSE",
+            MailboxMoveStatus=self.org.moves.get(_guid(e), {}).get("Status", "None"),
+            **{name: _size(e[attribute].value) for name, attribute in QUOTA_ATTRIBUTES.items()},
         )
 
     def _book(self, identity: Any) -> AddressBook:
@@ -337,7 +368,7 @@ class ExchangeRunspace(Runspace):
             "homeMDB": [database], "msExchRecipientTypeDetails": [USER_MAILBOX], "mailNickname": [alias],
             "mail": [primary], "proxyAddresses": proxies,
             "legacyExchangeDN": [user.legacyExchangeDN.value or f"/o={ORGANIZATION}/ou={ADMIN_GROUP}/cn=Recipients/cn={guid[:8]}-{alias}"],
-            "showInAddressBook": self._address_lists(user.extensionAttribute1.value),
+            "showInAddressBook": self._address_lists(user.extensionAttribute1.value), "mDBUseDefaults": ["TRUE"],
         }
         if params.get("AddressBookPolicy") is not None:
             changes["msExchAddressBookPolicyLink"] = [self.org.dn_of("abp", self._book(params["AddressBookPolicy"]).policy)]
@@ -346,7 +377,7 @@ class ExchangeRunspace(Runspace):
 
     def set_mailbox(self, params: dict[str, Any]) -> list[Any]:
         params = accept(params, {"Identity", "CustomAttribute1", "EmailAddresses", "EmailAddressPolicyEnabled",
-                                       "AddressBookPolicy", "OfflineAddressBook"})
+                                       "AddressBookPolicy", "OfflineAddressBook", *QUOTA_ATTRIBUTES, "UseDatabaseQuotaDefaults"})
         box = self._find(params["Identity"], mailbox=True)
         changes: dict[str, list[Any]] = {}
         custom = box.extensionAttribute1.value
@@ -391,6 +422,7 @@ class ExchangeRunspace(Runspace):
         if "OfflineAddressBook" in params:
             value = params["OfflineAddressBook"]
             changes["msExchUseOAB"] = [self._oab_dn(value)] if value else []
+        changes.update(self._quotas(box, params))
         changes["showInAddressBook"] = self._address_lists(custom)
         self.org.write(box.entry_dn, changes)
         return []
@@ -401,5 +433,102 @@ class ExchangeRunspace(Runspace):
         self.org.write(box.entry_dn, {name: [] for name in ("homeMDB", "msExchRecipientTypeDetails", "mailNickname", "mail",
                                                          "proxyAddresses", "legacyExchangeDN", "showInAddressBook",
                                                          "msExchAddressBookPolicyLink", "msExchUseOAB",
-                                                         "msExchPoliciesExcluded")})
+                                                         "msExchPoliciesExcluded", "mDBUseDefaults",
+                                                         *QUOTA_ATTRIBUTES.values())})
         return []
+
+    def _quotas(self, box: ldap3.Entry, params: dict[str, Any]) -> dict[str, list[Any]]:
+        """The quota attributes Set-Mailbox writes; the three limits must stay in order."""
+        changes: dict[str, list[Any]] = {}
+        limits = {}
+        for name, attribute in QUOTA_ATTRIBUTES.items():
+            if name in params:
+                kb = _kilobytes(name, params[name])
+                changes[attribute] = [] if kb is None else [str(kb)]
+            else:
+                value = box[attribute].value
+                kb = None if value in (None, "") else int(value)
+            limits[name] = float("inf") if kb is None else kb
+        names = list(QUOTA_ATTRIBUTES)
+        for low, high in zip(names, names[1:]):
+            if any(n in params for n in (low, high)) and limits[low] > limits[high]:
+                raise CmdletError(f"The value of property '{low}' must be less than or equal to that of property '{high}'.",
+                                  ErrorCategory.InvalidArgument, "QuotaOrder")
+        if "UseDatabaseQuotaDefaults" in params:
+            changes["mDBUseDefaults"] = ["TRUE" if params["UseDatabaseQuotaDefaults"] else "FALSE"]
+        return changes
+
+    def _request(self, identity: Any) -> tuple[ldap3.Entry, dict[str, str]]:
+        box = self._find(identity, mailbox=True)
+        request = self.org.moves.get(_guid(box))
+        if request is None:
+            raise not_found(identity, self.org.server_name)
+        return box, request
+
+    def _move_request(self, box: ldap3.Entry, request: dict[str, str]) -> PSCustomObject:
+        return PSCustomObject(DisplayName=box.displayName.value, Alias=box.mailNickname.value, Identity=box.entry_dn,
+                              Status=request["Status"], SourceDatabase=self.org.name_of(request["SourceDatabase"]),
+                              TargetDatabase=self.org.name_of(request["TargetDatabase"]))
+
+    def new_move_request(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity", "TargetDatabase"})
+        box = self._find(params["Identity"], mailbox=True)
+        guid = _guid(box)
+        if guid in self.org.moves:
+            raise CmdletError(f"User '{box.cn.value}' already has a move request associated with it.",
+                              ErrorCategory.InvalidArgument, "ManagementObjectAlreadyExistsException")
+        target = self.org.dn_of("database", str(params.get("TargetDatabase") or ""))
+        if not params.get("TargetDatabase") or not self.org.exists(target):
+            raise not_found(params.get("TargetDatabase"), self.org.server_name)
+        source = str(box.homeMDB.value)
+        if source.lower() == target.lower():
+            raise CmdletError(f"The mailbox '{box.cn.value}' is already in the target database "
+                              f"'{self.org.name_of(target)}'.", ErrorCategory.InvalidArgument, "RecipientTaskException")
+        request = {"Status": "Queued", "SourceDatabase": source, "TargetDatabase": target}
+        self.org.moves[guid] = request
+        shown = self._move_request(box, request)
+        if self.org.mrs == "complete":  # the Mailbox Replication Service picks it up and finishes it
+            self.org.write(box.entry_dn, {"homeMDB": [target]})
+            request["Status"] = "Completed"
+        return [shown]
+
+    def get_move_request(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity"})
+        return [self._move_request(*self._request(params["Identity"]))]
+
+    def remove_move_request(self, params: dict[str, Any]) -> list[Any]:
+        params = accept(params, {"Identity", "Confirm"})
+        box, _ = self._request(params["Identity"])
+        del self.org.moves[_guid(box)]  # one not completed is cancelled: homeMDB was never changed
+        return []
+
+
+def _guid(entry: ldap3.Entry) -> str:
+    return str(entry.objectGUID.value).strip("{}").lower()
+
+
+def _kilobytes(name: str, value: Any) -> int | None:
+    """A quota parameter as ByteQuantifiedSize parses it, in KB (``None``: Unlimited)."""
+    text = str(value if value is not None else "")
+    if text.strip().lower() == "unlimited":
+        return None
+    match = SIZE.match(text)
+    if not match:
+        raise CmdletError(f"Cannot process argument transformation on parameter '{name}'. Cannot convert value \"{text}\" "
+                          "to type \"Microsoft.Exchange.Data.Unlimited`1[Microsoft.Exchange.Data.ByteQuantifiedSize]\".",
+                          ErrorCategory.InvalidData, "ParameterArgumentTransformationError")
+    number, unit, exact = match.groups()
+    size = int(exact.replace(",", "")) if exact else int(float(number) * UNITS[(unit or "B").upper()])
+    if size > MAX_QUOTA:
+        raise CmdletError(f"The value of '{name}' is out of range: it must be at most 2 TB or Unlimited.",
+                          ErrorCategory.InvalidArgument, "ArgumentOutOfRange")
+    return size // 1024
+
+
+def _size(kb: Any) -> str:
+    """A quota attribute (KB) as Get-Mailbox shows it: ``Unlimited`` or ``1.8 GB (1,932,734,464 bytes)``."""
+    if kb in (None, ""):
+        return "Unlimited"
+    size = int(kb) * 1024
+    unit = next(u for u in ("TB", "GB", "MB", "KB", "B") if size >= UNITS[u] or u == "B")
+    return f"{round(size / UNITS[unit], 3):g} {unit} ({size:,} bytes)"

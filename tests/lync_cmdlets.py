@@ -23,9 +23,17 @@ a user's home is ``msRTCSIP-PrimaryHomeServer``, a DN of one of them.
     ``msRTCSIP-UserPolicies`` as ``<type>=<name>`` (the real values are the policies'
     anchors in the central store); the policy must exist (:attr:`LyncDeployment.policies`).
 ``Disable-CsUser -Identity [-Confirm]``
-    removes every ``msRTCSIP-`` attribute the cmdlets above set.
+    removes every ``msRTCSIP-`` attribute the cmdlets above set, and the hosting pack's
+    ``msRTCSIP-TenantId`` / ``msRTCSIP-GroupingID`` (Disable-CsUser removes all of a
+    user's Lync attributes).
 
-Not modelled: the hosting pack's tenant and grouping ids, SIP domains the topology
+No cmdlet here sets ``msRTCSIP-TenantId`` or ``msRTCSIP-GroupingID``: in a hosting
+deployment the provisioning writes them to the user object after ``Enable-CsUser`` (the
+hosting pack's control panels do it with a directory write; Microsoft's guidance for
+``msRTCSIP-GroupingID`` is a script populating it), so Tenantry writes them with the
+user's directory attributes.
+
+Not modelled: SIP domains the topology
 supports, LineURI, the user's data moved with Move-CsUser, policies in the central store.
 """
 
@@ -45,7 +53,7 @@ ENHANCED_PRESENCE = "256"  # msRTCSIP-OptionFlags
 LYNC_ATTRIBUTES = ("cn", "userPrincipalName", "sAMAccountName", "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled",
                    "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags", "msRTCSIP-UserPolicies")
 LYNC_WRITES = ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
-               "msRTCSIP-UserPolicies")
+               "msRTCSIP-UserPolicies", "msRTCSIP-TenantId", "msRTCSIP-GroupingID")
 POLICY_TYPES = ("ConferencingPolicy", "ExternalAccessPolicy", "ClientPolicy", "VoicePolicy", "MobilityPolicy", "PresencePolicy",
                 "ArchivingPolicy", "PinPolicy", "LocationPolicy", "DialPlan")
 

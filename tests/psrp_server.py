@@ -1,7 +1,11 @@
 """A WS-Management / PowerShell Remoting (PSRP) server on loopback, for the tests.
 
 The real client (pypsrp) talks to it exactly as it talks to Exchange's ``/PowerShell``
-virtual directory: HTTPS with Basic authentication, a WS-Management *Create* of a shell
+virtual directory: HTTPS with Basic authentication — or, given a keytab, Negotiate /
+Kerberos as IIS and http.sys do it (a ``401`` offering ``Negotiate``, the client's GSS
+token in ``Authorization``, the acceptor's answer in ``WWW-Authenticate``, the connection
+authenticated from then on; the ticket is checked by the GSS-API acceptor against the
+keytab exported from the Samba DC) — a WS-Management *Create* of a shell
 whose resource URI names the session configuration
 (``http://schemas.microsoft.com/powershell/Microsoft.Exchange``) and carries the PSRP
 ``SessionCapability`` + ``InitRunspacePool`` fragments, *Receive* of the pool's and each
@@ -144,10 +148,13 @@ class _Fault(Exception):
 class PsrpServer:
     """The server: ``endpoints`` maps a URL path (``/PowerShell``) to its runspace."""
 
-    def __init__(self, endpoints: dict[str, Runspace], *, username: str, password: str,
-                 certfile: str | None = None, keyfile: str | None = None, address: str = "127.0.0.1") -> None:
+    def __init__(self, endpoints: dict[str, Runspace], *, username: str = "", password: str = "",
+                 certfile: str | None = None, keyfile: str | None = None, address: str = "127.0.0.1",
+                 keytab: str | None = None) -> None:
         self.endpoints = {path.lower(): runspace for path, runspace in endpoints.items()}
         self.username, self.password = username, password
+        self.keytab = keytab  # Negotiate/Kerberos with this service keytab (else Basic)
+        self.principals: list[str] = []  # the Kerberos clients authenticated, one per connection
         self.calls: list[Call] = []
         self.requests = 0  # HTTP requests answered (the round trips)
         self.authorizations: list[str] = []  # every Authorization header seen (credential hygiene tests)
@@ -448,6 +455,39 @@ def _handler(server: PsrpServer) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        client: str | None = None  # the Kerberos principal this connection authenticated as
+
+        def _authenticated(self) -> bool:
+            """Basic on every request; Negotiate once per connection (answers the 401s itself)."""
+            header = self.headers.get("Authorization") or ""
+            if server.keytab is None:
+                if header == expected:
+                    return True
+                self._reply(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+                return False
+            if self.client is not None:
+                return True
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() not in ("negotiate", "kerberos") or not token:
+                self._reply(401, b"", {"WWW-Authenticate": "Negotiate"})
+                return False
+            import gssapi  # the kerberos extra: only a Kerberos test needs it
+
+            try:
+                credentials = gssapi.Credentials(usage="accept", store={"keytab": server.keytab})
+                context = gssapi.SecurityContext(creds=credentials, usage="accept")
+                answer = context.step(base64.b64decode(token))
+            except (gssapi.exceptions.GSSError, ValueError):
+                self.close_connection = True
+                self._reply(401, b"", {"WWW-Authenticate": "Negotiate"})
+                return False
+            if not context.complete:
+                self._reply(401, b"", {"WWW-Authenticate": f"{scheme} " + base64.b64encode(answer or b"").decode()})
+                return False
+            self.client = str(context.initiator_name)
+            server.principals.append(self.client)
+            self._mutual = f"{scheme} " + base64.b64encode(answer).decode() if answer else None
+            return True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
             pass
@@ -463,8 +503,7 @@ def _handler(server: PsrpServer) -> type[BaseHTTPRequestHandler]:
             payload = self.rfile.read(length)
             server.requests += 1
             server.authorizations.append(self.headers.get("Authorization") or "")
-            if self.headers.get("Authorization") != expected:
-                self._reply(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+            if not self._authenticated():
                 return
             if not (self.headers.get("Content-Type") or "").startswith("application/soap+xml"):
                 self._reply(415, b"")
@@ -482,7 +521,9 @@ def _handler(server: PsrpServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            self._reply(200, _envelope(_response_action(action), message_id, body))
+            mutual, self._mutual = getattr(self, "_mutual", None), None  # the acceptor's last token, once
+            self._reply(200, _envelope(_response_action(action), message_id, body),
+                        {"WWW-Authenticate": mutual} if mutual else None)
 
         def _reply(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)

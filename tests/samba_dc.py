@@ -104,6 +104,10 @@ SCHEMA_ATTRIBUTES: tuple[dict[str, str], ...] = (
         "searchFlags": "0",
     },
 )
+# Checked against Exchange's schema as OpenChange ships it for Samba
+# (openchange/openchange setup/AD/oc_provision_schema_attributes.ldif: cn, attributeID, syntax,
+# searchFlags), and for msRTCSIP- ones against Lync's schema documentation (the attribute
+# names and the classes that may contain them; it lists no attributeIDs).
 # What the Exchange and Lync cmdlets stamp on a user (tests/exchange_cmdlets.py, tests/lync_cmdlets.py). DN-valued ones
 # point into the configuration partition. Exchange links homeMDB and the address book policy
 # link to back-links (homeMDBBL, msExchAddressBookPolicyBL); here they are plain DN values.
@@ -119,12 +123,12 @@ SCHEMA_ATTRIBUTES += (
         "searchFlags": "1",
     },
     {
-        "cn": "Home-MDB",
+        "cn": "ms-Exch-Home-MDB",
         "lDAPDisplayName": "homeMDB",
         "attributeID": "1.2.840.113556.1.2.244",
         **DN_SYNTAX,
         "isSingleValued": "TRUE",
-        "searchFlags": "1",
+        "searchFlags": "0",
     },
     {
         "cn": "ms-RTC-SIP-PrimaryHomeServer",
@@ -144,8 +148,9 @@ SCHEMA_ATTRIBUTES += (
         "searchFlags": "0",
     },
     {
-        # Lync 2010+: the user's per-user policy assignments. The ID was not found in a
-        # reference at hand (unverified); values here are "<policy type>=<name>".
+        # Lync 2010+: the user's per-user policy assignments. Lync's schema documentation
+        # lists it on User, without its attributeID (unverified); the real values are the
+        # policies' anchors, here "<policy type>=<name>".
         "cn": "ms-RTC-SIP-UserPolicies",
         "lDAPDisplayName": "msRTCSIP-UserPolicies",
         "attributeID": "1.2.840.113556.1.6.24.1.202",  # unverified
@@ -154,10 +159,9 @@ SCHEMA_ATTRIBUTES += (
         "isSingleValued": "FALSE",
         "searchFlags": "0",
     },
-    # The three below have their Exchange names; their attributeIDs were not found in a
-    # reference at hand, so they take IDs in Exchange's 1.2.840.113556.1.4.7000.102 arc that
-    # are marked here as unverified.
     {
+        # Exchange 2010 SP2+, newer than OpenChange's copy of the schema: its attributeID was
+        # not found in a reference (unverified; an ID in Exchange's own arc).
         "cn": "ms-Exch-Address-Book-Policy-Link",
         "lDAPDisplayName": "msExchAddressBookPolicyLink",
         "attributeID": "1.2.840.113556.1.4.7000.102.51949",  # unverified
@@ -168,20 +172,40 @@ SCHEMA_ATTRIBUTES += (
     {
         "cn": "ms-Exch-Use-OAB",
         "lDAPDisplayName": "msExchUseOAB",
-        "attributeID": "1.2.840.113556.1.4.7000.102.50952",  # unverified
+        "attributeID": "1.2.840.113556.1.4.7000.102.69",
         **DN_SYNTAX,
         "isSingleValued": "TRUE",
-        "searchFlags": "0",
+        "searchFlags": "16",
     },
     {
         "cn": "ms-Exch-Policies-Excluded",
         "lDAPDisplayName": "msExchPoliciesExcluded",
-        "attributeID": "1.2.840.113556.1.4.7000.102.50953",  # unverified
+        "attributeID": "1.2.840.113556.1.4.7000.102.50051",
         "attributeSyntax": "2.5.5.12",
         "oMSyntax": "64",
         "isSingleValued": "FALSE",
         "searchFlags": "0",
     },
+)
+# A mailbox's own quotas (Set-Mailbox -IssueWarningQuota / -ProhibitSendQuota /
+# -ProhibitSendReceiveQuota, in KB) and whether the database's apply instead
+# (-UseDatabaseQuotaDefaults), as in Exchange's schema (OpenChange's copy, above).
+SCHEMA_ATTRIBUTES += tuple(
+    {"cn": cn, "lDAPDisplayName": name, "attributeID": oid, "attributeSyntax": "2.5.5.9", "oMSyntax": "2",
+     "isSingleValued": "TRUE", "searchFlags": "16"}
+    for cn, name, oid in (("ms-Exch-MDB-Storage-Quota", "mDBStorageQuota", "1.2.840.113556.1.2.266"),
+                          ("ms-Exch-MDB-Over-Quota-Limit", "mDBOverQuotaLimit", "1.2.840.113556.1.2.272"),
+                          ("ms-Exch-MDB-Over-Hard-Quota-Limit", "mDBOverHardQuotaLimit", "1.2.840.113556.1.4.7000.102.11037"))
+) + ({"cn": "ms-Exch-MDB-Use-Defaults", "lDAPDisplayName": "mDBUseDefaults", "attributeID": "1.2.840.113556.1.2.309",
+      "attributeSyntax": "2.5.5.8", "oMSyntax": "1", "isSingleValued": "TRUE", "searchFlags": "16"},)
+# Lync hosting: the user's tenant and address-book grouping (GUIDs; written by the hosting
+# pack's provisioning, not by a cmdlet: core/services/lync.py). Kept here as the GUID's text
+# form; syntax and attributeIDs not found in a reference at hand (unverified).
+SCHEMA_ATTRIBUTES += tuple(
+    {"cn": cn, "lDAPDisplayName": name, "attributeID": oid, "attributeSyntax": "2.5.5.12", "oMSyntax": "64",
+     "isSingleValued": "TRUE", "searchFlags": "1"}
+    for cn, name, oid in (("ms-RTC-SIP-TenantId", "msRTCSIP-TenantId", "1.2.840.113556.1.6.24.1.303"),  # unverified
+                          ("ms-RTC-SIP-GroupingID", "msRTCSIP-GroupingID", "1.2.840.113556.1.6.24.1.304"))  # unverified
 )
 # classSchema CN -> attributes added to its mayContain. Exchange extends Mail-Recipient
 # (an auxiliary class of user, contact and group); Lync extends User directly.
@@ -189,7 +213,8 @@ SCHEMA_MAY_CONTAIN: dict[str, tuple[str, ...]] = {
     "Mail-Recipient": ("mailNickname", "extensionAttribute1", "msExchRecipientTypeDetails", "msExchAddressBookPolicyLink",
                        "msExchUseOAB", "msExchPoliciesExcluded"),
     "User": ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
-             "msRTCSIP-UserPolicies", "homeMDB"),
+             "msRTCSIP-UserPolicies", "homeMDB", "mDBStorageQuota", "mDBOverQuotaLimit", "mDBOverHardQuotaLimit",
+             "mDBUseDefaults", "msRTCSIP-TenantId", "msRTCSIP-GroupingID"),
 }
 
 

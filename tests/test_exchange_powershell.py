@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import pytest_asyncio
@@ -25,109 +24,46 @@ from core.copy import CopyRequest
 from core.directory import connect
 from core.errors import TenantryError
 from core.move import MoveRequest
-from core.services.powershell import Cmdlet, PowerShellEndpoint
+from core.services.powershell import Cmdlet
 from core.session import Session
+from cmdlet_bed import (DESTINATION_GROUPING, LYNC_TENANTS, PASSWORD_ENV, POOLS, add_tenants, admin, mailbox_user,
+                        start_platform, write_platform_config)
 from directory_fixtures import PASSWORD_ENV as DC_PASSWORD_ENV
-from directory_fixtures import write_dc_config
-from exchange_cmdlets import EAP_EXCLUDED, ExchangeOrganization, ExchangeRunspace
-from lync_cmdlets import ENHANCED_PRESENCE, LyncDeployment, LyncRunspace
-from move_fixtures import DESTINATION, SOURCE, make_user, remove_user, snapshot
-from psrp_server import PsrpServer
-from samba_dc import LOOPBACK, throwaway_password, write_certificates
+from exchange_cmdlets import EAP_EXCLUDED
+from lync_cmdlets import ENHANCED_PRESENCE
+from move_fixtures import DESTINATION, OTHER_RESELLER, SOURCE, make_user, remove_user, snapshot
 from test_copy import copy_names, new_password, no_trace, remove_copy
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.dc]
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD_ENV = "TENANTRY_TEST_EXCHANGE_PASSWORD"
-ACCOUNT = "svc-exchange@example.net"
 HOSTILE = "O'Hara \"Q\"; $(Stop-Computer) `whoami`"
-POOLS = ("pool1.lync.example.net", "pool2.lync.example.net")
+QUOTA_KB = {"mDBStorageQuota": [str(int(1.8 * 2**30) // 1024)], "mDBOverQuotaLimit": [str(int(1.9 * 2**30) // 1024)],
+            "mDBOverHardQuotaLimit": [str(2 * 2**20)]}
 
 
 @pytest.fixture(scope="module")
 def exchange(samba_dc, tmp_path_factory):
-    tls = write_certificates(tmp_path_factory.mktemp("exchange-tls"), LOOPBACK)
-    conn = samba_dc.connect()
-    org = ExchangeOrganization(conn, samba_dc.base_dn)
-    org.install()
-    lync = LyncDeployment(conn, samba_dc.base_dn, lock=org.lock)
-    lync.install(POOLS)
-    password = throwaway_password()
-    server = PsrpServer({"/PowerShell": ExchangeRunspace(org), "/OcsPowershell": LyncRunspace(lync)}, username=ACCOUNT,
-                        password=password, certfile=str(tls["cert"]), keyfile=str(tls["key"]), address=LOOPBACK).start()
-    options = {"url": f"https://{LOOPBACK}:{server.port}/PowerShell", "username": ACCOUNT, "password_env": PASSWORD_ENV,
-               "ca_file": str(tls["ca"]), "timeout": 3}
-    lync_options = {**options, "url": f"https://{LOOPBACK}:{server.port}/OcsPowershell", "configuration_name": "Microsoft.PowerShell"}
-    yield SimpleNamespace(server=server, org=org, lync=lync, password=password, options=options, lync_options=lync_options)
-    server.stop()
-    conn.unbind()
+    platform = start_platform(samba_dc, tmp_path_factory.mktemp("exchange-tls"))
+    yield platform
+    platform.stop()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def session(samba_dc, sp_password, exchange, monkeypatch, tmp_path):
     exchange.server.reset()
     monkeypatch.setenv(PASSWORD_ENV, exchange.password)
-    def toml(options):
-        return "".join(f'{k} = {v!r}\n'.replace("'", '"') for k, v in options.items() if k != "configuration_name")
-    services = (
-        '\n[services.exchange]\ndisplay_name = "Hosted Exchange"\nadapter = "exchange_powershell"\n'
-        'plans = ["Basic 2 GB", "Premium 50 GB"]\n' + toml(exchange.options) +
-        '\n[services.ocs]\ndisplay_name = "Office Communications Server"\nadapter = "lync_powershell"\n'
-        f'registrar_pool = "{POOLS[0]}"\npolicies = {{ ConferencingPolicy = "{{code}} Conferencing" }}\n'
-        + toml(exchange.lync_options)
-    )
-    # the source's address book follows the [services.exchange] templates, the destination's
-    # is named in its tenant table
-    destination = samba_dc.seed.customer(DESTINATION).dn
-    code = samba_dc.seed.tenants(())[destination]["code"]
-    tenants = (samba_dc.seed.tenants_toml(services=())
-               + f'[tenants.{json.dumps(destination)}.exchange]\naddress_book_policy = "{code} Tenant ABP"\n'
-               + f'[tenants.{json.dumps(destination)}.ocs]\nregistrar_pool = "{POOLS[1]}"\n')
-    config = load(write_dc_config(samba_dc, tmp_path / "dc.toml", extra=services, tenants=tenants))
+    config = load(write_platform_config(samba_dc, exchange, tmp_path / "dc.toml"))
     directory = await connect(config, sp_password)
-    source, destination = await directory.customer(SOURCE), await directory.customer(DESTINATION)
-    exchange.org.add_tenant(source.code)
-    exchange.org.add_tenant(destination.code, f"{destination.code} Tenant")
-    exchange.lync.policies = {"ConferencingPolicy": {f"{source.code} Conferencing", f"{destination.code} Conferencing"}}
+    await add_tenants(directory, exchange)
     session = await Session.open(directory, state=tmp_path)
     yield session
     await session.close()
 
 
-async def admin(exchange, *cmdlets: Cmdlet, lync: bool = False) -> list:
-    """What the platform's own provisioning did before Tenantry came along."""
-    options = exchange.lync_options if lync else exchange.options
-    endpoint = PowerShellEndpoint("admin", "Exchange", options, environ={PASSWORD_ENV: exchange.password})
-    try:
-        return [await endpoint.run(c) for c in cmdlets]
-    finally:
-        await endpoint.aclose()
-
-
-async def mailbox_user(session, exchange, *, policy_enabled: bool = False, **kwargs):
-    """A user of the source customer with a mailbox in its tenant's address book (with the
-    SIP: address Exchange keeps for a Lync user), homed on the source's registrar pool with
-    its conferencing policy."""
-    user = await make_user(session.directory, services=("exchange", "ocs"), **kwargs)
-    source = user.source
-    (box,), _ = await admin(exchange,
-                            Cmdlet("Enable-Mailbox", (("Identity", user.dn), ("Database", "DB01"))),
-                            Cmdlet("Set-Mailbox", (("Identity", user.dn), ("CustomAttribute1", source.code),
-                                                   ("EmailAddressPolicyEnabled", policy_enabled),
-                                                   ("AddressBookPolicy", f"{source.code} ABP"),
-                                                   ("OfflineAddressBook", f"{source.code} OAB"))))
-    await admin(exchange, Cmdlet("Set-Mailbox", (("Identity", user.dn),
-                                                 ("EmailAddresses", (*box["EmailAddresses"], f"SIP:{user.upn}")))))
-    await admin(exchange, Cmdlet("Move-CsUser", (("Identity", user.dn), ("Target", POOLS[0]), ("Confirm", False))),
-                Cmdlet("Grant-CsConferencingPolicy", (("Identity", user.dn), ("PolicyName", f"{source.code} Conferencing"))),
-                lync=True)
-    return user
-
-
 EXCHANGE_ATTRIBUTES = ["mail", "proxyAddresses", "extensionAttribute1", "msExchAddressBookPolicyLink", "msExchUseOAB",
                        "showInAddressBook", "msExchPoliciesExcluded", "homeMDB", "msExchRecipientTypeDetails", "mailNickname",
                        "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
-                       "msRTCSIP-UserPolicies"]
+                       "msRTCSIP-UserPolicies", "msRTCSIP-TenantId", "msRTCSIP-GroupingID", "mDBStorageQuota", "mDBOverQuotaLimit", "mDBOverHardQuotaLimit", "mDBUseDefaults"]
 
 
 def folded(values: list[str]) -> set[str]:
@@ -184,6 +120,11 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         assert after["msRTCSIP-PrimaryUserAddress"] == [f"sip:{new_email}"] and after["msRTCSIP-UserEnabled"] == ["TRUE"]
         assert folded(after["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[1]).casefold()}
         assert after["msRTCSIP-UserPolicies"] == [f"ConferencingPolicy={destination.code} Conferencing"]
+        assert before["msRTCSIP-TenantId"] == before["msRTCSIP-GroupingID"] == [LYNC_TENANTS[SOURCE]]
+        assert (after["msRTCSIP-TenantId"], after["msRTCSIP-GroupingID"]) == ([LYNC_TENANTS[DESTINATION]], [DESTINATION_GROUPING])
+        (modify,) = [s for s in plan.steps if s.action == p.MODIFY and s.target == user.dn]  # one compare-and-swap modify
+        assert (modify.before["msRTCSIP-TenantId"], modify.after["msRTCSIP-GroupingID"]) == (
+            [LYNC_TENANTS[SOURCE]], [DESTINATION_GROUPING])
     finally:
         await remove_user(d, user)
 
@@ -295,6 +236,7 @@ async def test_a_copy_enables_a_mailbox_in_the_tenants_address_book(session, exc
         assert folded(values["msRTCSIP-PrimaryHomeServer"]) == {exchange.lync.pool_dn(POOLS[0]).casefold()}
         assert values["msRTCSIP-OptionFlags"] == [ENHANCED_PRESENCE]
         assert values["msRTCSIP-UserPolicies"] == [f"ConferencingPolicy={customer.code} Conferencing"]
+        assert values["msRTCSIP-TenantId"] == values["msRTCSIP-GroupingID"] == [LYNC_TENANTS[SOURCE]]
     finally:
         await remove_copy(d, copy_dn)
         await remove_user(d, template)
@@ -364,18 +306,21 @@ async def test_the_exchange_password_is_kept_out_of_journal_audit_and_logs(sessi
         await remove_user(d, user)
 
 
+async def tenantry(exchange, sp_password, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """The command line, as a script runs it, on the session's configuration (tmp_path/dc.toml)."""
+    env = {**os.environ, DC_PASSWORD_ENV: sp_password, PASSWORD_ENV: exchange.password,
+           "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"), "PYTHONPATH": str(ROOT)}
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "cli", *args, "--config", str(tmp_path / "dc.toml")],
+                                   capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+
+
 async def test_the_dry_run_shows_each_cmdlet_with_its_parameters_and_writes_nothing(session, exchange, sp_password, tmp_path):
     d, server = session.directory, exchange.server
     user = await mailbox_user(session, exchange)
     try:
         before = await snapshot(d, user.source, user.destination)
         server.reset()
-        env = {**os.environ, DC_PASSWORD_ENV: sp_password, PASSWORD_ENV: exchange.password,
-               "TENANTRY_STATE_DIR": str(tmp_path / "cli-state"), "PYTHONPATH": str(ROOT)}
-        done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "cli", "move", user.upn, "--to", DESTINATION, "--dry-run",
-                             "--config", str(tmp_path / "dc.toml")],
-            capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+        done = await tenantry(exchange, sp_password, tmp_path, "move", user.upn, "--to", DESTINATION, "--dry-run")
         assert done.returncode == 0, done.stderr
         lines = [line.strip() for line in done.stdout.splitlines()]
         shown = [line.split(". ", 1)[1] for line in lines if ". powershell " in line]
@@ -427,11 +372,24 @@ async def test_a_cmdlet_step_edited_to_reach_elsewhere_is_refused_and_nothing_ru
 
     d, server = session.directory, exchange.server
     user = await mailbox_user(session, exchange)
+    # the objectGUIDs an edited journal could name instead of the job's user: a user of
+    # another tenant (a customer of neither side), another user of the source, and none at all
+    victim = await make_user(d, OTHER_RESELLER, services=("exchange",), destination_name=SOURCE)
+    neighbour = await make_user(d, services=("exchange",))
+    guids = {name: (await d.values(u.dn, ["objectGUID"]))["objectGUID"][0].strip("{}") for name, u in
+             (("victim", victim), ("neighbour", neighbour))}
     try:
         plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
         assert plan.ok, plan.problems
         before = await snapshot(d, user.source, user.destination)
+        victim_before = await d.values(victim.dn, EXCHANGE_ATTRIBUTES)
         attacks = {
+            "another tenant's user by objectGUID": _edited(plan, "exchange", lambda c: _with(c, "Identity", guids["victim"])),
+            "another tenant's user's GUID in braces, upper case": _edited(
+                plan, "ocs", lambda c: _with(c, "Identity", "{" + guids["victim"].upper() + "}")),
+            "another user of the same customer": _edited(plan, "exchange", lambda c: _with(c, "Identity", guids["neighbour"])),
+            "a GUID of no object": _edited(plan, "exchange", lambda c: _with(c, "Identity", "00000000-0000-4000-8000-000000000000")),
+            "a name instead of a GUID": _edited(plan, "exchange", lambda c: _with(c, "Identity", victim.upn)),
             "another tenant's address book policy": _edited(plan, "exchange", lambda c: _with(c, "AddressBookPolicy", "C9999 Tenant ABP")),
             "an address in a domain of neither customer": _edited(plan, "exchange", lambda c: _with(c, "EmailAddresses", ("SMTP:ceo@fabrikam.example",))),
             "a cmdlet the adapter never runs": _edited(plan, "exchange", lambda c: Cmdlet("Remove-Mailbox", c.parameters[:1])),
@@ -444,5 +402,183 @@ async def test_a_cmdlet_step_edited_to_reach_elsewhere_is_refused_and_nothing_ru
                 [e async for e in session.executor().run(tampered, session.operator)]
             assert server.calls == [], attack  # not one cmdlet sent
             assert await snapshot(d, user.source, user.destination) == before, attack
+            assert await d.values(victim.dn, EXCHANGE_ATTRIBUTES) == victim_before, attack
+        # the undo side is checked too: a rollback's Set-Mailbox aimed at the victim
+        index, step = next((i, s) for i, s in enumerate(plan.steps) if s.service == "exchange")
+        undo = [_with(Cmdlet.from_json(c), "Identity", guids["victim"]).to_json() for c in step.undo_request["cmdlets"]]
+        import dataclasses
+        tampered = dataclasses.replace(plan, steps=(*plan.steps[:index], dataclasses.replace(step, undo_request={**step.undo_request, "cmdlets": undo}),
+                                                    *plan.steps[index + 1:]))
+        server.reset()
+        with pytest.raises(PermissionDenied, match="which is not the user of this job; nothing was written"):
+            [e async for e in session.executor().run(tampered, session.operator)]
+        assert server.calls == []
     finally:
+        await remove_user(d, user)
+        await remove_user(d, victim)
+        await remove_user(d, neighbour)
+
+
+async def test_a_move_onto_a_plan_sets_its_quotas_and_requests_the_move_to_its_database(session, exchange):
+    """The Basic plan has quotas and lives on DB02: Set-Mailbox carries the quotas (database
+    defaults off) and a New-MoveRequest follows, which the Mailbox Replication Service
+    completes (homeMDB on DB02). A failure after it (the Lync policy grant) undoes it: the
+    completed request removed, the mailbox moved back to DB01, every quota attribute back."""
+    d, server, org = session.directory, exchange.server, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    try:
+        before = await snapshot(d, user.source, user.destination)
+        values = await d.values(user.dn, EXCHANGE_ATTRIBUTES)
+        assert values["mDBUseDefaults"] == ["TRUE"] and not values["mDBStorageQuota"]
+        assert folded(values["homeMDB"]) == {org.dn_of("database", "DB01").casefold()}
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert plan.ok, plan.problems
+        guid = user_guid(values, plan)
+        settings, move = [s for s in plan.steps if s.service == "exchange"]
+        assert settings.target.endswith("-IssueWarningQuota '1.8GB' -ProhibitSendQuota '1.9GB' -ProhibitSendReceiveQuota '2GB' "
+                                        "-UseDatabaseQuotaDefaults:$false")
+        assert settings.before["UseDatabaseQuotaDefaults"] is True and settings.before["IssueWarningQuota"] == "Unlimited"
+        assert move.target == f"New-MoveRequest -Identity '{guid}' -TargetDatabase 'DB02'"
+        assert (move.before, move.after) == ({"Database": "DB01"}, {"Database": "DB02"})
+        org.mrs = "complete"
+        server.reset()
+        server.fail("Grant-CsConferencingPolicy", "error", message="Injected.")
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "rolled_back", [e.message for e in events]
+        assert [c.command for c in server.calls if c.command.endswith("MoveRequest")] == [
+            "New-MoveRequest", "Remove-MoveRequest", "New-MoveRequest"]
+        assert [c.parameters.get("TargetDatabase") for c in server.calls if c.command == "New-MoveRequest"] == ["DB02", "DB01"]
+        assert await snapshot(d, user.source, user.destination) == before
+        org.moves.clear()  # the request that moved it back, completed
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "done", [e.message for e in events]
+        done = [e for e in events if e.kind == "step_done" and e.step.target == move.target]
+        assert done[0].message == ("the move of the mailbox to DB02 is Queued: Exchange finishes it in the background "
+                                   "(Get-MoveRequest shows its progress)")
+        after = await d.values(plan.users[0].dn_after, EXCHANGE_ATTRIBUTES)
+        assert {k: after[k] for k in QUOTA_KB} == QUOTA_KB and after["mDBUseDefaults"] == ["FALSE"]
+        assert folded(after["homeMDB"]) == {org.dn_of("database", "DB02").casefold()}
+        (box,), = await admin(exchange, Cmdlet("Get-Mailbox", (("Identity", guid),)))
+        assert (box["Database"], box["MailboxMoveStatus"], box["ProhibitSendReceiveQuota"]) == (
+            "DB02", "Completed", "2 GB (2,147,483,648 bytes)")
+    finally:
+        org.moves.clear()
+        await remove_user(d, user)
+
+
+async def test_a_pending_move_request_is_reported_not_waited_for_and_cancelled_on_rollback(session, exchange):
+    d, server, org = session.directory, exchange.server, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    org.mrs = "hold"  # the Mailbox Replication Service does not pick requests up
+    try:
+        before = await snapshot(d, user.source, user.destination)
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        server.reset()
+        server.fail("Grant-CsConferencingPolicy", "error", message="Injected.")
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "rolled_back", [e.message for e in events]
+        # cancelled, never moved back: the mailbox never left DB01
+        assert [c.command for c in server.calls if c.command.endswith("MoveRequest")] == ["New-MoveRequest", "Remove-MoveRequest"]
+        assert not org.moves
+        assert await snapshot(d, user.source, user.destination) == before
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        events = [e async for e in session.executor().run(plan, session.operator)]
+        assert events[-1].status == "done", [e.message for e in events]
+        assert any("is Queued" in e.message for e in events if e.kind == "step_done")
+        guid = user_guid(None, plan)
+        (box,), = await admin(exchange, Cmdlet("Get-Mailbox", (("Identity", guid),)))
+        assert (box["Database"], box["MailboxMoveStatus"]) == ("DB01", "Queued")
+        (request,), = await admin(exchange, Cmdlet("Get-MoveRequest", (("Identity", guid),)))
+        assert (request["Status"], request["TargetDatabase"]) == ("Queued", "DB02")
+    finally:
+        org.mrs = "complete"
+        org.moves.clear()
+        await remove_user(d, user)
+
+
+async def test_a_mailbox_with_a_move_request_is_refused_and_a_failing_move_request_rolls_back(session, exchange):
+    d, server, org = session.directory, exchange.server, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    try:
+        before = await snapshot(d, user.source, user.destination)
+        org.mrs = "hold"
+        await admin(exchange, Cmdlet("New-MoveRequest", (("Identity", user.dn), ("TargetDatabase", "DB02"))))
+        refused = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert [x.message for x in refused.problems] == [
+            f"Hosted Exchange: the mailbox of {user.upn} already has a move request (Queued); remove it (Remove-MoveRequest) "
+            "before moving it to DB02."]
+        await admin(exchange, Cmdlet("Remove-MoveRequest", (("Identity", user.dn), ("Confirm", False))))
+        org.mrs = "complete"
+        plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+        assert plan.ok, plan.problems
+        for kind in ("error", "drop"):
+            server.fail("New-MoveRequest", kind, message="Injected: MRS is not running.")
+            events = [e async for e in session.executor().run(plan, session.operator)]
+            assert events[-1].status == "rolled_back", (kind, [e.message for e in events])
+            assert await snapshot(d, user.source, user.destination) == before, kind
+            org.moves.clear()  # a dropped answer: the request was made, and its undo removed it
+            plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+    finally:
+        org.mrs = "complete"
+        org.moves.clear()
+        await remove_user(d, user)
+
+
+async def test_a_copy_onto_a_plan_gets_its_database_and_quotas(session, exchange):
+    d, org = session.directory, exchange.org
+    template = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    copy_dn = None
+    try:
+        password = new_password()
+        plan = await session.copier().preflight(session.operator, CopyRequest(template.upn, *copy_names()), password)
+        assert plan.ok, plan.problems
+        copy_dn = plan.users[0].dn_after
+        enable, settings = [s.target for s in plan.steps if s.service == "exchange"]
+        assert f"-Database 'DB02'" in enable and settings.endswith("-UseDatabaseQuotaDefaults:$false")
+        events = [e async for e in session.executor().run(plan, session.operator, secrets={"password": password})]
+        assert events[-1].status == "done", [e.message for e in events]
+        values = await d.values(copy_dn, EXCHANGE_ATTRIBUTES)
+        assert {k: values[k] for k in QUOTA_KB} == QUOTA_KB and values["mDBUseDefaults"] == ["FALSE"]
+        assert folded(values["homeMDB"]) == {org.dn_of("database", "DB02").casefold()}
+    finally:
+        await remove_copy(d, copy_dn)
+        await remove_user(d, template)
+
+
+async def test_the_cmdlet_bench_still_runs_and_counts_the_cmdlets_of_a_move_and_a_copy(session, exchange):
+    """bench/cmdlets.py on the test platform, one user (no timing asserted: that is the
+    bench's business): the cmdlets a move and a copy issue, three requests each once the
+    runspace pools are open."""
+    from bench.cmdlets import measure
+
+    await measure(session, exchange, 1, True)  # opens the pools
+    result = await measure(session, exchange, 1, True)
+    assert result["move cmdlets"] == dict.fromkeys(
+        ["Get-AddressBookPolicy", "Get-CsConferencingPolicy", "Get-CsUser", "Get-Mailbox", "Grant-CsConferencingPolicy",
+         "Move-CsUser", "Set-CsUser", "Set-Mailbox"], 1.0)
+    assert result["copy cmdlets"] == dict.fromkeys(
+        ["Enable-CsUser", "Enable-Mailbox", "Get-AddressBookPolicy", "Get-CsConferencingPolicy", "Grant-CsConferencingPolicy",
+         "Set-Mailbox"], 1.0)
+    assert (result["move round trips"], result["copy round trips"]) == (24, 18)
+    assert all(result[f"{kind} {part}"] > 0 for kind in ("move", "copy") for part in ("preflight", "run"))
+
+
+async def test_the_command_line_reports_a_pending_move_request_in_its_json(session, exchange, sp_password, tmp_path):
+    """A move onto the DB02 plan while the Mailbox Replication Service has not picked the
+    request up: the job is done, not waiting, and --json says what is still running."""
+    d, org = session.directory, exchange.org
+    user = await mailbox_user(session, exchange, exchange_plan="Basic 2 GB")
+    org.mrs = "hold"
+    try:
+        done = await tenantry(exchange, sp_password, tmp_path, "move", user.upn, "--to", DESTINATION, "--yes", "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["status"] == "done"
+        assert result["notes"] == ["the move of the mailbox to DB02 is Queued: Exchange finishes it in the background "
+                                   "(Get-MoveRequest shows its progress)"]
+        assert [r["Status"] for r in org.moves.values()] == ["Queued"]
+    finally:
+        org.mrs = "complete"
+        org.moves.clear()
         await remove_user(d, user)

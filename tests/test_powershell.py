@@ -274,9 +274,29 @@ def test_the_cmdlet_adapters_refuse_faulty_settings_with_one_sentence():
     layout = LayoutConfig()
     exchange = Service("exchange", "Hosted Exchange", "exchange_powershell", True, ())
     ocs = Service("ocs", "Skype for Business", "lync_powershell", True, ())
+    planned = Service("exchange", "Hosted Exchange", "exchange_powershell", True, ("Basic 2 GB", "Premium 50 GB"))
     cases = [
         (ExchangePowerShellAdapter, exchange, {"plan_databases": ["DB01"]},
          'services.exchange.plan_databases must be a table of plan = "database".'),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Gold": {"issue_warning": "1GB", "prohibit_send": "2GB",
+                                                                        "prohibit_send_receive": "3GB"}}},
+         "services.exchange.plan_quotas: 'Gold' is not one of the service's plans (Basic 2 GB, Premium 50 GB)."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1GB", "prohibit_send": "2GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB' must give issue_warning, prohibit_send and prohibit_send_receive."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1 GiB", "prohibit_send": "2GB",
+                                                                              "prohibit_send_receive": "3GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB'.issue_warning must be a size up to 2TB such as \"2GB\", or \"Unlimited\", "
+         "not '1 GiB'."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1GB", "prohibit_send": "2GB",
+                                                                              "prohibit_send_receive": "3TB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB'.prohibit_send_receive must be a size up to 2TB such as \"2GB\", or "
+         "\"Unlimited\", not '3TB'."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "Unlimited", "prohibit_send": "2GB",
+                                                                              "prohibit_send_receive": "3GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB': issue_warning ≤ prohibit_send ≤ prohibit_send_receive, as Exchange requires."),
+        (ExchangePowerShellAdapter, planned, {"plan_quotas": {"Basic 2 GB": {"issue_warning": "1GB", "prohibit_send": "2049MB",
+                                                                              "prohibit_send_receive": "2GB"}}},
+         "services.exchange.plan_quotas.'Basic 2 GB': issue_warning ≤ prohibit_send ≤ prohibit_send_receive, as Exchange requires."),
         (ExchangePowerShellAdapter, exchange, {"address_book_policy": ""},
          "services.exchange.address_book_policy must be a non-empty string (a template over {code})."),
         (LyncPowerShellAdapter, ocs, {"policies": {"BogusPolicy": "x"}},
@@ -288,5 +308,68 @@ def test_the_cmdlet_adapters_refuse_faulty_settings_with_one_sentence():
         with pytest.raises(ConfigError) as caught:
             cls(service, options, layout)
         assert str(caught.value) == message
+    quotas = {"issue_warning": "1.8GB", "prohibit_send": "1.9 GB", "prohibit_send_receive": "Unlimited"}
+    assert ExchangePowerShellAdapter(planned, {"plan_quotas": {"Basic 2 GB": quotas}}, layout).quotas == {
+        "Basic 2 GB": {"IssueWarningQuota": "1.8GB", "ProhibitSendQuota": "1.9 GB", "ProhibitSendReceiveQuota": "Unlimited"}}
     # a configured but unused service needs no credentials: nothing is read until a call
     assert LyncPowerShellAdapter(ocs, {"url": "https://pool.example.net/OcsPowershell"}, layout).options["configuration_name"] == "Microsoft.PowerShell"
+
+
+def test_the_lync_hosting_ids_follow_the_tenant_map_and_a_destination_without_one_is_refused():
+    """msRTCSIP-TenantId / -GroupingID are directory attributes of the move (no cmdlet sets
+    them): the destination's ids from its tenant-map table; a user in a hosting tenant
+    cannot move to a customer with none (it would stay in the old tenant)."""
+    from core.config import LayoutConfig
+    from core.model import Customer, Service, User
+    from core.services.base import MoveContext
+    from core.services.lync import LyncPowerShellAdapter
+    from core.tenants import Tenant, TenantMap
+
+    ocs = Service("ocs", "Skype for Business", "lync_powershell", True, ())
+    guids = ["0b5c4d3e-1111-4a4a-8b8b-00000000000" + str(i) for i in range(4)]
+    tenants = TenantMap([Tenant(guids[0], "C1", ("one.example",), {"ocs": {"tenant_id": "{" + guids[2].upper() + "}"}}),
+                         Tenant(guids[1], "C2", ("two.example",), {})])
+    adapter = LyncPowerShellAdapter(ocs, {"url": "https://pool.example.net/OcsPowershell"}, LayoutConfig(), tenants=tenants)
+    one = Customer("One", "OU=One,OU=Hosting,DC=example,DC=net", domains=("one.example",), code="C1", guid=guids[0])
+    two = Customer("Two", "OU=Two,OU=Hosting,DC=example,DC=net", domains=("two.example",), code="C2", guid=guids[1])
+    user = User("CN=A,OU=Users,OU=Two,OU=Hosting,DC=example,DC=net", "A", "a.c2", "a@two.example",
+                attributes=(("msRTCSIP-TenantId", (guids[3],)), ("msRTCSIP-GroupingID", (guids[3],))))
+    remote = {"identity": guids[3], "sip": "sip:a@two.example", "pool": None, "policies": {}}
+
+    def context(source, destination):
+        return MoveContext(user, source, destination, user.dn, "a@x.example", None, "sip:a@x.example", "a", None, remote)
+
+    moved = adapter.plan_move(context(two, one))
+    assert moved.attributes == {"msRTCSIP-TenantId": ((guids[3],), (guids[2],)), "msRTCSIP-GroupingID": ((guids[3],), (guids[2],))}
+    refused = adapter.plan_move(context(one, two))
+    assert [x.message for x in refused.problems] == [
+        'Skype for Business: a@two.example belongs to a hosting tenant, and no tenant_id is configured for Two ([tenants."…".ocs]).']
+    assert not refused.steps and not refused.attributes
+    bad = TenantMap([Tenant(guids[0], "C1", (), {"ocs": {"tenant_id": "C1"}})])
+    with pytest.raises(ConfigError) as caught:
+        LyncPowerShellAdapter(ocs, {}, LayoutConfig(), tenants=bad)
+    assert str(caught.value) == f'tenants."{guids[0]}".ocs.tenant_id must be a GUID, not \'C1\'.'
+
+
+def test_a_journaled_exchange_step_may_name_only_the_databases_configured_for_its_customers():
+    from core.config import LayoutConfig
+    from core.model import Customer, Service
+    from core.services.exchange import ExchangePowerShellAdapter
+
+    service = Service("exchange", "Hosted Exchange", "exchange_powershell", True, ("Basic 2 GB", "Premium 50 GB"))
+    adapter = ExchangePowerShellAdapter(service, {"plan_databases": {"Basic 2 GB": "DB02"}}, LayoutConfig())
+    customers = [Customer("One", "OU=One,OU=Hosting,DC=example,DC=net", domains=("one.example",), code="C1")]
+    guid = "0b5c4d3e-1111-4a4a-8b8b-000000000001"
+
+    def move(target: str, back: str):
+        return adapter.cmdlet_step("a@one.example", Cmdlet("New-MoveRequest", (("Identity", guid), ("TargetDatabase", target))),
+                                   [Cmdlet("Remove-MoveRequest", (("Identity", guid), ("Confirm", False))),
+                                    Cmdlet("New-MoveRequest", (("Identity", guid), ("TargetDatabase", back)))],
+                                   {"Database": "DB07"}, {"Database": target})
+
+    assert adapter.foreign_call(move("DB02", "DB07"), customers) is None  # the plan's database; back where it was
+    assert adapter.foreign_call(move("DB01", "DB07"), customers) is None  # the default database
+    assert adapter.foreign_call(move("DB99", "DB07"), customers) == (
+        "sets -TargetDatabase to DB99, a database none of the customers of this job is given")
+    assert adapter.foreign_call(move("DB02", "DB66"), customers) == (
+        "sets -TargetDatabase to DB66, a database none of the customers of this job is given")

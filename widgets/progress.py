@@ -154,7 +154,7 @@ class ProgressPane(Vertical):
         if event.kind == "step_started":
             return [f"{at}{step} running: {self._plain(event.index)}"]
         if event.kind == "step_done":
-            return [f"{at}{step} done"]
+            return [f"{at}{step} done" + (f": {message}" if message else "")]
         if event.kind == "step_failed":
             return [f"{at}{step} FAILED: {message}"]
         if event.kind == "rolling_back":

@@ -282,6 +282,16 @@ class Directory:
             raise UsageError(f"{dn} is not a customer ({names.marker_attribute}={names.customer_marker} below the hosting OU).")
         return await self._customer_with_groups(entry)
 
+    async def dn_of_guid(self, guid: str) -> str | None:
+        """The DN of the object below the hosting OU whose objectGUID is ``guid`` (``None``
+        if there is none, or ``guid`` is not a GUID)."""
+        try:
+            search_filter = self.layout.guid_filter(guid)
+        except ValueError:
+            return None
+        entries = await self.pool.run(lambda c: ops.search(c, self.layout.hosting_dn, search_filter, "sub", ["objectGUID"]))
+        return entries[0].dn if len(entries) == 1 else None
+
     async def inside_a_customer(self, dn: str) -> bool:
         """Whether ``dn`` lies inside some customer's OU (one base read per OU between it
         and the hosting OU; nothing to read for an entry outside the hosting OU)."""

@@ -27,7 +27,8 @@ USER_LIST_ATTRIBUTES = [
     "userAccountControl", "memberOf", "uSNChanged", "msRTCSIP-PrimaryUserAddress",
 ]
 EXCHANGE_ATTRIBUTES = ["proxyAddresses", "mailNickname", "legacyExchangeDN"]
-OCS_ATTRIBUTES = ["msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags"]
+OCS_ATTRIBUTES = ["msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
+                  "msRTCSIP-TenantId", "msRTCSIP-GroupingID"]
 COMMON_ATTRIBUTES = [
     "description", "department", "company", "title", "physicalDeliveryOfficeName", "telephoneNumber",
     "mobile", "facsimileTelephoneNumber", "streetAddress", "l", "st", "postalCode", "c", "co", "manager",
@@ -136,9 +137,14 @@ class Layout:
         """Where and how to find the customer OU a tenant map entry names: ``(base, filter, scope)``."""
         marked = self.marked(self.names.customer_marker)
         if tenant.by_guid:
-            escaped = "".join(f"\\{b:02x}" for b in uuid.UUID(tenant.key).bytes_le)  # a binary value, byte by byte
-            return self.hosting_dn, f"(&{marked}(objectGUID={escaped}))", "sub"
+            return self.hosting_dn, f"(&{marked}{self.guid_filter(tenant.key)})", "sub"
         return tenant.key, marked, "base"
+
+    @staticmethod
+    def guid_filter(guid: str) -> str:
+        """``(objectGUID=…)`` for a GUID in its text form (a binary value, escaped byte by byte);
+        ValueError if ``guid`` is not one."""
+        return "(objectGUID=" + "".join(f"\\{b:02x}" for b in uuid.UUID(guid.strip()).bytes_le) + ")"
 
     @staticmethod
     def user_filter(text: str | None = None) -> str:

@@ -20,6 +20,11 @@ from core.plan import Problem, Step
 Changes = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # attribute → (old values, new values)
 
 
+def changed(old: tuple[str, ...], new: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """An attribute's (old, new) values for a plan, or ``None`` when they are the same."""
+    return (tuple(old), tuple(new)) if tuple(old) != tuple(new) else None
+
+
 @dataclass(frozen=True)
 class MoveContext:
     """Everything an adapter may use to plan its part of moving one user."""
@@ -112,6 +117,11 @@ class ServiceAdapter:
         edited) reaches outside ``customers``, the job's customers: ``None`` if it does not.
         The executor asks before every run, resume and rollback. This adapter makes no calls."""
         return f"is a call of {self.service.display_name}, which makes none"
+
+    def identities(self, step: Step) -> tuple[str, ...]:
+        """The directory objects (DN or objectGUID) the service call ``step`` acts on; the
+        executor checks each is a user of the job. This adapter makes no calls."""
+        return ()
 
     async def perform(self, step: Step) -> dict[str, Any] | None:
         raise NotImplementedError(f"{self.key} has no steps of its own")

@@ -10,13 +10,13 @@ from typing import Any
 
 from core.mapping import legacy_exchange_dn, proxy_addresses, split_address
 from core.plan import INVALID_VALUE, Problem, Step
-from core.services.base import Changes, CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove
+from core.services.base import Changes, CopyContext, MoveContext, ServiceAdapter, ServiceCopy, ServiceMove, changed
 from core.services.http import HttpAdapter
 
 
 def _change(changes: Changes, attribute: str, old: tuple[str, ...], new: tuple[str, ...]) -> None:
-    if tuple(old) != tuple(new):
-        changes[attribute] = (tuple(old), tuple(new))
+    if (change := changed(old, new)) is not None:
+        changes[attribute] = change
 
 
 class ExchangeAdapter(ServiceAdapter):

@@ -17,6 +17,17 @@ registrar pool) rather than a raw directory write.
     "{code} External" }``); each is granted with ``Grant-Cs<type>`` and must exist
     (``Get-Cs<type>`` in preflight: a missing one is a problem).
 
+``tenant_id`` / ``grouping_id`` (hosting: ``[tenants."…".<key>]`` only)
+    The customer's tenant in a multi-tenant (hosting pack) deployment and its address-book
+    grouping (default: the tenant id), GUIDs kept on each user in ``msRTCSIP-TenantId``
+    and ``msRTCSIP-GroupingID``. No Lync cmdlet sets them: the hosting pack's provisioning
+    writes them to the user object after ``Enable-CsUser`` (and Microsoft's guidance for
+    ``msRTCSIP-GroupingID`` is to populate it with a script), so this adapter writes them
+    with the user's other directory attributes — in the same compare-and-swap modify of a
+    move, in the new account of a copy — and the executor undoes them exactly like them. A
+    user carrying a tenant id whose destination has none configured is refused in preflight
+    (it would stay in its old tenant).
+
 Move: preflight reads the user (``Get-CsUser``: it must be enabled for Lync); then
 ``Set-CsUser -Identity <objectGUID> -SipAddress <new SIP URI>`` (and ``Move-CsUser
 -Target <pool>`` when the destination's pool differs) and ``Grant-Cs<type> -PolicyName``
@@ -32,12 +43,13 @@ from typing import Any
 from core.errors import ConfigError, ServiceError
 from core.model import Customer
 from core.plan import INVALID_VALUE, SERVICE_MISSING, Problem, Step
-from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove
+from core.services.base import CopyContext, MoveContext, ServiceCopy, ServiceMove, changed
 from core.services.powershell import Cmdlet, CmdletAdapter, PowerShellEndpoint
-from core.tenants import TenantMap
+from core.tenants import GUID, TenantMap
 from core.text import plain
 
 LYNC_CONFIGURATION = "Microsoft.PowerShell"
+HOSTING = {"tenant_id": "msRTCSIP-TenantId", "grouping_id": "msRTCSIP-GroupingID"}  # setting → user attribute
 POLICY_TYPES = frozenset({"ConferencingPolicy", "ExternalAccessPolicy", "ClientPolicy", "VoicePolicy", "MobilityPolicy",
                           "PresencePolicy", "ArchivingPolicy", "PinPolicy", "LocationPolicy", "DialPlan"})
 
@@ -60,6 +72,11 @@ class LyncPowerShellAdapter(CmdletAdapter):
             raise ConfigError(f"services.{service.key}.policies: {plain(unknown[0])} is not a policy type "
                               f"(known: {', '.join(sorted(POLICY_TYPES))}).")
         self.policies: dict[str, str] = dict(policies)
+        for tenant in self.tenants:
+            for name in HOSTING:
+                value = (tenant.service(service.key) or {}).get(name)
+                if value is not None and not GUID.match(value):
+                    raise ConfigError(f'tenants."{tenant.key}".{service.key}.{name} must be a GUID, not {plain(value)!r}.')
 
     WRITES = frozenset({"set-csuser", "move-csuser", "enable-csuser", "disable-csuser", "grant-cs*"})
 
@@ -67,6 +84,15 @@ class LyncPowerShellAdapter(CmdletAdapter):
         pool = self.setting("registrar_pool", customer)
         values = {"PolicyName": set(self._policies(customer).values())}
         return {**values, "Target": {pool}, "RegistrarPool": {pool}} if pool else values
+
+    def _hosting(self, customer: Customer) -> dict[str, str]:
+        """The hosting attributes a user of ``customer`` carries (none if it has no tenant id)."""
+        tenant = self.tenants.for_customer(customer)
+        table = (tenant.service(self.key) if tenant else None) or {}
+        if not table.get("tenant_id"):
+            return {}
+        ids = {"tenant_id": table["tenant_id"], "grouping_id": table.get("grouping_id") or table["tenant_id"]}
+        return {HOSTING[name]: value.strip("{}").lower() for name, value in ids.items()}
 
     def _policies(self, customer: Customer) -> dict[str, str]:
         return {kind: str(template).format(code=customer.code or "") for kind, template in self.policies.items()}
@@ -129,7 +155,13 @@ class LyncPowerShellAdapter(CmdletAdapter):
                 [Cmdlet("Move-CsUser", (("Identity", identity), ("Target", remote["pool"]), ("Confirm", False)))],
                 {"RegistrarPool": remote["pool"]}, {"RegistrarPool": pool}))
         steps += self._grants(who, identity, context.destination, remote["policies"])
-        return ServiceMove(steps=tuple(steps))
+        hosting = self._hosting(context.destination)
+        if not hosting and any(context.user.attribute(a) for a in HOSTING.values()):
+            problem = Problem(INVALID_VALUE, f"{self.service.display_name}: {plain(who)} belongs to a hosting tenant, and no tenant_id "
+                                             f"is configured for {plain(context.destination.name)} ([tenants.\"…\".{self.key}]).", who)
+            return ServiceMove(problems=(problem,))
+        attributes = {a: change for a, value in hosting.items() if (change := changed(context.user.attribute(a), (value,)))}
+        return ServiceMove(attributes=attributes, steps=tuple(steps))
 
     def plan_copy(self, context: CopyContext) -> ServiceCopy:
         who = context.upn
@@ -144,4 +176,5 @@ class LyncPowerShellAdapter(CmdletAdapter):
         disable = Cmdlet("Disable-CsUser", (("Identity", context.new_dn), ("Confirm", False)))
         steps = [self.cmdlet_step(who, enable, [disable], {}, {"RegistrarPool": pool, "SipAddress": context.sip})]
         steps += self._grants(who, context.new_dn, context.customer, {})  # undone with Disable-CsUser
-        return ServiceCopy(steps=tuple(steps))
+        attributes = {a: ((), (value,)) for a, value in self._hosting(context.customer).items()}
+        return ServiceCopy(attributes=attributes, steps=tuple(steps))

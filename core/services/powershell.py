@@ -20,6 +20,11 @@ Options (``[services.<key>]`` for the adapters that use it):
 ``auth``
     ``basic`` (default; over HTTPS only), ``negotiate`` or ``kerberos`` (a ticket from
     the operator's cache when no ``username`` is given).
+``kerberos_service`` / ``kerberos_host``
+    The service principal Negotiate/Kerberos asks a ticket for, ``<service>/<host>``:
+    ``HTTP`` (Exchange's and Lync's endpoints are IIS sites) and the url's host by
+    default; set ``kerberos_host`` when the url names an address or an alias that is not
+    the name the SPN is registered under.
 ``username`` + ``password_env`` / ``password_file``
     The account, and where its password is (never in the configuration file).
 ``ca_file``
@@ -40,6 +45,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -49,6 +55,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import spnego.exceptions
 import urllib3
 from pypsrp.complex_objects import ComplexObject, GenericComplexObject, PSInvocationState
 from pypsrp.exceptions import AuthenticationError, WinRMError, WSManFaultError
@@ -56,7 +63,6 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from core.errors import ConfigError, ServiceError
-from core.escape import dn_key_or_none
 from core.model import Customer
 from core.plan import HTTP, Step
 from core.services.base import ServiceAdapter
@@ -72,7 +78,9 @@ AUTHS = ("basic", "negotiate", "kerberos")
 MESSAGE_LIMIT = 300  # characters of a cmdlet's own error message kept in ours
 POLL = 5  # seconds one WS-Management Receive may wait (its OperationTimeout) within a call
 SHELL_NOT_FOUND = 2150858843  # WS-Management: the shell (runspace pool) is no longer on the server
-ENDPOINT_OPTIONS = frozenset({"url", "configuration_name", "auth", "username", "password_env", "password_file", "ca_file", "timeout"})
+ENDPOINT_OPTIONS = frozenset({"url", "configuration_name", "auth", "username", "password_env", "password_file", "ca_file", "timeout",
+                              "kerberos_service", "kerberos_host"})
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 Value = str | bool | int | None | tuple[str, ...]
 
@@ -146,6 +154,17 @@ class PowerShellEndpoint:
         if auth == "basic" and not self._ssl:
             raise ConfigError(f"{where}: basic authentication needs an https:// url.")
         self.auth = auth
+        self._spn: dict[str, str] = {}  # pypsrp's negotiate_service / negotiate_hostname_override
+        for name, key in (("kerberos_service", "negotiate_service"), ("kerberos_host", "negotiate_hostname_override")):
+            value = options.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, str) or not HOST_NAME.match(value.strip()):
+                raise ConfigError(f"{where}.{name} must be a name such as {'HTTP' if name == 'kerberos_service' else 'mail.example.net'}, "
+                                  f"not {plain(repr(value))}.")
+            self._spn[key] = value.strip()
+        if auth != "basic":
+            self._spn.setdefault("negotiate_service", "HTTP")
         if "password" in options:
             raise ConfigError(f"{where}.password is not allowed: use password_env or password_file.")
         username = options.get("username")
@@ -209,6 +228,11 @@ class PowerShellEndpoint:
                 raise self._error(f"{self.name} lost the session it had just opened ({self.url}).") from None
             except ServiceError:
                 raise
+            except spnego.exceptions.SpnegoError as error:
+                self._discard()
+                spn = f"{self._spn.get('negotiate_service', 'HTTP')}/{self._spn.get('negotiate_hostname_override', self._server)}"
+                raise self._error(f"{self.name} could not get a Kerberos ticket for {spn} ({self.url}): "
+                                  f"{self._clean(str(error))}; {cmdlet.name} was not sent.") from None
             except AuthenticationError:
                 self._discard()
                 raise self._error(f"{self.name} refused the credentials of {self.username or 'the Kerberos ticket'} ({self.url}).") from None
@@ -253,6 +277,7 @@ class PowerShellEndpoint:
             connection_timeout=min(self.timeout, 30),
             read_timeout=min(self.timeout, 30) + POLL,
             no_proxy=True,
+            **self._spn,
         )
         pool = RunspacePool(wsman, configuration_name=self.configuration)
         pool.open()
@@ -420,12 +445,25 @@ class CmdletAdapter(ServiceAdapter):
         """Parameter → the values a step may set it to for ``customer`` (its ABP, pool, …)."""
         return {}
 
+    def identities(self, step: Step) -> tuple[str, ...]:
+        """Every -Identity of the step's cmdlets and of their undo (the executor checks that
+        each names a user of the job: a DN, or an objectGUID it looks up)."""
+        found = []
+        for requested in (step.request, step.undo_request):
+            for data in (requested or {}).get("cmdlets", ()):
+                try:
+                    cmdlet = Cmdlet.from_json(data)
+                except (KeyError, TypeError, ValueError):
+                    continue  # foreign_call refuses it
+                found += [str(v) for n, v in cmdlet.parameters if n.casefold() == "identity"]
+        return tuple(found)
+
     def foreign_call(self, step: Step, customers) -> str | None:
         """A cmdlet step edited to reach outside the job's customers: another cmdlet than
-        this adapter runs, an Identity DN outside them, an address outside their domains,
-        or a tenant object (address book policy, pool, policy…) none of them is given. An
-        undo may also set back a value the step recorded as before. An Identity given as
-        an objectGUID is taken as journaled (it is read from the directory at plan time)."""
+        this adapter runs, an address outside their domains, or a tenant object (address
+        book policy, pool, policy…) none of them is given. An undo may also set back a
+        value the step recorded as before. Its -Identity values are the executor's to
+        check (:meth:`identities`)."""
         domains = {d.casefold() for c in customers for d in (*c.domains, *c.claimed_domains)}
         allowed: dict[str, set[str]] = {}
         for customer in customers:
@@ -443,24 +481,21 @@ class CmdletAdapter(ServiceAdapter):
                         w.endswith("*") and cmdlet.name.casefold().startswith(w[:-1]) for w in self.WRITES):
                     return f"runs {plain(cmdlet.name)}, which {self.service.display_name} never runs"
                 for name, value in cmdlet.parameters:
-                    why = self._foreign_value(name, value, domains, allowed, recorded if undoing else {}, customers)
+                    why = self._foreign_value(name, value, domains, allowed, recorded if undoing else {})
                     if why:
                         return f"sets -{plain(name)} to {why}"
         return None
 
     @staticmethod
     def _foreign_value(name: str, value: Any, domains: set[str], allowed: dict[str, set[str]],
-                       recorded: dict[str, set[str]], customers) -> str | None:
+                       recorded: dict[str, set[str]]) -> str | None:
+        if name.casefold() == "identity":
+            return None  # the executor's to check (identities)
         values = value if isinstance(value, (list, tuple)) else (value,)
         for item in values:
             if item is None or isinstance(item, bool):
                 continue
             text = str(item)
-            if name.casefold() == "identity":
-                key = dn_key_or_none(text) if "=" in text else None
-                if "=" in text and (key is None or not any(key[-len(k):] == k for k in (dn_key_or_none(c.dn) for c in customers) if k)):
-                    return f"{plain(text)}, outside the customers of this job"
-                continue
             kind, colon, rest = text.partition(":")
             if colon and kind.casefold() == "x500":
                 continue
