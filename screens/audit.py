@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from core.audit import AuditRecord
 from core.errors import TenantryError
 from core.text import plain
-from widgets import RowTable, cell, column_widths, when
+from widgets import RowTable, back_out, cell, column_widths, when
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -200,14 +200,8 @@ class AuditScreen(Screen[None]):
         self.query_one("#audit", DataTable).focus()
 
     def action_back_out(self) -> None:
-        """``esc``: leave the search box; clear the search; then back."""
-        search = self.query_one("#search", Input)
-        if search.has_focus:
-            self.action_focus_table()
-        elif search.value:
-            search.value = ""
-        else:
-            self.dismiss(None)
+        """``esc``: clear the search, else leave the search box, else back."""
+        back_out(self.query_one("#search", Input), self.query_one("#audit", DataTable), lambda: self.dismiss(None))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "focus_table":  # ``down`` leaves the search box; elsewhere it moves the cursor

@@ -63,15 +63,18 @@ class TenantryApp(App[None]):
         Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
         # Textual adds ctrl+p only when no binding opens the palette: both, then.
         Binding("ctrl+p", "command_palette", "palette", show=False, priority=True, tooltip="Open the command palette"),
-        Binding("j", "jobs", "Jobs", id="app.jobs"),
-        Binding("a", "audit", "Audit", id="app.audit"),
+        # ctrl+c quits when no job runs (a running job's screen binds it first, to cancel).
+        Binding("ctrl+c", "quit", "Quit", show=False, id="app.interrupt"),
+        # Shifted: j/k, g/G move in every table, and lower-case letters are typed.
+        Binding("J", "jobs", "Jobs", id="app.jobs"),
+        Binding("A", "audit", "Audit", id="app.audit"),
         # The same two keys unlisted, for the screens whose footer has no room for them
         # (``?`` lists them there): check_action keeps exactly one of each pair active.
-        Binding("j", "jobs(False)", "Jobs", show=False, id="app.jobs-unlisted"),
-        Binding("a", "audit(False)", "Audit", show=False, id="app.audit-unlisted"),
+        Binding("J", "jobs(False)", "Jobs", show=False, id="app.jobs-unlisted"),
+        Binding("A", "audit(False)", "Audit", show=False, id="app.audit-unlisted"),
     ]
     COMMANDS = App.COMMANDS | {ConsoleCommands}
-    # The screens whose footer has room for j and a at 80 columns.
+    # The screens whose footer has room for J and A at 80 columns.
     ROOMY_FOOTERS: tuple[type[Screen], ...] = (CustomersScreen, UserDetailScreen, AuditScreen)
 
     def __init__(
@@ -475,11 +478,10 @@ class TenantryApp(App[None]):
         return super().format_title(plain(title), plain(sub_title))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette (ctrl+p): Textual's commands, then ours."""
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Keys", "List the keys that work here", self.action_help)
-        yield SystemCommand("Jobs", "The journal's jobs: resume or roll back an unfinished one", self.action_jobs)
-        yield SystemCommand("Audit log", "Who did what to which users, and when; searchable", self.action_audit)
+        """The command palette (ctrl+p): Textual's commands (its "Keys" panel aside: ours,
+        in :class:`~tui.palette.ConsoleCommands` with the other main commands, lists them
+        all), then this screen's."""
+        yield from (command for command in super().get_system_commands(screen) if command.title != "Keys")
         if isinstance(screen, UsersScreen):
             yield SystemCommand("Search users", "Find a user of this customer", screen.action_focus_search)
             if not self.readonly and screen.marked:
@@ -497,7 +499,7 @@ class TenantryApp(App[None]):
         return any(getattr(screen, "job_running", False) for screen in self.screen_stack)
 
     async def action_quit(self) -> None:
-        """``q``, ``ctrl+q`` or the palette's Quit: never in the middle of a job."""
+        """``q``, ``ctrl+c``, ``ctrl+q`` or the palette's Quit: never in the middle of a job."""
         if self.job_running:
             self.notify("A job is running: wait for it to finish, or cancel it with ctrl+c, before quitting.", markup=False)
             return
@@ -510,13 +512,13 @@ class TenantryApp(App[None]):
 
     # -- jobs and audit ------------------------------------------------------------------
     def action_jobs(self, listed: bool = True) -> None:
-        """The jobs screen (``listed``: which of the twin ``j`` bindings ran; see check_action)."""
+        """The jobs screen (``listed``: which of the twin ``J`` bindings ran; see check_action)."""
         from screens.jobs import JobsScreen
 
         self.push_screen(JobsScreen(self.wait_for_session))
 
     def action_audit(self, listed: bool = True) -> None:
-        """The audit screen (``listed``: which of the twin ``a`` bindings ran; see check_action)."""
+        """The audit screen (``listed``: which of the twin ``A`` bindings ran; see check_action)."""
         self.push_screen(AuditScreen(self.wait_for_session, debounce=self.search_debounce))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Log, Static
 from core.bulk import RowEvent, RowResult
 from core.execute import CANCELLED, Event
 from core.text import plain
-from widgets import column_widths
+from widgets import RowTable, column_widths
 
 STATES = {
     "pending": ("·", "pending", "dim"),
@@ -71,7 +71,7 @@ class ProgressPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress-status")
-        yield DataTable(id="progress-steps", cursor_type="none", show_cursor=False, zebra_stripes=False)
+        yield RowTable(id="progress-steps", cursor_type="none", show_cursor=False, zebra_stripes=False)
         yield Log(id="progress-log", max_lines=500, auto_scroll=True)
 
     def on_mount(self) -> None:
