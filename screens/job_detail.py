@@ -21,7 +21,8 @@ from textual.widgets import Footer, Header, Static
 from core.errors import TenantryError
 from core.journal import JobRecord, JobStatus, StepRecord, StepState
 from core.text import plain
-from screens.job_run import PANE_STATE, JobActions, job_plan, step_lines, who_and_where
+from screens.job_actions import JobActions
+from screens.job_run import PANE_STATE, job_plan, step_lines, who_and_where
 from screens.plan_view import step_details
 from widgets.progress import STATES
 from widgets import when

@@ -17,7 +17,7 @@ from screens.bulk_steps import BulkDestinationStep
 from screens.jobs import JobsScreen
 from screens.move_destination import DestinationStep
 from screens.users import UsersScreen
-from console_keys import SIZE, Keys, QuickApp, demo, handled, open_user, settle, shown, state, until  # noqa: F401
+from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
 from test_console_audit import record
 from test_console_jobs import fill_journal
 

@@ -151,6 +151,11 @@ class TenantryApp(App[None]):
         """Run; in low-bandwidth mode the mouse is off (no hover repaints over SSH)."""
         return super().run(mouse=not self.low_bandwidth if mouse is None else mouse, **kwargs)
 
+    @property
+    def console_config(self) -> ConsoleConfig:
+        """The ``[console]`` settings (defaults until a demo directory brings its config)."""
+        return self.config.console if self.config else ConsoleConfig()
+
     # -- screens -----------------------------------------------------------------
     @property
     def search_debounce(self) -> float:
@@ -165,7 +170,7 @@ class TenantryApp(App[None]):
 
     def open_customer(self, customer: Customer, search: str | None = None) -> UsersScreen:
         """Show the users of ``customer`` (optionally already searched)."""
-        users_cap = (self.config.console if self.config else ConsoleConfig()).users_cap
+        users_cap = self.console_config.users_cap
         screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search, users_cap=users_cap)
         self.push_screen(screen)
         return screen
@@ -220,7 +225,7 @@ class TenantryApp(App[None]):
         except Exception as error:  # one sentence, never a traceback
             self.show_error(error)
             return
-        concurrency = (self.config.console if self.config else ConsoleConfig()).bulk_concurrency
+        concurrency = self.console_config.bulk_concurrency
         draft = BulkDraft(session, list(users), source, concurrency=concurrency)
         await BULK_MOVE.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
 

@@ -280,17 +280,19 @@ class BulkProgressPane(ProgressPane):
             return [f"{at}{who}: {plain(event.status)}" + (f": {message}" if status != "done" else "")]
         return []
 
-    def show_results(self, results: Mapping[str, RowResult]) -> None:
+    def show_results(self, results: Mapping[str, RowResult], *, earlier: bool = False) -> None:
         """Rows that ended without an event of their own (not started after a cancel, or
-        refused when they came to run) take their result."""
+        refused when they came to run; ``earlier``: finished before this run, a resumed
+        batch's) take their result."""
         table = self.query_one("#progress-steps", DataTable)
         lines = []
         for label, result in results.items():
             index = self.row_of.get(label)
             if index is not None and self.states[index] == "pending":  # no event of its own came
                 state = result.status if result.status in ROW_STATES else "failed"
-                self._set(table, index, state, result.message)
-                lines.append(f"{self.elapsed:6.2f}s {self.descriptions[index].plain}: not run: {plain(result.message)}")
+                self._set(table, index, state, "before this run" if earlier else result.message)
+                if not earlier:
+                    lines.append(f"{self.elapsed:6.2f}s {self.descriptions[index].plain}: not run: {plain(result.message)}")
         if lines:
             self.query_one("#progress-log", Log).write_lines(lines)
         self._show_status()
