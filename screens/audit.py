@@ -1,6 +1,7 @@
 """The audit screen: who, bound as whom, did what to which users, when, and how it
 ended — newest first, searched as you type (``/``) in an exclusive worker, a page at a
-time (the next page is read when the cursor reaches the last row). Every string is
+time (the next page is read when the cursor reaches the last row); ``enter`` shows an
+entry in full (:mod:`screens.audit_entry`). Every string is
 shown through :func:`core.text.plain` as a ``Text``: a user named ``[@click=app.quit]x[/]``
 is text here, like anywhere else."""
 
@@ -22,6 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from core.audit import AuditRecord
 from core.errors import TenantryError
 from core.text import plain
+from screens.audit_entry import RESULT_LOOK, AuditEntryScreen
 from widgets import RowTable, back_out, cell, column_widths, when
 
 if TYPE_CHECKING:
@@ -37,10 +39,6 @@ FIXED = (11, 15, 4, None, None, None)
 SHARES = (2, 3, 3)
 PAGE = 200
 
-RESULT_LOOK = {
-    "done": "green", "refused": "bold", "denied": "bold red", "rolled_back": "yellow",
-    "needs_attention": "bold red", "failed": "red", "planned": "",
-}
 
 
 def entry_row(entry: AuditRecord) -> tuple[Text, ...]:
@@ -69,6 +67,10 @@ def entry_text(entry: AuditRecord) -> Group:
     if entry.detail:
         parts.append(Text(plain(entry.detail, single_line=False), overflow="ellipsis"))
     return Group(*parts)
+
+
+class AuditTable(RowTable):
+    BINDINGS = [Binding("enter", "select_cursor", "Details", id="audit.details")]
 
 
 class AuditScreen(Screen[None]):
@@ -100,7 +102,7 @@ class AuditScreen(Screen[None]):
             yield Input(placeholder="Search the audit log: user, customer, operator, job, result…  (/)", id="search", compact=True)
             yield Static(Text("loading…"), id="count")
         yield Static(id="banner")
-        yield RowTable(id="audit", cursor_type="row", zebra_stripes=False)
+        yield AuditTable(id="audit", cursor_type="row", zebra_stripes=False)
         yield Static(id="audit-entry")
         yield Footer()
 
@@ -182,6 +184,13 @@ class AuditScreen(Screen[None]):
         entry = self.highlighted
         text = entry_text(entry) if entry else Text("Nothing recorded yet." if not self.query_text else "", style="dim")
         self.query_one("#audit-entry", Static).update(text)
+
+    @on(DataTable.RowSelected, "#audit")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        entry = self.entries.get(event.row_key.value) if event.row_key.value else None
+        if entry is not None:
+            self.app.push_screen(AuditEntryScreen(entry))
 
     @on(DataTable.RowHighlighted, "#audit")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

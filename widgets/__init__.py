@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Sequence
 
 from rich.cells import cell_len
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -42,6 +43,16 @@ def when(iso: str | None, *, full: bool = False) -> str:
     except ValueError:
         return plain(iso)
     return moment.strftime("%Y-%m-%d %H:%M:%S" if full else "%m-%d %H:%M")
+
+
+def field_grid(rows: Iterable[tuple[str, object]], label_width: int = 10) -> Table:
+    """Label and value, one pair a line (a value wraps; a ``str`` is sanitised, never markup)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=label_width, no_wrap=True, style="bold")
+    grid.add_column(ratio=1, overflow="fold")
+    for label, value in rows:
+        grid.add_row(Text(label), value if isinstance(value, Text) else Text(plain(value, single_line=False)))
+    return grid
 
 
 def column_widths(total: int, fixed: Sequence[int | None], shares: Sequence[int]) -> list[int]:
