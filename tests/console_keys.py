@@ -56,7 +56,7 @@ def in_utc(monkeypatch):
     time.tzset()
 
 
-def snapshot_of(snap_compare, *keys: str, size: tuple[int, int] = SIZE) -> bool:
+def snapshot_of(snap_compare, *keys: str, size: tuple[int, int] = SIZE, readonly: bool = False) -> bool:
     """The console on a fresh demo directory, ``size`` cells, after ``keys`` (each one
     settled), compared with its stored snapshot."""
 
@@ -66,7 +66,7 @@ def snapshot_of(snap_compare, *keys: str, size: tuple[int, int] = SIZE) -> bool:
             await pilot.press(key)
             await settle(pilot)
 
-    return snap_compare(QuickApp(open_demo, None), terminal_size=size, run_before=run_before)
+    return snap_compare(QuickApp(open_demo, None, readonly=readonly or None), terminal_size=size, run_before=run_before)
 
 
 PATIENCE = 120.0  # seconds before a wait gives up (a loaded CI machine is slow, not stuck)

@@ -228,7 +228,7 @@ async def test_header_shows_operator_and_server_as_plain_text(demo):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         title = app.format_title(app.title, app.sub_title)
-        assert title.plain == f"Tenantry — {plain(operator.name)} on demo.example.net (read-only)"
+        assert title.plain == f"Tenantry (read-only) — {plain(operator.name)} on demo.example.net"
         assert not [span for span in title.spans if "click" in str(span.style)]
 
 

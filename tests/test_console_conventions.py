@@ -17,7 +17,7 @@ from screens.bulk_steps import BulkDestinationStep
 from screens.jobs import JobsScreen
 from screens.move_destination import DestinationStep
 from screens.users import UsersScreen
-from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
+from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, snapshot_of, state  # noqa: F401
 from test_console_audit import record
 from test_console_jobs import fill_journal
 
@@ -193,3 +193,47 @@ async def test_the_palette_lists_the_main_commands_before_anything_is_typed(demo
         assert not {"Move a user…", "Copy a user…"} & set(palette_hits(readonly))
         await keys("down", "enter")  # Jobs
         assert isinstance(readonly.screen, JobsScreen)
+
+
+# --- what 80×24 and 60×20 show: nothing cut that matters, nothing stray ------------------------
+
+SMALL = (60, 20)
+TO_FABRIKAM = ("slash", *"fabrikam", "enter", "enter")  # the customers' search, then its users
+
+
+async def test_the_read_only_marker_and_the_footers_fit_80x24_and_60x20(demo):
+    for size in (SIZE, SMALL):
+        app = QuickApp(demo, demo.config, readonly=True)
+        async with app.run_test(size=size) as pilot:
+            keys = Keys(pilot)
+            await settle(pilot)
+            for screen in ("customers", "users"):
+                lines = shown(app).splitlines()
+                assert "Tenantry (read-only) — " in lines[0], (size, screen, lines[0])
+                assert lines[-1].rstrip().endswith("^p palette"), (size, screen, lines[-1])  # nothing after it
+                if screen == "customers":
+                    await keys(*TO_FABRIKAM)
+                    assert isinstance(app.screen, UsersScreen)
+    app = QuickApp(demo, demo.config)
+    async with app.run_test(size=SMALL) as pilot:  # not read-only: the users screen's eight keys
+        keys = Keys(pilot)
+        await settle(pilot)
+        await keys(*TO_FABRIKAM)
+        footer = shown(app).splitlines()[-1]
+        assert footer.endswith("▏^p palette") and "paletteH" not in footer, footer
+
+
+def test_customers_snapshot_80x24_read_only(snap_compare):
+    assert snapshot_of(snap_compare, readonly=True)
+
+
+def test_users_snapshot_80x24(snap_compare):
+    assert snapshot_of(snap_compare, *TO_FABRIKAM)
+
+
+def test_customers_snapshot_60x20(snap_compare):
+    assert snapshot_of(snap_compare, size=SMALL)
+
+
+def test_users_snapshot_60x20(snap_compare):
+    assert snapshot_of(snap_compare, *TO_FABRIKAM, size=SMALL)

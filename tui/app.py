@@ -471,12 +471,11 @@ class TenantryApp(App[None]):
         parts = [plain(who)] if who else []
         if self.server:
             parts.append(f"on {plain(self.server)}")
-        if self.readonly:
-            parts.append("(read-only)")
         self.sub_title = " ".join(parts)
-        # An insecure setting stays in the header of every screen for as long as the console runs.
+        # An insecure setting stays in the header of every screen for as long as the console runs;
+        # read-only mode too, next to the name (the end of a long header is cut at 80 columns).
         insecure = self.config.directory.insecure if self.config is not None else ()
-        self.title = " ⚠ ".join((self.TITLE, *insecure))
+        self.title = " ⚠ ".join((self.TITLE + (" (read-only)" if self.readonly else ""), *insecure))
 
     def format_title(self, title: str, sub_title: str) -> Content:
         # Content(...) is literal text, never markup; plain() strips control characters.
