@@ -81,6 +81,7 @@ class AuditScreen(Screen[None]):
     #audit-entry { height: 5; padding: 0 1; background: $boost; }
     """
     AUTO_FOCUS = "#audit"
+    SHOWN_BY = "audit"  # the app's action that opens this screen (not offered again on it)
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="audit.search"),
         Binding("escape", "back_out", "Back", id="audit.back"),

@@ -138,6 +138,7 @@ class JobsScreen(JobActions, Screen[None]):
     #job-summary { height: 2; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     AUTO_FOCUS = "#jobs"
+    SHOWN_BY = "jobs"  # the app's action that opens this screen (not offered again on it)
     BINDINGS = [
         Binding("r", "resume", "Resume", id="jobs.resume"),
         Binding("b", "rollback", "Roll back", id="jobs.rollback"),
