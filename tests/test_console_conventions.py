@@ -145,6 +145,14 @@ async def test_mark_all_shown_then_clear_every_mark(demo):
         await keys.type("nobody at all")
         await keys("escape", "U")  # the search cleared, then every mark
         assert not screen.marked and "marked" not in shown(app)
+        commands = {c.title: c for c in app.get_system_commands(screen)}
+        assert "Clear the marks" not in commands  # the palette has both too
+        commands["Mark every user shown"].callback()
+        await settle(pilot)
+        assert len(screen.marked) == 18
+        {c.title: c for c in app.get_system_commands(screen)}["Clear the marks"].callback()
+        await settle(pilot)
+        assert not screen.marked
         await keys("m")  # no marks: m moves the highlighted user, not a bulk move
         assert isinstance(app.screen, DestinationStep) and not isinstance(app.screen, BulkDestinationStep)
 

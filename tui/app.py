@@ -488,6 +488,10 @@ class TenantryApp(App[None]):
         yield from (command for command in super().get_system_commands(screen) if command.title != "Keys")
         if isinstance(screen, UsersScreen):
             yield SystemCommand("Search users", "Find a user of this customer", screen.action_focus_search)
+            if not self.readonly and screen.users:
+                yield SystemCommand("Mark every user shown", "Then a bulk move takes them all", screen.mark_all)
+            if screen.marked:
+                yield SystemCommand("Clear the marks", "No user marked any more, shown or not", screen.unmark_all)
             if not self.readonly and screen.marked:
                 yield SystemCommand("Move the marked users", "A bulk move of every marked user", screen.action_move)
             if not self.readonly and screen.highlighted is not None:
