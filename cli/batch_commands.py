@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from typing import AsyncIterator, Awaitable, Callable
 
 from core import plan as p
@@ -139,12 +138,9 @@ async def rollback_batch(session: Session, args: argparse.Namespace, batch: Batc
 
 def batch_line(batch: Batch) -> str:
     """One line of ``tenantry jobs`` for a whole batch: its rows by status."""
-    counts = Counter(j.status.value.replace("_", " ") for j in batch.jobs)
-    state = "unfinished" if batch.unfinished else ("done" if counts.get("done") == len(batch.jobs) else "finished")
-    tally = ", ".join(f"{n} {status}" for status, n in counts.items())
     first = batch.jobs[0]
     hint = f"  (tenantry resume|rollback {batch.id})" if batch.unfinished else ""
-    return (f"batch {batch.id}  {state:<15} {batch.kind:<5} {len(batch.jobs)} rows: {tally}  "
+    return (f"batch {batch.id}  {batch.state:<15} {batch.kind:<5} {len(batch.jobs)} rows: {batch.tally()}  "
             f"{plain(' → '.join(first.customers))}  {first.created_at}{hint}")
 
 

@@ -12,6 +12,7 @@ again: it is never kept.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import AsyncIterator, Mapping
 
@@ -21,6 +22,7 @@ from core.errors import NotFound
 from core.execute import Executor, Refused, needs_password_to_resume
 from core.journal import JobRecord, JobStatus, Journal
 from core.model import Operator
+from core.password import PasswordPolicy
 from core.plan import Plan, Problem, Step, UserChange
 
 
@@ -44,13 +46,31 @@ class Batch:
     def unfinished(self) -> tuple[JobRecord, ...]:
         return tuple(j for j in self.jobs if not j.is_finished)
 
+    @property
+    def done(self) -> int:
+        """How many rows are done."""
+        return sum(1 for j in self.jobs if j.status is JobStatus.DONE)
+
+    @property
+    def state(self) -> str:
+        """``unfinished`` (a row left to resume or roll back), ``done`` (every row) or ``finished``."""
+        return "unfinished" if self.unfinished else ("done" if self.done == len(self.jobs) else "finished")
+
+    def tally(self) -> str:
+        """The rows by status, in the order first met: ``2 done, 1 running``."""
+        counts = Counter(j.status.value.replace("_", " ") for j in self.jobs)
+        return ", ".join(f"{n} {status}" for status, n in counts.items())
+
     def needing_password(self) -> tuple[JobRecord, ...]:
         """The unfinished copies that still have to set their new user's password (never kept)."""
         return tuple(j for j in self.unfinished if needs_password_to_resume(j))
 
     async def password_problems(self, copier: CopyPlanner, password: str) -> dict[str, list[Problem]]:
         """Row → why ``password`` cannot be its new user's, for every row that needs one."""
-        policy = await copier.directory.password_policy()
+        return self.password_problems_under(await copier.directory.password_policy(), password)
+
+    def password_problems_under(self, policy: PasswordPolicy, password: str) -> dict[str, list[Problem]]:
+        """:meth:`password_problems` under ``policy``, already read (the console checks as it is typed)."""
         found = {batch_row(j).label: account_password_problems(policy, journaled_plan(j).steps, password)
                  for j in self.needing_password()}
         return {label: problems for label, problems in found.items() if problems}
@@ -67,6 +87,10 @@ class Batch:
             status = "refused" if job.status == JobStatus.FAILED else job.status.value
             out[row.label] = RowResult(row.label, row.user, status, job.id, job.error or "", row.upn, row.email)
         return out
+
+    def finished_results(self) -> dict[str, RowResult]:
+        """The rows that ended (done, rolled back or refused), as :meth:`results` has them."""
+        return {label: r for label, r in self.results().items() if r.status in ("done", "rolled_back", "refused")}
 
     async def resume(
         self, executor: Executor, operator: Operator, *, concurrency: int = DEFAULT_CONCURRENCY,
@@ -98,7 +122,7 @@ class Batch:
     def _start(self, results: dict[str, RowResult] | None, verb: str) -> dict[str, RowResult]:
         self.require_unfinished(verb)
         results = results if results is not None else {}
-        results.update({label: r for label, r in self.results().items() if r.status in ("done", "rolled_back", "refused")})
+        results.update(self.finished_results())
         return results
 
 

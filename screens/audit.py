@@ -1,6 +1,7 @@
 """The audit screen: who, bound as whom, did what to which users, when, and how it
 ended — newest first, searched as you type (``/``) in an exclusive worker, a page at a
-time (the next page is read when the cursor reaches the last row). Every string is
+time (the next page is read when the cursor reaches the last row); ``enter`` shows an
+entry in full (:mod:`screens.audit_entry`). Every string is
 shown through :func:`core.text.plain` as a ``Text``: a user named ``[@click=app.quit]x[/]``
 is text here, like anywhere else."""
 
@@ -22,7 +23,8 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from core.audit import AuditRecord
 from core.errors import TenantryError
 from core.text import plain
-from widgets import RowTable, cell, column_widths, when
+from screens.audit_entry import RESULT_LOOK, AuditEntryScreen
+from widgets import RowTable, back_out, cell, column_widths, when
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -37,10 +39,6 @@ FIXED = (11, 15, 4, None, None, None)
 SHARES = (2, 3, 3)
 PAGE = 200
 
-RESULT_LOOK = {
-    "done": "green", "refused": "bold", "denied": "bold red", "rolled_back": "yellow",
-    "needs_attention": "bold red", "failed": "red", "planned": "",
-}
 
 
 def entry_row(entry: AuditRecord) -> tuple[Text, ...]:
@@ -71,6 +69,10 @@ def entry_text(entry: AuditRecord) -> Group:
     return Group(*parts)
 
 
+class AuditTable(RowTable):
+    BINDINGS = [Binding("enter", "select_cursor", "Details", id="audit.details")]
+
+
 class AuditScreen(Screen[None]):
     """The audit log, newest first, :data:`PAGE` entries at a time."""
 
@@ -79,6 +81,7 @@ class AuditScreen(Screen[None]):
     #audit-entry { height: 5; padding: 0 1; background: $boost; }
     """
     AUTO_FOCUS = "#audit"
+    SHOWN_BY = "audit"  # the app's action that opens this screen (not offered again on it)
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="audit.search"),
         Binding("escape", "back_out", "Back", id="audit.back"),
@@ -100,7 +103,7 @@ class AuditScreen(Screen[None]):
             yield Input(placeholder="Search the audit log: user, customer, operator, job, result…  (/)", id="search", compact=True)
             yield Static(Text("loading…"), id="count")
         yield Static(id="banner")
-        yield RowTable(id="audit", cursor_type="row", zebra_stripes=False)
+        yield AuditTable(id="audit", cursor_type="row", zebra_stripes=False)
         yield Static(id="audit-entry")
         yield Footer()
 
@@ -183,6 +186,13 @@ class AuditScreen(Screen[None]):
         text = entry_text(entry) if entry else Text("Nothing recorded yet." if not self.query_text else "", style="dim")
         self.query_one("#audit-entry", Static).update(text)
 
+    @on(DataTable.RowSelected, "#audit")
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        entry = self.entries.get(event.row_key.value) if event.row_key.value else None
+        if entry is not None:
+            self.app.push_screen(AuditEntryScreen(entry))
+
     @on(DataTable.RowHighlighted, "#audit")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_entry()
@@ -200,14 +210,8 @@ class AuditScreen(Screen[None]):
         self.query_one("#audit", DataTable).focus()
 
     def action_back_out(self) -> None:
-        """``esc``: leave the search box; clear the search; then back."""
-        search = self.query_one("#search", Input)
-        if search.has_focus:
-            self.action_focus_table()
-        elif search.value:
-            search.value = ""
-        else:
-            self.dismiss(None)
+        """``esc``: clear the search, else leave the search box, else back."""
+        back_out(self.query_one("#search", Input), self.query_one("#audit", DataTable), lambda: self.dismiss(None))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "focus_table":  # ``down`` leaves the search box; elsewhere it moves the cursor

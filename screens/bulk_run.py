@@ -5,7 +5,6 @@ how many moved, each row's outcome and each new UPN."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable
 
 from rich.console import Group
@@ -18,19 +17,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from core.bulk import BulkMove, BulkPlan, RowResult
-from core.errors import TenantryError
 from core.execute import Executor
 from core.text import plain
 from screens.bulk_draft import BulkDraft, BulkOutcome
 from screens.bulk_steps import indented
-from screens.running_job import JobRun
+from screens.running_job import RowsRun
 from screens.wizard.engine import Place
 from widgets.progress import ROW_STATES, BulkProgressPane
 
-log = logging.getLogger("tenantry.console")
 
-
-class BulkRunStep(JobRun):
+class BulkRunStep(RowsRun):
     WHAT = "bulk move"
 
     def __init__(self, draft: BulkDraft, place: Place, bulk: BulkPlan, executor: Callable[[], Executor]) -> None:
@@ -51,36 +47,15 @@ class BulkRunStep(JobRun):
         yield BulkProgressPane(rows)
         yield Footer()
 
-    @property
-    def pane(self) -> BulkProgressPane:
-        return self.query_one(BulkProgressPane)
-
     @work(exclusive=True, group="job", exit_on_error=False)
     async def run_job(self) -> None:
         session = self.draft.session
-        self.pane.start()
-        error: str | None = None
         mover = BulkMove(session.planner(), self.executor_for_job(self.executor))
-        try:
-            async for item in mover.run(self.bulk, session.operator, concurrency=self.draft.concurrency, results=self.results):
-                self.received(item)
-        except TenantryError as failure:
-            error = str(failure)
-        except Exception as failure:  # a defect below: one sentence here, the details in the log
-            log.exception("the bulk move failed unexpectedly")
-            error = f"The bulk move stopped unexpectedly ({type(failure).__name__}); the details are in the log."
-        self._flush()
-        if error is not None:
-            self.pane.fail(error)
-        else:
-            self.pane.finish()
+        events = mover.run(self.bulk, session.operator, concurrency=self.draft.concurrency, results=self.results)
+        error = await self.follow_rows(events, self.WHAT)
         results = tuple(self.results.get(row.label) or RowResult(row.label, row.request.user, "failed", message=error or "")
                         for row in self.bulk.rows)
         self.ended(BulkOutcome(results, self.bulk.batch, self.draft.destination, self.cancel_requested, error))
-
-    def _flush(self) -> None:
-        super()._flush()
-        self.pane.show_results(self.results)  # rows that ended without starting (after a cancel)
 
 
 HEADLINE = {

@@ -21,6 +21,7 @@ from core.model import Customer
 from core.text import plain
 from screens.index_status import index_status
 from screens.search import DirectoryProvider, SearchScreen
+from widgets import RowTable, back_out
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -71,8 +72,8 @@ def column_widths(total: int) -> list[int]:
     return widths
 
 
-class CustomerTable(DataTable):
-    """The customers table; ``enter`` opens the highlighted customer."""
+class CustomerTable(RowTable):
+    """The customers table; ``enter`` opens the highlighted customer (``j``/``k``, ``g``/``G``… move)."""
 
     BINDINGS = [Binding("enter", "select_cursor", "Open", id="customers.open")]
 
@@ -168,9 +169,5 @@ class CustomersScreen(SearchScreen):
 
     # -- actions -----------------------------------------------------------------
     def action_back_out(self) -> None:
-        """``esc``: leave the search box; from the table, clear the search."""
-        search = self.query_one("#search", Input)
-        if search.has_focus:
-            self.action_focus_table()
-        elif search.value:
-            search.value = ""  # Input.Changed runs the (now empty) search
+        """``esc``: clear the search, else leave the search box (the first screen: no back)."""
+        back_out(self.query_one("#search", Input), self.query_one(CustomerTable))

@@ -7,6 +7,7 @@ is always the keys as they are (read-only mode's hidden ones are not listed).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +22,7 @@ from core.text import plain
 THIS_SCREEN, EVERYWHERE, MOVING = "On this screen", "Everywhere", "Moving around and editing"
 
 KeyGroups = list[tuple[str, list[tuple[str, str]]]]
+COPY_ACTIONS = ("screen.copy_text", "copy")  # Textual's ctrl+c: copies a selection, else passes the key on
 
 
 def screen_name(screen: Screen) -> str:
@@ -33,11 +35,14 @@ def key_groups(screen: Screen) -> KeyGroups:
     """The active keys of ``screen`` as (group, [(key, description)]), in binding order."""
     app = screen.app
     groups: dict[str, list[tuple[str, str]]] = {THIS_SCREEN: [], EVERYWHERE: [], MOVING: []}
-    for active in screen.active_bindings.values():
-        binding = active.binding
+    for key, active in screen.active_bindings.items():
+        binding, node = active.binding, active.node
+        if binding.action in COPY_ACTIONS and (quits := app._bindings.key_to_bindings.get(key)):
+            # Textual's copy takes ctrl+c only when text is selected; else the app's runs
+            binding, node = replace(quits[0], description=f"{quits[0].description} (copy if selected)"), app
         if not binding.description or not active.enabled:
             continue
-        if active.node is app:
+        if node is app:
             group = EVERYWHERE
         elif binding.show or binding.id is not None:
             group = THIS_SCREEN

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -21,10 +20,11 @@ from textual.widgets import Footer, Header, Static
 from core.errors import TenantryError
 from core.journal import JobRecord, JobStatus, StepRecord, StepState
 from core.text import plain
-from screens.job_run import PANE_STATE, JobActions, job_plan, step_lines, who_and_where
+from screens.job_actions import JobActions
+from screens.job_run import PANE_STATE, job_plan, step_lines, who_and_where
 from screens.plan_view import step_details
 from widgets.progress import STATES
-from widgets import when
+from widgets import field_grid, when
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -51,15 +51,6 @@ def state_cell(step: StepRecord) -> Text:
     return Text(f"{glyph} {word:<11}", style=style, no_wrap=True)
 
 
-def _rows(rows: Iterable[tuple[str, Any]], label_width: int = 10) -> Table:
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(width=label_width, no_wrap=True, style="bold")
-    grid.add_column(ratio=1, overflow="fold")
-    for label, value in rows:
-        grid.add_row(Text(label), value if isinstance(value, Text) else Text(plain(value, single_line=False)))
-    return grid
-
-
 def job_view(job: JobRecord) -> Group:
     """Everything the journal holds about ``job``, as literal text."""
     facts: list[tuple[str, Any]] = [
@@ -77,7 +68,7 @@ def job_view(job: JobRecord) -> Group:
             facts.append(("UPN", f"{plain(change.get('upn_before') or '(none)')}  →  {plain(change['upn_after'])}"))
     if job.error:
         facts.append(("Error", job.error))
-    parts: list[Any] = [_rows(facts), Text(""), Text(f"Steps ({len(job.done_steps)} of {len(job.steps)} done)", style="bold underline")]
+    parts: list[Any] = [field_grid(facts), Text(""), Text(f"Steps ({len(job.done_steps)} of {len(job.steps)} done)", style="bold underline")]
     lines = step_lines(job)
     for record in job.steps:
         parts.append(Text.assemble(state_cell(record), f" {record.index + 1:>2} ", lines[record.index], no_wrap=True, overflow="ellipsis"))
@@ -85,13 +76,13 @@ def job_view(job: JobRecord) -> Group:
         if record.undo_error:
             problems.append(("undo error", record.undo_error))
         if problems:
-            parts.append(_rows([(f"  {k}", Text(plain(v, single_line=False), style="bold")) for k, v in problems], label_width=12))
+            parts.append(field_grid([(f"  {k}", Text(plain(v, single_line=False), style="bold")) for k, v in problems], label_width=12))
     if job.status is JobStatus.NEEDS_ATTENTION:
         parts += [Text(""), *remains(job)]
     parts += [Text(""), Text("The changes, step by step", style="bold underline")]
     for index, step in enumerate(job_plan(job).steps):
         parts.append(Text.assemble((f"{index + 1:>2} ", "bold"), lines[index], no_wrap=True, overflow="ellipsis"))
-        parts.append(_rows([(f"  {k}", v) for k, v in step_details(step)], label_width=18))
+        parts.append(field_grid([(f"  {k}", v) for k, v in step_details(step)], label_width=18))
     return Group(*parts)
 
 

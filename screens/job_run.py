@@ -2,17 +2,12 @@
 says exactly what will happen, the new user's password when a copy still has to set it
 (it is never kept), and the run itself in the wizard's progress pane.
 
-:class:`JobActions` gives a screen that shows a job (the jobs list, a job's details)
-its ``r`` and ``b`` keys. Whether a job can be resumed or rolled back is the core's
-answer (:attr:`core.journal.JobRecord.can_resume` / ``can_roll_back``); read-only mode
-hides both keys, and the executor refuses anyway.
+:mod:`screens.job_actions` gives the screens that show a job its ``r`` and ``b`` keys.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import TYPE_CHECKING, Callable
 
 from rich.console import Group
 from rich.text import Text
@@ -24,7 +19,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, Static
 
 from core.copy import account_password_problems
-from core.errors import TenantryError
 from core.execute import needs_password_to_resume
 from core.journal import JobRecord, JobStatus, StepState
 from core.password import PasswordPolicy
@@ -38,7 +32,6 @@ from widgets import PasswordFields, when
 if TYPE_CHECKING:
     from core.session import Session
 
-log = logging.getLogger("tenantry.console")
 
 RESUME, ROLLBACK = "resume", "rollback"
 SHOWN_STEPS = 6  # steps the confirmation lists before "… and N more"
@@ -148,7 +141,8 @@ def confirm_text(job: JobRecord, action: str) -> Group:
 
 
 class ConfirmJob(ModalScreen[bool]):
-    """``enter`` or ``y`` goes on; ``esc`` or ``n`` changes nothing."""
+    """``Resume job X?`` / ``Roll back batch Y?`` with ``body``, exactly what will happen:
+    ``enter`` or ``y`` goes on; ``esc`` or ``n`` changes nothing."""
 
     CSS = DIALOG_CSS
     BINDINGS = [
@@ -158,17 +152,22 @@ class ConfirmJob(ModalScreen[bool]):
         Binding("n", "answer(False)", "No", show=False, id="confirm.n"),
     ]
 
-    def __init__(self, job: JobRecord, action: str) -> None:
+    def __init__(self, what: str, body: Group, action: str) -> None:
         super().__init__()
-        self.job = job
+        self.what = what  # "job 20240514-093211-ab12", "batch 3fa9c2e1d0b4"
+        self.body = body
         self.action = action
+
+    @classmethod
+    def for_job(cls, job: JobRecord, action: str) -> ConfirmJob:
+        return cls(f"job {job.id}", confirm_text(job, action), action)
 
     def compose(self) -> ComposeResult:
         verb = "Resume" if self.action == RESUME else "Roll back"
         with Vertical(id="dialog"):
-            yield Static(Text(f"{verb} job {plain(self.job.id)}?", style="bold"), id="dialog-title")
+            yield Static(Text(f"{verb} {plain(self.what)}?", style="bold"), id="dialog-title")
             with VerticalScroll(id="dialog-body"):
-                yield Static(confirm_text(self.job, self.action))
+                yield Static(self.body)
             yield Static(Text(f"enter or y: {verb.lower()} · esc: cancel, nothing changes", style="dim"), id="dialog-hint")
         yield Footer()
 
@@ -178,9 +177,13 @@ class ConfirmJob(ModalScreen[bool]):
 
 # -- the password a copy still has to set ------------------------------------------------------
 
+PasswordCheck = Callable[[str, PasswordPolicy], list[str]]
+
+
 class PasswordDialog(ModalScreen[str | None]):
     """The new user's password, masked, twice, checked as typed against the domain's
-    policy and the account's names (the copy wizard's fields and the core's check)."""
+    policy and the account's names (the copy wizard's fields and the core's check):
+    ``intro`` says whose, ``check`` is the core's check for them."""
 
     CSS = DIALOG_CSS
     AUTO_FOCUS = "#password"
@@ -189,22 +192,25 @@ class PasswordDialog(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", id="password.cancel"),
     ]
 
-    def __init__(self, session: Session, job: JobRecord) -> None:
+    def __init__(self, session: Session, intro: Text, check: PasswordCheck) -> None:
         super().__init__()
         self.session = session
-        self.job = job
-        self.steps = [Step.from_json(s.spec) for s in job.steps]
+        self.intro = intro
+        self.check = check
+
+    @classmethod
+    def for_job(cls, session: Session, job: JobRecord) -> PasswordDialog:
+        steps = [Step.from_json(s.spec) for s in job.steps]
+        intro = Text(f"Job {plain(job.id)} still has to set the password of {', '.join(plain(u) for u in job.names)}. "
+                     "It is never kept: type it again, twice.")
+        return cls(session, intro, lambda password, policy: [x.message for x in account_password_problems(policy, steps, password)])
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(Text("The new user's password", style="bold"), id="dialog-title")
-            yield Static(Text(f"Job {plain(self.job.id)} still has to set the password of {', '.join(plain(u) for u in self.job.names)}. "
-                              "It is never kept: type it again, twice."))
-            yield PasswordFields(self.session.directory.password_policy, self._check)
+            yield Static(self.intro)
+            yield PasswordFields(self.session.directory.password_policy, self.check)
         yield Footer()
-
-    def _check(self, password: str, policy: PasswordPolicy) -> list[str]:
-        return [x.message for x in account_password_problems(policy, self.steps, password)]
 
     def action_submit(self) -> None:
         fields = self.query_one(PasswordFields)
@@ -259,19 +265,9 @@ class JobRunScreen(JobRun):
         else:
             events = executor.rollback(self.job.id, operator)
         self._password = None
-        error: str | None = None
-        last = None
         pane.start()
-        try:
-            async for event in events:
-                self.received(event)
-                last = event
-        except TenantryError as failure:
-            error = str(failure)
-        except Exception as failure:  # a defect below: one sentence here, the details in the log
-            log.exception("resuming or rolling back a job failed unexpectedly")
-            error = f"The job stopped unexpectedly ({type(failure).__name__}); the details are in the log."
-        self._flush()
+        error = await self.follow(events, "job")
+        last = self.last_event
         if error is None and last is not None and last.kind == "job_finished":
             status = last.status
         elif pane.job is None:  # refused before the job moved: nothing was written
@@ -286,69 +282,3 @@ class JobRunScreen(JobRun):
         if action == "cancel_job" and self.action == ROLLBACK:
             return False  # a rollback is the way back already: nothing to cancel
         return super().check_action(action, parameters)
-
-
-# -- r and b on a screen that shows a job --------------------------------------------------------
-
-class JobActions:
-    """Mixin for a :class:`Screen` showing a job (:attr:`current_job`): ``r`` resumes it,
-    ``b`` rolls it back — each after :class:`ConfirmJob`, a copy's password first when
-    it still has to be set — in :class:`JobRunScreen`."""
-
-    session: Callable[[], Awaitable[Session]]
-
-    @property
-    def current_job(self) -> JobRecord | None:
-        raise NotImplementedError
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in (RESUME, ROLLBACK):
-            job = self.current_job
-            if job is None or self.app.readonly:  # type: ignore[attr-defined]
-                return False
-            return job.can_resume if action == RESUME else job.can_roll_back
-        return True
-
-    def action_resume(self) -> None:
-        self.start_job(RESUME)
-
-    def action_rollback(self) -> None:
-        self.start_job(ROLLBACK)
-
-    @work(exclusive=True, group="job-action", exit_on_error=False)
-    async def start_job(self, action: str) -> None:
-        app = self.app  # type: ignore[attr-defined]
-        job = self.current_job
-        if job is None or app.readonly:
-            return
-        if running_here(app):
-            app.notify("A job is running in this console: wait for it to finish.", severity="warning", markup=False)
-            return
-        try:
-            session = await self.session()
-            job = await asyncio.to_thread(session.journal.job, job.id)  # as it is now, not as listed
-        except Exception as error:  # one sentence, never a traceback
-            app.show_error(error)
-            return
-        if not (job.can_resume if action == RESUME else job.can_roll_back):
-            verb = "resumed" if action == RESUME else "rolled back"
-            app.notify(f"Job {job.id} is {job.status.value.replace('_', ' ')}: it cannot be {verb}.", markup=False)
-            self.refresh_bindings()  # type: ignore[attr-defined]
-            return
-
-        def run(password: str | None = None) -> None:
-            app.push_screen(JobRunScreen(session, job, action, password))
-
-        def with_password(password: str | None) -> None:
-            if password:  # None: cancelled, nothing changed
-                run(password)
-
-        def confirmed(yes: bool | None) -> None:
-            if not yes:
-                return
-            if action == RESUME and needs_password_to_resume(job):
-                app.push_screen(PasswordDialog(session, job), with_password)
-            else:
-                run()
-
-        app.push_screen(ConfirmJob(job, action), confirmed)

@@ -1,7 +1,9 @@
 """The jobs screen: the journal's jobs, newest first, all of them or only the unfinished
-ones (``u``). ``enter`` opens a job's details; on an unfinished job ``r`` resumes it and
-``b`` rolls it back, each after a confirmation. The journal is read through the session
-(``core.journal``), in a worker, never on the event loop."""
+ones (``u``); a bulk job's rows (a batch) are one row with how many of them are done.
+``enter`` opens a job's details, or a batch's rows (the same screen, for that batch); on
+an unfinished job or batch ``r`` resumes it and ``b`` rolls it back, each after a
+confirmation. The journal is read through the session (``core.journal``), in a worker,
+never on the event loop."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from core.batch import Batch
 from core.errors import TenantryError
-from core.journal import JobRecord
+from core.journal import JobRecord, Journal
 from core.text import plain
 from screens.job_detail import JobDetailScreen, status_text
-from screens.job_run import JobActions
+from screens.job_actions import JobActions
 from widgets import RowTable, cell, column_widths, when
 
 if TYPE_CHECKING:
@@ -57,6 +60,51 @@ def job_row(job: JobRecord) -> tuple[Text, ...]:
     )
 
 
+def batch_cells(batch: Batch) -> tuple[Text, ...]:
+    """The one row of a whole batch: its id, how many of its rows are done, its users."""
+    first = batch.jobs[0]
+    look = {"unfinished": "bold", "done": "green"}.get(batch.state, "yellow")
+    users = f"{len(batch.jobs)} users: " + ", ".join(name for job in batch.jobs for name in job.names)
+    return (
+        cell(batch.id[:4], "bold reverse"),
+        cell(batch.kind),
+        cell(f"{batch.done} of {len(batch.jobs)} done", look),
+        cell(when(first.created_at)),
+        cell(users),
+        cell(" → ".join(first.customers)),
+        cell(operator_id(first)),
+    )
+
+
+def batch_summary(batch: Batch) -> Text:
+    """Two lines under the table about the highlighted batch."""
+    first = batch.jobs[0]
+    line = Text.assemble(("Batch ", "dim"), plain(batch.id), f"  ·  {batch.state}: {plain(batch.tally())}",
+                         ("  ·  enter: its rows", "dim"), no_wrap=True, overflow="ellipsis")
+    second = Text.assemble(("started ", "dim"), when(first.created_at, full=True), ("  ·  by ", "dim"), plain(first.operator),
+                           (" as ", "dim"), plain(first.bound_as), no_wrap=True, overflow="ellipsis")
+    return Text("\n").join([line, second])
+
+
+def grouped(journal: Journal, jobs: list[JobRecord]) -> list[JobRecord | Batch]:
+    """``jobs`` with each batch's rows replaced by the whole batch (read in full), where its
+    newest row was."""
+    shown: list[JobRecord | Batch] = []
+    seen: set[str] = set()
+    for job in jobs:
+        batch = job.batch
+        if not batch:
+            shown.append(job)
+        elif batch not in seen:
+            seen.add(batch)
+            shown.append(Batch.load(journal, batch))
+    return shown
+
+
+def row_key(item: JobRecord | Batch) -> str:
+    return f"batch {item.id}" if isinstance(item, Batch) else item.id
+
+
 def operator_id(job: JobRecord) -> str:
     """Who ran the job, short: the account bound as (``sp-admin@example.net`` → ``sp-admin``),
     else the operator's name (the summary line has both in full)."""
@@ -90,6 +138,7 @@ class JobsScreen(JobActions, Screen[None]):
     #job-summary { height: 2; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis; }
     """
     AUTO_FOCUS = "#jobs"
+    SHOWN_BY = "jobs"  # the app's action that opens this screen (not offered again on it)
     BINDINGS = [
         Binding("r", "resume", "Resume", id="jobs.resume"),
         Binding("b", "rollback", "Roll back", id="jobs.rollback"),
@@ -97,11 +146,12 @@ class JobsScreen(JobActions, Screen[None]):
         Binding("escape", "close", "Back", id="jobs.back"),
     ]
 
-    def __init__(self, session: Callable[[], Awaitable[Session]], *, unfinished: bool = False) -> None:
+    def __init__(self, session: Callable[[], Awaitable[Session]], *, unfinished: bool = False, batch: str | None = None) -> None:
         super().__init__()
         self.session = session
         self.unfinished = unfinished
-        self.jobs: dict[str, JobRecord] = {}  # by id, the rows shown
+        self.batch = batch  # only this batch's rows, each on its own
+        self.jobs: dict[str, JobRecord | Batch] = {}  # by row key, the rows shown
         self._more = False
 
     def compose(self) -> ComposeResult:
@@ -128,7 +178,7 @@ class JobsScreen(JobActions, Screen[None]):
         self._show_filter()
         try:
             session = await self.session()
-            found = await asyncio.to_thread(session.journal.jobs, LIMIT + 1, self.unfinished)
+            found, more = await asyncio.to_thread(self._read, session.journal)
         except TenantryError as error:
             self._show_error(str(error))
             return
@@ -137,49 +187,75 @@ class JobsScreen(JobActions, Screen[None]):
             self._show_error(f"The journal could not be read ({type(error).__name__}); the details are in the log.")
             return
         self.query_one("#banner", Static).remove_class("-shown")
-        self.show_jobs(found[:LIMIT], more=len(found) > LIMIT)
+        self.show_jobs(found, more=more)
+
+    def _read(self, journal: Journal) -> tuple[list[JobRecord | Batch], bool]:
+        """The rows to show (at most :data:`LIMIT` jobs' worth), and whether more were left out."""
+        if self.batch is not None:
+            rows = journal.batch_jobs(self.batch)
+            return [job for job in rows if not (self.unfinished and job.is_finished)], False
+        jobs = journal.jobs(LIMIT + 1, self.unfinished)
+        return grouped(journal, jobs[:LIMIT]), len(jobs) > LIMIT
 
     def _show_error(self, sentence: str) -> None:
         banner = self.query_one("#banner", Static)
         banner.update(Text(plain(sentence)))
         banner.add_class("-shown")
 
-    def show_jobs(self, jobs: list[JobRecord], *, more: bool) -> None:
+    def show_jobs(self, jobs: list[JobRecord | Batch], *, more: bool) -> None:
         table = self.query_one(JobTable)
-        current = self.current_job
+        current = self.current
         self._more = more
         with self.app.batch_update():
             table.clear()
-            self.jobs = {job.id: job for job in jobs}
-            for job in jobs:
-                table.add_row(*job_row(job), key=job.id)
-            if current is not None and current.id in self.jobs:
-                table.move_cursor(row=table.get_row_index(current.id), animate=False)
+            self.jobs = {row_key(item): item for item in jobs}
+            for key, item in self.jobs.items():
+                table.add_row(*(batch_cells(item) if isinstance(item, Batch) else job_row(item)), key=key)
+            if current is not None and row_key(current) in self.jobs:
+                table.move_cursor(row=table.get_row_index(row_key(current)), animate=False)
         count = len(jobs)
-        what = "unfinished job" if self.unfinished else "job"
+        what = ("unfinished " if self.unfinished else "") + ("row" if self.batch else "job")
         shown = f"first {count} shown" if more else f"{count} {what}{'' if count == 1 else 's'}"
         self.query_one("#count", Static).update(Text(shown))
         self._show_summary()
 
     def _show_filter(self) -> None:
         which = "Unfinished jobs" if self.unfinished else "All jobs"
+        where = " in the journal, newest first"
+        if self.batch is not None:
+            which, where = f"{'Unfinished rows' if self.unfinished else 'Rows'} of batch ", Text(plain(self.batch))
         other = "all" if self.unfinished else "unfinished only"
         self.query_one("#jobs-filter", Static).update(
-            Text.assemble((which, "bold"), " in the journal, newest first", (f"  (u: {other})", "dim")))
+            Text.assemble((which, "bold"), where, (f"  (u: {other})", "dim"), no_wrap=True, overflow="ellipsis"))
 
     def _show_summary(self) -> None:
-        job = self.current_job
+        current = self.current
         empty = "No unfinished job: nothing to resume or roll back." if self.unfinished else "No job in the journal yet."
-        self.query_one("#job-summary", Static).update(job_summary(job) if job else Text(empty, style="dim"))
+        if current is None:
+            summary = Text(empty, style="dim")
+        else:
+            summary = batch_summary(current) if isinstance(current, Batch) else job_summary(current)
+        self.query_one("#job-summary", Static).update(summary)
         self.refresh_bindings()
 
     @property
-    def current_job(self) -> JobRecord | None:
+    def current(self) -> JobRecord | Batch | None:
+        """The job or batch under the cursor."""
         table = self.query_one(JobTable)
         if not self.jobs or table.cursor_row < 0:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         return self.jobs.get(key.value) if key.value is not None else None
+
+    @property
+    def current_job(self) -> JobRecord | None:
+        current = self.current
+        return current if isinstance(current, JobRecord) else None
+
+    @property
+    def current_batch(self) -> Batch | None:
+        current = self.current
+        return current if isinstance(current, Batch) else None
 
     # -- keys ------------------------------------------------------------------------------
     @on(DataTable.RowHighlighted, "#jobs")
@@ -189,9 +265,11 @@ class JobsScreen(JobActions, Screen[None]):
     @on(DataTable.RowSelected, "#jobs")
     def _selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        job = self.jobs.get(event.row_key.value) if event.row_key.value else None
-        if job is not None:
-            self.app.push_screen(JobDetailScreen(job, self.session))
+        chosen = self.jobs.get(event.row_key.value) if event.row_key.value else None
+        if isinstance(chosen, Batch):
+            self.app.push_screen(JobsScreen(self.session, batch=chosen.id))
+        elif chosen is not None:
+            self.app.push_screen(JobDetailScreen(chosen, self.session))
 
     def action_unfinished(self) -> None:
         self.unfinished = not self.unfinished

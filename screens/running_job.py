@@ -6,7 +6,8 @@ leaving or quitting the console mid-job (see :meth:`TenantryApp.action_quit`).""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import logging
+from typing import Any, AsyncIterator, Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,8 +16,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 
+from core.errors import TenantryError
 from core.execute import Executor
-from widgets.progress import ProgressPane
+from widgets.progress import BulkProgressPane, ProgressPane
+
+log = logging.getLogger("tenantry.console")
 
 BATCH = 0.25  # seconds between repaints of the progress pane
 
@@ -93,6 +97,23 @@ class JobRun(Screen[Any]):
 
     def received(self, event: Any) -> None:
         self._pending.append((self.pane.clock(), event))
+        self.last_event = event
+
+    last_event: Any = None  # the newest event the job sent
+
+    async def follow(self, events: AsyncIterator[Any], what: str) -> str | None:
+        """Show every event of ``events`` (in batches); the sentence that stopped them, if any."""
+        try:
+            async for event in events:
+                self.received(event)
+        except TenantryError as failure:
+            return str(failure)
+        except Exception as failure:  # a defect below: one sentence here, the details in the log
+            log.exception("the %s failed unexpectedly", what)
+            return f"The {what} stopped unexpectedly ({type(failure).__name__}); the details are in the log."
+        finally:
+            self._flush()
+        return None
 
     def _flush(self) -> None:
         if self._pending:
@@ -150,3 +171,27 @@ class JobRun(Screen[Any]):
             self.notify(f"The {self.WHAT} is running: wait for it to finish, or cancel it with ctrl+c, before quitting.", markup=False)
         else:
             self.app.exit()
+
+
+class RowsRun(JobRun):
+    """A job of many users (a bulk move, a batch resumed): one progress row per user."""
+
+    results: dict  # row label → RowResult, filled by the core as rows end
+
+    @property
+    def pane(self) -> BulkProgressPane:
+        return self.query_one(BulkProgressPane)
+
+    async def follow_rows(self, rows: AsyncIterator[Any], what: str) -> str | None:
+        """:meth:`follow` the rows' events, then say how they ended; the error, if any."""
+        self.pane.start()
+        error = await self.follow(rows, what)
+        if error is not None:
+            self.pane.fail(error)
+        else:
+            self.pane.finish()
+        return error
+
+    def _flush(self) -> None:
+        super()._flush()
+        self.pane.show_results(self.results)  # rows that ended without starting (after a cancel)

@@ -25,7 +25,7 @@ from core.model import Customer, User
 from core.text import plain
 from core.user_index import UserIndex
 from screens.search import DirectoryProvider, SearchScreen
-from widgets import cell, column_widths
+from widgets import RowTable, back_out, cell, column_widths
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -60,18 +60,28 @@ def user_row(user: User, marked: bool) -> tuple[Text, ...]:
     )
 
 
-class UserTable(DataTable):
-    """The users table; ``enter`` shows details, ``space`` marks."""
+class UserTable(RowTable):
+    """The users table; ``enter`` shows details, ``space`` marks, ``ctrl+a`` marks every
+    user shown, ``U`` clears the marks (htop's untag-all)."""
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Open", id="users.details"),
         Binding("space", "mark", "Mark", id="users.mark"),
+        Binding("ctrl+a", "mark_all", "Mark all shown", show=False, id="users.mark_all"),
+        Binding("U", "clear_marks", "Clear marks", show=False, id="users.clear_marks"),
     ]
 
     def action_mark(self) -> None:
-        screen = self.screen
-        if isinstance(screen, UsersScreen):
-            screen.toggle_mark()
+        if isinstance(self.screen, UsersScreen):
+            self.screen.toggle_mark()
+
+    def action_mark_all(self) -> None:
+        if isinstance(self.screen, UsersScreen):
+            self.screen.mark_all()
+
+    def action_clear_marks(self) -> None:
+        if isinstance(self.screen, UsersScreen):
+            self.screen.unmark_all()
 
 
 class UsersScreen(SearchScreen):
@@ -213,14 +223,29 @@ class UsersScreen(SearchScreen):
         user = self.highlighted
         if user is None:
             return
-        self.marked.symmetric_difference_update({user.dn})
-        if user.dn in self.marked:
-            self._marked_users[user.dn] = user
-        else:
-            self._marked_users.pop(user.dn, None)
+        self._set_marks([user], user.dn not in self.marked)
+        self.query_one(UserTable).action_cursor_down()
+
+    def mark_all(self) -> None:
+        """Mark every user shown (what the search matches, up to the rows shown)."""
+        self._set_marks(list(self.users.values()), True)
+
+    def unmark_all(self) -> None:
+        """Clear every mark, of the users shown and of those a search hides."""
+        self._set_marks(list(self._marked_users.values()), False)
+
+    def _set_marks(self, users: Sequence[User], on: bool) -> None:
         table = self.query_one(UserTable)
-        table.update_cell(user.dn, "mark", MARK if user.dn in self.marked else Text(""))
-        table.action_cursor_down()
+        with self.app.batch_update():
+            for user in users:
+                if on:
+                    self.marked.add(user.dn)
+                    self._marked_users.setdefault(user.dn, user)
+                else:
+                    self.marked.discard(user.dn)
+                    self._marked_users.pop(user.dn, None)
+                if user.dn in self.users:
+                    table.update_cell(user.dn, "mark", MARK if on else Text(""))
         self._show_count()
 
     @on(DataTable.RowSelected, "#users")
@@ -275,14 +300,8 @@ class UsersScreen(SearchScreen):
 
     # -- keys --------------------------------------------------------------------
     def action_back_out(self) -> None:
-        """``esc``: leave the search box; clear the search; then back to the customers."""
-        search = self.query_one("#search", Input)
-        if search.has_focus:
-            self.action_focus_table()
-        elif search.value:
-            search.value = ""
-        else:
-            self.dismiss(None)
+        """``esc``: clear the search, else leave the search box, else back to the customers."""
+        back_out(self.query_one("#search", Input), self.query_one(UserTable), lambda: self.dismiss(None))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "focus_table":

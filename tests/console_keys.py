@@ -11,6 +11,7 @@ the screen as it was — on a loaded machine they wait longer, they do not fail.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Callable
 
 import pytest
@@ -42,6 +43,30 @@ async def demo():
     directory = await open_demo()  # a fresh one: the tests change it
     yield directory
     await directory.close()
+
+
+@pytest.fixture
+def in_utc(monkeypatch):
+    """Times shown in UTC whatever the machine's zone (snapshots); the zone back after.
+    Yields ``monkeypatch`` (undone at the end, before the zone is read again)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield monkeypatch
+    monkeypatch.undo()
+    time.tzset()
+
+
+def snapshot_of(snap_compare, *keys: str, size: tuple[int, int] = SIZE, readonly: bool = False) -> bool:
+    """The console on a fresh demo directory, ``size`` cells, after ``keys`` (each one
+    settled), compared with its stored snapshot."""
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return snap_compare(QuickApp(open_demo, None, readonly=readonly or None), terminal_size=size, run_before=run_before)
 
 
 PATIENCE = 120.0  # seconds before a wait gives up (a loaded CI machine is slow, not stuck)

@@ -115,7 +115,8 @@ async def test_a_bulk_move_of_marked_users_on_the_demo(demo):
         for upn in CLEAN:
             assert upn.replace("fabrikam", "northwind-traders") in text
         assert f"{users[REFUSED].display_name}: not moved" in text and PLAN_PROBLEM in text
-        print(f"\nbulk move keystrokes from 'm': {keys.count - start} ('northwind' is {len('northwind')} of them)")
+        print(f"\nbulk move keystrokes: {keys.count} in all from the start screen (the three users found and marked: "
+              f"{start}); {keys.count - start} from 'm' ('northwind' is {len('northwind')} of them)")
         await keys("enter")
         assert app.screen is users_screen and not users_screen.marked and "marked" not in shown(app)
         await keys("escape")  # clear the search: every user left, read again

@@ -9,12 +9,11 @@ directory and on the real Samba AD DC (the ``directory`` fixture is parametrised
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from rich.text import Text
 
 from core import journal as journal_module
+from core.bulk import BulkMove
 from core.copy import CopyRequest
 from core.journal import JobStatus, Journal, StepState
 from core.move import MoveRequest
@@ -22,13 +21,14 @@ from core.plan import SET_PASSWORD
 from core.session import Session
 from core.text import plain
 from screens.audit import AuditScreen
+from screens.batch_run import BatchRunScreen
 from screens.customers import CustomersScreen
 from screens.help import HelpScreen
 from screens.job_detail import JobDetailScreen
 from screens.job_run import ConfirmJob, JobRunScreen, PasswordDialog
 from screens.jobs import JobsScreen, JobTable
 from screens.users import UsersScreen
-from console_keys import SIZE, Keys, QuickApp, demo, open_user, settle, shown, state  # noqa: F401
+from console_keys import SIZE, Keys, QuickApp, demo, in_utc, open_user, settle, shown, snapshot_of, state  # noqa: F401
 from move_fixtures import DESTINATION, make_user, remove_user, snapshot
 from test_copy import bind_check, new_password, remove_copy
 from widgets.progress import ProgressPane
@@ -93,7 +93,7 @@ async def test_resume_an_interrupted_move_from_the_jobs_screen(directory, state)
             keys = Keys(pilot)
             await settle(pilot)
             assert isinstance(app.screen, CustomersScreen)
-            await keys("j")
+            await keys("J")
             assert isinstance(app.screen, JobsScreen)
             table = app.screen.query_one(JobTable)
             assert table.row_count == 1 and app.screen.current_job.id == job_id
@@ -108,7 +108,7 @@ async def test_resume_an_interrupted_move_from_the_jobs_screen(directory, state)
             pane = app.screen.query_one(ProgressPane)
             assert pane.status == "done" and set(pane.states) == {"done"}
             assert "Resumed: every step of the job is done." in shown(app)
-            print(f"\nresume keystrokes from the customers screen: {keys.count} (j, r, enter)")
+            print(f"\nresume keystrokes from the customers screen: {keys.count} (J, r, enter)")
             assert keys.count == 3
             await keys("enter")
             assert isinstance(app.screen, JobsScreen)
@@ -133,7 +133,7 @@ async def test_roll_back_from_the_jobs_screen_restores_the_user(directory, state
         async with app.run_test(size=SIZE) as pilot:
             keys = Keys(pilot)
             await settle(pilot)
-            await keys("j", "enter")  # the job's details first: r and b work there too
+            await keys("J", "enter")  # the job's details first: r and b work there too
             assert isinstance(app.screen, JobDetailScreen)
             assert "Steps (5 of 13 done)" in shown(app) and "? interrupted" in shown(app)
             await keys("b")
@@ -155,6 +155,89 @@ async def test_roll_back_from_the_jobs_screen_restores_the_user(directory, state
         await remove_user(directory, user)
 
 
+async def recorded_batch(directory, state, users, crash_first_at: int | None = None) -> tuple[str, list[str]]:
+    """A bulk move of ``users`` journaled as ``run`` does it, then the process gone before any
+    row started — or, with ``crash_first_at``, after the first row ran that far."""
+    session = await Session.open(directory, state=state)
+    try:
+        bulk = BulkMove(session.planner(), session.executor())
+        plan = await bulk.preflight(session.operator, [(u.upn, MoveRequest(u.upn, DESTINATION)) for u in users])
+        assert plan.ok, [r.plan.problems for r in plan.rows]
+        jobs = [row.job for row in await bulk.record(plan, session.operator)]
+        if crash_first_at is not None:
+            with pytest.raises(Crash):
+                async for _event in session.executor(before_step=crash_at(crash_first_at)).resume(jobs[0], session.operator):
+                    pass
+    finally:
+        session.journal.close()
+        session.audit.close()
+    return plan.batch, jobs
+
+
+async def test_resume_a_whole_batch_from_its_one_row(directory, state):
+    users = [await make_user(directory) for _ in range(3)]
+    try:
+        batch, jobs = await recorded_batch(directory, state, users, crash_first_at=3)
+        app = QuickApp(directory, directory.config)
+        async with app.run_test(size=SIZE) as pilot:
+            keys = Keys(pilot)
+            await settle(pilot)
+            await keys("J")
+            screen = app.screen
+            assert list(screen.jobs) == [f"batch {batch}"] and screen.current_batch.id == batch
+            assert "0 of 3 done" in shown(app) and {"r", "b"} <= footer_keys(app)
+            await keys("r")
+            assert isinstance(app.screen, ConfirmJob)
+            text = shown(app)
+            assert f"Resume batch {batch}?" in text and "3 rows done (1 running, 2 planned)" in text
+            assert "finishes the 3 unfinished row(s)" in text and text.count("planned   ") == 2
+            await keys("enter")
+            run = app.screen
+            assert isinstance(run, BatchRunScreen)
+            assert {r.status for r in run.results.values()} == {"done"} and len(run.results) == 3
+            assert "Done: 3 of 3 users moved" in shown(app)
+            print(f"\nbatch resume keystrokes from the customers screen: {keys.count} (J, r, enter)")
+            assert keys.count == 3
+            await keys("enter")
+            assert app.screen is screen and "3 of 3 done" in shown(app) and "r" not in footer_keys(app)
+        for job in jobs:
+            assert journal_job(state, job).status is JobStatus.DONE
+        for user in users:
+            moved = await directory.user(user.sam)
+            assert "Globex Corporation" in moved.customer_dn and set(moved.services) == {"exchange", "ocs"}
+    finally:
+        for user in users:
+            await remove_user(directory, user)
+
+
+async def test_roll_back_a_whole_batch_from_its_one_row(directory, state):
+    users = [await make_user(directory) for _ in range(2)]
+    try:
+        before = await snapshot(directory, users[0].source, users[0].destination)
+        batch, jobs = await recorded_batch(directory, state, users, crash_first_at=4)
+        assert not await directory.exists(users[0].dn)  # the first row is half done
+        app = QuickApp(directory, directory.config)
+        async with app.run_test(size=SIZE) as pilot:
+            keys = Keys(pilot)
+            await settle(pilot)
+            await keys("J", "u")  # the unfinished ones: the batch is one
+            assert list(app.screen.jobs) == [f"batch {batch}"]
+            await keys("b")
+            text = shown(app)
+            assert f"Roll back batch {batch}?" in text and "undoes the 2 unfinished row(s)" in text
+            await keys("enter")
+            run = app.screen
+            assert isinstance(run, BatchRunScreen) and "ctrl+c" not in {b.binding.key for b in app.screen.active_bindings.values() if b.binding.show}
+            assert {r.status for r in run.results.values()} == {"rolled_back"}
+            await keys("enter")
+            assert "No unfinished job" in shown(app)
+        assert {journal_job(state, job).status for job in jobs} == {JobStatus.ROLLED_BACK}
+        assert await snapshot(directory, users[0].source, users[0].destination) == before
+    finally:
+        for user in users:
+            await remove_user(directory, user)
+
+
 async def test_a_copy_job_resumed_asks_for_the_password_again(directory, state, request):
     template = await make_user(directory)
     password = new_password()
@@ -173,7 +256,7 @@ async def test_a_copy_job_resumed_asks_for_the_password_again(directory, state, 
         async with app.run_test(size=SIZE) as pilot:
             keys = Keys(pilot)
             await settle(pilot)
-            await keys("j", "r")
+            await keys("J", "r")
             assert "The new user's password is asked next: it is never kept." in shown(app)
             await keys("enter")
             assert isinstance(app.screen, PasswordDialog)
@@ -215,7 +298,7 @@ async def test_esc_on_the_confirmation_or_the_password_changes_nothing(demo, sta
         async with app.run_test(size=SIZE) as pilot:
             keys = Keys(pilot)
             await settle(pilot)
-            await keys("j", "r")
+            await keys("J", "r")
             assert isinstance(app.screen, ConfirmJob)
             await keys("escape")
             assert isinstance(app.screen, JobsScreen)
@@ -238,7 +321,7 @@ async def test_read_only_hides_resume_and_roll_back(demo, state):
         async with app.run_test(size=SIZE) as pilot:
             keys = Keys(pilot)
             await settle(pilot)
-            await keys("j")
+            await keys("J")
             assert isinstance(app.screen, JobsScreen) and app.screen.current_job.id == job_id
             assert not {"r", "b"} & footer_keys(app) and {"enter", "u", "escape"} <= footer_keys(app)
             await keys("r", "b")
@@ -329,19 +412,30 @@ async def test_the_list_newest_first_filtered_with_batches_and_hostile_names(dem
     async with app.run_test(size=SIZE) as pilot:
         keys = Keys(pilot)
         await settle(pilot)
-        await keys("j")
+        await keys("J")
         screen = app.screen
-        assert list(screen.jobs) == made[::-1] and "5 jobs" in shown(app)
+        batch = "batch 3fa9c2e1d0b4"  # the two rows of the bulk job: one row, where its newest was
+        assert list(screen.jobs) == [made[4], made[3], made[2], batch] and "4 jobs" in shown(app)
         table = screen.query_one(JobTable)
         users = table.get_cell(made[3], "users")
         assert isinstance(users, Text) and users.plain == plain(", ".join(HOSTILE)) and not users.spans
         assert "\x1b" not in shown(app)
         await keys("down")  # the running job with the hostile names: its summary, its keys
         assert screen.current_job.id == made[3] and {"r", "b"} <= footer_keys(app)
-        await keys("down", "down", "down")  # the first batch job
-        assert screen.current_job.id == made[0]
-        assert "2/2 steps done  ·  batch 3fa9c2e1d0b4, row #1" in shown(app)
+        await keys("down", "down")  # the batch
+        assert screen.current_job is None and screen.current_batch.id == "3fa9c2e1d0b4"
+        assert table.get_cell(batch, "status").plain == "2 of 2 done"
+        assert "Batch 3fa9c2e1d0b4  ·  done: 2 done" in shown(app)
         assert not {"r", "b"} & footer_keys(app)  # done: nothing to resume or roll back
+        await keys("enter")  # its rows, each a job
+        rows = app.screen
+        assert isinstance(rows, JobsScreen) and rows.batch == "3fa9c2e1d0b4" and list(rows.jobs) == made[:2]
+        assert "Rows of batch 3fa9c2e1d0b4" in shown(app) and "2 rows" in shown(app)
+        assert "2/2 steps done  ·  batch 3fa9c2e1d0b4, row #1" in shown(app)
+        await keys("enter")
+        assert isinstance(app.screen, JobDetailScreen) and app.screen.job.id == made[0]
+        await keys("escape", "escape")
+        assert app.screen is screen
         await keys("u")
         assert list(screen.jobs) == [made[4], made[3]] and "2 unfinished jobs" in shown(app)
         await keys("enter")  # the planned copy: resume only (nothing ran, nothing to undo)
@@ -354,66 +448,52 @@ async def test_the_list_newest_first_filtered_with_batches_and_hostile_names(dem
 
 # --- keys: the footer at 80 columns, and help -------------------------------------------------
 
-async def test_j_and_a_fit_the_footers_that_have_room_and_help_lists_them_everywhere(demo):
+async def test_J_and_A_fit_the_footers_that_have_room_and_help_lists_them_everywhere(demo):
     app = QuickApp(demo, demo.config)
     async with app.run_test(size=SIZE) as pilot:
         keys = Keys(pilot)
         await settle(pilot)
-        assert "j Jobs  a Audit" in shown(app).splitlines()[-1]
+        assert "J Jobs  A Audit" in shown(app).splitlines()[-1]
         await open_user(keys, "Fabrikam", "Ana Hall")
         footer = shown(app).splitlines()[-1]
         for item in ("⏎ Open", "space Mark", "/ Search", "m Move", "c Copy", "esc Back", "q Quit", "? Help", "^p palette"):
             assert item in footer  # the users screen's keys, none cut off
-        assert not {"j", "a"} & footer_keys(app)  # no room: listed by ? instead ...
+        assert not {"J", "A"} & footer_keys(app)  # no room: listed by ? instead ...
         await keys("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = shown(app)
         assert "Keys — Users" in text
-        for line in ("⏎  Open", "space  Mark", "/  Search", "m  Move", "c  Copy", "esc  Back",
-                     "q  Quit", "?  Help", "j  Jobs", "a  Audit", "↓  Cursor down"):
-            assert line in text, line
         assert text.index("On this screen") < text.index("Everywhere")
         await keys("end")  # scrollable
+        text += shown(app)
+        for line in ("⏎  Open", "space  Mark", "/  Search", "m  Move", "c  Copy", "esc  Back",
+                     "q  Quit", "?  Help", "J  Jobs", "A  Audit", "↓  Cursor down", "j  Down", "k  Up", "g  First row", "G  Last row"):
+            assert line in text, line
         await keys("q")  # closes help, does not quit
         assert app.is_running and isinstance(app.screen, UsersScreen)
-        await keys("j")  # ... and the key works there all the same
+        await keys("J")  # ... and the key works there all the same
         assert isinstance(app.screen, JobsScreen)
         await keys("question_mark")
-        assert "u  Unfinished" in shown(app) and "a  Audit" in shown(app)
+        assert "u  Unfinished" in shown(app) and "A  Audit" in shown(app)
         await keys("escape")
         assert isinstance(app.screen, JobsScreen)
-        await keys("j")  # already there: nothing
+        await keys("J")  # already there: nothing
         assert isinstance(app.screen, JobsScreen) and len(app.screen_stack) == 3
         await keys("escape", "escape", "escape")
         assert isinstance(app.screen, CustomersScreen)
-        commands = {c.title: c for c in app.get_system_commands(app.screen)}
-        commands["Jobs"].callback()  # the command palette's entries
-        await settle(pilot)
+        await keys("colon")  # the command palette's entries
+        await keys.type("jobs")
+        await keys("enter")
         assert isinstance(app.screen, JobsScreen)
-        commands["Audit log"].callback()
-        await settle(pilot)
+        await keys("colon")
+        await keys.type("audit")
+        await keys("enter")
         assert isinstance(app.screen, AuditScreen)
 
 
-def test_jobs_screen_snapshot(snap_compare, state, monkeypatch):
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    fill_journal(state, fixed_times=True, monkeypatch=monkeypatch)
-
-    async def run_before(pilot) -> None:
-        await settle(pilot)
-        await pilot.press("j")
-        await settle(pilot)
-        await pilot.press("down")
-        await settle(pilot)
-
-    from core.demo.directory import open_demo
-
-    try:
-        assert snap_compare(QuickApp(open_demo, None), terminal_size=SIZE, run_before=run_before)
-    finally:
-        monkeypatch.undo()
-        time.tzset()
+def test_jobs_screen_snapshot(snap_compare, state, in_utc):
+    fill_journal(state, fixed_times=True, monkeypatch=in_utc)
+    assert snapshot_of(snap_compare, "J", "down")
 
 
 async def test_a_planned_row_whose_user_changed_is_planned_again_and_says_what_changed(demo, state):
@@ -428,6 +508,7 @@ async def test_a_planned_row_whose_user_changed_is_planned_again_and_says_what_c
         bulk = BulkMove(session.planner(), session.executor())
         plan = await bulk.preflight(session.operator, [(user.upn, MoveRequest(user.upn, DESTINATION))])
         (row,) = await bulk.record(plan, session.operator)
+        batch = plan.batch
     finally:
         session.journal.close()
         session.audit.close()
@@ -439,7 +520,9 @@ async def test_a_planned_row_whose_user_changed_is_planned_again_and_says_what_c
         async with app.run_test(size=SIZE) as pilot:
             keys = Keys(pilot)
             await settle(pilot)
-            await keys("j")
+            await keys("J")
+            assert isinstance(app.screen, JobsScreen) and app.screen.current_batch.id == batch
+            await keys("enter")
             assert isinstance(app.screen, JobsScreen) and app.screen.current_job.id == row.job
             await keys("r", "enter")
             assert isinstance(app.screen, JobRunScreen)

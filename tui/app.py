@@ -63,15 +63,18 @@ class TenantryApp(App[None]):
         Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
         # Textual adds ctrl+p only when no binding opens the palette: both, then.
         Binding("ctrl+p", "command_palette", "palette", show=False, priority=True, tooltip="Open the command palette"),
-        Binding("j", "jobs", "Jobs", id="app.jobs"),
-        Binding("a", "audit", "Audit", id="app.audit"),
+        # ctrl+c quits when no job runs (a running job's screen binds it first, to cancel).
+        Binding("ctrl+c", "quit", "Quit", show=False, id="app.interrupt"),
+        # Shifted: j/k, g/G move in every table, and lower-case letters are typed.
+        Binding("J", "jobs", "Jobs", id="app.jobs"),
+        Binding("A", "audit", "Audit", id="app.audit"),
         # The same two keys unlisted, for the screens whose footer has no room for them
         # (``?`` lists them there): check_action keeps exactly one of each pair active.
-        Binding("j", "jobs(False)", "Jobs", show=False, id="app.jobs-unlisted"),
-        Binding("a", "audit(False)", "Audit", show=False, id="app.audit-unlisted"),
+        Binding("J", "jobs(False)", "Jobs", show=False, id="app.jobs-unlisted"),
+        Binding("A", "audit(False)", "Audit", show=False, id="app.audit-unlisted"),
     ]
     COMMANDS = App.COMMANDS | {ConsoleCommands}
-    # The screens whose footer has room for j and a at 80 columns.
+    # The screens whose footer has room for J and A at 80 columns.
     ROOMY_FOOTERS: tuple[type[Screen], ...] = (CustomersScreen, UserDetailScreen, AuditScreen)
 
     def __init__(
@@ -148,6 +151,11 @@ class TenantryApp(App[None]):
         """Run; in low-bandwidth mode the mouse is off (no hover repaints over SSH)."""
         return super().run(mouse=not self.low_bandwidth if mouse is None else mouse, **kwargs)
 
+    @property
+    def console_config(self) -> ConsoleConfig:
+        """The ``[console]`` settings (defaults until a demo directory brings its config)."""
+        return self.config.console if self.config else ConsoleConfig()
+
     # -- screens -----------------------------------------------------------------
     @property
     def search_debounce(self) -> float:
@@ -162,7 +170,7 @@ class TenantryApp(App[None]):
 
     def open_customer(self, customer: Customer, search: str | None = None) -> UsersScreen:
         """Show the users of ``customer`` (optionally already searched)."""
-        users_cap = (self.config.console if self.config else ConsoleConfig()).users_cap
+        users_cap = self.console_config.users_cap
         screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search, users_cap=users_cap)
         self.push_screen(screen)
         return screen
@@ -217,7 +225,7 @@ class TenantryApp(App[None]):
         except Exception as error:  # one sentence, never a traceback
             self.show_error(error)
             return
-        concurrency = (self.config.console if self.config else ConsoleConfig()).bulk_concurrency
+        concurrency = self.console_config.bulk_concurrency
         draft = BulkDraft(session, list(users), source, concurrency=concurrency)
         await BULK_MOVE.walk(self, draft, lambda: self.move_executor(session), debounce=self.search_debounce)
 
@@ -463,25 +471,27 @@ class TenantryApp(App[None]):
         parts = [plain(who)] if who else []
         if self.server:
             parts.append(f"on {plain(self.server)}")
-        if self.readonly:
-            parts.append("(read-only)")
         self.sub_title = " ".join(parts)
-        # An insecure setting stays in the header of every screen for as long as the console runs.
+        # An insecure setting stays in the header of every screen for as long as the console runs;
+        # read-only mode too, next to the name (the end of a long header is cut at 80 columns).
         insecure = self.config.directory.insecure if self.config is not None else ()
-        self.title = " ⚠ ".join((self.TITLE, *insecure))
+        self.title = " ⚠ ".join((self.TITLE + (" (read-only)" if self.readonly else ""), *insecure))
 
     def format_title(self, title: str, sub_title: str) -> Content:
         # Content(...) is literal text, never markup; plain() strips control characters.
         return super().format_title(plain(title), plain(sub_title))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The command palette (ctrl+p): Textual's commands, then ours."""
-        yield from super().get_system_commands(screen)
-        yield SystemCommand("Keys", "List the keys that work here", self.action_help)
-        yield SystemCommand("Jobs", "The journal's jobs: resume or roll back an unfinished one", self.action_jobs)
-        yield SystemCommand("Audit log", "Who did what to which users, and when; searchable", self.action_audit)
+        """The command palette (ctrl+p): Textual's commands (its "Keys" panel aside: ours,
+        in :class:`~tui.palette.ConsoleCommands` with the other main commands, lists them
+        all), then this screen's."""
+        yield from (command for command in super().get_system_commands(screen) if command.title != "Keys")
         if isinstance(screen, UsersScreen):
             yield SystemCommand("Search users", "Find a user of this customer", screen.action_focus_search)
+            if not self.readonly and screen.users:
+                yield SystemCommand("Mark every user shown", "Then a bulk move takes them all", screen.mark_all)
+            if screen.marked:
+                yield SystemCommand("Clear the marks", "No user marked any more, shown or not", screen.unmark_all)
             if not self.readonly and screen.marked:
                 yield SystemCommand("Move the marked users", "A bulk move of every marked user", screen.action_move)
             if not self.readonly and screen.highlighted is not None:
@@ -497,7 +507,7 @@ class TenantryApp(App[None]):
         return any(getattr(screen, "job_running", False) for screen in self.screen_stack)
 
     async def action_quit(self) -> None:
-        """``q``, ``ctrl+q`` or the palette's Quit: never in the middle of a job."""
+        """``q``, ``ctrl+c``, ``ctrl+q`` or the palette's Quit: never in the middle of a job."""
         if self.job_running:
             self.notify("A job is running: wait for it to finish, or cancel it with ctrl+c, before quitting.", markup=False)
             return
@@ -510,20 +520,20 @@ class TenantryApp(App[None]):
 
     # -- jobs and audit ------------------------------------------------------------------
     def action_jobs(self, listed: bool = True) -> None:
-        """The jobs screen (``listed``: which of the twin ``j`` bindings ran; see check_action)."""
+        """The jobs screen (``listed``: which of the twin ``J`` bindings ran; see check_action)."""
         from screens.jobs import JobsScreen
 
         self.push_screen(JobsScreen(self.wait_for_session))
 
     def action_audit(self, listed: bool = True) -> None:
-        """The audit screen (``listed``: which of the twin ``a`` bindings ran; see check_action)."""
+        """The audit screen (``listed``: which of the twin ``A`` bindings ran; see check_action)."""
         self.push_screen(AuditScreen(self.wait_for_session, debounce=self.search_debounce))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("jobs", "audit"):
-            from screens.jobs import JobsScreen
-
-            if isinstance(self.screen, JobsScreen if action == "jobs" else AuditScreen):
+            # By the screen's SHOWN_BY, not isinstance: importing the jobs screen here, on
+            # the first frame's footer, cost about 100 ms of the console's start.
+            if getattr(self.screen, "SHOWN_BY", None) == action:
                 return False  # already there
             listed = parameters[0] if parameters else True
             return listed == isinstance(self.screen, self.ROOMY_FOOTERS)

@@ -16,7 +16,7 @@ import re
 from functools import partial
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import Hit, Hits, Provider
 from textual.content import Content
 
 from core.customer_lookup import find_customers
@@ -33,24 +33,30 @@ CUSTOMER_HITS = 10  # customers offered for one "go to"
 
 
 class ConsoleCommands(Provider):
-    """Move a user…, Copy a user…, Go to customer …"""
+    """Move a user…, Copy a user…, Go to customer …, Jobs, Audit log, Keys."""
 
     @property
     def console(self) -> TenantryApp:
         return self.app  # type: ignore[return-value]
 
     def _commands(self) -> Iterator[tuple[str, str, Callable[[], object]]]:
+        """The console's main commands, the article's two tasks first."""
         app = self.console
-        if app.in_wizard:
-            return  # one job at a time: esc out of the wizard first
-        if not app.readonly:
-            yield "Move a user…", "Move the highlighted user, or find one first, to another customer", app.move_a_user
-            yield "Copy a user…", "A new user from the highlighted one, or from one found first", app.copy_a_user
-        yield "Go to customer…", "Type “go to” and part of a customer's name or domain", partial(app.go_to_customer, None)
+        if not app.in_wizard:  # one job at a time: esc out of the wizard first
+            if not app.readonly:
+                yield "Move a user…", "Move the highlighted user, or find one first, to another customer", app.move_a_user
+                yield "Copy a user…", "A new user from the highlighted one, or from one found first", app.copy_a_user
+            yield "Go to customer…", "Type “go to” and part of a customer's name or domain", partial(app.go_to_customer, None)
+        yield "Jobs", "The journal's jobs: resume or roll back an unfinished one", app.action_jobs
+        yield "Audit log", "Who did what to which users, and when; searchable", app.action_audit
+        yield "Keys", "List the keys that work here", app.action_help
 
     async def discover(self) -> Hits:
-        for name, help_text, command in self._commands():
-            yield DiscoveryHit(Content(name), command, text=name, help=Content(help_text))
+        """Before anything is typed: these first, in this order (the palette sorts every
+        provider's hits by score, and Textual's discovery hits all score 0)."""
+        commands = list(self._commands())
+        for rank, (name, help_text, command) in enumerate(commands):
+            yield Hit(1.0 - rank / 100, Content(name), command, text=name, help=Content(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)

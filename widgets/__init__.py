@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Sequence
 
 from rich.cells import cell_len
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -44,6 +45,16 @@ def when(iso: str | None, *, full: bool = False) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S" if full else "%m-%d %H:%M")
 
 
+def field_grid(rows: Iterable[tuple[str, object]], label_width: int = 10) -> Table:
+    """Label and value, one pair a line (a value wraps; a ``str`` is sanitised, never markup)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(width=label_width, no_wrap=True, style="bold")
+    grid.add_column(ratio=1, overflow="fold")
+    for label, value in rows:
+        grid.add_row(Text(label), value if isinstance(value, Text) else Text(plain(value, single_line=False)))
+    return grid
+
+
 def column_widths(total: int, fixed: Sequence[int | None], shares: Sequence[int]) -> list[int]:
     """Widths for a table ``total`` cells wide: ``fixed`` widths where given, the rest
     shared out by ``shares`` (cell padding and a one-cell scrollbar accounted for)."""
@@ -55,6 +66,19 @@ def column_widths(total: int, fixed: Sequence[int | None], shares: Sequence[int]
     for width in fixed:
         widths.append(width if width is not None else next(it))
     return widths
+
+
+def back_out(search: Input, table: Widget, leave: Callable[[], object] | None = None) -> None:
+    """``esc`` on a screen with a search box over a table: one ``esc`` clears an active
+    search (the whole table again, the cursor on it); else it leaves the box for the
+    table; else ``leave`` (back a screen), if any."""
+    if search.value:
+        search.value = ""  # Input.Changed runs the (now empty) search
+        table.focus()
+    elif search.has_focus:
+        table.focus()
+    elif leave is not None:
+        leave()
 
 
 class Choice(Widget, can_focus=True):
@@ -114,20 +138,28 @@ class Choice(Widget, can_focus=True):
 
 
 class RowTable(DataTable):
-    """A table that moves as an SSH admin's other tools do: Home or ``g`` to the first
-    row, End or ``G`` to the last (PgUp/PgDn page, as in every DataTable)."""
+    """A table that moves as an SSH admin's other tools (less, vim, k9s, htop) do: ``j``/``k``
+    down and up, Home or ``g`` to the first row, End or ``G`` to the last, PgUp/PgDn a page
+    (DataTable's own). Every table of the console is one, so the keys are the same
+    everywhere; a table without a cursor (a progress pane's) scrolls instead."""
 
     BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
         Binding("home,g", "first_row", "First row", show=False),
         Binding("end,G", "last_row", "Last row", show=False),
     ]
 
     def action_first_row(self) -> None:
-        if self.row_count:
+        if self.cursor_type == "none":
+            self.scroll_to(y=0, animate=False)
+        elif self.row_count:
             self.move_cursor(row=0)
 
     def action_last_row(self) -> None:
-        if self.row_count:
+        if self.cursor_type == "none":
+            self.scroll_to(y=self.max_scroll_y, animate=False)
+        elif self.row_count:
             self.move_cursor(row=self.row_count - 1)
 
 

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Log, Static
 from core.bulk import RowEvent, RowResult
 from core.execute import CANCELLED, Event
 from core.text import plain
-from widgets import column_widths
+from widgets import RowTable, column_widths
 
 STATES = {
     "pending": ("·", "pending", "dim"),
@@ -72,7 +72,7 @@ class ProgressPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="progress-status")
-        yield DataTable(id="progress-steps", cursor_type="none", show_cursor=False, zebra_stripes=False)
+        yield RowTable(id="progress-steps", cursor_type="none", show_cursor=False, zebra_stripes=False)
         yield Log(id="progress-log", max_lines=500, auto_scroll=True)
 
     def on_mount(self) -> None:
@@ -286,17 +286,19 @@ class BulkProgressPane(ProgressPane):
             return [f"{at}{who}: {plain(event.status)}" + (f": {message}" if status != "done" else "")]
         return []
 
-    def show_results(self, results: Mapping[str, RowResult]) -> None:
+    def show_results(self, results: Mapping[str, RowResult], *, earlier: bool = False) -> None:
         """Rows that ended without an event of their own (not started after a cancel, or
-        refused when they came to run) take their result."""
+        refused when they came to run; ``earlier``: finished before this run, a resumed
+        batch's) take their result."""
         table = self.query_one("#progress-steps", DataTable)
         lines = []
         for label, result in results.items():
             index = self.row_of.get(label)
             if index is not None and self.states[index] == "pending":  # no event of its own came
                 state = result.status if result.status in ROW_STATES else "failed"
-                self._set(table, index, state, result.message)
-                lines.append(f"{self.elapsed:6.2f}s {self.descriptions[index].plain}: not run: {plain(result.message)}")
+                self._set(table, index, state, "before this run" if earlier else result.message)
+                if not earlier:
+                    lines.append(f"{self.elapsed:6.2f}s {self.descriptions[index].plain}: not run: {plain(result.message)}")
         if lines:
             self.query_one("#progress-log", Log).write_lines(lines)
         self._show_status()
