@@ -23,6 +23,12 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+def search_key(fields: Iterable[str | None]) -> str:
+    """What a row is searched in: its folded fields, each after a :data:`SEPARATOR`
+    (so that a text at the start of a field is found as ``SEPARATOR + text``)."""
+    return SEPARATOR + SEPARATOR.join(fold(f) for f in fields if f)
+
+
 @dataclass(frozen=True)
 class Found(Generic[T]):
     """What one search gave: the first rows and how many matched in all."""
@@ -68,10 +74,11 @@ class LocalRows(Generic[T]):
             self._order = sorted(rows, key=lambda i: self._order_key(rows[i]))
         return self._order
 
-    def put(self, row: T) -> None:
+    def put(self, row: T, key: str | None = None) -> None:
+        """Hold ``row``; ``key``: its :func:`search_key`, when computed already (elsewhere)."""
         identity = self._identity(row)
         self._rows[identity] = row
-        self._keys[identity] = SEPARATOR + SEPARATOR.join(fold(f) for f in self._fields(row) if f)
+        self._keys[identity] = search_key(self._fields(row)) if key is None else key
         self._order = None
 
     def drop(self, identity: str) -> bool:

@@ -16,7 +16,8 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Callable
 
-from core.directory.layout import dn_key
+from core.directory.layout import Layout, dn_key
+from core.directory.pinned import ChangePoint
 from core.local_search import Found, LocalRows
 from core.model import Customer, User
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 def _rows() -> LocalRows[User]:
     return LocalRows(
         lambda u: u.guid or repr(dn_key(u.dn)),
-        lambda u: (u.display_name, u.upn, u.email, u.sam),
+        Layout.user_searched,
         lambda u: ((u.display_name or u.cn).casefold(), u.dn),
     )
 
@@ -42,6 +43,8 @@ class UserIndex:
         self.loading = False
         self.complete = False  # every user is in
         self.over_cap = cap <= 0  # too many users to hold: search on the DC
+        self.expected: int | None = None  # how many users the load will bring, when the DC said
+        self.point: ChangePoint | None = None  # where the DC stood when the users were read
         self.read_at: float | None = None
         self.seconds: float | None = None  # how long the last load took
 
@@ -62,19 +65,23 @@ class UserIndex:
 
     async def load(self, directory: Directory, on_rows: Callable[[], None]) -> None:
         """Read every user (again), calling ``on_rows()`` as rows arrive. A first load
-        shows them page by page; a reload keeps the old rows until the new are all in."""
+        shows them batch by batch; a reload keeps the old rows until the new are all in."""
         if self.cap <= 0:
             return
         started = time.perf_counter()
         first = not self.complete
         rows = self._rows if first else _rows()
-        self.loading = True
+        point = None
+        self.loading, self.expected = True, None
         try:
-            async with contextlib.aclosing(directory.user_rows(self.customer)) as pages:
-                async for page in pages:
-                    for user in page:
-                        rows.put(user)
-                    if len(rows) > self.cap:
+            async with contextlib.aclosing(directory.user_rows(self.customer)) as batches:
+                async for batch in batches:
+                    point = batch.point or point
+                    if batch.total is not None:
+                        self.expected = batch.total
+                    for i, user in enumerate(batch.rows):
+                        rows.put(user, batch.keys[i] if batch.keys else None)
+                    if max(len(rows), self.expected or 0) > self.cap:
                         self.over_cap, self._rows = True, _rows()  # the memory goes at once
                         return
                     if first:
@@ -82,6 +89,6 @@ class UserIndex:
         finally:
             self.loading = False
             on_rows()
-        self._rows, self.complete = rows, True
+        self._rows, self.complete, self.point = rows, True, point
         self.read_at, self.seconds = time.time(), time.perf_counter() - started
         on_rows()

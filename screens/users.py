@@ -201,7 +201,8 @@ class UsersScreen(SearchScreen):
         text = super().count_text()
         index = self.index
         if index.loading and not index.over_cap:
-            text.append(f" · loading {len(index):,}…", style="italic")
+            of = f" of {index.expected:,}" if index.expected is not None else "…"
+            text.append(f" · loading {len(index):,}{of}", style="italic")
         elif index.over_cap and index.cap > 0:
             text.append(f" · over {index.cap:,} users: searched on the DC", style="italic")
         if self.marked:

@@ -18,7 +18,7 @@ from textual.widgets import Input
 from core.directory.layout import dn_key
 from core.local_search import fold
 from core.user_index import UserIndex
-from index_console import column, count
+from index_console import column, count, held_after_the_first_page
 from console_keys import SIZE, QuickApp, demo, settle, state  # noqa: F401
 from screens.users import UsersScreen, UserTable
 
@@ -97,34 +97,6 @@ async def test_rows_are_compact_but_show_what_the_table_needs(demo_directory):
 def names(app) -> list[str]:
     return column(app, UserTable, 1)
 
-
-
-@contextlib.contextmanager
-def held_after_the_first_page(directory):
-    """The directory's user pages stop after the first one until ``release`` is set; the
-    server's own user searches are counted."""
-    release, first_shown = asyncio.Event(), asyncio.Event()
-    searches: list[object] = []
-    rows, users = directory.user_rows, directory.users
-
-    async def gated(*args, **kwargs):
-        pages = rows(*args, **kwargs)
-        async with contextlib.aclosing(pages):
-            async for page in pages:
-                yield page
-                if not first_shown.is_set():
-                    first_shown.set()
-                    await release.wait()
-
-    async def counted(*args, **kwargs):
-        searches.append(kwargs.get("search"))
-        return await users(*args, **kwargs)
-
-    directory.user_rows, directory.users = gated, counted
-    try:
-        yield release, first_shown, searches
-    finally:
-        del directory.user_rows, directory.users
 
 
 async def open_big_customer(app, pilot, demo) -> None:

@@ -29,4 +29,5 @@ async def connect(config: Config, password: str | None, *, operator_password: st
             raise
     return Directory(config, pool, server=lambda: factory.bound_url, bound_as=factory.bound_as,
                      account=factory.account, operator=operator,
-                     pinner=lambda url: ConnectionPool(factory.pinned(url).open, config.directory.pool_size))
+                     pinner=lambda url: ConnectionPool(factory.pinned(url).open, config.directory.pool_size),
+                     credentials=factory.for_child)

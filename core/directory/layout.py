@@ -213,6 +213,11 @@ class Layout:
         changed = f"(uSNChanged>={int(since_usn)})" if since_usn is not None else ""
         return f"(&(objectClass=group){changed}(|{names}))"
 
+    @staticmethod
+    def user_searched(user: User) -> tuple[str | None, ...]:
+        """What a search for users matches, locally as :meth:`user_filter` on the DC."""
+        return (user.display_name, user.upn, user.email, user.sam)
+
     def changed_customers_filter(self, since_usn: int) -> str:
         return f"(&{self.marked(self.names.customer_marker)}(uSNChanged>={int(since_usn)}))"
 

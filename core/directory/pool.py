@@ -93,6 +93,14 @@ class ConnectionFactory:
         """A factory that opens connections to ``url`` only, never failing over: a job's DC."""
         return ConnectionFactory(dataclasses.replace(self.config, urls=(url,)), self._password)
 
+    def for_child(self) -> tuple[DirectoryConfig, str | None]:
+        """The settings and password a child process binds with: the DC bound now first,
+        then the others in their order (the child reads where the console does)."""
+        urls = self.config.urls
+        if self.bound_url in urls:
+            urls = (self.bound_url, *(u for u in urls if u != self.bound_url))
+        return dataclasses.replace(self.config, urls=tuple(urls)), self._password
+
     def _tls(self) -> ldap3.Tls:
         if not self.config.tls_verify:
             return ldap3.Tls(validate=ssl.CERT_NONE)
