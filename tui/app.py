@@ -162,8 +162,9 @@ class TenantryApp(App[None]):
 
     def open_customer(self, customer: Customer, search: str | None = None) -> UsersScreen:
         """Show the users of ``customer`` (optionally already searched)."""
-        users_cap = (self.config.console if self.config else ConsoleConfig()).users_cap
-        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search, users_cap=users_cap)
+        console = self.config.console if self.config else ConsoleConfig()
+        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search,
+                             users_cap=console.users_cap, refresh_seconds=console.refresh_seconds)
         self.push_screen(screen)
         return screen
 
