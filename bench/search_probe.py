@@ -163,6 +163,7 @@ async def main(job: dict) -> dict:
         out["staleness"] = await _staleness(pilot, users, config, password, job["staleness_samples"])
         # while loads run: the big customer opened again, typed at once; the customers
         # typed while the whole customer index is read again behind them
+        users = None  # the console lets the screen it closes go: so does the probe
         await app.pop_screen()
         await pilot.pause()
         again = app.open_customer(big)
@@ -199,30 +200,31 @@ def _bytes_per_row(rows: list) -> float:
     return total / max(1, len(rows))
 
 
-def _dc_cpu_ms(dc_dir: str) -> float:
-    """The CPU time (user + system, ms) of the DC's samba processes so far."""
+def _dc_cpu_ms(dc_dir: str) -> tuple[float, int]:
+    """The CPU time (user + system, ms) of the DC's samba processes so far, and how many
+    there are: those running in the DC's directory (samba rewrites its command line)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = found = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
-            stat = (entry / "stat").read_text()
+            if not (entry / "comm").read_text().startswith("samba") or os.readlink(entry / "cwd") != dc_dir:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if b"samba" in cmdline.split(b"\0")[0] and dc_dir.encode() in cmdline:
-            fields = stat.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total * 1000 / ticks
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        found += 1
+    return total * 1000 / ticks, found
 
 
 async def _dc_cpu_idle(dc_dir: str, seconds: float) -> dict:
     """The DC's CPU per minute while the console sits idle with both indexes kept fresh."""
-    before, started = _dc_cpu_ms(dc_dir), time.perf_counter()
+    (before, processes), started = _dc_cpu_ms(dc_dir), time.perf_counter()
     await asyncio.sleep(seconds)  # idle: only the keepers' checks reach the DC
-    used, wall = _dc_cpu_ms(dc_dir) - before, time.perf_counter() - started
-    return {"cpu_ms": used, "wall_s": wall, "per_minute_ms": used * 60 / wall}
+    used, wall = _dc_cpu_ms(dc_dir)[0] - before, time.perf_counter() - started
+    return {"cpu_ms": used, "wall_s": wall, "per_minute_ms": used * 60 / wall, "processes": processes}
 
 
 async def _staleness(pilot, screen, config, password, samples: int) -> dict:

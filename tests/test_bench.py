@@ -108,5 +108,5 @@ def test_the_bench_produces_every_measurement(samba_dc, tmp_path) -> None:
     assert by_id["move.extra_writes"].value == 0 and by_id["bulk.extra_writes"].value == 0  # counted, not timed
     assert by_id["move.writes"].value == by_id["move.writes"].detail["plan_ldap_steps"][0]
     assert by_id["console.animations"].passed
-    assert by_id["dc.cpu_idle_minute"].detail["wall_s"] > 0 and by_id["index.staleness_p95"].detail["refresh_kinds"] == ["delta"]
+    assert by_id["dc.cpu_idle_minute"].detail["processes"] >= 1 and by_id["index.staleness_p95"].detail["refresh_kinds"] == ["delta"]
     assert "bulk move, concurrency 4" in table(results)

@@ -96,10 +96,9 @@ async def test_the_first_batch_is_a_sorted_window_that_says_how_many_follow(dc_d
     assert first.total == len(everyone) > 1500 and first.point is not None and 0 < len(first.rows) <= 200
     # the top of the DC's own sorted list (Samba's collation is not ours: a sort control alone says it)
     base = dc_directory.layout.users_dn(customer.dn)
-    _ok, _result, response = await dc_directory.pool.run(lambda c: ops._call(
-        c, "search", base, dc_directory.layout.user_filter(None), ops.SCOPES["one"], attributes=["displayName"],
-        controls=[sort_control("displayName")]))
-    assert [u.dn for u in first.rows] == [e.dn for e in ops.to_entries(response)][: len(first.rows)]
+    entries, _controls = await dc_directory.pool.run(lambda c: ops.search_with_controls(
+        c, base, dc_directory.layout.user_filter(None), "one", ["displayName"], [sort_control("displayName")], "a sorted search"))
+    assert [u.dn for u in first.rows] == [e.dn for e in entries][: len(first.rows)]
     assert sum(len(b.rows) for b in batches) == len(everyone)
     assert all(b.point is None for b in batches[1:])
 

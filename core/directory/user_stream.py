@@ -139,18 +139,20 @@ def _send(out: BinaryIO, message: tuple) -> None:
 
 
 def _vlv_window(conn: Any, job: Job, attributes: list[str], offset: int, size: int, context: bytes | None):
-    ok, result, response = ops._call(
-        conn, "search", job.base, Layout.user_filter(None), ops.SCOPES["one"], attributes=attributes,
-        controls=[sort_control(SORT_ATTRIBUTE), vlv_control(offset, size - 1, 0, context)],
+    """The ``size`` users from ``offset`` (1-based) in display-name order, how many
+    there are in all, and the DC's context for the next window."""
+    doing = f"a sorted window of the users below {job.base}"
+    entries, controls = ops.search_with_controls(
+        conn, job.base, Layout.user_filter(None), "one", attributes,
+        [sort_control(SORT_ATTRIBUTE), vlv_control(offset, size - 1, 0, context)], doing,
     )
-    control = (result.get("controls") or {}).get(VLV_RESPONSE)
-    if not ok or not control:
-        raise ops.result_error(result, f"a sorted window of the users below {job.base}")
-    raw = control.get("value")
-    _position, total, code, context = vlv_response(raw if isinstance(raw, bytes) else b"")
+    raw = (controls.get(VLV_RESPONSE) or {}).get("value")
+    if not isinstance(raw, bytes):
+        raise DirectoryError(f"The domain controller answered {doing} without its VLV response.")
+    _position, total, code, context = vlv_response(raw)
     if code != 0:
-        raise DirectoryError(f"The domain controller refused a sorted window of the users below {job.base} (VLV result {code}).")
-    return ops.to_entries(response), total, context
+        raise DirectoryError(f"The domain controller refused {doing} (VLV result {code}).")
+    return entries, total, context
 
 
 def read_users(job: Job, out: BinaryIO) -> None:
