@@ -36,6 +36,9 @@ RUNS = {
     "tiny": (2, 1, ["globex"], ["müller"]),
 }
 
+# (seconds the console sits idle for the DC's CPU, changes timed for the staleness) per size
+WATCH = {"full": (65.0, 4), "small": (65.0, 3), "tiny": (2.0, 1)}
+
 
 def _upns(seed: Seed, customer: str, *, services: tuple[str, ...] = ()) -> list[str]:
     """The UPNs of the users of ``customer`` (only those with every one of ``services``)."""
@@ -56,6 +59,7 @@ def bench_target(info, seed: Seed, folder: Path, size: str) -> Target:
         # every single move the same kind: Exchange (and its plan), OCS and a role
         movers=_upns(seed, MOVE_SOURCE, services=("Hosted Exchange", "Office Communications Server")),
         move_destination=MOVE_DESTINATION, bulk=bulk, state=folder / "state",
+        dc_dir=info.targetdir, idle_seconds=WATCH[size][0], staleness_samples=WATCH[size][1],
     )
 
 

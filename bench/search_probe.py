@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 import unicodedata
@@ -144,8 +145,11 @@ async def main(job: dict) -> dict:
         await pilot.press("slash")
         out["customers"] = await _type(pilot, customers, "show_found", job["customer_keys"], timer)
         big = await directory.customer(job["big_customer"])
+        opened = time.perf_counter()
         users = app.open_customer(big)
-        await pilot.pause()
+        while not users.is_mounted or not users.rows:  # the first window on screen (cold: no snapshot of users)
+            await asyncio.sleep(0.005)
+        out["users_first_rows_ms"] = (time.perf_counter() - opened) * 1000
         await _idle(pilot)
         out["users_first_load_rows"] = len(users.users)
         await pilot.press("slash")
@@ -154,9 +158,12 @@ async def main(job: dict) -> dict:
                               "bytes_per_row": _bytes_per_row(users.index.users)}
         out["customer_index"] = {"rows": len(app.index_keeper.index), "bytes_per_row": _bytes_per_row(app.index_keeper.index.customers)}
         out["refresh"] = await _refresh_costs(app, directory)
-        out["memory_mb"] = _rss_mb()
+        out["memory_mb"] = _rss_mb()  # the customers indexed and the big customer's users held
+        out["dc_cpu_idle"] = await _dc_cpu_idle(job["dc_dir"], job["idle_seconds"])
+        out["staleness"] = await _staleness(pilot, users, config, password, job["staleness_samples"])
         # while loads run: the big customer opened again, typed at once; the customers
         # typed while the whole customer index is read again behind them
+        users = None  # the console lets the screen it closes go: so does the probe
         await app.pop_screen()
         await pilot.pause()
         again = app.open_customer(big)
@@ -191,6 +198,61 @@ def _bytes_per_row(rows: list) -> float:
             stack.append(vars(item))
             stack.extend(vars(item).values())
     return total / max(1, len(rows))
+
+
+def _dc_cpu_ms(dc_dir: str) -> tuple[float, int]:
+    """The CPU time (user + system, ms) of the DC's samba processes so far, and how many
+    there are: those running in the DC's directory (samba rewrites its command line)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = found = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith("samba") or os.readlink(entry / "cwd") != dc_dir:
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        found += 1
+    return total * 1000 / ticks, found
+
+
+async def _dc_cpu_idle(dc_dir: str, seconds: float) -> dict:
+    """The DC's CPU per minute while the console sits idle with both indexes kept fresh."""
+    (before, processes), started = _dc_cpu_ms(dc_dir), time.perf_counter()
+    await asyncio.sleep(seconds)  # idle: only the keepers' checks reach the DC
+    used, wall = _dc_cpu_ms(dc_dir)[0] - before, time.perf_counter() - started
+    return {"cpu_ms": used, "wall_s": wall, "per_minute_ms": used * 60 / wall, "processes": processes}
+
+
+async def _staleness(pilot, screen, config, password, samples: int) -> dict:
+    """ms from a change written on another connection to the row on the users screen:
+    a user of the open customer renamed, the screen searching for the new name."""
+    other = await connect(config, password)
+    search = screen.query_one("#search")
+    ms, kinds = [], []
+    try:
+        named = [u for u in screen.index.users if u.display_name and u.display_name.isascii()]
+        victims = named[len(named) // 2::7][:samples]
+        for n, victim in enumerate(victims):
+            name = f"Staleness {n} {time.time_ns()}"
+            search.value = name
+            await pilot.pause()
+            await other.modify(victim.dn, {"displayName": ([victim.display_name], [name])})
+            written = time.perf_counter()
+            while victim.dn not in screen.rows:
+                if time.perf_counter() - written > TIMEOUT * 10:
+                    raise RuntimeError(f"a change made on another connection was not on screen after {TIMEOUT * 10} s")
+                await asyncio.sleep(0.01)
+            ms.append((time.perf_counter() - written) * 1000)
+            kinds.append(screen.keeper.last.kind if screen.keeper.last else None)
+        search.value = ""
+        await pilot.pause()
+    finally:
+        await other.close()
+    return {"ms": ms, "kinds": kinds, "interval_s": screen.keeper.interval}
 
 
 async def _reload(app, directory) -> float:

@@ -54,6 +54,9 @@ class Target:
     move_destination: str
     bulk: dict[str, tuple[list[str], str]] = field(default_factory=dict)  # run → (UPNs, destination)
     state: Path | None = None  # journal and audit of the measured moves
+    dc_dir: str = ""  # the DC's directory: its samba processes are those started with it
+    idle_seconds: float = 2.0  # how long the console sits idle for the DC's CPU per minute
+    staleness_samples: int = 1  # changes made on another connection, each timed until on screen
 
     def env(self) -> dict[str, str]:
         """The environment of a console process bound as the operator."""

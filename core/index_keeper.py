@@ -1,4 +1,5 @@
-"""Keeps the customer index fresh: a cheap check every interval, a delta when needed.
+"""Keeps a local index fresh (the customers', the open customer's users'): a cheap
+check every interval, a delta when needed.
 
 :meth:`IndexKeeper.run` is the console's background task (cancelled on exit): it
 loads the index (or refreshes the snapshot it started from), then every
@@ -13,10 +14,11 @@ customers a delta cannot see gone. Every refresh reads from one DC
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from core.config import Config, ConsoleConfig
 from core.customer_index import CustomerIndex, Refreshed
@@ -27,6 +29,7 @@ from core.state import state_dir
 
 if TYPE_CHECKING:
     from core.directory import Directory
+    from core.directory.pinned import PinnedReads
 
 log = logging.getLogger("tenantry.index")
 
@@ -39,13 +42,25 @@ FRESH = "fresh"
 FAILED = "failed"
 
 
+class Refreshable(Protocol):
+    """What a keeper keeps fresh: :class:`CustomerIndex`, :class:`~core.user_index.UserIndex`."""
+
+    complete: bool
+
+    async def refresh(self, reads: PinnedReads) -> Refreshed: ...
+
+    async def reconcile(self, reads: PinnedReads) -> Refreshed: ...
+
+
 class IndexKeeper:
     """Loads and refreshes ``index`` from a directory; saves it to ``snapshot``."""
 
     def __init__(
-        self, index: CustomerIndex, *, interval: float, snapshot: Snapshot | None = None, reconcile_every: float = RECONCILE_SECONDS
+        self, index: Refreshable, *, interval: float, snapshot: Snapshot | None = None, reconcile_every: float = RECONCILE_SECONDS,
+        name: str = "customer index",
     ) -> None:
         self.index = index
+        self.name = name
         self.interval = interval
         self.reconcile_every = reconcile_every  # seconds between two reconciles by objectGUID
         self.snapshot = snapshot
@@ -74,7 +89,11 @@ class IndexKeeper:
     def start(self, directory: Directory) -> None:
         """Keep refreshing from ``directory`` in a task of its own until :meth:`stop`."""
         self.stop()
-        self._task = asyncio.get_running_loop().create_task(self.run(directory), name="customer index refresh")
+        self._task = asyncio.get_running_loop().create_task(self.run(directory), name=f"{self.name} refresh")
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
 
     def stop(self) -> None:
         if self._task is not None:
@@ -104,10 +123,13 @@ class IndexKeeper:
         self._tell()
         try:
             async with directory.pinned() as reads:
+                dropped = 0
                 if self.index.complete and time.monotonic() - self._reconciled >= self.reconcile_every:
-                    await self.index.reconcile(reads)
+                    dropped = (await self.index.reconcile(reads)).changed
                     self._reconciled = time.monotonic()
                 result = await self.index.refresh(reads)
+                if dropped:  # what the reconcile changed is this refresh's change too
+                    result = dataclasses.replace(result, changed=result.changed + dropped)
         except TenantryError as error:
             self._failed(str(error))
             return None
@@ -119,7 +141,7 @@ class IndexKeeper:
         return result
 
     def _failed(self, sentence: str) -> None:
-        log.warning("The customer index was not refreshed: %s", sentence)
+        log.warning("The %s was not refreshed: %s", self.name, sentence)
         self.state, self.error = FAILED, sentence
         self.refreshes += 1
         self._tell()

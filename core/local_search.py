@@ -23,6 +23,12 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+def search_key(fields: Iterable[str | None]) -> str:
+    """What a row is searched in: its folded fields, each after a :data:`SEPARATOR`
+    (so that a text at the start of a field is found as ``SEPARATOR + text``)."""
+    return SEPARATOR + SEPARATOR.join(fold(f) for f in fields if f)
+
+
 @dataclass(frozen=True)
 class Found(Generic[T]):
     """What one search gave: the first rows and how many matched in all."""
@@ -43,6 +49,7 @@ class LocalRows(Generic[T]):
         self._identity, self._fields, self._order_key = identity, fields, order
         self._rows: dict[str, T] = {}
         self._keys: dict[str, str] = {}  # identity → SEPARATOR + folded fields joined
+        self._order_keys: dict[str, object] = {}  # identity → its sort key, computed once
         self._order: list[str] | None = []  # identities in order (None: to sort again)
 
     def __len__(self) -> int:
@@ -63,27 +70,29 @@ class LocalRows(Generic[T]):
         return [self._rows[i] for i in self._sorted()]
 
     def _sorted(self) -> list[str]:
-        if self._order is None:
-            rows = self._rows
-            self._order = sorted(rows, key=lambda i: self._order_key(rows[i]))
+        if self._order is None:  # after rows arrived: a sort on keys computed as they came
+            self._order = sorted(self._order_keys, key=self._order_keys.__getitem__)
         return self._order
 
-    def put(self, row: T) -> None:
+    def put(self, row: T, key: str | None = None) -> None:
+        """Hold ``row``; ``key``: its :func:`search_key`, when computed already (elsewhere)."""
         identity = self._identity(row)
         self._rows[identity] = row
-        self._keys[identity] = SEPARATOR + SEPARATOR.join(fold(f) for f in self._fields(row) if f)
+        self._keys[identity] = search_key(self._fields(row)) if key is None else key
+        self._order_keys[identity] = self._order_key(row)
         self._order = None
 
     def drop(self, identity: str) -> bool:
         if self._rows.pop(identity, None) is None:
             return False
-        del self._keys[identity]
+        del self._keys[identity], self._order_keys[identity]
         self._order = None
         return True
 
     def clear(self) -> None:
         self._rows.clear()
         self._keys.clear()
+        self._order_keys.clear()
         self._order = []
 
     def search(self, text: str | None, limit: int) -> Found[T]:

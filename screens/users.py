@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.errors import TenantryError
+from core.index_keeper import FRESH, IndexKeeper
 from core.local_search import Found
 from core.model import Customer, User
 from core.text import plain
@@ -131,10 +132,14 @@ class UsersScreen(SearchScreen):
         debounce: float = 0.15,
         search: str | None = None,
         users_cap: int = 0,
+        refresh_seconds: float = 30.0,
     ) -> None:
         super().__init__(directory, limit=limit, debounce=debounce)
         self.customer = customer
         self.index = UserIndex(customer, users_cap)  # users_cap 0: always searched on the DC
+        # keeps the users fresh once loaded, until the screen closes
+        self.keeper = IndexKeeper(self.index, interval=refresh_seconds, name=f"user index of {plain(customer.name)}")
+        self._unwatch = self.keeper.watch(self._users_refreshed)
         self.initial_search = search or ""
         self.marked: set[str] = set()  # DNs, kept across searches
         self._marked_users: dict[str, User] = {}  # the marked users by DN, in the order marked
@@ -172,6 +177,10 @@ class UsersScreen(SearchScreen):
         else:
             self._load_users()  # its first page is searched as soon as it arrives
 
+    def on_unmount(self) -> None:
+        self._unwatch()
+        self.keeper.stop()
+
     # -- the local index of this customer's users ----------------------------------
     @work(group="user-index", exclusive=True, exit_on_error=False)
     async def _load_users(self) -> None:
@@ -183,6 +192,14 @@ class UsersScreen(SearchScreen):
                 log.warning("the users of %s were not read again: %s", self.customer.dn, error)
             else:
                 self._show_error(str(error))
+        else:
+            if self.index.complete and not self.keeper.running:
+                self.keeper.start(directory)
+
+    def _users_refreshed(self) -> None:
+        last = self.keeper.last
+        if self.keeper.state == FRESH and last is not None and last.changed:
+            self._users_arrived()
 
     def _users_arrived(self) -> None:
         if self.index.usable or self.index.over_cap:
@@ -211,7 +228,8 @@ class UsersScreen(SearchScreen):
         text = super().count_text()
         index = self.index
         if index.loading and not index.over_cap:
-            text.append(f" · loading {len(index):,}…", style="italic")
+            of = f" of {index.expected:,}" if index.expected is not None else "…"
+            text.append(f" · loading {len(index):,}{of}", style="italic")
         elif index.over_cap and index.cap > 0:
             text.append(f" · over {index.cap:,} users: searched on the DC", style="italic")
         if self.marked:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from textual.widgets import DataTable, Static
 
 
@@ -13,3 +16,32 @@ def column(app, table: type[DataTable], index: int) -> list[str]:
 
 def count(app) -> str:
     return str(app.screen.query_one("#count", Static).render())
+
+
+@contextlib.contextmanager
+def held_after_the_first_page(directory):
+    """The directory's user pages stop after the first one until ``release`` is set; the
+    server's own user searches are counted."""
+    release, first_shown = asyncio.Event(), asyncio.Event()
+    searches: list[object] = []
+    rows, users = directory.user_rows, directory.users
+
+    async def gated(*args, **kwargs):
+        pages = rows(*args, **kwargs)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                first = not first_shown.is_set()
+                first_shown.set()  # before the page goes: a reader that stops at it says so too
+                yield page
+                if first:
+                    await release.wait()
+
+    async def counted(*args, **kwargs):
+        searches.append(kwargs.get("search"))
+        return await users(*args, **kwargs)
+
+    directory.user_rows, directory.users = gated, counted
+    try:
+        yield release, first_shown, searches
+    finally:
+        del directory.user_rows, directory.users

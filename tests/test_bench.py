@@ -34,6 +34,7 @@ EXPECTED = {
     "search.customers.loading_p95", "search.users.loading_p95", "index.customers_load", "index.users_load",
     "index.refresh_unchanged", "index.refresh_delta", "index.staleness_bound",
     "index.customer_index_bytes", "index.users_index_bytes",
+    "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_big_customer",
     "move.writes", "move.extra_writes", "move.reads", "move.tenantry", "move.script", "move.ratio", "move.run_ratio",
     "bulk.c1.tenantry", "bulk.c1.script", "bulk.c1.ratio", "bulk.c4.tenantry", "bulk.c4.script", "bulk.c4.ratio",
     "bulk.extra_writes",
@@ -45,7 +46,8 @@ WITHOUT_BUDGET = {"start.console", "start.minimal", "start.rows", "search.custom
                   "move.writes", "move.reads", "move.tenantry", "move.script", "move.run_ratio",
                   "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script",
                   "index.customers_load", "index.users_load", "index.refresh_unchanged", "index.refresh_delta",
-                  "index.staleness_bound", "index.customer_index_bytes", "index.users_index_bytes"}
+                  "index.staleness_bound", "index.customer_index_bytes", "index.users_index_bytes",
+                  "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute"}
 
 
 def test_the_bench_seed_has_the_demo_seeds_shape() -> None:
@@ -85,7 +87,7 @@ def test_the_bench_produces_every_measurement(samba_dc, tmp_path) -> None:
         target = Target(
             config=config, password=password, url=samba_dc.ldaps_url, ca_file=samba_dc.ca_file, bind_user=sp_admin.upn,
             base_dn=samba_dc.base_dn, big_customer=samba_dc.seed.big_customer, customer_words=["globex"], user_words=["müller"],
-            movers=upns[:2], move_destination=DESTINATION, state=tmp_path / "state",
+            movers=upns[:2], move_destination=DESTINATION, state=tmp_path / "state", dc_dir=samba_dc.targetdir,
             bulk={run: (upns[2 + 2 * i: 4 + 2 * i], DESTINATION)
                   for i, run in enumerate(("tenantry-c1", "script-c1", "tenantry-c4", "script-c4"))},
         )
@@ -106,4 +108,5 @@ def test_the_bench_produces_every_measurement(samba_dc, tmp_path) -> None:
     assert by_id["move.extra_writes"].value == 0 and by_id["bulk.extra_writes"].value == 0  # counted, not timed
     assert by_id["move.writes"].value == by_id["move.writes"].detail["plan_ldap_steps"][0]
     assert by_id["console.animations"].passed
+    assert by_id["dc.cpu_idle_minute"].detail["processes"] >= 1 and by_id["index.staleness_p95"].detail["refresh_kinds"] == ["delta"]
     assert "bulk move, concurrency 4" in table(results)

@@ -18,7 +18,7 @@ from textual.widgets import Input
 from core.directory.layout import dn_key
 from core.local_search import fold
 from core.user_index import UserIndex
-from index_console import column, count
+from index_console import column, count, held_after_the_first_page
 from console_keys import SIZE, QuickApp, demo, settle, state  # noqa: F401
 from screens.users import UsersScreen, UserTable
 
@@ -99,34 +99,6 @@ def names(app) -> list[str]:
 
 
 
-@contextlib.contextmanager
-def held_after_the_first_page(directory):
-    """The directory's user pages stop after the first one until ``release`` is set; the
-    server's own user searches are counted."""
-    release, first_shown = asyncio.Event(), asyncio.Event()
-    searches: list[object] = []
-    rows, users = directory.user_rows, directory.users
-
-    async def gated(*args, **kwargs):
-        pages = rows(*args, **kwargs)
-        async with contextlib.aclosing(pages):
-            async for page in pages:
-                yield page
-                if not first_shown.is_set():
-                    first_shown.set()
-                    await release.wait()
-
-    async def counted(*args, **kwargs):
-        searches.append(kwargs.get("search"))
-        return await users(*args, **kwargs)
-
-    directory.user_rows, directory.users = gated, counted
-    try:
-        yield release, first_shown, searches
-    finally:
-        del directory.user_rows, directory.users
-
-
 async def open_big_customer(app, pilot, demo) -> None:
     from core.demo.seed import build_seed
 
@@ -178,3 +150,65 @@ async def test_a_customer_over_the_cap_is_searched_on_the_server(demo):
             await settle(pilot)
             assert searches[-1] == "ma"
             assert names(app) == [u.display_name or u.cn for u in await demo.users(screen.customer, search="ma", limit=201)][:200]
+
+
+# --- kept fresh on the DC ------------------------------------------------------------------
+
+async def until_refreshed(pilot, keeper, after: int) -> None:
+    """Let the app run until ``keeper`` finished a refresh after its ``after``-th."""
+    from console_keys import until
+
+    await until(pilot, lambda: keeper.refreshes > after, "refreshed the open customer's users")
+    await settle(pilot)
+
+
+@pytest.mark.dc
+async def test_a_change_made_on_the_dc_by_another_connection_appears_within_one_refresh(dc_directory, dc_config_file, sp_password):
+    import time
+
+    from core.config import load
+    from core.demo.seed import build_seed
+    from core.directory import connect, ops
+
+    seed = build_seed()
+    candidates = [c for c in await dc_directory.customers(with_services=False) if c.name not in (seed.big_customer, *seed.hostile_customers)]
+    customer = next(c for c in candidates if 2 <= len(seed.users(f"OU=Users,{c.dn}")) <= 50)
+    other = await connect(load(dc_config_file), sp_password)  # someone else's connection
+    app = QuickApp(dc_directory, dc_directory.config)
+    tag = f"zebulon{time.time_ns()}"
+    victim = None
+    added = f"CN={tag},{other.layout.users_dn(customer.dn)}"
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            screen = app.open_customer(customer)
+            await settle(pilot)
+            keeper = screen.keeper
+            assert screen.index.complete and keeper.running and screen.index.point is not None
+            victim = screen.index.users[0]
+            await other.modify(victim.dn, {"displayName": ([victim.display_name], [f"Zebulon {tag}"])})
+            await other.pool.run(lambda c: ops.add(c, added, {
+                "objectClass": ["top", "person", "organizationalPerson", "user"], "sAMAccountName": tag[-18:],
+                "displayName": f"{tag} Added", "userPrincipalName": f"{tag}@{customer.domains[0]}"}))
+            done = keeper.refreshes
+            keeper.poke()
+            await until_refreshed(pilot, keeper, done)
+            assert keeper.last.kind == "delta" and keeper.last.changed == 2
+            await pilot.press("slash", *"zebulon")
+            assert sorted(names(app)) == sorted([f"Zebulon {tag}", f"{tag} Added"])
+            # deleted by someone else: gone after the refresh (a tombstone, or the reconcile by objectGUID)
+            await other.pool.run(lambda c: ops.delete(c, added))
+            keeper.reconcile_every = 0
+            done = keeper.refreshes
+            keeper.poke()
+            await until_refreshed(pilot, keeper, done)
+            assert names(app) == [f"Zebulon {tag}"] and not keeper.error
+            await pilot.press("escape", "escape", "escape")
+            await settle(pilot)
+            assert not isinstance(app.screen, UsersScreen) and not keeper.running  # no refresh outlives the screen
+    finally:
+        if victim is not None:
+            await other.modify(victim.dn, {"displayName": ([f"Zebulon {tag}"], [victim.display_name])})
+        with contextlib.suppress(Exception):
+            await other.pool.run(lambda c: ops.delete(c, added))
+        await other.close()

@@ -170,8 +170,9 @@ class TenantryApp(App[None]):
 
     def open_customer(self, customer: Customer, search: str | None = None) -> UsersScreen:
         """Show the users of ``customer`` (optionally already searched)."""
-        users_cap = self.console_config.users_cap
-        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search, users_cap=users_cap)
+        console = self.console_config
+        screen = UsersScreen(customer, self.wait_for_directory, debounce=self.search_debounce, search=search,
+                             users_cap=console.users_cap, refresh_seconds=console.refresh_seconds)
         self.push_screen(screen)
         return screen
 

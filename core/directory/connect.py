@@ -30,4 +30,5 @@ async def connect(config: Config, password: str | None, *, operator_password: st
     return Directory(config, pool, server=lambda: factory.bound_url, bound_as=factory.bound_as,
                      account=factory.account, operator=operator,
                      pinner=lambda url: ConnectionPool(factory.reaching((url,)).open, config.directory.pool_size),
-                     cataloger=lambda: ConnectionPool(factory.reaching(config.directory.gc_urls).open, 1))
+                     cataloger=lambda: ConnectionPool(factory.reaching(config.directory.gc_urls).open, 1),
+                     credentials=factory.for_child)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import ldap3
 
-from core.config import Config
+from core.config import Config, DirectoryConfig
 from core.directory import ops, replication
 from core.directory.dialect import ActiveDirectory
 from core.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
@@ -19,6 +20,7 @@ from core.directory.layout import Layout, dn_key, is_below, same_dn
 from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.directory.replication import DomainController
+from core.directory.user_stream import Job, UserBatch, stream_users
 from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
 from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
@@ -57,6 +59,7 @@ class Directory:
         memory_instance: str | None = None,
         pinner: Callable[[str], ConnectionPool] | None = None,
         cataloger: Callable[[], ConnectionPool] | None = None,
+        credentials: Callable[[], tuple[DirectoryConfig, str | None]] | None = None,
     ):
         self.config = config
         # pinner(url): a pool on that DC only. Without one (the demo) there is one DC.
@@ -66,6 +69,9 @@ class Directory:
         self._catalog: ConnectionPool | None = None
         self._pinned: dict[str, Directory] = {}
         self._pdc: list[str] | None = None  # the PDC emulator's URL among urls, once looked up
+        # credentials(): the settings (the bound DC first) and password a child process
+        # binds with; None for a directory that lives in this process (the demo).
+        self._credentials = credentials
         self._pinning = asyncio.Lock()
         self.dc: DomainController | None = None  # on a pinned directory: its DC, as last read
         self.services = services  # an in-process service side (the demo's), else None
@@ -312,12 +318,24 @@ class Directory:
         async for page in self._pages(base, self.layout.user_filter(search), "one", self.layout.user_list_attributes):
             yield [self.layout.user_from(e) for e in page]
 
-    async def user_rows(self, customer: Customer, first_page: int = 200) -> AsyncIterator[list[User]]:
+    async def user_rows(self, customer: Customer, first_page: int = 200) -> AsyncIterator[UserBatch]:
         """Every user of ``customer`` in compact rows (what the users table shows and
-        searches: no attribute list, no group DNs), a page at a time — the first one
-        small, so it shows at once. Entries become rows in the worker thread, off the
-        event loop."""
+        searches: no attribute list, no group DNs), a batch at a time — the first one
+        small, so it shows at once. A real directory is read in a child process
+        (:mod:`core.directory.user_stream`: sorted VLV windows where the DC offers them);
+        the demo's, which lives in this process, page by page in a worker thread."""
         base = self.layout.users_dn(customer.dn)
+        if self._credentials is not None:
+            directory, password = self._credentials()
+            job = Job(dataclasses.replace(self.config, directory=directory), password, base, first_page, self.page_size)
+            try:
+                async with contextlib.aclosing(stream_users(job)) as batches:
+                    async for batch in batches:
+                        yield batch
+            except DirectoryUnavailable:
+                await self.probe()  # the connection's status says so (and the screen waits for it)
+                raise
+            return
         search_filter = self.layout.user_filter(None)
         attributes = [*self.layout.user_list_attributes, "objectGUID"]
 
@@ -326,11 +344,13 @@ class Directory:
             return [self.layout.user_row(e) for e in entries], cookie
 
         async with self.pool.slot() as slot:
+            point = await PinnedReads(self, slot).change_point()
             cookie: bytes | None = None
             size = min(first_page, self.page_size)
             while True:
                 rows, cookie = await self.pool.run_on(slot, lambda c, s=size, k=cookie: page(c, s, k))
-                yield rows
+                yield UserBatch(rows, point=point)
+                point = None
                 if not cookie:
                     return
                 size = self.page_size

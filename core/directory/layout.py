@@ -219,8 +219,18 @@ class Layout:
         changed = f"(uSNChanged>={int(since_usn)})" if since_usn is not None else ""
         return f"(&(objectClass=group){changed}(|{names}))"
 
+    @staticmethod
+    def user_searched(user: User) -> tuple[str | None, ...]:
+        """What a search for users matches, locally as :meth:`user_filter` on the DC."""
+        return (user.display_name, user.upn, user.email, user.sam)
+
     def changed_customers_filter(self, since_usn: int) -> str:
-        return f"(&{self.marked(self.names.customer_marker)}(uSNChanged>={int(since_usn)}))"
+        return self.changed_since(self.marked(self.names.customer_marker), since_usn)
+
+    @staticmethod
+    def changed_since(search_filter: str, since_usn: int) -> str:
+        """``search_filter``, for the entries this DC changed at ``since_usn`` or later."""
+        return f"(&{search_filter}(uSNChanged>={int(since_usn)}))"
 
     def classify_groups(self, customer_dn: str, group_dns: Iterable[str]) -> tuple[tuple[str, ...], tuple[ServicePlan, ...], tuple[str, ...]]:
         """Split group DNs into this customer's services, plans and roles."""

@@ -107,6 +107,17 @@ def search_page(
     return to_entries(response), (next_cookie or None)
 
 
+def search_with_controls(
+    conn: Any, base: str, search_filter: str, scope: str, attributes: list[str], controls: list[tuple[str, bool, Any]], doing: str
+) -> tuple[list[Entry], dict]:
+    """One unpaged search with request ``controls``: the entries and the response's
+    controls (by OID); ``doing`` names the search in the error if the DC refuses it."""
+    ok, result, response = _call(conn, "search", base, search_filter, SCOPES[scope], attributes=attributes, controls=controls)
+    if not ok and result.get("result", 0) != 0:
+        raise result_error(result, doing)
+    return to_entries(response), result.get("controls") or {}
+
+
 def search(conn: Any, base: str, search_filter: str, scope: str, attributes: list[str], page_size: int = 500) -> list[Entry]:
     """Every matching entry, page by page (use only where the result set is small)."""
     entries: list[Entry] = []

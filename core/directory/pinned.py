@@ -43,6 +43,11 @@ class PinnedReads:
         self._slot = slot
         self.layout = directory.layout
 
+    @property
+    def directory(self) -> Directory:
+        """The directory these reads come from (a full reload reads through it)."""
+        return self._directory
+
     async def _run(self, operation):
         return await self._directory.pool.run_on(self._slot, operation)
 

@@ -94,6 +94,14 @@ class ConnectionFactory:
         pinned to, never failing over elsewhere, or the Global Catalog servers."""
         return ConnectionFactory(dataclasses.replace(self.config, urls=tuple(urls)), self._password)
 
+    def for_child(self) -> tuple[DirectoryConfig, str | None]:
+        """The settings and password a child process binds with: the DC bound now first,
+        then the others in their order (the child reads where the console does)."""
+        urls = self.config.urls
+        if self.bound_url in urls:
+            urls = (self.bound_url, *(u for u in urls if u != self.bound_url))
+        return dataclasses.replace(self.config, urls=tuple(urls)), self._password
+
     def _tls(self) -> ldap3.Tls:
         if not self.config.tls_verify:
             return ldap3.Tls(validate=ssl.CERT_NONE)
