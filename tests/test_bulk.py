@@ -16,7 +16,7 @@ from move_fixtures import DESTINATION, make_user, remove_user
 from core import plan as p
 from core.batch import Batch
 from core.bulk import DUPLICATE, UNKNOWN, BulkMove
-from core.escape import child_dn
+from core.escape import child_dn, same_dn
 from core.move import MoveRequest
 from core.session import Session
 
@@ -135,6 +135,38 @@ async def test_concurrency_1_and_4_both_move_every_user(dc_session, concurrency)
         assert all([await _in_destination(directory, u) for u in users])
         batch = {dc_session.journal.job(r.job).meta["batch"] for r in results.values()}
         assert batch == {plan.batch}
+    finally:
+        for user in users:
+            await remove_user(directory, user)
+
+
+@aio
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_rows_whose_manager_moved_in_an_earlier_row_run_as_planned(dc_session, concurrency):
+    """The DC rewrites a user's ``manager`` when the manager moves: that is no change of
+    the user. The manager's row goes first (it creates the role group the others wait
+    for), so every other row starts after its manager moved — none is planned again."""
+    directory = dc_session.directory
+    manager = await make_user(directory)
+    reports = [await make_user(directory) for _ in range(5)]
+    users = [manager, *reports]
+    try:
+        for user in reports:
+            await directory.modify(user.dn, {"manager": ([], [manager.dn])})
+        bulk = BulkMove(dc_session.planner(), dc_session.executor())
+        plan = await bulk.preflight(dc_session.operator, [(u.upn, MoveRequest(u.upn, DESTINATION)) for u in users])
+        assert plan.ok
+        events, results = await _run(bulk, plan, dc_session, concurrency)
+        assert [label for label, r in results.items() if not dc_session.journal.job(r.job).meta.get("after")] == [manager.upn]
+        assert {r.status for r in results.values()} == {"done"}, [r.message for r in results.values()]
+        assert [e.event.message for e in events if e.event.kind == "replanned"] == []
+        moved_manager = child_dn("CN", manager.cn, directory.layout.users_dn(manager.destination.dn))
+        for user in users:
+            moved = await directory.user(results[user.upn].upn)
+            assert same_dn(moved.dn, child_dn("CN", user.cn, directory.layout.users_dn(user.destination.dn)))
+            assert not await directory.exists(user.dn)
+            if user is not manager:
+                assert same_dn((await directory.values(moved.dn, ["manager"]))["manager"][0], moved_manager)
     finally:
         for user in users:
             await remove_user(directory, user)

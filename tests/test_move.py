@@ -8,7 +8,7 @@ import pytest
 import pytest_asyncio
 
 from core import plan as p
-from core.escape import child_dn
+from core.escape import child_dn, same_dn
 from core.directory.layout import dn_key
 from core.errors import PermissionDenied, TenantryError
 from core.execute import Refused
@@ -175,6 +175,36 @@ async def test_a_failure_at_each_step_leaves_everything_as_before(session):
             assert [e.index for e in events if e.kind == "step_undone"] == list(range(failing - 1, -1, -1))
             assert await snapshot(d, user.source, user.destination) == before, f"step {failing + 1}"
         finally:
+            await remove_user(d, user)
+
+
+async def test_the_manager_moving_is_no_change_of_the_user_but_another_manager_is(session, mover):
+    """The directory shows ``manager`` at the manager's current DN: the manager's own move
+    (an earlier row of the same bulk move, say) rewrites it without anyone writing to the
+    user, and the user's plan still runs; someone setting another manager stops it."""
+    d = session.directory
+    manager, other = await make_user(d, roles=()), await make_user(d, roles=())  # no role group to create
+    try:
+        await d.modify(mover.dn, {"manager": ([], [manager.dn])})
+        plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION))
+        await d.modify(mover.dn, {"manager": ([manager.dn], [other.dn])})
+        with pytest.raises(Refused, match="changed since the plan"):
+            [e async for e in session.executor().run(plan, session.operator)]
+        assert await d.exists(mover.dn)
+        await d.modify(mover.dn, {"manager": ([other.dn], [manager.dn])})
+
+        plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION))
+        manager_plan = await session.planner().preflight(session.operator, MoveRequest(manager.upn, DESTINATION))
+        assert (await run(session, manager_plan))[1] == "done"
+        moved_manager = manager_plan.users[0].dn_after
+        assert same_dn((await d.values(mover.dn, ["manager"]))["manager"][0], moved_manager)  # rewritten by the DC
+        events, status = await run(session, plan)
+        assert status == "done", [e.message for e in events]
+        moved = await d.user(plan.users[0].dn_after)
+        assert same_dn(moved.dn, plan.users[0].dn_after) and moved.customer_dn == mover.destination.dn
+        assert same_dn((await d.values(moved.dn, ["manager"]))["manager"][0], moved_manager)
+    finally:
+        for user in (manager, other):
             await remove_user(d, user)
 
 

@@ -110,3 +110,16 @@ def test_what_a_fresh_plan_does_differently_is_named():
     assert plan_changes(old, new) == [
         "new step add_member CN=G2", "step add_member CN=G1 dropped", "mail of CN=A was a@s.example, now a2@s.example"]
     assert changes_sentence([f"c{i}" for i in range(10)]) == "c0; c1; c2; c3; c4; c5; c6; c7; and 2 more"
+
+
+def test_the_version_reads_the_manager_by_the_name_it_points_to():
+    """The DC shows ``manager`` at the manager's current DN: the manager moving to another
+    OU is no change of this user; another manager (another name) is; a value that is no
+    DN (hostile or corrupt) is read as it is."""
+    user = Entry("CN=Ana,OU=Users,OU=A,DC=x", {"cn": ["Ana"], "manager": ["CN=Bo\\, Lee,OU=Users,OU=A,DC=x"]})
+    moved = Entry(user.dn, {"cn": ["Ana"], "manager": ["cn=bo\\2C lee,ou=Users,OU=B,DC=x"]})
+    assert replicated_version(moved) == replicated_version(user)
+    for other in (["CN=Cy,OU=Users,OU=A,DC=x"], [], ["not a dn"], ["CN=Bo\\, Lee,OU=Users,OU=A,DC=x", "CN=Cy,DC=x"]):
+        assert replicated_version(Entry(user.dn, {"cn": ["Ana"], "manager": other})) != replicated_version(user)
+    assert replicated_version(Entry(user.dn, {"cn": ["Ana"], "manager": ["CN=Bo\\, Lee"]})) == replicated_version(user)
+    assert replicated_version(Entry(user.dn, {"cn": ["Ana"], "manager": ["=,=\\"]})) != replicated_version(user)

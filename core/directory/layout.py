@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Iterable
 
 from core.config import Config
-from core.escape import dn_key, filter_value, parent_dn, rdn_value, same_dn, split_dn
+from core.escape import dn_key, dn_key_or_none, filter_value, parent_dn, rdn_value, same_dn, split_dn
 from core.directory.ops import Entry
 from core.model import Customer, Reseller, ServicePlan, User
 from core.text import plain
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 UAC_DISABLED = 0x2
 # Kept by each DC for itself, never replicated: they differ between DCs for one object.
 PER_DC_ATTRIBUTES = frozenset({"usnchanged", "usncreated", "whenchanged", "dscorepropagationdata"})
+# Links to another object that the DC shows at that object's current DN: its move to
+# another OU (another row of the same bulk move, say) rewrites them without anyone
+# writing to this user, so the version sees only the name they point to.
+FOLLOWING_LINKS = frozenset({"manager"})
 
 USER_LIST_ATTRIBUTES = [
     "cn", "displayName", "givenName", "sn", "sAMAccountName", "userPrincipalName", "mail",
@@ -313,7 +317,14 @@ def replicated_version(entry: Entry) -> str:
     the same state of the object, different as soon as one of the values read changes
     (``uSNChanged`` is a per-DC counter and cannot say that across DCs)."""
     values = sorted(
-        (name, sorted(vals)) for name, vals in entry.attributes.items() if name not in PER_DC_ATTRIBUTES
+        (name, sorted(_linked_rdn(v) for v in vals) if name in FOLLOWING_LINKS else sorted(vals))
+        for name, vals in entry.attributes.items() if name not in PER_DC_ATTRIBUTES
     )
     text = json.dumps([dn_key(entry.dn), values], ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _linked_rdn(dn: str) -> str:
+    """The RDN a link value points to (``dn`` itself when it is no DN: read as it is)."""
+    key = dn_key_or_none(dn)
+    return "=".join(key[0]) if key else dn
