@@ -47,7 +47,7 @@ WITHOUT_BUDGET = {"start.console", "start.minimal", "start.rows", "search.custom
                   "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script",
                   "index.customers_load", "index.users_load", "index.refresh_unchanged", "index.refresh_delta",
                   "index.staleness_bound", "index.customer_index_bytes", "index.users_index_bytes",
-                  "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute"}
+                  "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_customers"}
 
 
 def test_the_bench_seed_has_the_demo_seeds_shape() -> None:
