@@ -65,7 +65,17 @@ def test_the_bench_seed_has_the_demo_seeds_shape() -> None:
     assert set(seed.hostile_customers) <= {c.first("ou") for c in seed.customers()}
 
 
-def test_the_bench_produces_every_measurement(samba_dc, tmp_path) -> None:
+def _display_names(samba_admin, samba_dc) -> tuple[dict, dict]:
+    """The big customer's users' display names on the DC, and as the seed has them."""
+    big = samba_dc.seed.customer(samba_dc.seed.big_customer)
+    read = samba_admin.extend.standard.paged_search(big.dn, "(&(objectCategory=person)(objectClass=user))",
+                                                    attributes=["displayName"], paged_size=500, generator=False)
+    on_dc = {dn_key(r["dn"]): list(r["attributes"].get("displayName") or []) for r in read if r.get("type") == "searchResEntry"}
+    seeded = {dn_key(e.dn): list(e.attributes.get("displayName", ())) for e in samba_dc.seed.users(big.dn)}
+    return on_dc, seeded
+
+
+def test_the_bench_produces_every_measurement(samba_dc, samba_admin, tmp_path) -> None:
     sp_admin = operator(samba_dc, "sp_admin")
     password = samba_dc.operator_passwords[sp_admin.name]
     config = write_config(tmp_path / "bench.toml", url=samba_dc.ldaps_url, base_dn=samba_dc.base_dn,
@@ -110,3 +120,5 @@ def test_the_bench_produces_every_measurement(samba_dc, tmp_path) -> None:
     assert by_id["console.animations"].passed
     assert by_id["dc.cpu_idle_minute"].detail["processes"] >= 1 and by_id["index.staleness_p95"].detail["refresh_kinds"] == ["delta"]
     assert "bulk move, concurrency 4" in table(results)
+    on_dc, seeded = _display_names(samba_admin, samba_dc)  # the staleness probe renames users: put back
+    assert on_dc == seeded
