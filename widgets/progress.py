@@ -151,6 +151,8 @@ class ProgressPane(Vertical):
         message = plain(event.message)
         if event.kind == "job_started":
             return [f"{at}job {plain(event.job)} started: {message}"]
+        if event.kind == "waiting":
+            return [f"{at}{message}"]
         if event.kind == "step_started":
             return [f"{at}{step} running: {self._plain(event.index)}"]
         if event.kind == "step_done":
@@ -278,7 +280,7 @@ class BulkProgressPane(ProgressPane):
             return [f"{at}{who}: {step} undone"]
         elif event.kind == "undo_failed":
             return [f"{at}{who}: {step} UNDO FAILED: {message}"]
-        elif event.kind == "replanned":
+        elif event.kind in ("replanned", "waiting"):
             return [f"{at}{who}: {message}"]
         elif event.kind == "job_finished":
             status = event.status if event.status in ROW_STATES else "failed"
