@@ -22,7 +22,9 @@ from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.directory.replication import DomainController
 from core.directory.user_stream import Job, UserBatch, stream_users
-from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, PermissionDenied, UsageError
+from core.errors import (
+    AuthenticationFailed, CertificateError, DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, PermissionDenied, UsageError,
+)
 from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
 from core.text import plain
@@ -576,6 +578,11 @@ class Directory:
             raise DirectoryUnavailable(
                 f"No Global Catalog of directory.gc_urls answers ({str(error).rstrip('.')}), so the uniqueness of the "
                 "UPN, addresses, SIP URI and username across the forest cannot be checked; nothing was written."
+            ) from None
+        except (AuthenticationFailed, CertificateError) as error:  # a bind refused (a Kerberos ticket not taken, say)
+            raise type(error)(
+                f"The Global Catalog of directory.gc_urls refused the bind ({str(error).rstrip('.')}), so the uniqueness of "
+                "the UPN, addresses, SIP URI and username across the forest cannot be checked; nothing was written."
             ) from None
 
     async def name_conflicts(self, cn: str, parent: str) -> list[str]:
