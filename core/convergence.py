@@ -117,10 +117,10 @@ async def replications_of(directory: Directory, jobs: Sequence[JobRecord], *, wa
     clock = asyncio.get_running_loop()
     deadline = clock.time() + wait
     while True:
-        asked = {u for dc in pinned.values() if dc is not None for u in urls if u != dc.url}
+        wanted = {u for dc in pinned.values() if dc is not None for u in urls if u != dc.url}
         seen: dict[str, dict[str, int]] = {}
         for url in urls:
-            if url in asked:
+            if url in wanted:
                 with contextlib.suppress(DirectoryError):
                     seen[url] = (await (await directory.pin(url)).received()) or {}
         out: dict[str, Replication] = {}

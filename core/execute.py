@@ -277,7 +277,7 @@ class Executor:
             down = str(error).rstrip(".")
         needed = highest_usn(job)
         if recorded.invocation_id and needed is not None:
-            holder, answering = await self._holding(job, recorded, needed)
+            holder, answering = await self._holding(recorded, needed)
             wait = self.directory.config.directory.replication_wait
             if holder is None and answering and wait > 0:
                 dns, guids = _written_objects(job)
@@ -290,7 +290,7 @@ class Executor:
                 deadline = clock.time() + wait
                 while holder is None and clock.time() < deadline:
                     await asyncio.sleep(min(REPLICATION_POLL, max(0.0, deadline - clock.time())))
-                    holder, _answering = await self._holding(job, recorded, needed)
+                    holder, _answering = await self._holding(recorded, needed)
             if holder is not None:
                 await asyncio.to_thread(self.journal.record_dc, job.id, holder.dc.to_json())
                 self._dcs[job.id] = holder
@@ -302,9 +302,9 @@ class Executor:
         async for event in self._needs_attention(job, operator, reason):
             yield event
 
-    async def _holding(self, job: JobRecord, recorded: DomainController, needed: int) -> tuple[Directory | None, list[Directory]]:
-        """The first other configured DC that holds every write of ``job`` (``needed``: the
-        highest USN it journaled on ``recorded``), and the other DCs that answer."""
+    async def _holding(self, recorded: DomainController, needed: int) -> tuple[Directory | None, list[Directory]]:
+        """The first other configured DC that holds every write a job made on ``recorded``
+        (``needed``: the highest USN it journaled there), and the other DCs that answer."""
         answering: list[Directory] = []
         for url in self.directory.config.directory.urls:
             if url == recorded.url:

@@ -16,8 +16,8 @@ import ldap3
 from core.config import Config, DirectoryConfig
 from core.directory import ops, replication
 from core.directory.dialect import ActiveDirectory
-from core.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
-from core.directory.layout import Layout, dn_key, is_below, same_dn
+from core.escape import child_dn, dn_key_or_none, filter_value, parent_dn, rdn, rdn_value
+from core.directory.layout import FOLLOWING_LINKS, Layout, dn_key, is_below, same_dn
 from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.directory.replication import DomainController
@@ -410,7 +410,28 @@ class Directory:
         refusal = self.layout.not_a_customer_user(entries[0])
         if refusal:
             raise UsageError(refusal)
-        return self.layout.user_from(entries[0])
+        return self.layout.user_from(entries[0], await self._linked_guids(entries[0]))
+
+    async def _linked_guids(self, entry: ops.Entry) -> dict[tuple, str]:
+        """The objectGUID of each object ``entry``'s following links (``manager``) point
+        to, by DN key — one base read each — so a user's version sees its manager, not
+        the manager's name. A link whose object cannot be read is left out (read by name)."""
+        found: dict[tuple, str] = {}
+        for name in FOLLOWING_LINKS:
+            for dn in entry.get(name):
+                key = dn_key_or_none(dn)
+                if key is None:
+                    continue
+                try:
+                    target = await self.pool.run(lambda c, dn=dn: ops.read(c, dn, ["objectGUID"]))
+                except DirectoryUnavailable:
+                    raise
+                except DirectoryError:  # a value that is no DN the DC takes: read by name
+                    continue
+                guid = target.first("objectGUID") if target else None
+                if guid:
+                    found[key] = guid
+        return found
 
     async def _pages(
         self, base: str, search_filter: str, scope: str, attributes: list[str], page_size: int | None = None
