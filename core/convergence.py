@@ -108,7 +108,9 @@ async def replication_of(directory: Directory, job: JobRecord, *, wait: float = 
     return (await replications_of(directory, [job], wait=wait, every=every))[job.id]
 
 
-async def replications_of(directory: Directory, jobs: Sequence[JobRecord], *, wait: float = WAIT, every: float = 0.5) -> dict[str, Replication]:
+async def replications_of(
+    directory: Directory, jobs: Sequence[JobRecord], *, wait: float = WAIT, every: float = 0.5,
+) -> dict[str, Replication]:
     """:func:`replication_of` for several jobs (a batch's rows) at once: each other DC's
     up-to-dateness vector is read once a round for all of them. By job id."""
     urls = list(directory.config.directory.urls)
@@ -172,7 +174,9 @@ async def duplicates_of(directory: Directory, job: JobRecord, dcs: Iterable[str]
     return (await duplicates_among(directory, {job.id: (job, tuple(dcs))}))[job.id]
 
 
-async def duplicates_among(directory: Directory, checks: Mapping[str, tuple[JobRecord, Sequence[str]]]) -> dict[str, list[Duplicate]]:
+async def duplicates_among(
+    directory: Directory, checks: Mapping[str, tuple[JobRecord, Sequence[str]]],
+) -> dict[str, list[Duplicate]]:
     """:func:`duplicates_of` for several jobs (by id: the job and the DCs holding its
     writes), with one pass per DC over all their values and names: a search per
     :data:`~core.directory.directory.VALUES_PER_SEARCH` values, and per that many names
