@@ -23,12 +23,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from core.local_search import Found
 from core.errors import DirectoryUnavailable, TenantryError
 from core.text import plain
 from screens.slow_notice import SlowNotice
+from widgets import RowTable
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -44,7 +45,7 @@ SLOW_SEARCH = 0.25  # seconds before "searching…" is shown (a fast search show
 class SearchScreen(Screen[Any]):
     """A search box over a table of what the directory found (rows keyed by DN)."""
 
-    TABLE: ClassVar[type[DataTable]] = DataTable  # the screen's table
+    TABLE: ClassVar[type[RowTable]] = RowTable  # the screen's table
     NOUN: ClassVar[str] = "row"  # "customer", "user": for the count and the errors
 
     def __init__(
@@ -167,13 +168,8 @@ class SearchScreen(Screen[Any]):
         if [x.dn for x in shown] != list(self.rows) or shown != list(self.rows.values()):
             table = self.query_one(self.TABLE)  # else the same rows: send nothing to the terminal
             keep = self.cursor_key()
-            with self.app.batch_update():
-                table.clear()
-                self.rows = {x.dn: x for x in shown}
-                for item in shown:
-                    table.add_row(*self.cells(item), key=item.dn)
-                if keep is not None and keep in self.rows:
-                    table.move_cursor(row=table.get_row_index(keep), animate=False)
+            self.rows = {x.dn: x for x in shown}
+            table.show_rows([(x.dn, self.cells(x)) for x in shown], keep)  # only the cells that differ
         self._show_count()
         if self._pick_when_shown and text == self._requested:
             self._pick_when_shown = False
