@@ -68,6 +68,7 @@ class SearchScreen(Screen[Any]):
         self._total: int | None = None  # how many match in all, when known
         self._count_shown: tuple | None = None  # what the count shows (text, style, spans)
         self._pick_when_shown = False
+        self._slow: SlowNotice | None = None  # the "searching…" of the server search last started
 
     # -- what a screen says ---------------------------------------------------------
     async def fetch(self, directory: Directory, text: str | None, limit: int) -> Sequence[Any]:
@@ -130,7 +131,7 @@ class SearchScreen(Screen[Any]):
         slow: SlowNotice | None = None  # "connecting…" stays until the directory is open
         try:
             directory = await self._directory()
-            slow = SlowNotice(self, SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
+            slow = self._slow = SlowNotice(self, SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
             found = await self.answered(directory, lambda: self.fetch(directory, text, self.limit + 1), slow.stop)
         except TenantryError as error:
             self._show_error(str(error))
@@ -161,6 +162,8 @@ class SearchScreen(Screen[Any]):
         """Fill the table with ``found`` (sorted), keeping the cursor; ``total``: how
         many match in all, when known (a local index knows)."""
         self.query_one("#banner", Static).remove_class("-shown")
+        if self._slow is not None:  # a server search these rows replaced: its timer may fire
+            self._slow.stop()  # before its cancelled worker ends (seen under load in a snapshot)
         shown = list(found[: self.limit])
         self.query_text = text
         self._more = len(found) > self.limit if total is None else total > len(shown)

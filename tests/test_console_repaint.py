@@ -262,3 +262,23 @@ async def test_a_key_that_changes_some_rows_sends_only_their_cells(state):
         marked = await _bytes_of(pilot, terminal, "space")  # the mark cell, the cursor's two rows, the count
         assert marked < full / 3, (marked, full)
         assert not terminal.differences()
+
+
+async def test_rows_shown_silence_the_searching_notice_of_the_search_they_replaced(state):
+    """A server search cancelled by a newer one (the index loaded meanwhile) ends its
+    "searching…" notice only when its worker handles the cancellation; a timer that fires
+    before that must not overwrite the count of the rows shown (a whole-suite run under
+    load caught the customers screen saying "searching…" over 40 customers)."""
+    from screens.slow_notice import SlowNotice
+
+    app = QuickApp(open_demo, None)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.search_locally(None, 1) is not None, "loaded the customer index")
+        await settle(pilot)
+        count = screen.query_one("#count")
+        notice = screen._slow = SlowNotice(screen, 3600, lambda: screen._set_count(Text("searching…")))  # as _run_search
+        screen.search("a")  # shown from the index, in this frame
+        notice._fire()  # the earlier search's timer, come before its worker ended
+        await settle(pilot)
+        assert str(count.render()) == f"{len(screen.rows)} customers"
