@@ -15,6 +15,8 @@ share from the screen's. Prints one JSON object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import sys
@@ -60,6 +62,63 @@ class Timed:
             setattr(directory, name, timed)
 
 
+class Stalls:
+    """What holds the event loop while a customer's users load: each garbage collection
+    (its generation and ms), and each batch handed over by the reading child — the ms
+    to unpickle it, and the ms the index and the screen spent on it before asking for
+    the next one. ms are since ``started``, to match a slow key with what ran then."""
+
+    def __init__(self, directory) -> None:
+        from core.directory import user_stream
+
+        self.started = time.perf_counter()
+        self.collections: list[dict] = []
+        self.batches: list[dict] = []
+        self._gc_start = 0.0
+        self._directory, self._module = directory, user_stream
+        self._user_rows, self._pickle = directory.user_rows, user_stream.pickle
+        stalls = self
+
+        class TimedPickle:
+            dumps = staticmethod(user_stream.pickle.dumps)
+            HIGHEST_PROTOCOL = user_stream.pickle.HIGHEST_PROTOCOL
+
+            @staticmethod
+            def loads(data):
+                start = time.perf_counter()
+                try:
+                    return stalls._pickle.loads(data)
+                finally:
+                    stalls.batches.append({"at": stalls._ms(start), "bytes": len(data), "unpickle_ms": stalls._ms(start, since=start)})
+
+        async def user_rows(*args, **kwargs):
+            async with contextlib.aclosing(self._user_rows(*args, **kwargs)) as batches:
+                async for batch in batches:
+                    start = time.perf_counter()
+                    yield batch
+                    if self.batches:
+                        self.batches[-1].update(rows=len(batch.rows), handled_ms=self._ms(start, since=start))
+
+        user_stream.pickle = TimedPickle
+        directory.user_rows = user_rows
+        gc.callbacks.append(self._gc)
+
+    def _ms(self, at: float, since: float | None = None) -> float:
+        return ((time.perf_counter() if since is not None else at) - (since if since is not None else self.started)) * 1000
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.collections.append({"at": self._ms(self._gc_start), "generation": info["generation"],
+                                     "ms": self._ms(self._gc_start, since=self._gc_start), "collected": info["collected"]})
+
+    def stop(self) -> dict:
+        gc.callbacks.remove(self._gc)
+        self._module.pickle, self._directory.user_rows = self._pickle, self._user_rows
+        return {"collections": self.collections, "batches": self.batches}
+
+
 def _send_key(app, key: str) -> None:
     """Queue one key event on the app's driver, exactly as ``Pilot.press`` builds it."""
     if len(key) == 1 and not key.isalnum():
@@ -80,11 +139,13 @@ async def _idle(pilot) -> None:
     await pilot.pause()
 
 
-async def _type(pilot, screen, method: str, keys: list[str], timer: Timed, loading=None) -> list[dict]:
-    """Press ``keys``; for each, the ms until ``screen.<method>`` filled the table.
+async def _type(pilot, screen, method: str, keys: list[str], timer: Timed, loading=None, since: float | None = None) -> list[dict]:
+    """Press ``keys``; for each, the ms until ``screen.<method>`` filled the table, and
+    when it was pressed (``at``: ms after ``since``, by default the first key).
     With ``loading`` (a callable: is a load still running?), keys follow each other
     without waiting for the app's workers, and each sample says whether it ran during
     the load."""
+    since = time.perf_counter() if since is None else since
     shown = asyncio.Event()
     original = getattr(screen, method)
     fill: list[float] = []
@@ -119,7 +180,7 @@ async def _type(pilot, screen, method: str, keys: list[str], timer: Timed, loadi
         samples.append({
             "key": key, "text": search.value, "ms": latency,
             "core_ms": sum(timer.core[core_before:]), "fill_ms": sum(fill[fill_before:]),
-            "rows": len(screen.rows), "during_load": during,
+            "rows": len(screen.rows), "during_load": during, "at": (start - since) * 1000,
         })
     setattr(screen, method, original)
     return samples
@@ -144,6 +205,7 @@ async def main(job: dict) -> dict:
         customers = app.screen
         await pilot.press("slash")
         out["customers"] = await _type(pilot, customers, "show_found", job["customer_keys"], timer)
+        out["memory_customers_only_mb"] = _rss_mb()  # the customer index loaded, no customer opened yet
         big = await directory.customer(job["big_customer"])
         opened = time.perf_counter()
         users = app.open_customer(big)
@@ -166,10 +228,12 @@ async def main(job: dict) -> dict:
         users = None  # the console lets the screen it closes go: so does the probe
         await app.pop_screen()
         await pilot.pause()
+        stalls = Stalls(directory)
         again = app.open_customer(big)
         await pilot.pause()
         await pilot.press("slash")
-        out["users_loading"] = await _type(pilot, again, "show_found", job["user_keys"], timer, lambda: again.index.loading)
+        out["users_loading"] = await _type(pilot, again, "show_found", job["user_keys"], timer, lambda: again.index.loading, stalls.started)
+        out["users_loading_stalls"] = stalls.stop()
         await _idle(pilot)
         await app.pop_screen()
         await _idle(pilot)
@@ -177,8 +241,24 @@ async def main(job: dict) -> dict:
         out["customers_loading"] = await _type(pilot, app.screen, "show_found", job["customer_keys"], timer, lambda: not reload.done())
         out["customer_load_s"] = await reload
         out["memory_after_loads_mb"] = _rss_mb()
+        out["held_after_loads"] = _held()
         out["animation_level"] = app.animation_level
     return out
+
+
+def _held() -> dict:
+    """How many users screens and indexes are still alive, and their rows: what the
+    resident memory after the loads holds twice, if anything."""
+    from core.customer_index import CustomerIndex
+    from core.local_search import LocalRows
+    from core.user_index import UserIndex
+    from screens.users import UsersScreen
+
+    gc.collect()
+    alive = gc.get_objects()
+    return {"tracked_objects": len(alive), "frozen": gc.get_freeze_count()} | {name: [len(o) if hasattr(o, "__len__") else 1 for o in alive if type(o) is kind]
+            for name, kind in (("users_screens", UsersScreen), ("user_indexes", UserIndex),
+                               ("customer_indexes", CustomerIndex), ("local_rows", LocalRows))}
 
 
 def _bytes_per_row(rows: list) -> float:

@@ -101,6 +101,14 @@ class UserIndex:
         self.read_at, self.seconds = time.time(), time.perf_counter() - started
         on_rows()
 
+    def close(self) -> None:
+        """Let the users go (their screen closed). Dropped here, their memory is given
+        back at once: left to the screen's reference cycles, it would wait for a full
+        garbage collection — one that scans the whole heap on the event loop, often
+        while the next customer's users load and keys are typed (~0.4 s at 10,000)."""
+        self._rows = _rows()
+        self.complete = False
+
     # -- kept fresh (core.index_keeper) ----------------------------------------------------
     async def refresh(self, reads: PinnedReads) -> Refreshed:
         """Bring the users up to the DC's state: nothing when its USN has not moved, a

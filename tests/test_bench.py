@@ -34,7 +34,7 @@ EXPECTED = {
     "search.customers.loading_p95", "search.users.loading_p95", "index.customers_load", "index.users_load",
     "index.refresh_unchanged", "index.refresh_delta", "index.staleness_bound",
     "index.customer_index_bytes", "index.users_index_bytes",
-    "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_big_customer",
+    "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_customers", "index.rss_big_customer",
     "move.writes", "move.extra_writes", "move.reads", "move.tenantry", "move.script", "move.ratio", "move.run_ratio",
     "bulk.c1.tenantry", "bulk.c1.script", "bulk.c1.ratio", "bulk.c4.tenantry", "bulk.c4.script", "bulk.c4.ratio",
     "bulk.extra_writes",
@@ -47,7 +47,7 @@ WITHOUT_BUDGET = {"start.console", "start.minimal", "start.rows", "search.custom
                   "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script",
                   "index.customers_load", "index.users_load", "index.refresh_unchanged", "index.refresh_delta",
                   "index.staleness_bound", "index.customer_index_bytes", "index.users_index_bytes",
-                  "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute"}
+                  "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_customers"}
 
 
 def test_the_bench_seed_has_the_demo_seeds_shape() -> None:
