@@ -69,19 +69,19 @@ class Stalls:
     the next one. ms are since ``started``, to match a slow key with what ran then."""
 
     def __init__(self, directory) -> None:
-        from core.directory import user_stream
+        from core.directory import row_stream
 
         self.started = time.perf_counter()
         self.collections: list[dict] = []
         self.batches: list[dict] = []
         self._gc_start = 0.0
-        self._directory, self._module = directory, user_stream
-        self._user_rows, self._pickle = directory.user_rows, user_stream.pickle
+        self._directory, self._module = directory, row_stream
+        self._user_rows, self._pickle = directory.user_rows, row_stream.pickle
         stalls = self
 
         class TimedPickle:
-            dumps = staticmethod(user_stream.pickle.dumps)
-            HIGHEST_PROTOCOL = user_stream.pickle.HIGHEST_PROTOCOL
+            dumps = staticmethod(row_stream.pickle.dumps)
+            HIGHEST_PROTOCOL = row_stream.pickle.HIGHEST_PROTOCOL
 
             @staticmethod
             def loads(data):
@@ -99,7 +99,7 @@ class Stalls:
                     if self.batches:
                         self.batches[-1].update(rows=len(batch.rows), handled_ms=self._ms(start, since=start))
 
-        user_stream.pickle = TimedPickle
+        row_stream.pickle = TimedPickle
         directory.user_rows = user_rows
         gc.callbacks.append(self._gc)
 

@@ -2,7 +2,7 @@
 
 Loaded once when the customer opens — one one-level read of its users OU, the
 table's attributes only, each user a compact row (no attribute list, no group DNs)
-built in a child process (:mod:`core.directory.user_stream`) — the first window shown
+built in a child process (:mod:`core.directory.row_stream`) — the first window shown
 at once, the rest streamed in behind it. Kept fresh like the customer index, against
 one DC (:mod:`core.index_keeper` runs :meth:`UserIndex.refresh`): the rootDSE's
 ``highestCommittedUSN`` each interval, and only when it moved a ``uSNChanged`` delta of

@@ -99,8 +99,7 @@ async def test_the_first_rows_come_from_the_snapshot_marked_with_their_age(demo,
     from core.customer_index import CustomerIndex
 
     index = CustomerIndex()
-    async with demo.pinned() as reads:
-        await index.load(reads)
+    await index.load(demo)
     index.read_at = time.time() - 2 * 3600
     Snapshot.of(demo.config, state).save(index)
     release = asyncio.Event()

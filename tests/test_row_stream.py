@@ -1,4 +1,4 @@
-"""The open customer's users read in a child process (core/directory/user_stream.py), on
+"""The open customer's users read in a child process (core/directory/row_stream.py), on
 the Samba DC: the first batch is a sorted VLV window that says how many users follow,
 keys are handled while the child still reads ("loading n of N" in the status line), the
 password reaches the child over a pipe only, the child dies with the customer's screen
@@ -21,7 +21,7 @@ import pytest
 from textual.widgets import Input
 
 from core.directory import ops
-from core.directory.user_stream import SORT_REQUEST, VLV_REQUEST, sort_control, vlv_control, vlv_response
+from core.directory.row_stream import SORT_REQUEST, VLV_REQUEST, sort_control, vlv_control, vlv_response
 from core.errors import AuthenticationFailed, DirectoryError
 from core.user_index import UserIndex
 from console_keys import PATIENCE, SIZE, QuickApp, settle, state, until  # noqa: F401
@@ -31,7 +31,7 @@ from screens.users import UsersScreen, UserTable
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.dc]
 
-MODULE = "core.directory.user_stream"
+MODULE = "core.directory.row_stream"
 
 
 def readers(parent: int | None = None) -> list[int]:
