@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from core import heap
 from core.directory.layout import Layout, dn_key
 from core.directory.pinned import ChangePoint, PinnedReads
 from core.local_search import Found, LocalRows
@@ -113,7 +114,8 @@ class CustomerIndex:
     # -- reading from the DC --------------------------------------------------------------
     async def load(self, directory: Directory, on_page: Callable[[int], None] | None = None) -> Refreshed:
         """Read every customer and its services (:meth:`Directory.customer_rows`: in a
-        child process, so that the console never holds ldap3's answers).
+        child process, so that the console never holds ldap3's answers), with no full
+        garbage collection meanwhile (:func:`core.heap.loading`).
 
         An empty index shows the customers page by page as they come; one that holds
         rows (a snapshot) keeps them until the whole read is in, then swaps."""
@@ -122,18 +124,21 @@ class CustomerIndex:
         keys: list[str] = []
         point = None
         progressive = not self._rows
-        async with contextlib.aclosing(directory.customer_rows()) as batches:
-            async for batch in batches:
-                point = batch.point or point
-                fresh.extend(batch.rows)
-                keys.extend(batch.keys or ())
-                if progressive:
-                    for i, customer in enumerate(batch.rows):
-                        self._rows.put(customer, batch.keys[i] if batch.keys else None)
-                    self._changed()
-                if on_page is not None:
-                    on_page(len(fresh))
+        with heap.loading():
+            async with contextlib.aclosing(directory.customer_rows()) as batches:
+                async for batch in batches:
+                    point = batch.point or point
+                    fresh.extend(batch.rows)
+                    keys.extend(batch.keys or ())
+                    if progressive:
+                        for i, customer in enumerate(batch.rows):
+                            self._rows.put(customer, batch.keys[i] if batch.keys else None)
+                        self._changed()
+                    if on_page is not None:
+                        on_page(len(fresh))
         self.replace_all(fresh, point, keys=keys or None)
+        if not progressive:
+            heap.give_back()  # the rows the reload replaced
         return Refreshed("reload", len(fresh), time.perf_counter() - started)
 
     async def refresh(self, reads: PinnedReads) -> Refreshed:

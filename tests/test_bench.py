@@ -98,6 +98,7 @@ def test_the_bench_produces_every_measurement(samba_dc, samba_admin, tmp_path) -
             config=config, password=password, url=samba_dc.ldaps_url, ca_file=samba_dc.ca_file, bind_user=sp_admin.upn,
             base_dn=samba_dc.base_dn, big_customer=samba_dc.seed.big_customer, customer_words=["globex"], user_words=["müller"],
             movers=upns[:2], move_destination=DESTINATION, state=tmp_path / "state", dc_dir=samba_dc.targetdir,
+            huge_customer=samba_dc.seed.big_customer, huge_cap=100,  # the cap below its users: searched on the DC
             bulk={run: (upns[2 + 2 * i: 4 + 2 * i], DESTINATION)
                   for i, run in enumerate(("tenantry-c1", "script-c1", "tenantry-c4", "script-c4"))},
         )
