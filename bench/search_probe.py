@@ -23,6 +23,7 @@ import os
 import sys
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 from textual import events
@@ -76,6 +77,7 @@ class Stalls:
         self.collections: list[dict] = []
         self.batches: list[dict] = []
         self._gc_start = 0.0
+        self._scanned: int | None = None
         self._directory, self._module = directory, row_stream
         self._user_rows, self._pickle = directory.user_rows, row_stream.pickle
         stalls = self
@@ -109,10 +111,12 @@ class Stalls:
 
     def _gc(self, phase: str, info: dict) -> None:
         if phase == "start":
+            self._scanned = len(gc.get_objects(2)) if info["generation"] == 2 else None  # what a full one scans besides the young
             self._gc_start = time.perf_counter()
         else:
             self.collections.append({"at": self._ms(self._gc_start), "generation": info["generation"],
-                                     "ms": self._ms(self._gc_start, since=self._gc_start), "collected": info["collected"]})
+                                     "ms": self._ms(self._gc_start, since=self._gc_start), "collected": info["collected"],
+                                     "old_objects": self._scanned})
 
     def stop(self) -> dict:
         gc.callbacks.remove(self._gc)
@@ -240,6 +244,7 @@ async def main(job: dict) -> dict:
         await pilot.press("slash")
         out["users_loading"] = await _type(pilot, again, "show_found", job["user_keys"], timer, lambda: again.index.loading, stalls.started)
         out["users_loading_stalls"] = stalls.stop()
+        out["users_loading_heap"] = _census()
         await _idle(pilot)
         await app.pop_screen()
         await _idle(pilot)
@@ -268,6 +273,13 @@ async def _huge_customer(pilot, app, directory, job: dict) -> dict:
     await _idle(pilot)
     return {"memory_mb": _rss_mb(), "first_rows_ms": shown_ms, "rows_shown": len(screen.rows), "held": len(screen.index),
             "cap": app.console_config.users_cap}
+
+
+def _census(top: int = 15) -> dict:
+    """The objects a full collection would scan now (every generation; not the frozen),
+    by type: what the console keeps tracked beside the rows."""
+    kinds = Counter(type(o).__qualname__ for generation in range(3) for o in gc.get_objects(generation))
+    return {"objects": sum(kinds.values()), "frozen": gc.get_freeze_count(), "types": dict(kinds.most_common(top))}
 
 
 def _held() -> dict:
@@ -367,8 +379,7 @@ async def _staleness(pilot, screen, config, password, samples: int) -> dict:
 
 async def _reload(app, directory) -> float:
     """Read the whole customer index again (as after a fail-over); its seconds."""
-    async with directory.pinned() as reads:
-        return (await app.index_keeper.index.load(reads)).seconds
+    return (await app.index_keeper.index.load(directory)).seconds
 
 
 async def _refresh_costs(app, directory) -> dict:
