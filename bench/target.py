@@ -80,6 +80,10 @@ def write_config(path: Path, *, url: str, base_dn: str, bind_user: str, ca_file:
         f'password_env = "{PASSWORD_ENV}"\n'
         f'ca_file = "{ca_file}"\n'
         f"pool_size = {pool_size}\n"
+        # a loaded machine's single-process Samba can take longer than the shipped 15 s
+        # for one scan of 20,000 OUs: the bench measures, it must not give up
+        "receive_timeout = 120\n"
+        "connect_timeout = 60\n"
         "\n[mapping]\n"
         'email = "{upn_prefix}@{domain}"\n'
         + SERVICES
