@@ -298,10 +298,9 @@ def _held() -> dict:
 
 
 def _bytes_per_row(rows: list) -> float:
-    """The memory of the rows (the objects, their attribute values, tuples and strings;
-    each object counted once) divided by their number. The fields are read one by one:
-    ``vars()`` would give each row a ``__dict__`` it does not have until asked (3.11
-    keeps the attributes inline), and the RSS measured next would count them."""
+    """The memory of the rows (objects, their attribute dicts, tuples and strings;
+    each object counted once) divided by their number. Rows from the reading child
+    have their ``__dict__`` already (unpickling fills it), so ``vars()`` adds none."""
     seen: set[int] = set()
     total, stack = 0, list(rows)
     while stack:
@@ -312,8 +311,9 @@ def _bytes_per_row(rows: list) -> float:
         total += sys.getsizeof(item)
         if isinstance(item, (tuple, list)):
             stack.extend(item)
-        elif dataclasses.is_dataclass(item):
-            stack.extend(getattr(item, f.name) for f in dataclasses.fields(item))
+        elif hasattr(item, "__dict__"):
+            stack.append(vars(item))
+            stack.extend(vars(item).values())
     return total / max(1, len(rows))
 
 
