@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import dc as bench_dc
 from bench import moves, search, startup, terminal
 from bench.report import Result, table, write_json
-from bench.seed import BULK_RUNS, MOVE_DESTINATION, MOVE_SOURCE, SIZES, bulk_destination, bulk_source
+from bench.seed import BULK_RUNS, HUGE_CUSTOMER, MOVE_DESTINATION, MOVE_SOURCE, SIZES, bulk_destination, bulk_source
 from bench.target import Target, write_config
 from core.demo.seed import Seed
 
@@ -60,6 +60,10 @@ def bench_target(info, seed: Seed, folder: Path, size: str) -> Target:
         movers=_upns(seed, MOVE_SOURCE, services=("Hosted Exchange", "Office Communications Server")),
         move_destination=MOVE_DESTINATION, bulk=bulk, state=folder / "state",
         dc_dir=info.targetdir, idle_seconds=WATCH[size][0], staleness_samples=WATCH[size][1],
+        # at full size a customer of 60,000 users, over the shipped cap; smaller seeds have
+        # none: the big customer is opened with a cap below its users instead
+        huge_customer=HUGE_CUSTOMER if SIZES[size].huge else seed.big_customer,
+        huge_cap=None if SIZES[size].huge else SIZES[size].big - 1,
     )
 
 

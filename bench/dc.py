@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # tests/samba_dc.py is the suite's DC, reused here
 
-from samba_dc import DCInfo, SambaDC, throwaway_password  # noqa: E402
+from samba_dc import LOOPBACK, DCInfo, SambaDC, throwaway_password, write_certificates  # noqa: E402
 
 from bench.seed import Size, build_bench_seed  # noqa: E402
 from core.demo.seed import BASE_DN, RESELLERS, Seed  # noqa: E402
@@ -77,6 +78,20 @@ def _copy_tree(source: Path, target: Path) -> None:
         shutil.rmtree(target)
     # cp keeps sparse files sparse (the .ldb files are mostly holes) and is much faster
     subprocess.run(["cp", "-a", "--sparse=always", "--reflink=auto", str(source), str(target)], check=True)
+
+
+def _on_address(folder: Path, address: str) -> None:
+    """Make the DC copied into ``folder`` listen on ``address`` (TENANTRY_TEST_DC_ADDRESS):
+    the cache keeps the address it was seeded on in smb.conf, krb5.conf and the server
+    certificate, and a run on another address would find it taken or its name wrong."""
+    smb, krb5 = folder / "etc" / "smb.conf", folder / "krb5.conf"
+    conf = smb.read_text()
+    wanted = f"interfaces = {address}/8"
+    if wanted in conf:
+        return
+    smb.write_text(re.sub(r"interfaces = \S+", wanted, conf))
+    krb5.write_text(re.sub(r"kdc = \S+", f"kdc = {address}", krb5.read_text()))
+    write_certificates(folder / "tls", address)
 
 
 def _seed_into(size: Size, target: Path, passwords: dict, log) -> dict[str, float]:
@@ -137,6 +152,7 @@ def start(size: Size, *, fresh: bool = False, log=print) -> BenchDC:
         start_time = time.monotonic()
         _copy_tree(pristine, work)
         timings["copy"] = time.monotonic() - start_time
+    _on_address(work, LOOPBACK)
     seed = build_bench_seed(size)
     passwords = meta["passwords"]
     dc = SambaDC(

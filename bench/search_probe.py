@@ -15,11 +15,15 @@ share from the screen's. Prints one JSON object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import gc
 import json
 import os
 import sys
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 from textual import events
@@ -60,6 +64,66 @@ class Timed:
             setattr(directory, name, timed)
 
 
+class Stalls:
+    """What holds the event loop while a customer's users load: each garbage collection
+    (its generation and ms), and each batch handed over by the reading child — the ms
+    to unpickle it, and the ms the index and the screen spent on it before asking for
+    the next one. ms are since ``started``, to match a slow key with what ran then."""
+
+    def __init__(self, directory) -> None:
+        from core.directory import row_stream
+
+        self.started = time.perf_counter()
+        self.collections: list[dict] = []
+        self.batches: list[dict] = []
+        self._gc_start = 0.0
+        self._scanned: int | None = None
+        self._directory, self._module = directory, row_stream
+        self._user_rows, self._pickle = directory.user_rows, row_stream.pickle
+        stalls = self
+
+        class TimedPickle:
+            dumps = staticmethod(row_stream.pickle.dumps)
+            HIGHEST_PROTOCOL = row_stream.pickle.HIGHEST_PROTOCOL
+
+            @staticmethod
+            def loads(data):
+                start = time.perf_counter()
+                try:
+                    return stalls._pickle.loads(data)
+                finally:
+                    stalls.batches.append({"at": stalls._ms(start), "bytes": len(data), "unpickle_ms": stalls._ms(start, since=start)})
+
+        async def user_rows(*args, **kwargs):
+            async with contextlib.aclosing(self._user_rows(*args, **kwargs)) as batches:
+                async for batch in batches:
+                    start = time.perf_counter()
+                    yield batch
+                    if self.batches:
+                        self.batches[-1].update(rows=len(batch.rows), handled_ms=self._ms(start, since=start))
+
+        row_stream.pickle = TimedPickle
+        directory.user_rows = user_rows
+        gc.callbacks.append(self._gc)
+
+    def _ms(self, at: float, since: float | None = None) -> float:
+        return ((time.perf_counter() if since is not None else at) - (since if since is not None else self.started)) * 1000
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._scanned = len(gc.get_objects(2)) if info["generation"] == 2 else None  # what a full one scans besides the young
+            self._gc_start = time.perf_counter()
+        else:
+            self.collections.append({"at": self._ms(self._gc_start), "generation": info["generation"],
+                                     "ms": self._ms(self._gc_start, since=self._gc_start), "collected": info["collected"],
+                                     "old_objects": self._scanned})
+
+    def stop(self) -> dict:
+        gc.callbacks.remove(self._gc)
+        self._module.pickle, self._directory.user_rows = self._pickle, self._user_rows
+        return {"collections": self.collections, "batches": self.batches}
+
+
 def _send_key(app, key: str) -> None:
     """Queue one key event on the app's driver, exactly as ``Pilot.press`` builds it."""
     if len(key) == 1 and not key.isalnum():
@@ -80,11 +144,13 @@ async def _idle(pilot) -> None:
     await pilot.pause()
 
 
-async def _type(pilot, screen, method: str, keys: list[str], timer: Timed, loading=None) -> list[dict]:
-    """Press ``keys``; for each, the ms until ``screen.<method>`` filled the table.
+async def _type(pilot, screen, method: str, keys: list[str], timer: Timed, loading=None, since: float | None = None) -> list[dict]:
+    """Press ``keys``; for each, the ms until ``screen.<method>`` filled the table, and
+    when it was pressed (``at``: ms after ``since``, by default the first key).
     With ``loading`` (a callable: is a load still running?), keys follow each other
     without waiting for the app's workers, and each sample says whether it ran during
     the load."""
+    since = time.perf_counter() if since is None else since
     shown = asyncio.Event()
     original = getattr(screen, method)
     fill: list[float] = []
@@ -119,7 +185,7 @@ async def _type(pilot, screen, method: str, keys: list[str], timer: Timed, loadi
         samples.append({
             "key": key, "text": search.value, "ms": latency,
             "core_ms": sum(timer.core[core_before:]), "fill_ms": sum(fill[fill_before:]),
-            "rows": len(screen.rows), "during_load": during,
+            "rows": len(screen.rows), "during_load": during, "at": (start - since) * 1000,
         })
     setattr(screen, method, original)
     return samples
@@ -130,7 +196,12 @@ async def main(job: dict) -> dict:
     password = read_password(config.directory, prompt=None)
 
     class App(TenantryApp):
-        pass
+        users_cap: int | None = None  # the huge customer's (None: the configuration's)
+
+        @property
+        def console_config(self):
+            console = super().console_config
+            return console if self.users_cap is None else dataclasses.replace(console, users_cap=self.users_cap)
 
     if job["debounce"] is not None:
         App.search_debounce = job["debounce"]  # a class attribute overrides the property
@@ -144,6 +215,7 @@ async def main(job: dict) -> dict:
         customers = app.screen
         await pilot.press("slash")
         out["customers"] = await _type(pilot, customers, "show_found", job["customer_keys"], timer)
+        out["memory_customers_only_mb"] = _rss_mb()  # the customer index loaded, no customer opened yet
         big = await directory.customer(job["big_customer"])
         opened = time.perf_counter()
         users = app.open_customer(big)
@@ -166,10 +238,13 @@ async def main(job: dict) -> dict:
         users = None  # the console lets the screen it closes go: so does the probe
         await app.pop_screen()
         await pilot.pause()
+        stalls = Stalls(directory)
         again = app.open_customer(big)
         await pilot.pause()
         await pilot.press("slash")
-        out["users_loading"] = await _type(pilot, again, "show_found", job["user_keys"], timer, lambda: again.index.loading)
+        out["users_loading"] = await _type(pilot, again, "show_found", job["user_keys"], timer, lambda: again.index.loading, stalls.started)
+        out["users_loading_stalls"] = stalls.stop()
+        out["users_loading_heap"] = _census()
         await _idle(pilot)
         await app.pop_screen()
         await _idle(pilot)
@@ -177,13 +252,55 @@ async def main(job: dict) -> dict:
         out["customers_loading"] = await _type(pilot, app.screen, "show_found", job["customer_keys"], timer, lambda: not reload.done())
         out["customer_load_s"] = await reload
         out["memory_after_loads_mb"] = _rss_mb()
+        out["held_after_loads"] = _held()
+        out["huge"] = await _huge_customer(pilot, app, directory, job)
         out["animation_level"] = app.animation_level
     return out
 
 
+async def _huge_customer(pilot, app, directory, job: dict) -> dict:
+    """RSS with a customer over the users cap open: its first window read, then its
+    users searched on the DC (none held)."""
+    app.users_cap = job["huge_cap"]
+    huge = await directory.customer(job["huge_customer"])
+    opened = time.perf_counter()
+    screen = app.open_customer(huge)
+    while not (screen.is_mounted and screen.index.over_cap and screen.rows):  # the DC's first page on screen
+        if time.perf_counter() - opened > TIMEOUT * 10:
+            raise RuntimeError(f"{job['huge_customer']}'s users were not on screen after {TIMEOUT * 10} s")
+        await asyncio.sleep(0.01)
+    shown_ms = (time.perf_counter() - opened) * 1000
+    await _idle(pilot)
+    return {"memory_mb": _rss_mb(), "first_rows_ms": shown_ms, "rows_shown": len(screen.rows), "held": len(screen.index),
+            "cap": app.console_config.users_cap}
+
+
+def _census(top: int = 15) -> dict:
+    """The objects a full collection would scan now (every generation; not the frozen),
+    by type: what the console keeps tracked beside the rows."""
+    kinds = Counter(type(o).__qualname__ for generation in range(3) for o in gc.get_objects(generation))
+    return {"objects": sum(kinds.values()), "frozen": gc.get_freeze_count(), "types": dict(kinds.most_common(top))}
+
+
+def _held() -> dict:
+    """How many users screens and indexes are still alive, and their rows: what the
+    resident memory after the loads holds twice, if anything."""
+    from core.customer_index import CustomerIndex
+    from core.local_search import LocalRows
+    from core.user_index import UserIndex
+    from screens.users import UsersScreen
+
+    gc.collect()
+    alive = gc.get_objects()
+    return {"tracked_objects": len(alive), "frozen": gc.get_freeze_count()} | {name: [len(o) if hasattr(o, "__len__") else 1 for o in alive if type(o) is kind]
+            for name, kind in (("users_screens", UsersScreen), ("user_indexes", UserIndex),
+                               ("customer_indexes", CustomerIndex), ("local_rows", LocalRows))}
+
+
 def _bytes_per_row(rows: list) -> float:
     """The memory of the rows (objects, their attribute dicts, tuples and strings;
-    each object counted once) divided by their number."""
+    each object counted once) divided by their number. Rows from the reading child
+    have their ``__dict__`` already (unpickling fills it), so ``vars()`` adds none."""
     seen: set[int] = set()
     total, stack = 0, list(rows)
     while stack:
@@ -262,8 +379,7 @@ async def _staleness(pilot, screen, config, password, samples: int) -> dict:
 
 async def _reload(app, directory) -> float:
     """Read the whole customer index again (as after a fail-over); its seconds."""
-    async with directory.pinned() as reads:
-        return (await app.index_keeper.index.load(reads)).seconds
+    return (await app.index_keeper.index.load(directory)).seconds
 
 
 async def _refresh_costs(app, directory) -> dict:

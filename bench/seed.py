@@ -12,8 +12,9 @@ customer, then each customer comes whole (OUs, users, groups). The offline loade
 a trustee its rights as soon as the object and the group exist, so every customer
 object inherits them when it is created instead of being rewritten afterwards.
 
-Besides a realistic spread (one big customer with a tenth of the users, the demo's
-hostile names, tiny and empty tenants), it holds the customers the move measurements
+Besides a realistic spread (one big customer with a tenth of the users, at full size
+one huge customer of 60,000 users — over the console's users cap, so searched on the
+server — the demo's hostile names, tiny and empty tenants), it holds the customers the move measurements
 use: a single-move source and destination and, per bulk run, a source full of users to
 move and an empty destination, all with Exchange (both plans), OCS and every role, so
 every user there can move.
@@ -43,6 +44,7 @@ from core.demo.seed import (
     _rdn,
 )
 
+HUGE_CUSTOMER = "Initech Worldwide"  # over the console's users cap (50,000): searched on the server
 MOVE_SOURCE = "Bench Move Source"
 MOVE_DESTINATION = "Bench Move Destination"
 BULK_RUNS = ("tenantry-c1", "script-c1", "tenantry-c4", "script-c4")
@@ -65,6 +67,7 @@ class Size:
     users: int
     movers: int  # users in the single-move source (each move takes a fresh one)
     bulk: int  # users per bulk run (one source per entry of BULK_RUNS)
+    huge: int = 0  # users of HUGE_CUSTOMER, over the console's users cap (0: no such customer)
 
     @property
     def big(self) -> int:
@@ -72,7 +75,7 @@ class Size:
 
 
 SIZES = {
-    "full": Size("full", 5_000, 100_000, 40, 1_000),
+    "full": Size("full", 5_000, 100_000, 40, 1_000, huge=60_000),
     "small": Size("small", 200, 4_000, 30, 100),
     "tiny": Size("tiny", 30, 400, 12, 10),
 }
@@ -166,7 +169,7 @@ def build_bench_seed(size: Size | str = "full", seed: int = 2026) -> Seed:
     for run in BULK_RUNS:
         bench_pairs += [(bulk_source(run), size.bulk), (bulk_destination(run), 0)]
     bench_names = {name for name, _ in bench_pairs}
-    fixed = [(BIG_CUSTOMER, size.big)] + bench_pairs
+    fixed = [(BIG_CUSTOMER, size.big)] + ([(HUGE_CUSTOMER, size.huge)] if size.huge else []) + bench_pairs
     rest_users = size.users - sum(n for _, n in fixed)
     names = list(HOSTILE_CUSTOMERS) + _customer_names(size.customers - len(fixed) - len(HOSTILE_CUSTOMERS), rng)
     if rest_users < 0 or len(names) + len(fixed) != size.customers:
@@ -175,7 +178,7 @@ def build_bench_seed(size: Size | str = "full", seed: int = 2026) -> Seed:
 
     customers: list[_Customer] = []
     for index, (name, count) in enumerate(plan):
-        if name in bench_names or name == BIG_CUSTOMER:
+        if name in bench_names or name in (BIG_CUSTOMER, HUGE_CUSTOMER):
             parent, reseller = reseller_dns[0], resellers[0]
         elif index % 5 == 4:
             parent, reseller = hosting_dn, None  # bought directly from the SP
@@ -184,7 +187,7 @@ def build_bench_seed(size: Size | str = "full", seed: int = 2026) -> Seed:
             parent, reseller = reseller_dns[r], resellers[r]
         customers.append(_Customer(name, f"C{index + 1:04d}", _slug(name), parent, reseller, count))
 
-    roomy = [c for c in customers[1 + len(bench_pairs):] if c.user_count >= 4]
+    roomy = [c for c in customers[len(fixed):] if c.user_count >= 4]
     step = max(1, len(roomy) // len(HOSTILE_PEOPLE))
     hostile_home = {c.name: p for c, p in zip(roomy[::step], HOSTILE_PEOPLE)}
 

@@ -51,8 +51,7 @@ async def _save_snapshot(target: Target) -> None:
     directory = await connect(config, target.password)
     try:
         index = CustomerIndex()
-        async with directory.pinned() as reads:
-            await index.load(reads)
+        await index.load(directory)
         Snapshot.of(config, target.state or state_dir()).save(index)
     finally:
         await directory.close()

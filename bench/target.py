@@ -57,6 +57,8 @@ class Target:
     dc_dir: str = ""  # the DC's directory: its samba processes are those started with it
     idle_seconds: float = 2.0  # how long the console sits idle for the DC's CPU per minute
     staleness_samples: int = 1  # changes made on another connection, each timed until on screen
+    huge_customer: str = ""  # opened last, over the users cap: searched on the DC, none held
+    huge_cap: int | None = None  # the users cap it is opened with (None: the configuration's, 50,000 as shipped)
 
     def env(self) -> dict[str, str]:
         """The environment of a console process bound as the operator."""
@@ -78,6 +80,10 @@ def write_config(path: Path, *, url: str, base_dn: str, bind_user: str, ca_file:
         f'password_env = "{PASSWORD_ENV}"\n'
         f'ca_file = "{ca_file}"\n'
         f"pool_size = {pool_size}\n"
+        # a loaded machine's single-process Samba can take longer than the shipped 15 s
+        # for one scan of 20,000 OUs: the bench measures, it must not give up
+        "receive_timeout = 120\n"
+        "connect_timeout = 60\n"
         "\n[mapping]\n"
         'email = "{upn_prefix}@{domain}"\n'
         + SERVICES

@@ -16,15 +16,19 @@ index is for finding; a plan always reads fresh from the DC.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections import defaultdict
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from core.directory.layout import dn_key
+from core import heap
+from core.directory.layout import Layout, dn_key
 from core.directory.pinned import ChangePoint, PinnedReads
 from core.local_search import Found, LocalRows
 from core.model import Customer
+
+if TYPE_CHECKING:
+    from core.directory import Directory
 
 DELTA_FALLBACK = 200  # more changed customers than this in one delta: reload them all
 
@@ -42,18 +46,12 @@ def _identity(customer: Customer) -> str:
     return customer.guid or repr(dn_key(customer.dn))
 
 
-def _searched(customer: Customer) -> tuple[str, ...]:
-    """The name, the domains the OU claims (what a search on the DC matches) and the
-    usable ones the tenant map gives."""
-    return (customer.name, *customer.claimed_domains, *(d for d in customer.domains if d not in customer.claimed_domains))
-
-
 class CustomerIndex:
     """Every customer of the directory, by objectGUID, searchable locally."""
 
     def __init__(self) -> None:
         self._rows: LocalRows[Customer] = LocalRows(
-            _identity, _searched, lambda c: (c.name.casefold(), c.dn)
+            _identity, Layout.customer_searched, lambda c: (c.name.casefold(), c.dn)
         )
         self.point: ChangePoint | None = None  # where the DC stood when the rows were read
         self.read_at: float | None = None  # when the rows were last known current (epoch s)
@@ -81,11 +79,14 @@ class CustomerIndex:
         """Every customer, sorted by name."""
         return self._rows.rows
 
-    def replace_all(self, customers: Iterable[Customer], point: ChangePoint | None, read_at: float | None = None) -> None:
-        """Hold exactly ``customers``, read at ``point`` (a load, a snapshot)."""
+    def replace_all(
+        self, customers: Iterable[Customer], point: ChangePoint | None, read_at: float | None = None, keys: list[str] | None = None,
+    ) -> None:
+        """Hold exactly ``customers``, read at ``point`` (a load, a snapshot); ``keys``:
+        their search keys, when computed already (the reader)."""
         self._rows.clear()
-        for customer in customers:
-            self._rows.put(customer)
+        for i, customer in enumerate(customers):
+            self._rows.put(customer, keys[i] if keys else None)
         self.point = point
         self.read_at = time.time() if read_at is None else read_at
         self.complete = True
@@ -111,26 +112,33 @@ class CustomerIndex:
         ]
 
     # -- reading from the DC --------------------------------------------------------------
-    async def load(self, reads: PinnedReads, on_page: Callable[[int], None] | None = None) -> Refreshed:
-        """Read every customer and its services from the DC ``reads`` is pinned to.
+    async def load(self, directory: Directory, on_page: Callable[[int], None] | None = None) -> Refreshed:
+        """Read every customer and its services (:meth:`Directory.customer_rows`: in a
+        child process, so that the console never holds ldap3's answers), with no full
+        garbage collection meanwhile (:func:`core.heap.loading`).
 
         An empty index shows the customers page by page as they come; one that holds
         rows (a snapshot) keeps them until the whole read is in, then swaps."""
         started = time.perf_counter()
-        point = await reads.change_point()
-        services = _by_customer(await reads.service_groups())
         fresh: list[Customer] = []
+        keys: list[str] = []
+        point = None
         progressive = not self._rows
-        async for page in reads.customer_pages():
-            batch = [reads.layout.customer_from(entry, services.get(dn_key(entry.dn), ())) for entry in page]
-            fresh.extend(batch)
-            if progressive:
-                for customer in batch:
-                    self._rows.put(customer)
-                self._changed()
-            if on_page is not None:
-                on_page(len(fresh))
-        self.replace_all(fresh, point)
+        with heap.loading():
+            async with contextlib.aclosing(directory.customer_rows()) as batches:
+                async for batch in batches:
+                    point = batch.point or point
+                    fresh.extend(batch.rows)
+                    keys.extend(batch.keys or ())
+                    if progressive:
+                        for i, customer in enumerate(batch.rows):
+                            self._rows.put(customer, batch.keys[i] if batch.keys else None)
+                        self._changed()
+                    if on_page is not None:
+                        on_page(len(fresh))
+        self.replace_all(fresh, point, keys=keys or None)
+        if not progressive:
+            heap.give_back()  # the rows the reload replaced
         return Refreshed("reload", len(fresh), time.perf_counter() - started)
 
     async def refresh(self, reads: PinnedReads) -> Refreshed:
@@ -139,7 +147,7 @@ class CustomerIndex:
         started = time.perf_counter()
         point = await reads.change_point()
         if not point.same_dc(self.point) or not self.complete:
-            return await self.load(reads)
+            return await self.load(reads.directory)
         assert self.point is not None
         if point.usn <= self.point.usn:
             self.read_at = time.time()
@@ -150,9 +158,9 @@ class CustomerIndex:
         deleted = await reads.deleted_since(since)
         touched = {dn_key(e.dn): e for e in entries}
         for group in groups:
-            touched.setdefault(_customer_key(group), None)
+            touched.setdefault(Layout.group_customer(group), None)
         if len(touched) > DELTA_FALLBACK:
-            return await self.load(reads)
+            return await self.load(reads.directory)
         by_key = {dn_key(c.dn): c for c in self._rows.rows}
         changed = 0
         for key, entry in touched.items():
@@ -174,7 +182,7 @@ class CustomerIndex:
             changed += self._rows.drop(guid)
         after = await reads.change_point()
         if not after.same_dc(point):  # the connection failed over mid-delta: start again there
-            return await self.load(reads)
+            return await self.load(reads.directory)
         self.point = point
         self.read_at = time.time()
         if changed:
@@ -198,15 +206,3 @@ class CustomerIndex:
         if changed:
             self._changed()
         return Refreshed("reconcile", changed + moved, time.perf_counter() - started)
-
-
-def _customer_key(group_dn: str) -> tuple[tuple[str, str], ...]:
-    """The customer a service group belongs to (``CN=group,OU=Services,<customer>``)."""
-    return dn_key(group_dn)[2:]
-
-
-def _by_customer(group_dns: Sequence[str]) -> dict[tuple[tuple[str, str], ...], list[str]]:
-    found: dict[tuple[tuple[str, str], ...], list[str]] = defaultdict(list)
-    for group in group_dns:
-        found[_customer_key(group)].append(group)
-    return found

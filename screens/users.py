@@ -180,6 +180,8 @@ class UsersScreen(SearchScreen):
     def on_unmount(self) -> None:
         self._unwatch()
         self.keeper.stop()
+        self.index.close()  # the users go now, not at the next full garbage collection
+        self.rows = {}
 
     # -- the local index of this customer's users ----------------------------------
     @work(group="user-index", exclusive=True, exit_on_error=False)

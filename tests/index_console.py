@@ -19,12 +19,14 @@ def count(app) -> str:
 
 
 @contextlib.contextmanager
-def held_after_the_first_page(directory):
-    """The directory's user pages stop after the first one until ``release`` is set; the
-    server's own user searches are counted."""
+def held_after_the_first_page(directory, rows: str = "user_rows", server: str = "users"):
+    """The directory's user pages (or ``rows``: ``customer_rows``) stop after the first
+    one until ``release`` is set; the server's own user searches (``server``:
+    ``customers``) are counted."""
     release, first_shown = asyncio.Event(), asyncio.Event()
     searches: list[object] = []
-    rows, users = directory.user_rows, directory.users
+    reader, searcher = rows, server
+    rows, users = getattr(directory, reader), getattr(directory, searcher)
 
     async def gated(*args, **kwargs):
         pages = rows(*args, **kwargs)
@@ -40,8 +42,10 @@ def held_after_the_first_page(directory):
         searches.append(kwargs.get("search"))
         return await users(*args, **kwargs)
 
-    directory.user_rows, directory.users = gated, counted
+    setattr(directory, reader, gated)
+    setattr(directory, searcher, counted)
     try:
         yield release, first_shown, searches
     finally:
-        del directory.user_rows, directory.users
+        delattr(directory, reader)
+        delattr(directory, searcher)

@@ -34,7 +34,7 @@ EXPECTED = {
     "search.customers.loading_p95", "search.users.loading_p95", "index.customers_load", "index.users_load",
     "index.refresh_unchanged", "index.refresh_delta", "index.staleness_bound",
     "index.customer_index_bytes", "index.users_index_bytes",
-    "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_big_customer",
+    "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_customers", "index.rss_big_customer", "index.rss_huge_customer",
     "move.writes", "move.extra_writes", "move.reads", "move.tenantry", "move.script", "move.ratio", "move.run_ratio",
     "bulk.c1.tenantry", "bulk.c1.script", "bulk.c1.ratio", "bulk.c4.tenantry", "bulk.c4.script", "bulk.c4.ratio",
     "bulk.extra_writes",
@@ -47,7 +47,7 @@ WITHOUT_BUDGET = {"start.console", "start.minimal", "start.rows", "search.custom
                   "bulk.c1.tenantry", "bulk.c1.script", "bulk.c4.tenantry", "bulk.c4.script",
                   "index.customers_load", "index.users_load", "index.refresh_unchanged", "index.refresh_delta",
                   "index.staleness_bound", "index.customer_index_bytes", "index.users_index_bytes",
-                  "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute"}
+                  "index.users_first_rows", "index.staleness_p95", "dc.cpu_idle_minute", "index.rss_customers"}
 
 
 def test_the_bench_seed_has_the_demo_seeds_shape() -> None:
@@ -98,6 +98,7 @@ def test_the_bench_produces_every_measurement(samba_dc, samba_admin, tmp_path) -
             config=config, password=password, url=samba_dc.ldaps_url, ca_file=samba_dc.ca_file, bind_user=sp_admin.upn,
             base_dn=samba_dc.base_dn, big_customer=samba_dc.seed.big_customer, customer_words=["globex"], user_words=["müller"],
             movers=upns[:2], move_destination=DESTINATION, state=tmp_path / "state", dc_dir=samba_dc.targetdir,
+            huge_customer=samba_dc.seed.big_customer, huge_cap=100,  # the cap below its users: searched on the DC
             bulk={run: (upns[2 + 2 * i: 4 + 2 * i], DESTINATION)
                   for i, run in enumerate(("tenantry-c1", "script-c1", "tenantry-c4", "script-c4"))},
         )
@@ -119,6 +120,8 @@ def test_the_bench_produces_every_measurement(samba_dc, samba_admin, tmp_path) -
     assert by_id["move.writes"].value == by_id["move.writes"].detail["plan_ldap_steps"][0]
     assert by_id["console.animations"].passed
     assert by_id["dc.cpu_idle_minute"].detail["processes"] >= 1 and by_id["index.staleness_p95"].detail["refresh_kinds"] == ["delta"]
+    huge = by_id["index.rss_huge_customer"].detail  # over the cap: searched on the DC, none held
+    assert huge["cap"] == 100 and huge["held"] == 0 and huge["rows_shown"] > 0
     assert "bulk move, concurrency 4" in table(results)
     on_dc, seeded = _display_names(samba_admin, samba_dc)  # the staleness probe renames users: put back
     assert on_dc == seeded

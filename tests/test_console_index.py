@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import time
@@ -82,12 +83,23 @@ async def test_each_key_filters_the_index_in_its_own_frame(demo):
         assert names(app)[:1] and count(app) == f"{len(index)} customers"
 
 
+async def test_what_lasts_is_frozen_once_the_index_is_loaded_and_let_go_when_the_console_closes(demo):
+    app = QuickApp(demo, None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        index = app.index_keeper.index
+        assert index.complete and gc.get_freeze_count() > 0
+        collected = {id(o) for o in gc.get_objects()}  # the generations a full collection scans
+        assert not any(id(c) in collected for c in index.customers)
+        assert id(app) not in collected
+    assert gc.get_freeze_count() == 0
+
+
 async def test_the_first_rows_come_from_the_snapshot_marked_with_their_age(demo, state):
     from core.customer_index import CustomerIndex
 
     index = CustomerIndex()
-    async with demo.pinned() as reads:
-        await index.load(reads)
+    await index.load(demo)
     index.read_at = time.time() - 2 * 3600
     Snapshot.of(demo.config, state).save(index)
     release = asyncio.Event()

@@ -29,8 +29,7 @@ EVERYTHING = 10**6
 
 async def loaded(directory) -> CustomerIndex:
     index = CustomerIndex()
-    async with directory.pinned() as reads:
-        await index.load(reads)
+    await index.load(directory)
     return index
 
 

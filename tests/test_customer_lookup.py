@@ -32,8 +32,7 @@ def no_substring_search(directory):
 
 async def loaded(directory) -> CustomerIndex:
     index = CustomerIndex()
-    async with directory.pinned() as reads:
-        await index.load(reads)
+    await index.load(directory)
     return index
 
 

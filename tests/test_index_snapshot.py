@@ -23,8 +23,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 @pytest.fixture
 async def index(demo_directory) -> CustomerIndex:
     loaded = CustomerIndex()
-    async with demo_directory.pinned() as reads:
-        await loaded.load(reads)
+    await loaded.load(demo_directory)
     return loaded
 
 

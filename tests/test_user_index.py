@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import unicodedata
+import weakref
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -150,6 +152,28 @@ async def test_a_customer_over_the_cap_is_searched_on_the_server(demo):
             await settle(pilot)
             assert searches[-1] == "ma"
             assert names(app) == [u.display_name or u.cn for u in await demo.users(screen.customer, search="ma", limit=201)][:200]
+
+
+async def test_a_closed_users_screen_lets_its_users_go_at_once(demo):
+    app = QuickApp(demo, None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_big_customer(app, pilot, demo)
+        await settle(pilot)
+        screen = app.screen
+        assert screen.index.complete and len(screen.index) > 1500 and screen.rows
+        hidden = weakref.ref(screen.index.users[-1])  # not on screen: held by the index only
+        gc_was = gc.isenabled()
+        gc.disable()  # freed by reference counts, not by a garbage collection
+        try:
+            await pilot.press("escape")
+            await settle(pilot)
+            assert app.screen is not screen
+            assert len(screen.index) == 0 and not screen.index.complete and screen.rows == {}
+            assert hidden() is None
+        finally:
+            if gc_was:
+                gc.enable()
 
 
 # --- kept fresh on the DC ------------------------------------------------------------------

@@ -21,7 +21,7 @@ from core.directory.layout import FOLLOWING_LINKS, Layout, dn_key, is_below, sam
 from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.directory.replication import DomainController
-from core.directory.user_stream import Job, UserBatch, stream_users
+from core.directory.row_stream import CUSTOMERS, USERS, Job, RowBatch, read_rows, stream_rows
 from core.errors import (
     AuthenticationFailed, CertificateError, DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, PermissionDenied, UsageError,
 )
@@ -345,42 +345,36 @@ class Directory:
         async for page in self._pages(base, self.layout.user_filter(search), "one", self.layout.user_list_attributes):
             yield [self.layout.user_from(e) for e in page]
 
-    async def user_rows(self, customer: Customer, first_page: int = 200) -> AsyncIterator[UserBatch]:
+    def user_rows(self, customer: Customer, first_page: int = 200) -> AsyncIterator[RowBatch]:
         """Every user of ``customer`` in compact rows (what the users table shows and
         searches: no attribute list, no group DNs), a batch at a time — the first one
-        small, so it shows at once. A real directory is read in a child process
-        (:mod:`core.directory.user_stream`: sorted VLV windows where the DC offers them);
-        the demo's, which lives in this process, page by page in a worker thread."""
-        base = self.layout.users_dn(customer.dn)
+        small, so it shows at once (sorted VLV windows where the DC offers them)."""
+        return self._rows(USERS, self.layout.users_dn(customer.dn), first_page)
+
+    def customer_rows(self, first_page: int = 200) -> AsyncIterator[RowBatch]:
+        """Every customer with its services, a batch at a time (the first one small)."""
+        return self._rows(CUSTOMERS, self.layout.hosting_dn, first_page)
+
+    async def _rows(self, kind: str, base: str, first_page: int) -> AsyncIterator[RowBatch]:
+        """The rows of a local index (:mod:`core.directory.row_stream`): a real directory
+        is read in a child process; the demo's, which lives in this process, by the same
+        reader on a pooled connection, batch by batch in worker threads."""
+        job = Job(self.config, None, kind, base, min(first_page, self.page_size), self.page_size)
         if self._credentials is not None:
             directory, password = self._credentials()
-            job = Job(dataclasses.replace(self.config, directory=directory), password, base, first_page, self.page_size)
+            job = dataclasses.replace(job, config=dataclasses.replace(self.config, directory=directory), password=password)
             try:
-                async with contextlib.aclosing(stream_users(job)) as batches:
+                async with contextlib.aclosing(stream_rows(job)) as batches:
                     async for batch in batches:
                         yield batch
             except DirectoryUnavailable:
                 await self.probe()  # the connection's status says so (and the screen waits for it)
                 raise
             return
-        search_filter = self.layout.user_filter(None)
-        attributes = [*self.layout.user_list_attributes, "objectGUID"]
-
-        def page(conn: Any, size: int, cookie: bytes | None) -> tuple[list[User], bytes | None]:
-            entries, cookie = ops.search_page(conn, base, search_filter, "one", attributes, size, cookie)
-            return [self.layout.user_row(e) for e in entries], cookie
-
         async with self.pool.slot() as slot:
-            point = await PinnedReads(self, slot).change_point()
-            cookie: bytes | None = None
-            size = min(first_page, self.page_size)
-            while True:
-                rows, cookie = await self.pool.run_on(slot, lambda c, s=size, k=cookie: page(c, s, k))
-                yield UserBatch(rows, point=point)
-                point = None
-                if not cookie:
-                    return
-                size = self.page_size
+            reader = await self.pool.run_on(slot, lambda c: read_rows(job, c))
+            while (batch := await self.pool.run_on(slot, lambda _c: next(reader, None))) is not None:
+                yield batch
 
     async def users(self, customer: Customer, search: str | None = None, *, limit: int | None = None) -> list[User]:
         """The customer's users matching ``search`` (at most ``limit``), sorted by name."""

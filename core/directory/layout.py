@@ -225,6 +225,26 @@ class Layout:
         return f"(&(objectClass=group){changed}(|{names}))"
 
     @staticmethod
+    def customer_searched(customer: Customer) -> tuple[str, ...]:
+        """What a search for customers matches: the name, the domains the OU claims (what
+        a search on the DC matches) and the usable ones the tenant map gives."""
+        return (customer.name, *customer.claimed_domains, *(d for d in customer.domains if d not in customer.claimed_domains))
+
+    @staticmethod
+    def group_customer(group_dn: str) -> tuple[tuple[str, str], ...]:
+        """The key (:func:`dn_key`) of the customer a service group belongs to
+        (``CN=group,OU=Services,<customer>``)."""
+        return dn_key(group_dn)[2:]
+
+    @classmethod
+    def groups_by_customer(cls, group_dns: Iterable[str]) -> dict[tuple[tuple[str, str], ...], list[str]]:
+        """Service group DNs by the key of the customer they belong to."""
+        found: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        for group in group_dns:
+            found.setdefault(cls.group_customer(group), []).append(group)
+        return found
+
+    @staticmethod
     def user_searched(user: User) -> tuple[str | None, ...]:
         """What a search for users matches, locally as :meth:`user_filter` on the DC."""
         return (user.display_name, user.upn, user.email, user.sam)

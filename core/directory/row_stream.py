@@ -1,26 +1,33 @@
-"""The users of one customer, read in a child process and handed over in batches.
+"""The rows of a local index — every customer, the open customer's users — read in a
+child process and handed over in batches.
 
-Reading 10,000 users costs the console seconds of CPU (ldap3 decodes every entry in
-Python): in a thread of the console that CPU holds the GIL and keys wait. So the read
-runs in a child process (``python -m core.directory.user_stream``) that sends compact
-rows back in batches, each with its search key already folded; the console only
-unpickles them between two keys.
+Reading 5,000 customers or 10,000 users costs the console seconds of CPU (ldap3
+decodes every entry in Python) and tens of megabytes of response objects: in a thread
+of the console that CPU holds the GIL and keys wait, and the heap it leaves stays with
+the console. So the read runs in a child process (``python -m
+core.directory.row_stream``) that sends compact rows back in batches, each with its
+search key already folded; the console only unpickles them between two keys.
 
 - **The first window at once, sorted.** Where the DC lists the virtual list view
   control (VLV, ``2.16.840.1.113730.3.4.9``) and server-side sort
   (``1.2.840.113556.1.4.473``) in its rootDSE's ``supportedControl``, the users are
   read in VLV windows sorted by display name: the first window is the table's first
   rows, and the DC says how many users there are (``loading n of N``). Elsewhere (or
-  when a window is refused) a simple-paged search does it, its first page small.
+  when a window is refused) a simple-paged search does it, its first page small. The
+  customers are one paged search of the customer OUs (their services from one search
+  of the service groups first).
 - **Where the DC stood.** The child reads the DC's identity and ``highestCommittedUSN``
-  before the users, so the console's refresh (:mod:`core.user_index`) asks only for
-  what changed after them, on the same DC.
+  before the rows, so the console's refresh (:mod:`core.customer_index`,
+  :mod:`core.user_index`) asks only for what changed after them, on the same DC.
 - **Credentials.** The job — configuration and password — goes to the child over its
   stdin pipe, never in its arguments or environment (the configured password variable
   is removed from the environment it inherits).
-- **Lifetime.** The console kills the child when the read is cancelled (the customer
+- **Lifetime.** The console kills the child when the read is cancelled (the screen
   closed, the console quits); the child also exits by itself as soon as its stdin
   reaches end of file, which happens when the console dies in any way.
+
+A directory that lives in the console's process (the demo) runs the same readers
+(:func:`read_rows`) on a pooled connection instead.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ from core.directory.layout import Layout
 from core.directory.pinned import ChangePoint
 from core.directory.pool import ConnectionFactory
 from core.errors import DirectoryError, TenantryError
+from core.escape import dn_key
 from core.local_search import search_key
-from core.model import User
+from core.model import Customer, User
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -54,12 +62,16 @@ SORT_ATTRIBUTE = "displayName"
 _HEADER = struct.Struct(">I")
 
 
-@dataclass(frozen=True)
-class UserBatch:
-    """Users as they arrive; the first batch also says where the DC stood and, when the
-    DC told (VLV), how many users the read will give in all."""
+USERS = "users"
+CUSTOMERS = "customers"
 
-    rows: list[User]
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Rows as they arrive; the first batch also says where the DC stood and, when the
+    DC told (VLV), how many rows the read will give in all."""
+
+    rows: list[User] | list[Customer]
     keys: list[str] | None = None  # each row's folded search key (``LocalRows.key``), when computed already
     total: int | None = None
     point: ChangePoint | None = None
@@ -71,9 +83,15 @@ class Job:
 
     config: Config
     password: str | None
-    base: str  # the customer's users OU
+    kind: str  # USERS | CUSTOMERS
+    base: str  # the customer's users OU; the hosting OU for the customers
     first: int  # rows in the first batch
     page: int  # rows in each later batch
+
+    @property
+    def what(self) -> str:
+        """What is read, as a sentence names it."""
+        return f"the users below {self.base}" if self.kind == USERS else "the customers"
 
 
 # -- BER, just enough for the two request controls and the VLV response ------------------
@@ -141,7 +159,7 @@ def _send(out: BinaryIO, message: tuple) -> None:
 def _vlv_window(conn: Any, job: Job, attributes: list[str], offset: int, size: int, context: bytes | None):
     """The ``size`` users from ``offset`` (1-based) in display-name order, how many
     there are in all, and the DC's context for the next window."""
-    doing = f"a sorted window of the users below {job.base}"
+    doing = f"a sorted window of {job.what}"
     entries, controls = ops.search_with_controls(
         conn, job.base, Layout.user_filter(None), "one", attributes,
         [sort_control(SORT_ATTRIBUTE), vlv_control(offset, size - 1, 0, context)], doing,
@@ -155,50 +173,85 @@ def _vlv_window(conn: Any, job: Job, attributes: list[str], offset: int, size: i
     return entries, total, context
 
 
-def read_users(job: Job, out: BinaryIO) -> None:
-    """Read every user of ``job.base`` and send it to ``out`` in batches."""
+def _where_the_dc_stands(conn: Any) -> tuple[ChangePoint | None, set[str]]:
+    """The DC's change point (``None`` where it publishes none) and the controls it offers."""
+    root = ops.read(conn, "", ["dsServiceName", "highestCommittedUSN", "supportedControl"])
+    server = root.first("dsServiceName") if root else None
+    usn = root.first("highestCommittedUSN") if root else None
+    point = None
+    if server and usn and usn.isdigit():
+        settings = ops.read(conn, server, ["invocationId"])
+        point = ChangePoint(server, (settings.first("invocationId") if settings else None) or "", int(usn))
+    return point, set(root.get("supportedControl")) if root else set()
+
+
+def _paged(conn: Any, job: Job, search_filter: str, scope: str, attributes: list[str]) -> Iterator[list[ops.Entry]]:
+    """A paged search of ``job.base``, its first page ``job.first`` entries, then ``job.page``."""
+    cookie: bytes | None = None
+    size = job.first
+    while True:
+        entries, cookie = ops.search_page(conn, job.base, search_filter, scope, attributes, size, cookie)
+        yield entries
+        if not cookie:
+            return
+        size = job.page
+
+
+def read_users(job: Job, conn: Any) -> Iterator[RowBatch]:
+    """Every user of ``job.base``, a batch at a time (the first says where the DC stood)."""
     layout = Layout(job.config)
     attributes = [*layout.user_list_attributes, "objectGUID"]
+    point, offered = _where_the_dc_stands(conn)
 
-    def send(entries: list[ops.Entry], **more: Any) -> None:
+    def batch(entries: list[ops.Entry], total: int | None = None) -> RowBatch:
         rows = [layout.user_row(entry) for entry in entries]
-        _send(out, ("rows", rows, [search_key(Layout.user_searched(row)) for row in rows], more))
+        return RowBatch(rows, [search_key(Layout.user_searched(row)) for row in rows], total, point if first else None)
 
+    first = True
+    sent = 0
+    if {VLV_REQUEST, SORT_REQUEST} <= offered:
+        context, total, size = None, None, job.first
+        try:
+            while total is None or sent < total:
+                entries, total, context = _vlv_window(conn, job, attributes, sent + 1, size, context)
+                if not entries:
+                    break
+                yield batch(entries, total)
+                first, sent, size = False, sent + len(entries), job.page
+        except DirectoryError:
+            if sent:
+                raise  # a window refused halfway: the console says so and keeps what it has
+        else:
+            if sent or total == 0:
+                return
+    for entries in _paged(conn, job, Layout.user_filter(None), "one", attributes):
+        yield batch(entries)
+        first = False
+
+
+def read_customers(job: Job, conn: Any) -> Iterator[RowBatch]:
+    """Every customer below ``job.base`` with its services, a batch at a time (the
+    first says where the DC stood)."""
+    layout = Layout(job.config)
+    point, _offered = _where_the_dc_stands(conn)
+    groups = [entry.dn for page in _paged(conn, job, layout.service_groups_filter(), "sub", ["1.1"]) for entry in page]
+    services = layout.groups_by_customer(groups)
+    for entries in _paged(conn, job, layout.marked(layout.names.customer_marker), "sub", layout.customer_attributes):
+        rows = [layout.customer_from(entry, services.get(dn_key(entry.dn), ())) for entry in entries]
+        yield RowBatch(rows, [search_key(Layout.customer_searched(row)) for row in rows], None, point)
+        point = None
+
+
+def read_rows(job: Job, conn: Any) -> Iterator[RowBatch]:
+    """The rows ``job`` asks for, read on ``conn`` (in the child, or in this process)."""
+    return (read_users if job.kind == USERS else read_customers)(job, conn)
+
+
+def _read_into(job: Job, out: BinaryIO) -> None:
     conn = ConnectionFactory(job.config.directory, job.password).open()
     try:
-        root = ops.read(conn, "", ["dsServiceName", "highestCommittedUSN", "supportedControl"])
-        server = root.first("dsServiceName") if root else None
-        usn = root.first("highestCommittedUSN") if root else None
-        point = None
-        if server and usn and usn.isdigit():
-            settings = ops.read(conn, server, ["invocationId"])
-            point = ChangePoint(server, (settings.first("invocationId") if settings else None) or "", int(usn))
-        offered = set(root.get("supportedControl")) if root else set()
-        sent = 0
-        if {VLV_REQUEST, SORT_REQUEST} <= offered:
-            context, total, size = None, None, job.first
-            try:
-                while total is None or sent < total:
-                    entries, total, context = _vlv_window(conn, job, attributes, sent + 1, size, context)
-                    if not entries:
-                        break
-                    send(entries, total=total, point=point if sent == 0 else None)
-                    sent, size = sent + len(entries), job.page
-            except DirectoryError:
-                if sent:
-                    raise  # a window refused halfway: the console says so and keeps what it has
-            else:
-                if sent or total == 0:
-                    _send(out, ("done",))
-                    return
-        cookie: bytes | None = None
-        size = job.first
-        while True:
-            entries, cookie = ops.search_page(conn, job.base, Layout.user_filter(None), "one", attributes, size, cookie)
-            send(entries, point=point if sent == 0 else None)
-            sent, size = sent + len(entries), job.page
-            if not cookie:
-                break
+        for batch in read_rows(job, conn):
+            _send(out, ("rows", batch))
         _send(out, ("done",))
     finally:
         conn.unbind()
@@ -218,13 +271,13 @@ def child_main() -> None:
     job: Job = pickle.loads(stdin.read(size))
     threading.Thread(target=_exit_with_the_console, daemon=True).start()
     try:
-        read_users(job, out)
+        _read_into(job, out)
     except TenantryError as error:
         _send(out, ("error", type(error).__name__, str(error)))
     except BrokenPipeError:
         os._exit(0)
     except Exception as error:  # noqa: BLE001 -- one sentence to the console, never a traceback
-        _send(out, ("error", "DirectoryError", f"Reading the users failed unexpectedly ({type(error).__name__})."))
+        _send(out, ("error", "DirectoryError", f"Reading {job.what} failed unexpectedly ({type(error).__name__})."))
 
 
 # -- the console's side ------------------------------------------------------------------------
@@ -242,11 +295,11 @@ def child_environment(config: Config) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in secret}
 
 
-async def stream_users(job: Job) -> AsyncIterator[UserBatch]:
-    """The users ``job`` asks for, from a child process, a batch at a time. Closing the
+async def stream_rows(job: Job) -> AsyncIterator[RowBatch]:
+    """The rows ``job`` asks for, from a child process, a batch at a time. Closing the
     iterator (or cancelling its reader) kills the child."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "core.directory.user_stream",
+        sys.executable, "-m", "core.directory.row_stream",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
         env=child_environment(job.config),
     )
@@ -261,10 +314,9 @@ async def stream_users(job: Job) -> AsyncIterator[UserBatch]:
                 message = pickle.loads(await process.stdout.readexactly(size))
             except asyncio.IncompleteReadError:
                 code = await process.wait()
-                raise DirectoryError(f"Reading the users below {job.base} stopped unexpectedly (the reader exited with {code}).") from None
+                raise DirectoryError(f"Reading {job.what} stopped unexpectedly (the reader exited with {code}).") from None
             if message[0] == "rows":
-                _kind, rows, keys, more = message
-                yield UserBatch(rows, keys, more.get("total"), more.get("point"))
+                yield message[1]
             elif message[0] == "error":
                 raise _error(message[1], message[2])
             else:
@@ -279,4 +331,7 @@ async def stream_users(job: Job) -> AsyncIterator[UserBatch]:
 
 
 if __name__ == "__main__":
-    child_main()
+    # By its importable name: the batches it pickles are core.directory.row_stream's, not __main__'s.
+    from core.directory.row_stream import child_main as main
+
+    main()

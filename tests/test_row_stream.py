@@ -1,9 +1,12 @@
-"""The open customer's users read in a child process (core/directory/user_stream.py), on
-the Samba DC: the first batch is a sorted VLV window that says how many users follow,
-keys are handled while the child still reads ("loading n of N" in the status line), the
-password reaches the child over a pipe only, the child dies with the customer's screen
-and with the console, and its failures reach the screen as one sentence. The tests wait
-on events, the app's workers and process states, never on time."""
+"""The local indexes' rows read in a child process (core/directory/row_stream.py), on the
+Samba DC. The open customer's users: the first batch is a sorted VLV window that says
+how many users follow, keys are handled while the child still reads ("loading n of N"
+in the status line), the password reaches the child over a pipe only, the child dies
+with the customer's screen and with the console, and its failures reach the screen as
+one sentence. Every customer: the same reader, its password over the pipe only, a
+refused bind or a reader killed mid-read (the DC frozen with SIGSTOP) one sentence,
+keys filtering the customers while it reads. The tests wait on events, the app's
+workers and process states, never on time."""
 
 from __future__ import annotations
 
@@ -20,18 +23,20 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
+from core.customer_index import CustomerIndex
 from core.directory import ops
-from core.directory.user_stream import SORT_REQUEST, VLV_REQUEST, sort_control, vlv_control, vlv_response
+from core.directory.row_stream import SORT_REQUEST, VLV_REQUEST, sort_control, vlv_control, vlv_response
 from core.errors import AuthenticationFailed, DirectoryError
 from core.user_index import UserIndex
-from console_keys import PATIENCE, SIZE, QuickApp, settle, state, until  # noqa: F401
+from console_keys import PATIENCE, SIZE, QuickApp, handled, settle, state, until  # noqa: F401
 from index_console import column, count, held_after_the_first_page
-from screens.customers import CustomersScreen
+from screens.customers import CustomersScreen, CustomerTable
 from screens.users import UsersScreen, UserTable
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.dc]
 
-MODULE = "core.directory.user_stream"
+MODULE = "core.directory.row_stream"
+EVERYTHING = 10**6
 
 
 def readers(parent: int | None = None) -> list[int]:
@@ -234,3 +239,91 @@ async def test_a_customer_over_the_cap_stops_at_the_first_window(dc_directory):
         assert searches[-1] == "ma"
         found = await dc_directory.users(screen.customer, search="ma", limit=201)
         assert names(app) == [u.display_name or u.cn for u in found][:200]
+
+
+# --- every customer ----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def patient_reader(directory):
+    """The child binds and reads with timeouts that outwait a frozen DC (it is killed first)."""
+    credentials = directory._credentials
+
+    def patient():
+        settings, password = credentials()
+        return dataclasses.replace(settings, connect_timeout=PATIENCE, receive_timeout=PATIENCE), password
+
+    directory._credentials = patient
+    try:
+        yield
+    finally:
+        directory._credentials = credentials
+
+
+@contextlib.contextmanager
+def frozen(request):
+    """The DC's samba process stopped (SIGSTOP): connections to it hang until it goes on."""
+    dc = request.config.pluginmanager.get_plugin("tenantry-samba-dc-summary").dc
+    os.kill(dc.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(dc.process.pid, signal.SIGCONT)
+
+
+async def started_reader() -> int:
+    deadline = time.monotonic() + PATIENCE  # bounds a hung test only: a reader starts at once
+    while not (found := readers()):
+        assert time.monotonic() < deadline, "no reader started"
+        await asyncio.sleep(0.05)
+    (child,) = found
+    return child
+
+
+async def test_the_customer_reader_gets_the_password_over_a_pipe_only_and_killed_is_one_sentence(dc_directory, sp_password, request):
+    index = CustomerIndex()
+    with patient_reader(dc_directory), frozen(request):
+        load = asyncio.create_task(index.load(dc_directory))
+        child = await started_reader()  # stuck binding to the frozen DC: mid-read
+        seen = (Path("/proc") / str(child) / "cmdline").read_bytes() + (Path("/proc") / str(child) / "environ").read_bytes()
+        assert sp_password.encode() not in seen
+        assert b"TENANTRY_TEST_BIND_PASSWORD=" not in seen  # the configured password variable is not inherited
+        os.kill(child, signal.SIGKILL)
+        with pytest.raises(DirectoryError, match=r"^Reading the customers stopped unexpectedly \(the reader exited with -9\)\.$"):
+            await load
+    assert not index.complete and len(index) == 0 and readers() == []
+    await index.load(dc_directory)  # the DC going on: a new reader reads them all
+    everyone = await dc_directory.customers(limit=EVERYTHING, with_services=False)
+    assert index.complete and {c.dn for c in index.customers} == {c.dn for c in everyone} and readers() == []
+
+
+async def test_a_refused_bind_of_the_customer_reader_is_one_sentence(dc_directory):
+    credentials = dc_directory._credentials
+    dc_directory._credentials = lambda: (credentials()[0], "not the password")
+    index = CustomerIndex()
+    try:
+        with pytest.raises(AuthenticationFailed, match=r"^The domain controller at ldaps://\S+ refused the password for \S+\.$"):
+            await index.load(dc_directory)
+    finally:
+        dc_directory._credentials = credentials
+    assert not index.complete and readers() == []
+
+
+async def test_keys_filter_the_customers_while_their_reader_reads(dc_directory):
+    app = QuickApp(dc_directory, dc_directory.config)  # no snapshot (a fresh state folder): read from the DC
+    with held_after_the_first_page(dc_directory, "customer_rows", "customers") as (release, first_shown, searches):
+        async with app.run_test(size=SIZE) as pilot:
+            await asyncio.wait_for(first_shown.wait(), PATIENCE)
+            index = app.index_keeper.index
+            await until(pilot, lambda: len(index) and column(app, CustomerTable, 0), "showed the first customers")
+            await handled(pilot)  # (not settle: the load is held, its worker runs)
+            before = len(searches)  # (a search on the DC while nothing had arrived)
+            await pilot.press("slash")
+            for key in "glob":
+                await pilot.press(key)
+            assert column(app, CustomerTable, 0) == [c.name for c in index.search("glob", EVERYTHING).rows] == ["Globex Corporation"]
+            assert not index.complete and searches[before:] == []  # filtered locally, the read still going
+            release.set()
+            await until(pilot, lambda: index.complete, "read every customer")
+            await settle(pilot)
+            assert column(app, CustomerTable, 0) == ["Globex Corporation"] and searches[before:] == []
+    assert readers() == []
