@@ -487,7 +487,8 @@ async def test_a_move_frozen_at_each_step_in_turn_is_resumed_to_done_once_its_dc
                 await freeze.thaw()
                 freeze = FreezeAt(pair, quick_directory, monkeypatch, index)  # past the last step: never frozen
                 events = await collect(session.executor(before_step=freeze).resume(job.id, session.operator))
-                assert [e.index for e in events if e.kind == "step_done"][:1] == [index - 1]  # the step in flight first
+                done = [e.index for e in events if e.kind == "step_done"]
+                assert done[:1] == [index - 1], [(e.kind, e.index, e.message) for e in events]  # the step in flight first
             assert events[-1].status == "done", [(e.kind, e.message) for e in events]
             assert session.journal.job(job.id).status == JobStatus.DONE
         groups = {f"{rdn_value(s.target)}@destination" for s in plan.steps if s.action == "add_member"}
