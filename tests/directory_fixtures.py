@@ -26,7 +26,8 @@ def dead_url() -> str:
     return f"ldaps://127.0.0.1:{port}"
 
 
-def write_dc_config(samba_dc, path: Path, *, urls=None, user=None, ca_file=None, extra: str = "", tenants: str | None = None) -> Path:
+def write_dc_config(samba_dc, path: Path, *, urls=None, user=None, ca_file=None, extra: str = "", tenants: str | None = None,
+                    receive_timeout: float = 10) -> Path:
     """A config file for the test DC, binding as ``user`` (the SP administrator by default),
     with the seed's tenant map (``tenants`` replaces it, e.g. an attack's edited one)."""
     user = user or operator(samba_dc, "sp_admin").upn
@@ -38,7 +39,7 @@ def write_dc_config(samba_dc, path: Path, *, urls=None, user=None, ca_file=None,
         f'bind_user = "{user}"\n'
         f'password_env = "{PASSWORD_ENV}"\n'
         f'ca_file = "{ca_file or samba_dc.ca_file}"\n'
-        "connect_timeout = 3\nreceive_timeout = 10\npage_size = 500\n" + extra
+        f"connect_timeout = 3\nreceive_timeout = {receive_timeout:g}\npage_size = 500\n" + extra
         + "\n" + (samba_dc.seed.tenants_toml() if tenants is None else tenants),
         encoding="utf-8",
     )
