@@ -376,13 +376,15 @@ MOVE_STEPS = ("modify", "move", *["add_member"] * 4, "create_group", "add_member
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def quick_directory(pair, pair_password, tmp_path):
-    """The project's Directory on the pair, giving up on an answer after 4 s (10 s in
-    ``pair_config_file``): each freeze of DC1 costs a job that much."""
+    """The project's Directory on the pair, giving up on an answer after 6 s (10 s in
+    ``pair_config_file``): each freeze of DC1 costs a job that much. 4 s held beside four
+    CPU hogs; 6 s leaves room for a busier CI machine, where a slow answer taken for a
+    frozen DC would fail the case."""
     from directory_fixtures import write_dc_config
 
     info = pair.info()
     config = write_dc_config(info.dc1, tmp_path / "quick.toml", urls=info.urls, ca_file=info.ca_file,
-                             extra="replication_wait = 2\n", receive_timeout=4)
+                             extra="replication_wait = 2\n", receive_timeout=6)
     d = await connect(load(config), pair_password)
     yield d
     await d.close()
