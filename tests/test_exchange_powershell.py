@@ -1,7 +1,7 @@
 """Hosted Exchange and Lync moved and copied through their own cmdlets: the adapters
 (core/services/exchange.py, core/services/lync.py) → pypsrp → the loopback PSRP server
-(tests/psrp_server.py) running the Exchange and Lync cmdlets (tests/exchange_cmdlets.py,
-tests/lync_cmdlets.py) → the Samba DC, checked attribute by attribute as Exchange and
+(tests/psrp_server.py) running the Exchange and Lync cmdlets (core/demo/exchange.py,
+core/demo/lync.py) → the Samba DC, checked attribute by attribute as Exchange and
 Lync leave a user."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest_asyncio
 from core import plan as p
 from core.config import load
 from core.copy import CopyRequest
+from core.demo.platform import EAP_EXCLUDED, ENHANCED_PRESENCE
 from core.directory import connect
 from core.errors import TenantryError
 from core.move import MoveRequest
@@ -29,8 +30,6 @@ from core.session import Session
 from cmdlet_bed import (DESTINATION_GROUPING, LYNC_TENANTS, PASSWORD_ENV, POOLS, add_tenants, admin, mailbox_user,
                         start_platform, write_platform_config)
 from directory_fixtures import PASSWORD_ENV as DC_PASSWORD_ENV
-from exchange_cmdlets import EAP_EXCLUDED
-from lync_cmdlets import ENHANCED_PRESENCE
 from move_fixtures import DESTINATION, OTHER_RESELLER, SOURCE, make_user, remove_user, snapshot
 from test_copy import copy_names, new_password, no_trace, remove_copy
 

@@ -1319,11 +1319,23 @@ def demo_connection(server: ldap3.Server, user: str, password: str) -> ldap3.Con
 # -- the dialect -------------------------------------------------------------------------
 # -- opening the demo --------------------------------------------------------------------
 def demo_config() -> Config:
-    """The configuration the demo runs with: the seed's domain, default layout and services."""
+    """The configuration the demo runs with: the seed's domain, default layout and services,
+    Hosted Exchange and OCS on their cmdlet adapters (``exchange_powershell``,
+    ``lync_powershell``: :class:`core.demo.services.DemoServices` points them at the
+    demo's in-process PowerShell server), the tenants' pool and conferencing policy as
+    :mod:`core.demo.platform` provisions them."""
+    from core.demo.platform import CONFERENCING_POLICY, DEMO_POOL
+
+    cmdlets = {"exchange": ("exchange_powershell", {}),
+               "ocs": ("lync_powershell", {"registrar_pool": DEMO_POOL, "policies": {"ConferencingPolicy": CONFERENCING_POLICY}})}
+    services = {}
+    for key, service in DEFAULT_SERVICES.items():
+        adapter, options = cmdlets.get(key, (service.adapter, {}))
+        services[key] = ServiceConfig(dataclasses.replace(service, adapter=adapter), options)
     return Config(
         directory=DirectoryConfig(urls=(DEMO_URL,), base_dn=DEMO_BASE_DN, hosting_ou=DEMO_HOSTING_OU, bind_user=SP_ADMIN_UPN),
         layout=LayoutConfig(),
-        services={key: ServiceConfig(service) for key, service in DEFAULT_SERVICES.items()},
+        services=services,
     )
 
 
@@ -1360,7 +1372,11 @@ class DemoServer:
 
 
 def build_demo_server(seed: int = 2026) -> DemoServer:
-    """Load the seed into a fresh in-process server (blocking; about a tenth of a second)."""
+    """Load the seed, with the Exchange and Lync platform's objects and stamps
+    (:func:`core.demo.platform.platform_entries`), into a fresh in-process server
+    (blocking; about a tenth of a second)."""
+    from core.demo.platform import platform_entries
+
     data = _seed(seed)
     server = ldap3.Server("demo.example.net", use_ssl=True, get_info=ldap3.NONE)
     # use_ssl: nothing leaves the process, so the demo is as private as LDAPS and the AD
@@ -1368,7 +1384,7 @@ def build_demo_server(seed: int = 2026) -> DemoServer:
     server.dit = Attributes()
     controller = DemoController(server.dit)
     server.demo = controller
-    controller.load(data.base_dn, ((entry.dn, entry.attributes) for entry in data.entries))
+    controller.load(data.base_dn, platform_entries(data))
     passwords = {}
     for account in data.operators:
         passwords[account.name] = secrets.token_urlsafe(18) + "aA1!"
@@ -1398,10 +1414,17 @@ def _demo_directory(config: Config, demo: DemoServer, account: Any) -> Config:
 
 def demo_tenants(seed: Any, config: Config) -> TenantMap:
     """The seed's customers as an SP would map them (code, domains, a UEM tenant for
-    every blackberry-adapter service of ``config``)."""
+    every blackberry-adapter service of ``config``, the Lync hosting tenant id
+    :mod:`core.demo.platform` gives its users for every lync_powershell one)."""
+    from core.demo.platform import lync_tenant_id
+
     keys = tuple(key for key, entry in config.services.items() if entry.service.adapter == "blackberry")
+    lync = [key for key, entry in config.services.items() if entry.service.adapter == "lync_powershell"]
     adapters = {key: entry.service.adapter for key, entry in config.services.items()}
-    return parse_tenants(seed.tenants(keys), "the demo's tenant map", adapters)
+    tenants = seed.tenants(keys)
+    for table in tenants.values():
+        table.update({key: {"tenant_id": lync_tenant_id(table["code"])} for key in lync})
+    return parse_tenants(tenants, "the demo's tenant map", adapters)
 
 
 async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Directory:
@@ -1419,5 +1442,5 @@ async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Direct
     await pool.start()
     from core.demo.services import DemoServices
 
-    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed),
+    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed, demo.connect),
                      memory_instance=uuid.uuid4().hex)
