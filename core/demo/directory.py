@@ -61,6 +61,10 @@ the unpaged 1,000-entry limit (Samba returns everything), enabling an account wi
 a password (Samba allows it), a password holding the account name (Samba accepts it),
 adding a value that differs from a present one only in case (Samba accepts it).
 
+The Exchange organisation and the Lync topology (:mod:`core.demo.platform`) are loaded
+below ``CN=Configuration``, a naming context of its own as in AD: a search of the
+domain's subtree does not see it, a search based in it does.
+
 Still not AD: no ACLs (every bound operator may write), no tombstones, no ranged
 retrieval of large multi-valued attributes, no schema beyond the attributes above.
 """
@@ -485,6 +489,7 @@ class DemoController:
         self._domain_sid = tuple(secrets.randbits(32) for _ in range(3))
         self._next_rid = 1100
         self.root_key = ""
+        self.partitions: frozenset[str] = frozenset()  # keys of the naming contexts below the domain's (configuration)
 
     # -- lookup ------------------------------------------------------------------------
     def _name(self, dn: str) -> tuple[str, str]:
@@ -511,12 +516,15 @@ class DemoController:
     def _class_of(self, key: str) -> str | None:
         return _structural(self.dit[self._dns[key]].get("objectClass") or ())
 
-    def _subtree(self, key: str) -> list[str]:
+    def _subtree(self, key: str, within: bool = False) -> list[str]:
+        """``key`` and everything below it; ``within`` its naming context only, as a
+        search sees it (the domain's subtree does not hold the configuration partition)."""
         out, stack = [], [key]
         while stack:
             current = stack.pop()
             out.append(current)
-            stack.extend(reversed(list(self._children.get(current, ()))))
+            children = self._children.get(current, ())
+            stack.extend(reversed([k for k in children if not (within and k in self.partitions)]))
         return out
 
     def _index(self, canonical: str) -> None:
@@ -601,6 +609,8 @@ class DemoController:
             self._insert(base_dn, root, root=True)
             for dn, attributes in entries:
                 self._insert(dn, attributes)
+            configuration = f"cn=configuration,{self.root_key}"
+            self.partitions = frozenset({configuration} & self._dns.keys())
             for key, canonical in list(self._dns.items()):
                 entry = self.dit[canonical]
                 for forward in FORWARD_LINKS:
@@ -697,9 +707,9 @@ class DemoController:
         if scope == 0:
             candidates = [key]
         elif scope == 1:
-            candidates = list(self._children.get(key, ()))
+            candidates = [k for k in self._children.get(key, ()) if k not in self.partitions]
         else:
-            candidates = self._subtree(key)
+            candidates = self._subtree(key, within=True)
         return [k for k in candidates if test(self.dit[self._dns[k]])]
 
     def chain(self, attribute: str, dn: str) -> set[str]:

@@ -28,9 +28,11 @@ plain ``container`` objects with the real names and places.
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ldap3.utils.dn import escape_rdn
@@ -129,38 +131,62 @@ def tenant_codes(seed: Any) -> list[str]:
     return sorted(c for c in codes if c)
 
 
-def platform_entries(seed: Any) -> Iterator[tuple[str, dict[str, tuple[str, ...]]]]:
+@functools.lru_cache(maxsize=None)
+def mailbox_stamp(base_dn: str, code: str) -> Mapping[str, tuple[str, ...]]:
+    """What Exchange leaves on a mailbox of the tenant ``code`` (besides its addresses)."""
+    book = AddressBook.of(code)
+    return MappingProxyType({
+        "homeMDB": (exchange_dn(base_dn, "database", DEMO_DATABASE),), "msExchRecipientTypeDetails": (USER_MAILBOX,),
+        "msExchAddressBookPolicyLink": (exchange_dn(base_dn, "abp", book.policy),),
+        "msExchUseOAB": (exchange_dn(base_dn, "oab", book.oab),), "showInAddressBook": tuple(address_list_dns(base_dn, book)),
+        "msExchPoliciesExcluded": (EAP_EXCLUDED,), "mDBUseDefaults": ("TRUE",)})
+
+
+@functools.lru_cache(maxsize=None)
+def lync_stamp(base_dn: str, code: str) -> Mapping[str, tuple[str, ...]]:
+    """What Lync (and the hosting pack's provisioning) leave on a Lync user of the tenant ``code``."""
+    tenant = (lync_tenant_id(code),)
+    return MappingProxyType({
+        "msRTCSIP-PrimaryHomeServer": (pool_dn(base_dn, DEMO_POOL),), "msRTCSIP-OptionFlags": (ENHANCED_PRESENCE,),
+        "msRTCSIP-UserPolicies": (f"ConferencingPolicy={CONFERENCING_POLICY.format(code=code)}",),
+        "msRTCSIP-TenantId": tenant, "msRTCSIP-GroupingID": tenant})
+
+
+def provisioned(base_dn: str, code: str, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A user's ``attributes`` as the platform leaves them once provisioned in the tenant
+    ``code``: a user with an address (``mail``) a mailbox, a user with a SIP address a
+    Lync user, a user with both the ``SIP:`` proxy address too."""
+    stamped = dict(attributes)
+    sip = _first(attributes.get("msRTCSIP-PrimaryUserAddress"))
+    if _first(attributes.get("mail")):
+        stamped.update(mailbox_stamp(base_dn, code))
+        if sip:
+            stamped["proxyAddresses"] = (*_values(attributes.get("proxyAddresses")), f"SIP:{sip.removeprefix('sip:')}")
+    if sip:
+        stamped.update(lync_stamp(base_dn, code))
+    return stamped
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    return () if value is None else (value,) if isinstance(value, str) else tuple(value)
+
+
+def _first(value: Any) -> str | None:
+    values = _values(value)
+    return values[0] if values else None
+
+
+def platform_entries(seed: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """The seed's entries with the platform's stamps, then the organisation and the
     topology (see the module docstring)."""
     base = seed.base_dn
     customers = {c.dn.casefold(): c.first("description") for c in seed.customers()}
-    database = exchange_dn(base, "database", DEMO_DATABASE)
-    pool = pool_dn(base, DEMO_POOL)
     for entry in seed.entries:
         attributes = entry.attributes
-        if attributes["objectClass"][-1] != "user" or not (attributes.get("mail") or attributes.get("msRTCSIP-PrimaryUserAddress")):
-            yield entry.dn, attributes
-            continue
-        code = entry.first("extensionAttribute1") or customers.get(entry.dn.partition(",OU=Users,")[2].casefold())
-        if not code:
-            yield entry.dn, attributes
-            continue
-        stamped = dict(attributes)
-        sip = entry.first("msRTCSIP-PrimaryUserAddress")
-        if entry.first("mail"):
-            book = AddressBook.of(code)
-            proxies = attributes.get("proxyAddresses", ())
-            stamped.update(homeMDB=(database,), msExchRecipientTypeDetails=(USER_MAILBOX,),
-                           msExchAddressBookPolicyLink=(exchange_dn(base, "abp", book.policy),),
-                           msExchUseOAB=(exchange_dn(base, "oab", book.oab),),
-                           showInAddressBook=tuple(address_list_dns(base, book)), msExchPoliciesExcluded=(EAP_EXCLUDED,),
-                           mDBUseDefaults=("TRUE",), proxyAddresses=(*proxies, f"SIP:{sip[4:]}") if sip else proxies)
-        if sip:
-            tenant = lync_tenant_id(code)
-            stamped.update({"msRTCSIP-PrimaryHomeServer": (pool,), "msRTCSIP-OptionFlags": (ENHANCED_PRESENCE,),
-                            "msRTCSIP-UserPolicies": (f"ConferencingPolicy={CONFERENCING_POLICY.format(code=code)}",),
-                            "msRTCSIP-TenantId": (tenant,), "msRTCSIP-GroupingID": (tenant,)})
-        yield entry.dn, stamped
+        code = None
+        if attributes["objectClass"][-1] == "user" and (attributes.get("mail") or attributes.get("msRTCSIP-PrimaryUserAddress")):
+            code = entry.first("extensionAttribute1") or customers.get(entry.dn.partition(",OU=Users,")[2].casefold())
+        yield entry.dn, provisioned(base, code, attributes) if code else attributes
     configuration = [f"CN=Configuration,{base}", *organization_containers(base)]
     for code in tenant_codes(seed):
         configuration += address_book_dns(base, AddressBook.of(code))
