@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from core.attempt import attempt
+from core.config import MAIL_ADAPTERS, SIP_ADAPTERS
 from core.copy import CopyMapping, CopyRequest, map_copy
 from core.mapping import split_address
 from core.model import Customer, User
@@ -69,7 +70,7 @@ class CopyDraft:
         kinds = self.session.config.kinds(self.services)
         request = CopyRequest(self.template.dn, self.first, self.last)
         return map_copy(self.session.config, self.template, self.customer, request,
-                        exchange="exchange" in kinds, ocs="ocs" in kinds)
+                        exchange=bool(kinds & MAIL_ADAPTERS), ocs=bool(kinds & SIP_ADAPTERS))
 
     def propose(self) -> None:
         """Refresh every field the admin has not typed from the customer's formats."""

@@ -58,7 +58,7 @@ async def make_user(directory: Directory, source_name: str = SOURCE, *, cn: str 
         legacy = f"/o=Example Hosting/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=mover{n}"
         attributes.update({
             "mail": upn, "mailNickname": f"test.mover{n}", "legacyExchangeDN": legacy,
-            "proxyAddresses": [f"SMTP:{upn}", f"smtp:t.mover{n}@{source.domains[-1]}", "X500:/o=Old/cn=Recipients/cn=oldmover"],
+            "proxyAddresses": [f"SMTP:{upn}", f"smtp:t.mover{n}@{source.domains[-1]}", f"X500:/o=Old/cn=Recipients/cn=oldmover{n}"],
             "extensionAttribute1": source.code,
         })
     if "ocs" in services:
