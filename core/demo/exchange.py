@@ -182,7 +182,7 @@ class ExchangeOrganization(AdBackend):
     """The organisation's configuration objects in the Samba DC (see the module doc)."""
 
     books: dict[str, AddressBook] = field(default_factory=dict)  # ABP name (lower) → book
-    lists: dict[str, str] = field(default_factory=dict)  # address list / GAL DN (lower) → CustomAttribute1 value
+    lists: dict[str, str] = field(default_factory=dict)  # address list / GAL DN → CustomAttribute1 value
     oabs: dict[str, str] = field(default_factory=dict)  # OAB name (lower) → DN
     moves: dict[str, dict[str, str]] = field(default_factory=dict)  # mailbox objectGUID → its move request
     mrs: str = "complete"  # the Mailbox Replication Service: "complete" a move at once, or "hold" it queued
@@ -213,7 +213,7 @@ class ExchangeOrganization(AdBackend):
         """Serve ``book``, whose objects are in the directory (the filters of its lists are
         the server's to know: they are not attributes of the plain containers here)."""
         for dn in address_list_dns(self.base_dn, book):
-            self.lists[dn.lower()] = book.custom_attribute1
+            self.lists[dn] = book.custom_attribute1
         self.oabs[book.oab.lower()] = self.dn_of("oab", book.oab)
         self.books[book.policy.lower()] = book
 
@@ -299,7 +299,7 @@ class ExchangeRunspace(Runspace):
                               ErrorCategory.InvalidArgument, "ProxyAddressExists")
 
     def _address_lists(self, custom_attribute1: str | None) -> list[str]:
-        return sorted(dn for dn, value in self.org.lists.items() if custom_attribute1 and value == custom_attribute1)
+        return sorted((dn for dn, value in self.org.lists.items() if custom_attribute1 and value == custom_attribute1), key=str.lower)
 
     # -- cmdlets ----------------------------------------------------------------------------
 

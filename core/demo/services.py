@@ -99,7 +99,7 @@ class DemoServices:
 
     def __init__(self, config: Config, seed: Seed, connect: Callable[[], Any] | None = None):
         self._config, self._seed = config, seed
-        self._connect = connect  # an operator's connection to the demo directory (the cmdlets' own)
+        self.connect = connect  # an operator's connection to the demo directory (the cmdlets' own)
         self._powershell = None
         self._powershell_lock = threading.Lock()
         self._password = secrets.token_urlsafe(16)  # the demo UEMs' and PowerShell endpoints' admin password, in memory only
@@ -138,9 +138,9 @@ class DemoServices:
         from core.demo.platform import CONFERENCING_POLICY, AddressBook, tenant_codes
         from core.demo.powershell import PowerShellServer
 
-        if self._connect is None:
+        if self.connect is None:
             raise RuntimeError("this demo backend has no directory connection for its PowerShell server")
-        conn = self._connect()
+        conn = self.connect()
         org = ExchangeOrganization(conn, self._seed.base_dn, server_name="demo.example.net")
         codes = tenant_codes(self._seed)
         for code in codes:
