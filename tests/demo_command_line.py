@@ -40,8 +40,7 @@ def run(dump: str, argv: list[str]) -> int:
     found = conn.extend.standard.paged_search(f"OU=Hosting,{demo.DEMO_BASE_DN}", "(objectClass=user)", ldap3.SUBTREE,
                                               attributes=list(ATTRIBUTES), paged_size=500, generator=False)
     users = {e["dn"]: {a: [str(v) for v in e["attributes"].get(a, [])] for a in ATTRIBUTES} for e in found if e.get("type") == "searchResEntry"}
-    server = services._powershell  # None if no cmdlet ran
-    calls = [{"command": c.command, "script": c.script, "parameters": sorted(c.parameters)} for c in (server.calls if server else ())]
+    calls = [{"command": c.command, "script": c.script, "parameters": sorted(c.parameters)} for c in services.powershell.calls]
     with open(dump, "w", encoding="utf-8") as out:
         json.dump({"users": users, "calls": calls, "base_dn": demo.DEMO_BASE_DN}, out)
     return code
