@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from core.attempt import attempt
-from core.config import MAIL_ADAPTERS, SIP_ADAPTERS
 from core.copy import CopyMapping, CopyRequest, map_copy
 from core.mapping import split_address
 from core.model import Customer, User
@@ -67,10 +66,8 @@ class CopyDraft:
 
     # -- proposals from the customer's formats ---------------------------------------
     def proposal(self) -> CopyMapping:
-        kinds = self.session.config.kinds(self.services)
         request = CopyRequest(self.template.dn, self.first, self.last)
-        return map_copy(self.session.config, self.template, self.customer, request,
-                        exchange=bool(kinds & MAIL_ADAPTERS), ocs=bool(kinds & SIP_ADAPTERS))
+        return map_copy(self.session.config, self.template, self.customer, request, self.services)
 
     def propose(self) -> None:
         """Refresh every field the admin has not typed from the customer's formats."""

@@ -189,3 +189,16 @@ async def test_the_demo_starts_and_shows_a_user_without_importing_powershell_rem
                                    text=True, cwd=ROOT, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+async def test_the_demo_cmdlet_bench_runs_and_imports_remoting_only_with_the_cmdlet_adapters(tmp_path):
+    """bench/demo_cmdlets.py, one run of each kind (no timing asserted: that is the bench's business)."""
+    env = {**os.environ, "TENANTRY_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(ROOT)}
+    runs = {}
+    for kind in ("cmdlets", "directory"):
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "bench.demo_cmdlets", "--once", kind],
+                                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (runs["cmdlets"]["remoting imported"], runs["directory"]["remoting imported"]) == (1.0, 0.0)
+    assert all(runs[kind][part] > 0 for kind in runs for part in ("first preflight", "first run", "second preflight", "second run"))

@@ -97,7 +97,7 @@ _USERNAME_ATTRIBUTE = {"upn": "userPrincipalName", "sam": "sAMAccountName"}
 class DemoServices:
     """The in-process service backend of one demo directory, and adapters that use it."""
 
-    def __init__(self, config: Config, seed: Seed, connect: Callable[[], Any] | None = None):
+    def __init__(self, config: Config, seed: Seed, connect: Callable[[], Any]):
         self._config, self._seed = config, seed
         self.connect = connect  # an operator's connection to the demo directory (the cmdlets' own)
         self._powershell = None
@@ -138,8 +138,6 @@ class DemoServices:
         from core.demo.platform import CONFERENCING_POLICY, AddressBook, tenant_codes
         from core.demo.powershell import PowerShellServer
 
-        if self.connect is None:
-            raise RuntimeError("this demo backend has no directory connection for its PowerShell server")
         conn = self.connect()
         org = ExchangeOrganization(conn, self._seed.base_dn, server_name="demo.example.net")
         codes = tenant_codes(self._seed)
