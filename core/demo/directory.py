@@ -27,8 +27,8 @@ operation from :class:`DemoController`, which behaves as AD (and Samba AD) do:
   group add, delete and move. Links must point at existing objects (32). The
   constructed ``tokenGroups`` (nested security groups' SIDs, base-scope reads only)
   is answered too, so the AD dialect's own ``nested_groups`` works on the demo.
-* operational attributes — every entry gets ``objectGUID`` (16 random bytes, AD's
-  little-endian layout), ``uSNCreated``/``uSNChanged`` (one server-wide counter,
+* operational attributes — every entry gets ``objectGUID`` (16 pseudo-random bytes, AD's
+  little-endian layout, the same in every demo for the objects made in the same order), ``uSNCreated``/``uSNChanged`` (one server-wide counter,
   ``uSNChanged`` raised on every write to the entry), ``whenCreated``/``whenChanged``,
   ``name``, ``distinguishedName``; users and groups an ``objectSid``.
 * one-level searches — mockBase's "direct child" test (``',' not in
@@ -76,6 +76,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import random
 import secrets
 import threading
 import time
@@ -116,6 +117,8 @@ RULE_BIT_OR = "1.2.840.113556.1.4.804"
 RULE_IN_CHAIN = "1.2.840.113556.1.4.1941"
 
 OP_ADD, OP_DELETE, OP_REPLACE, OP_INCREMENT = 0, 1, 2, 3  # ModifyRequest operations on the wire
+
+GUID_SEED = 2026  # the demo's objectGUIDs are drawn from it: a screen that shows one looks the same every run
 
 UAC_ACCOUNTDISABLE = 0x2
 UAC_PASSWD_NOTREQD = 0x20
@@ -490,6 +493,7 @@ class DemoController:
         self._next_rid = 1100
         self.root_key = ""
         self.partitions: frozenset[str] = frozenset()  # keys of the naming contexts below the domain's (configuration)
+        self._guids = random.Random(GUID_SEED)  # the same objectGUIDs in every demo, in the order objects are made
 
     # -- lookup ------------------------------------------------------------------------
     def _name(self, dn: str) -> tuple[str, str]:
@@ -553,7 +557,7 @@ class DemoController:
         entry[attribute.lower()] = [value.encode()]  # cn / ou / dc follows the RDN
         entry["name"] = [value.encode()]
         entry["distinguishedName"] = [canonical.encode()]
-        entry["objectGUID"] = [uuid.uuid4().bytes_le]
+        entry["objectGUID"] = [uuid.UUID(int=self._guids.getrandbits(128), version=4).bytes_le]
         if structural in SAM_CLASSES:
             entry["objectSid"] = [_sid((21, *self._domain_sid, self._next_rid))]
             self._next_rid += 1
