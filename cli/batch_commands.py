@@ -24,8 +24,9 @@ import sys
 from typing import AsyncIterator, Awaitable, Callable
 
 from core import plan as p
-from core.batch import Batch, batch_row, journaled_plan
+from core.batch import Batch, batch_row, journaled_plan, row_aftermaths
 from core.bulk import DEFAULT_CONCURRENCY, BulkCopy, BulkJob, BulkMove, BulkPlan, RowEvent, RowResult
+from core.convergence import Aftermath, rows_sentence
 from core.bulk_csv import COPY_COLUMNS, copy_requests, move_requests, parse_plans
 from core.errors import UsageError
 from core.execute import audit_refusal
@@ -121,8 +122,10 @@ async def resume_batch(session: Session, args: argparse.Namespace, batch: Batch)
         print(f"batch {batch.id}: resuming {len(batch.unfinished)} of {len(batch.jobs)} row(s), {concurrency} at once", file=sys.stderr)
     results: dict[str, RowResult] = {}
     await _follow_rows(batch.resume(session.executor(), session.operator, concurrency=concurrency, results=results, passwords=passwords), args.json)
+    after = await row_aftermaths(session.directory, session.journal, session.audit, session.operator, results,
+                                 earlier=batch.finished_results())
     return _report(session, args, batch.id, batch.kind, [batch_row(j).label for j in batch.jobs], results,
-                   passwords=passwords if generate else None)
+                   passwords=passwords if generate else None, after=after)
 
 
 async def rollback_batch(session: Session, args: argparse.Namespace, batch: Batch) -> int:
@@ -164,9 +167,10 @@ async def _run(session: Session, args: argparse.Namespace, bulk: BulkJob, plan: 
         print(f"batch {plan.batch}: {len(plan.clean)} user(s), {concurrency} at once", file=sys.stderr)
     results: dict[str, RowResult] = {}
     await _follow_rows(bulk.run(plan, session.operator, concurrency=concurrency, results=results, passwords=secrets), args.json)
+    after = await row_aftermaths(session.directory, session.journal, session.audit, session.operator, results)
     return _report(session, args, plan.batch, plan.kind, [row.label for row in plan.rows], results, problems=problems,
                    plans={row.label: row.plan for row in plan.rows},
-                   passwords=secrets if show_passwords else None)
+                   passwords=secrets if show_passwords else None, after=after)
 
 
 async def _follow_rows(events: AsyncIterator[RowEvent], quiet: bool) -> None:
@@ -179,7 +183,7 @@ async def _follow_rows(events: AsyncIterator[RowEvent], quiet: bool) -> None:
             print(f"  ✗ {plain(item.row)}: {event.step.action}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "undo_failed":
             print(f"  ! {plain(item.row)}: undo failed: {plain(event.message)}", file=sys.stderr)
-        elif event.kind == "replanned":
+        elif event.kind in ("replanned", "waiting"):
             print(f"  ↻ {plain(item.row)}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "job_finished":
             status = (event.status or "failed").replace("_", " ")
@@ -188,10 +192,12 @@ async def _follow_rows(events: AsyncIterator[RowEvent], quiet: bool) -> None:
 
 def _report(session: Session, args: argparse.Namespace, batch_id: str, kind: str, labels: list[str], results: dict[str, RowResult], *,
             problems: dict[str, tuple[Problem, ...]] | None = None, passwords: dict[str, str] | None = None,
-            rollback: bool = False, plans: dict[str, Plan] | None = None) -> int:
+            rollback: bool = False, plans: dict[str, Plan] | None = None, after: dict[str, Aftermath] | None = None) -> int:
     """Every row's end, and the exit code, from the results and the journal (a row whose
     job is unfinished makes it 5). A generated password is shown for every row whose
-    new user holds it (its password step done, not rolled back)."""
+    new user holds it (its password step done, not rolled back). ``after``: the rows
+    done in this run, where their writes are and their values' duplicates."""
+    after = after or {}
     batch = Batch.load(session.journal, batch_id)
     jobs = {batch_row(j).label: j for j in batch.jobs}
     unfinished = [label for label in labels if label in jobs and not jobs[label].is_finished]
@@ -209,11 +215,13 @@ def _report(session: Session, args: argparse.Namespace, batch_id: str, kind: str
             result = results.get(label) or RowResult(label, "", "refused")
             notes = jobs[label].notes if label in jobs and result.status == "done" else ()
             rows.append({**result.to_json(), "problems": [x.to_json() for x in (problems or {}).get(label, ())],
-                         **({"password": shown[label]} if label in shown else {}), **({"notes": list(notes)} if notes else {})})
+                         **({"password": shown[label]} if label in shown else {}), **({"notes": list(notes)} if notes else {}),
+                         **(after[label].to_json() if label in after else {})})
         status = {0: "rolled_back" if rollback else "done", 4: "rolled_back"}.get(code, "needs_attention")
         row_plans = [(plans or {}).get(label) or journaled_plan(jobs[label]) for label in labels if label in jobs or label in (plans or {})]
         print_json({**_one_user_shape(batch_id, status, row_plans, [x for label in labels for x in (problems or {}).get(label, ())]),
-                    "batch": batch_id, "kind": kind, "exit": code, "rows": rows})
+                    "batch": batch_id, "kind": kind, "exit": code, "rows": rows,
+                    "duplicates": [{**d.to_json(), "row": label} for label, a in after.items() for d in a.duplicates]})
     else:
         ended = sum(1 for s in statuses if s == ("rolled_back" if rollback else "done"))
         verb = "rolled back" if rollback else {"move": "moved", "copy": "created"}.get(kind, "done")
@@ -231,6 +239,11 @@ def _report(session: Session, args: argparse.Namespace, batch_id: str, kind: str
                       + (f"; its password: {shown[label]}" if label in shown else ""))
         if shown:
             print("The passwords above are shown once and kept nowhere.", file=sys.stderr)
+        if after:
+            print(f"Done rows, {plain(rows_sentence(after.values()))}.", file=sys.stderr)
+        for label, a in after.items():
+            for duplicate in a.duplicates:
+                print(f"tenantry: {plain(label)}: duplicate after replication: {duplicate.sentence}.", file=sys.stderr)
     if unfinished:
         print(f"tenantry: {len(unfinished)} row(s) of batch {batch_id} are unfinished: finish them with "
               f"`tenantry resume {batch_id}` or undo them with `tenantry rollback {batch_id}`.", file=sys.stderr)

@@ -228,7 +228,7 @@ async def follow(events: AsyncIterator[Event], quiet: bool) -> tuple[str | None,
             print(f"  ↶ {event.index + 1}. {event.step.action} undone", file=sys.stderr)
         elif event.kind == "undo_failed":
             print(f"  ! {event.index + 1}. undo failed: {plain(event.message)}", file=sys.stderr)
-        elif event.kind in ("job_started", "replanned"):
+        elif event.kind in ("job_started", "replanned", "waiting"):
             print(f"job {event.job}: {plain(event.message)}", file=sys.stderr)
         elif event.kind == "job_finished":
             print(f"job {event.job}: {status.replace('_', ' ')}" + (f" — {plain(event.message)}" if status != "done" else ""), file=sys.stderr)

@@ -12,12 +12,17 @@ again: it is never kept.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass
-from typing import AsyncIterator, Mapping
+from typing import AsyncIterator, Iterable, Mapping
+
+from core.audit import Audit
 
 from core.bulk import DEFAULT_CONCURRENCY, BatchRow, RowEvent, RowResult, job_starter, run_rows
+from core.convergence import Aftermath, aftermaths
 from core.copy import CopyPlanner, account_password_problems
+from core.directory import Directory
 from core.errors import NotFound
 from core.execute import Executor, Refused, needs_password_to_resume
 from core.journal import JobRecord, JobStatus, Journal
@@ -139,3 +144,20 @@ def batch_row(job: JobRecord) -> BatchRow:
     label = str(job.meta.get("row") or job.id)
     return BatchRow(label, job.id, users[0].get("user") or ", ".join(job.users), users[0].get("upn_after"),
                     users[0].get("email_after"), tuple(job.meta.get("after") or ()))
+
+
+async def row_aftermaths(
+    directory: Directory, journal: Journal, audit: Audit, operator: Operator, results: Mapping[str, RowResult], *,
+    earlier: Iterable[str] = (),
+) -> dict[str, Aftermath]:
+    """Row label → where the writes of each row done in this run are and the duplicates of
+    its values (rows in ``earlier`` finished before this run: left out), as a done job's
+    :func:`core.convergence.aftermath` — one bounded wait and one pass per DC for all the
+    rows together, each duplicate audited on its row's job."""
+    before = set(earlier)
+    done = {label: r.job for label, r in results.items() if r.status == "done" and r.job and label not in before}
+    if not done:
+        return {}
+    jobs = {label: await asyncio.to_thread(journal.job, job) for label, job in done.items()}
+    found = await aftermaths(directory, list(jobs.values()), audit, operator)
+    return {label: found[job.id] for label, job in jobs.items()}

@@ -40,6 +40,9 @@ class DirectoryConfig:
     # Global Catalog servers (port 3268, or 3269 for LDAPS), tried in order: where set, the
     # forest-wide values (UPN, addresses, SIP URI, username) are checked for uniqueness there too.
     gc_urls: tuple[str, ...] = ()
+    # Seconds a resume or rollback waits for another DC to hold a job's writes when the
+    # job's DC does not answer (after asking it to pull them); 0: no wait, no request.
+    replication_wait: float = 30.0
     bind_user: str = ""
     password_env: str | None = None
     password_file: Path | None = None
@@ -420,7 +423,7 @@ def _directory(table: _Table, where: str) -> DirectoryConfig:
     if ca_file and not Path(ca_file).expanduser().is_file():
         raise table.fail("ca_file", f"names {ca_file!r}, which is not a file (give the CA that signed the DCs' certificates, or leave it out)")
     numbers = {}
-    for key, low in (("connect_timeout", 0.1), ("receive_timeout", 0.1), ("pool_size", 1), ("page_size", 1)):
+    for key, low in (("connect_timeout", 0.1), ("receive_timeout", 0.1), ("pool_size", 1), ("page_size", 1), ("replication_wait", 0)):
         default = getattr(DirectoryConfig, key)
         value = table.get(key, type(default), default)
         if value < low:

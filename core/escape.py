@@ -6,6 +6,7 @@ with :func:`rdn`. Nothing else in the project builds filters or DNs from strings
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from ldap3.core.exceptions import LDAPInvalidDnError
@@ -69,6 +70,8 @@ def child_dn(attribute: str, value: str, parent: str) -> str:
 
 
 def _unescape(value: str) -> str:
+    if "\\" not in value:  # nothing escaped: the value as it is
+        return value
     raw = bytearray()
     index = 0
     while index < len(value):
@@ -87,8 +90,17 @@ def _unescape(value: str) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
+# One RDN with nothing to unescape or check further: an attribute type, ``=``, and a value
+# without a character RFC 4514 wants escaped (nor a backslash) or spaces at its ends. Most
+# DNs are only these; parse_dn costs ~50 µs a DN, ~250 ms for a snapshot's 5,000 customers.
+_PLAIN_RDN = re.compile(r"[A-Za-z][A-Za-z0-9-]*=[^\s\\\"#+,;<>=\x00](?:[^\\\"#+,;<>=\x00]*[^\s\\\"#+,;<>=\x00])?")
+
+
 @lru_cache(maxsize=1 << 16)
 def _split(dn: str) -> tuple[tuple[str, str], ...]:
+    rdns = dn.split(",")
+    if all(_PLAIN_RDN.fullmatch(rdn) for rdn in rdns):  # what parse_dn would give, without it
+        return tuple((attr, value) for attr, _, value in (rdn.partition("=") for rdn in rdns))
     return tuple((attr, _unescape(value)) for attr, value, _sep in parse_dn(dn, escape=False))
 
 

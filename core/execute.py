@@ -64,7 +64,7 @@ def _needs_password(steps: Iterable[Step]) -> bool:
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # replanned | job_started | step_started | step_done | step_failed | rolling_back | step_undone | undo_failed | job_finished
+    kind: str  # replanned | job_started | waiting | step_started | step_done | step_failed | rolling_back | step_undone | undo_failed | job_finished
     job: str
     index: int | None = None
     step: Step | None = None
@@ -76,6 +76,7 @@ StepHook = Callable[[int, Step], Awaitable[None]]
 Replanner = Callable[[JobRecord, Operator], Awaitable[Plan]]
 """Plans a journaled job again on a fresh read, from the request it kept (core/replan.py)."""
 
+REPLICATION_POLL = 1.0  # seconds between two looks at the other DCs while waiting for replication
 MEMORY_INSTANCE = "memory_directory"  # job meta: the in-memory (demo) directory the job ran on
 
 
@@ -207,25 +208,24 @@ class Executor:
         customers = await self._authorize(job.kind, *_customers(job), operator)
         await self._check_targets([Step.from_json(s.spec) for s in job.steps], customers, operator)
         fresh = job.status in (JobStatus.PLANNED, JobStatus.RUNNING) and all(s.state == StepState.PENDING for s in job.steps)
-        d, unproven = await self._job_dc(job)
-        if d is None:
-            async for event in self._needs_attention(job, operator, unproven):
-                yield event
-            return
-        replanned = ""
-        if fresh:
-            await self._refuse_without_dependencies(job, d)
-            changed = await self._changed_user(d, _journaled_users(job))
-            if changed is not None:
-                job, replanned = await self._replan(job, operator, changed, d)
-        self._secrets[job.id] = dict(secrets or {})
-        self._dcs[job.id] = d
-        if job.status != JobStatus.RUNNING:
-            await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
-        if replanned:
-            yield Event("replanned", job.id, message=replanned)
-        yield Event("job_started", job.id, message=("starting" if job.status == JobStatus.PLANNED else "resuming") + f" on {d.dc.name}")
         try:
+            async for event in self._pin_job(job, operator):
+                yield event
+            d = self._dcs.get(job.id)
+            if d is None:
+                return
+            replanned = ""
+            if fresh:
+                await self._refuse_without_dependencies(job, d)
+                changed = await self._changed_user(d, _journaled_users(job))
+                if changed is not None:
+                    job, replanned = await self._replan(job, operator, changed, d)
+            self._secrets[job.id] = dict(secrets or {})
+            if job.status != JobStatus.RUNNING:
+                await asyncio.to_thread(self.journal.set_status, job.id, JobStatus.RUNNING)
+            if replanned:
+                yield Event("replanned", job.id, message=replanned)
+            yield Event("job_started", job.id, message=("starting" if job.status == JobStatus.PLANNED else "resuming") + f" on {d.dc.name}")
             async for event in self._forward(job.id, operator, resuming=not fresh):
                 yield event
         finally:
@@ -246,50 +246,78 @@ class Executor:
             self._audit_job(operator, job, JobStatus.ROLLED_BACK.value, reason)
             yield Event("job_finished", job.id, status=JobStatus.ROLLED_BACK.value, message=reason)
             return
-        d, unproven = await self._job_dc(job)
-        if d is None:
-            async for event in self._needs_attention(job, operator, unproven):
-                yield event
-            return
-        self._dcs[job.id] = d
         try:
-            async for event in self._backward(job.id, operator, reason="rolled back on request"):
+            async for event in self._pin_job(job, operator):
                 yield event
+            if job.id in self._dcs:
+                async for event in self._backward(job.id, operator, reason="rolled back on request"):
+                    yield event
         finally:
             self._dcs.pop(job.id, None)
 
     # -- the job's domain controller --------------------------------------------------
-    async def _job_dc(self, job: JobRecord) -> tuple[Directory | None, str]:
-        """The directory a resume or rollback of ``job`` works on: the DC the job is pinned
-        to; if it does not answer, another DC that provably holds every write of the job
-        (its up-to-dateness vector for the job DC's invocation id has reached the highest
-        USN the job journaled); else ``None`` and the sentence saying why."""
+    async def _pin_job(self, job: JobRecord, operator: Operator) -> AsyncIterator[Event]:
+        """Find the DC a resume or rollback of ``job`` works on and keep it in ``_dcs``: the
+        DC the job is pinned to; if it does not answer, another DC that provably holds
+        every write of the job (its up-to-dateness vector for the job DC's invocation id
+        has reached the highest USN the job journaled). When none does yet, the DCs that
+        answer are asked to pull the job's objects from the job's DC and are waited for,
+        ``[directory] replication_wait`` seconds at most. Else the job needs attention,
+        with one sentence naming the job's DC, and ``_dcs`` has no entry for it."""
         recorded = DomainController.from_json(job.dc)
         if recorded is None or not _wrote(job):
             d = await self.directory.pin()  # nothing written yet (or a job journaled before pinning): the first DC that answers
             await asyncio.to_thread(self.journal.record_dc, job.id, d.dc.to_json())
-            return d, ""
+            self._dcs[job.id] = d
+            return
         try:
-            return await self.directory.pin(recorded.url), ""
+            self._dcs[job.id] = await self.directory.pin(recorded.url)
+            return
         except DirectoryUnavailable as error:
             down = str(error).rstrip(".")
         needed = highest_usn(job)
         if recorded.invocation_id and needed is not None:
-            for url in self.directory.config.directory.urls:
-                if url == recorded.url:
-                    continue
-                try:
-                    other = await self.directory.pin(url)
-                    seen = await other.received()
-                except DirectoryError:
-                    continue
-                if other.dc.invocation_id == recorded.invocation_id or (seen or {}).get(recorded.invocation_id, -1) >= needed:
-                    await asyncio.to_thread(self.journal.record_dc, job.id, other.dc.to_json())
-                    return other, ""
-        return None, (
+            holder, answering = await self._holding(recorded, needed)
+            wait = self.directory.config.directory.replication_wait
+            if holder is None and answering and wait > 0:
+                dns, guids = _written_objects(job)
+                asked = [other.dc.name for other in answering if await other.ask_to_replicate(recorded, dns, guids) is None]
+                yield Event("waiting", job.id, message=(
+                    f"{recorded.name} does not answer and no other domain controller holds all the job's writes yet: "
+                    f"waiting up to {wait:g} s for replication" + (f" (asked {', '.join(asked)} to pull them now)" if asked else "")
+                ))
+                clock = asyncio.get_running_loop()
+                deadline = clock.time() + wait
+                while holder is None and clock.time() < deadline:
+                    await asyncio.sleep(min(REPLICATION_POLL, max(0.0, deadline - clock.time())))
+                    holder, _answering = await self._holding(recorded, needed)
+            if holder is not None:
+                await asyncio.to_thread(self.journal.record_dc, job.id, holder.dc.to_json())
+                self._dcs[job.id] = holder
+                return
+        reason = (
             f"{recorded.name}, the domain controller job {job.id} wrote to, does not answer ({down}), and no other "
             "domain controller is known to hold all its writes: start it again (or let it replicate), then try again."
         )
+        async for event in self._needs_attention(job, operator, reason):
+            yield event
+
+    async def _holding(self, recorded: DomainController, needed: int) -> tuple[Directory | None, list[Directory]]:
+        """The first other configured DC that holds every write a job made on ``recorded``
+        (``needed``: the highest USN it journaled there), and the other DCs that answer."""
+        answering: list[Directory] = []
+        for url in self.directory.config.directory.urls:
+            if url == recorded.url:
+                continue
+            try:
+                other = await self.directory.pin(url)
+                seen = await other.received()
+            except DirectoryError:
+                continue
+            if other.dc.invocation_id == recorded.invocation_id or (seen or {}).get(recorded.invocation_id, -1) >= needed:
+                return other, answering
+            answering.append(other)
+        return None, answering
 
     async def _changing_elsewhere(self, d: Directory, plan: Plan) -> str | None:
         """The first user of ``plan`` that another configured DC (one that answers) has in
@@ -767,6 +795,23 @@ def _renames(job: JobRecord) -> dict[tuple, str]:
 def _wrote(job: JobRecord) -> bool:
     """Whether a directory step of the job may have written (anything but pending or failed)."""
     return any(s.action != p.HTTP and s.state not in (StepState.PENDING, StepState.FAILED) for s in job.steps)
+
+
+def _written_objects(job: JobRecord) -> tuple[list[str], list[str]]:
+    """The objects a job's directory steps may have written, for another DC to pull: by DN
+    (each step's target; a move's new DN too) and, for those it created, by the
+    objectGUID its result journaled (the other DC may not have them at all)."""
+    dns: dict[str, None] = {}
+    guids: dict[str, None] = {}
+    for s in job.steps:
+        if s.action == p.HTTP or s.state in (StepState.PENDING, StepState.FAILED):
+            continue
+        dns[str(s.target)] = None
+        if s.action == p.MOVE and isinstance(s.spec.get("after"), str):
+            dns[s.spec["after"]] = None
+        if (s.result or {}).get("guid"):
+            guids[str(s.result["guid"])] = None
+    return list(dns), list(guids)
 
 
 def highest_usn(job: JobRecord) -> int | None:

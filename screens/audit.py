@@ -149,16 +149,16 @@ class AuditScreen(Screen[None]):
 
     def show_entries(self, found: list[AuditRecord], text: str | None, *, more: bool, append: bool) -> None:
         self.query_one("#banner", Static).remove_class("-shown")
-        table = self.query_one("#audit", DataTable)
+        table = self.query_one(AuditTable)
         self.query_text = text
         self._more = more
-        with self.app.batch_update():
-            if not append:
-                table.clear()
-                self.entries = {}
-            for entry in found:
-                self.entries[str(entry.id)] = entry
-                table.add_row(*entry_row(entry), key=str(entry.id))
+        current = self.highlighted if append else None  # a new search starts at the top
+        if not append:
+            self.entries = {}
+        for entry in found:
+            self.entries[str(entry.id)] = entry
+        table.show_rows([(key, entry_row(entry)) for key, entry in self.entries.items()],
+                        str(current.id) if current is not None else None)
         count = len(self.entries)
         if count == 0 and text:
             shown = Text.assemble("no entry mentions “", plain(text), "”")

@@ -20,6 +20,7 @@ from core.text import plain
 from screens.job_run import RESUME, SHOWN_STEPS, ConfirmJob, PasswordDialog
 from screens.running_job import RowsRun
 from widgets.progress import BulkProgressPane
+from widgets.replication import RowsReplicationNote
 
 if TYPE_CHECKING:
     from core.session import Session
@@ -112,8 +113,11 @@ class BatchRunScreen(RowsRun):
         else:
             rows = self.batch.rollback(executor, operator, concurrency=self.concurrency, results=self.results)
         self._password = None
+        earlier = self.batch.finished_results()
         await self.follow_rows(rows, "batch")
         self.ended(dict(self.results))
+        if any(r.status == "done" and label not in earlier for label, r in self.results.items()):
+            await self.mount(RowsReplicationNote(self.session, self.results.values(), earlier), before=self.query_one(Footer))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_job" and self.action != RESUME:

@@ -24,6 +24,7 @@ from screens.bulk_steps import indented
 from screens.running_job import RowsRun
 from screens.wizard.engine import Place
 from widgets.progress import ROW_STATES, BulkProgressPane
+from widgets.replication import RowsReplicationNote
 
 
 class BulkRunStep(RowsRun):
@@ -110,6 +111,8 @@ class BulkResultStep(Screen[None]):
         yield self.place.trail(self.draft.title())
         with VerticalScroll(id="result"):
             yield Static(bulk_result_view(self.draft, self.outcome), id="result-text")
+            if self.outcome.moved:
+                yield RowsReplicationNote(self.draft.session, self.outcome.results)
         yield Footer()
 
     def action_close(self) -> None:

@@ -206,13 +206,9 @@ class JobsScreen(JobActions, Screen[None]):
         table = self.query_one(JobTable)
         current = self.current
         self._more = more
-        with self.app.batch_update():
-            table.clear()
-            self.jobs = {row_key(item): item for item in jobs}
-            for key, item in self.jobs.items():
-                table.add_row(*(batch_cells(item) if isinstance(item, Batch) else job_row(item)), key=key)
-            if current is not None and row_key(current) in self.jobs:
-                table.move_cursor(row=table.get_row_index(row_key(current)), animate=False)
+        self.jobs = {row_key(item): item for item in jobs}
+        table.show_rows([(key, batch_cells(item) if isinstance(item, Batch) else job_row(item)) for key, item in self.jobs.items()],
+                        row_key(current) if current is not None else None)
         count = len(jobs)
         what = ("unfinished " if self.unfinished else "") + ("row" if self.batch else "job")
         shown = f"first {count} shown" if more else f"{count} {what}{'' if count == 1 else 's'}"

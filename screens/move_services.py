@@ -145,7 +145,7 @@ class PlanChoices:
             return
         self.choose(row, row.cycled(self.wanted(row), delta))
         for column, value in zip(table.columns, self.row_cells(row)):
-            table.update_cell(str(table.cursor_row), column, value)
+            table.set_cell(str(table.cursor_row), column, value)
         self.chosen()
 
     def chosen(self) -> None:

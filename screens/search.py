@@ -23,12 +23,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 
 from core.local_search import Found
 from core.errors import DirectoryUnavailable, TenantryError
 from core.text import plain
 from screens.slow_notice import SlowNotice
+from widgets import RowTable
 
 if TYPE_CHECKING:
     from core.directory import Directory
@@ -44,7 +45,7 @@ SLOW_SEARCH = 0.25  # seconds before "searching…" is shown (a fast search show
 class SearchScreen(Screen[Any]):
     """A search box over a table of what the directory found (rows keyed by DN)."""
 
-    TABLE: ClassVar[type[DataTable]] = DataTable  # the screen's table
+    TABLE: ClassVar[type[RowTable]] = RowTable  # the screen's table
     NOUN: ClassVar[str] = "row"  # "customer", "user": for the count and the errors
 
     def __init__(
@@ -67,6 +68,7 @@ class SearchScreen(Screen[Any]):
         self._total: int | None = None  # how many match in all, when known
         self._count_shown: tuple | None = None  # what the count shows (text, style, spans)
         self._pick_when_shown = False
+        self._slow: SlowNotice | None = None  # the "searching…" of the server search last started
 
     # -- what a screen says ---------------------------------------------------------
     async def fetch(self, directory: Directory, text: str | None, limit: int) -> Sequence[Any]:
@@ -129,7 +131,7 @@ class SearchScreen(Screen[Any]):
         slow: SlowNotice | None = None  # "connecting…" stays until the directory is open
         try:
             directory = await self._directory()
-            slow = SlowNotice(self, SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
+            slow = self._slow = SlowNotice(self, SLOW_SEARCH, lambda: self._set_count(Text("searching…", style="italic")))
             found = await self.answered(directory, lambda: self.fetch(directory, text, self.limit + 1), slow.stop)
         except TenantryError as error:
             self._show_error(str(error))
@@ -160,6 +162,8 @@ class SearchScreen(Screen[Any]):
         """Fill the table with ``found`` (sorted), keeping the cursor; ``total``: how
         many match in all, when known (a local index knows)."""
         self.query_one("#banner", Static).remove_class("-shown")
+        if self._slow is not None:  # a server search these rows replaced: its timer may fire
+            self._slow.stop()  # before its cancelled worker ends (seen under load in a snapshot)
         shown = list(found[: self.limit])
         self.query_text = text
         self._more = len(found) > self.limit if total is None else total > len(shown)
@@ -167,13 +171,8 @@ class SearchScreen(Screen[Any]):
         if [x.dn for x in shown] != list(self.rows) or shown != list(self.rows.values()):
             table = self.query_one(self.TABLE)  # else the same rows: send nothing to the terminal
             keep = self.cursor_key()
-            with self.app.batch_update():
-                table.clear()
-                self.rows = {x.dn: x for x in shown}
-                for item in shown:
-                    table.add_row(*self.cells(item), key=item.dn)
-                if keep is not None and keep in self.rows:
-                    table.move_cursor(row=table.get_row_index(keep), animate=False)
+            self.rows = {x.dn: x for x in shown}
+            table.show_rows([(x.dn, self.cells(x)) for x in shown], keep)  # only the cells that differ
         self._show_count()
         if self._pick_when_shown and text == self._requested:
             self._pick_when_shown = False

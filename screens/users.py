@@ -263,7 +263,7 @@ class UsersScreen(SearchScreen):
                     self.marked.discard(user.dn)
                     self._marked_users.pop(user.dn, None)
                 if user.dn in self.users:
-                    table.update_cell(user.dn, "mark", MARK if on else Text(""))
+                    table.set_cell(user.dn, "mark", MARK if on else Text(""))
         self._show_count()
 
     @on(DataTable.RowSelected, "#users")

@@ -45,6 +45,9 @@ def samba_pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="session")
 def pair_config_file(samba_pair: SambaPair, tmp_path_factory) -> Path:
-    """A config naming both DCs (DC1 first), one CA file for the two."""
+    """A config naming both DCs (DC1 first), one CA file for the two; a resume or rollback
+    waits 2 s at most for a DC to receive another's writes (the tests that wait longer
+    say so)."""
     info = samba_pair.info()
-    return write_dc_config(info.dc1, tmp_path_factory.mktemp("pair-config") / "pair.toml", urls=info.urls, ca_file=info.ca_file)
+    return write_dc_config(info.dc1, tmp_path_factory.mktemp("pair-config") / "pair.toml", urls=info.urls, ca_file=info.ca_file,
+                           extra="replication_wait = 2\n")

@@ -169,6 +169,9 @@ async def test_cli_bulk_copy_on_the_dc_problems_per_row_and_the_clean_rows_bind(
         assert codes == [[], [], [UNKNOWN], [DUPLICATE], [p.COLLISION], [p.COLLISION]]
         assert template.upn in out["rows"][4]["problems"][0]["message"] and "row 2 (Bob" in out["rows"][5]["problems"][0]["message"]
         assert [r["upn"] for r in out["rows"][:2]] == created[:2]
+        # the check after the batch: each done row's writes on the one DC, no duplicate
+        assert out["duplicates"] == [] and [r.get("duplicates") for r in out["rows"]] == [[], []] + [None] * 4
+        assert [r.get("replicated") for r in out["rows"][:3]] == [{"holding": 1, "dcs": 1, "missing": []}] * 2 + [None]
         passwords = [r.get("password") for r in out["rows"]]
         assert all(passwords[:2]) and passwords[2:] == [None] * 4 and passwords[0] != passwords[1]
         for upn, password in zip(created, passwords[:2]):
@@ -188,6 +191,7 @@ async def test_cli_bulk_copy_on_the_dc_problems_per_row_and_the_clean_rows_bind(
         assert shared.returncode == 4, shared.stderr
         assert re.search(r"✗ row 2 \(Gus .*part of the user's name", shared.stdout + shared.stderr)
         assert password not in shared.stdout + shared.stderr
+        assert "Done rows, replicated to 1 of 1 domain controller." in shared.stderr and "duplicate" not in shared.stderr
         bind_check(request, dc_directory, created[2], password)
         assert state_files_hold(tmp_path / "state", password) == []
     finally:

@@ -159,6 +159,10 @@ async def test_a_bulk_move_of_marked_users_on_the_real_dc(dc_directory):
             assert app.screen.query_one(BulkProgressPane).states == ["done", "done"]
             await keys("enter")
             assert "Moved 2 of 3 users to Globex Corporation." in shown(app)
+            note = app.screen.query_one("#replication")
+            await until(pilot, lambda: note.rows_checked is not None, "the check after the batch ended")
+            assert set(note.rows_checked) == {users[0].upn, users[2].upn}  # the done rows only
+            assert "Done rows, replicated to 1 of 1 domain controller." in flat(app) and "Duplicate" not in flat(app)
             await keys("enter")
         destination = await d.customer(DESTINATION)
         for user in (users[0], users[2]):

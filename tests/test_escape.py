@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
-from core.escape import child_dn, filter_value, parent_dn, rdn_value, split_dn
+from core.escape import _split, _unescape, child_dn, filter_value, parent_dn, rdn_value, split_dn
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,20 @@ def test_any_rdn_value_round_trips(value):
 def test_our_filter_escaping_agrees_with_ldap3_on_ascii_specials():
     sample = "a*b(c)d\\e\x00f"
     assert filter_value(sample).lower() == escape_filter_chars(sample).lower()
+
+
+def _parsed(split, dn: str) -> object:
+    try:
+        return split(dn)
+    except Exception as error:  # the same failure, or the same pairs
+        return type(error)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["OU", "CN", "dc", "a-1", "1x", "-x", " OU", ""]),
+                          st.text(alphabet=' ,=+"\\#;<>aZ0é東\x00\n\xa0', max_size=8)), min_size=1, max_size=4))
+def test_splitting_a_dn_agrees_with_ldap3_s_parser(rdns):
+    """The shortcut for DNs with nothing to unescape gives what parse_dn gives (a
+    snapshot's 5,000 customer DNs are split at start): the same pairs, or the same error."""
+    dn = ",".join(f"{attr}={value}" for attr, value in rdns)
+    by_ldap3 = _parsed(lambda d: tuple((a, _unescape(v)) for a, v, _ in parse_dn(d, escape=False)), dn)
+    assert _parsed(_split.__wrapped__, dn) == by_ldap3, dn

@@ -143,3 +143,97 @@ def test_a_shared_account_acts_for_the_operator_whose_ticket_it_is(samba_dc, tmp
 def test_kerberos_configuration_errors(samba_dc, tmp_path, extra, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load(kerberos_config(samba_dc, tmp_path / "krb.toml", extra=extra))
+
+
+# -- the Global Catalog bound with the same ticket (issue 9 item 7) ----------------------------
+
+
+def _gc_url(samba_dc) -> str:
+    return samba_dc.ldaps_url.rsplit(":", 1)[0] + ":3269"
+
+
+def kerberos_dc_config(samba_dc, path: Path, gc_urls: list[str], extra: str = "") -> Path:
+    """The DC tests' whole configuration (services, tenant map), bound with Kerberos, with ``gc_urls``."""
+    from directory_fixtures import write_dc_config
+
+    kerberos = f'auth = "kerberos"\nkerberos_host = "{samba_dc.kerberos_host}"\n'
+    write_dc_config(samba_dc, path, extra=kerberos + f"gc_urls = {json.dumps(gc_urls)}\n" + extra)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith(("bind_user", "password_env"))]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_the_global_catalog_is_checked_with_the_kerberos_ticket(samba_dc, tmp_path):
+    """auth = "kerberos" and gc_urls: a copy's values are checked in the Global Catalog
+    (the DC's own, port 3269) bound from the same ticket — no password exists anywhere.
+    With only a dead GC the check is refused in one sentence (so the GC is asked); with
+    the live one after it a fresh copy plans, and a UPN another user holds is refused."""
+    from directory_fixtures import dead_url
+
+    env = kerberos_env(samba_dc, tmp_path)
+    kinit(samba_dc, env, "sp-admin")
+    customer = samba_dc.seed.customers()[0]
+    template, other = samba_dc.seed.users(under=f"OU=Users,{customer.dn}")[:2]
+    copy = ("copy", template.first("userPrincipalName"), "--first", "Gc", "--last", "Kerberos", "--services", "exchange",
+            "--dry-run", "--json")
+    dead = kerberos_dc_config(samba_dc, tmp_path / "dead.toml", [dead_url()])
+    refused = tenantry(dead, env, *copy)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "No Global Catalog of directory.gc_urls answers" in refused.stderr
+
+    live = kerberos_dc_config(samba_dc, tmp_path / "live.toml", [dead_url(), _gc_url(samba_dc)])
+    planned = tenantry(live, env, *copy)
+    assert planned.returncode == 0, planned.stderr
+    assert json.loads(planned.stdout)["status"] == "planned"
+    taken = other.first("userPrincipalName")
+    collides = tenantry(live, env, *copy, "--upn", taken)
+    assert collides.returncode == 3, collides.stderr
+    messages = [x["message"] for x in json.loads(collides.stdout)["problems"]]
+    assert any(f"The UPN {taken} is already used by" in m for m in messages), messages
+
+
+def test_a_global_catalog_refusing_the_kerberos_bind_is_one_sentence_and_nothing_is_written(samba_dc, tmp_path):
+    """The ticket is gone (kdestroy) after the DC bound and before the Global Catalog is:
+    the GC's bind is refused; the copy stops with one sentence naming the Global Catalog,
+    nothing written (no account, no job), the DC connection still fine."""
+    code = f"""
+import asyncio, json, subprocess, sys
+from pathlib import Path
+from core.config import load
+from core.copy import CopyRequest
+from core.directory import connect
+from core.errors import TenantryError
+from core.session import Session
+
+async def main():
+    directory = await connect(load({str(tmp_path / "gc.toml")!r}), None)
+    session = await Session.open(directory, state=Path({str(tmp_path / "state")!r}))
+    subprocess.run(["kdestroy"], check=True)
+    try:
+        await session.copier().preflight(session.operator, CopyRequest(sys.argv[1], "Gc", "Refused", services=("exchange",)), None)
+        print(json.dumps({{"refused": None}}))
+    except TenantryError as error:
+        customers = await directory.customers(search=sys.argv[2], with_services=False)
+        print(json.dumps({{"refused": str(error), "kind": type(error).__name__, "jobs": len(session.journal.jobs()),
+                          "dc_answers": bool(customers)}}))
+    await directory.close()
+
+asyncio.run(main())
+"""
+    customer = samba_dc.seed.customers()[0]
+    template = samba_dc.seed.users(under=f"OU=Users,{customer.dn}")[0]
+    # one DC connection, opened before the ticket goes: only the Global Catalog binds after
+    kerberos_dc_config(samba_dc, tmp_path / "gc.toml", [_gc_url(samba_dc)], extra="pool_size = 1\n")
+    env = kerberos_env(samba_dc, tmp_path)
+    kinit(samba_dc, env, "sp-admin")
+    ran = subprocess.run([sys.executable, "-c", code, template.first("userPrincipalName"), customer.first("ou")],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    out = json.loads(ran.stdout)
+    assert out["kind"] == "AuthenticationFailed" and out["jobs"] == 0 and out["dc_answers"], out
+    assert out["refused"].startswith("The Global Catalog of directory.gc_urls refused the bind (No valid Kerberos ticket")
+    assert out["refused"].endswith("nothing was written.") and "\n" not in out["refused"]
+    with samba_dc.connect() as conn:
+        conn.search(samba_dc.base_dn, "(sn=Refused)", attributes=["cn"])
+        assert conn.entries == []

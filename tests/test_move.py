@@ -255,3 +255,37 @@ async def test_a_move_makes_exactly_the_writes_its_plan_needs(session, mover, mo
     assert counts["write"] == len(ldap_steps)
     with capsys.disabled():
         print(f"\n  move: {len(ldap_steps)} LDAP steps -> {counts['write']} writes, {counts['read']} reads while running")
+
+
+async def test_a_manager_renamed_between_plan_and_run_is_no_change_another_manager_is(dc_directory, tmp_path):
+    """The user's version reads its manager by objectGUID: the manager renamed after the
+    plan (the DC rewrites the user's ``manager`` to the new name) lets the move run;
+    another manager set meanwhile refuses it, and the first one set back lets it run."""
+    from core.escape import parent_dn
+
+    d = dc_directory
+    session = await Session.open(d, state=tmp_path)
+    mover = await make_user(d)
+    boss = await make_user(d, services=(), roles=())
+    other = await make_user(d, services=(), roles=())
+    renamed = boss.dn
+    try:
+        await d.modify(mover.dn, {"manager": ([], [boss.dn])})
+        plan = await session.planner().preflight(session.operator, MoveRequest(mover.upn, DESTINATION))
+        assert plan.ok, plan.problems
+        renamed = await d.move(boss.dn, parent_dn(boss.dn), f"{boss.cn} Renamed")
+        assert (await d.values(mover.dn, ["manager"]))["manager"] == [renamed]
+        assert (await d.user(mover.dn)).version == plan.users[0].version
+        await d.modify(mover.dn, {"manager": ([renamed], [other.dn])})
+        with pytest.raises(Refused, match="changed since the plan was made"):
+            await run(session, plan)
+        await d.modify(mover.dn, {"manager": ([other.dn], [renamed])})
+        _events, status = await run(session, plan)
+        assert status == "done"
+    finally:
+        session.journal.close()
+        session.audit.close()
+        await remove_user(d, mover)
+        if await d.exists(renamed):
+            await d.delete(renamed)
+        await remove_user(d, other)

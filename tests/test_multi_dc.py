@@ -296,6 +296,78 @@ async def test_rollback_moves_to_dc2_when_it_provably_holds_every_write(pair, di
         await remove_user(directory, user)
 
 
+async def test_rollback_asks_dc2_to_replicate_then_waits_for_it(pair, directory, pair_password, tmp_path, caplog):
+    """Issue item 4's request: DC1 wrote three steps (their USNs journaled) that DC2 has
+    not received, then died. A rollback asks DC2 to pull the job's objects from DC1 (a
+    rootDSE ``replicateSingleObject``), which this Samba refuses ("unknown attribute"):
+    logged once, not an error; after the bounded wait the job needs attention naming DC1,
+    and the same directory does not ask DC2 again. With a longer wait, during which DC1
+    comes back and its writes are forced across, the rollback runs on DC2 as soon as
+    DC2's up-to-dateness vector covers them; both DCs end as before the move."""
+    import logging
+    import threading
+
+    from directory_fixtures import write_dc_config
+
+    info = pair.info()
+
+    def waiting(seconds: int) -> Path:
+        return write_dc_config(info.dc1, tmp_path / f"wait-{seconds}.toml", urls=info.urls, ca_file=info.ca_file,
+                               extra=f"replication_wait = {seconds}\n")
+
+    caplog.set_level(logging.INFO, logger="tenantry.directory")
+    user = await make_user(directory)
+    short = await connect(load(waiting(2)), pair_password)
+    long = await connect(load(waiting(600)), pair_password)
+    try:
+        pair.replicate()
+        before = await state_on(directory, pair.dc1, user)
+        pair.hold(pair.dc1)
+        async with session_on(directory, tmp_path) as session:
+            plan = await session.planner().preflight(session.operator, MoveRequest(user.upn, DESTINATION))
+            events = await collect(session.executor(before_step=refuse_step(3, pair.dc1.crash)).run(plan, session.operator))
+            assert events[-1].status == "needs_attention"
+            job = events[0].job
+        refusals = lambda: [r.getMessage() for r in caplog.records if "does not take requests to replicate" in r.getMessage()]  # noqa: E731
+        for attempt in (1, 2):
+            async with session_on(short, tmp_path) as session:
+                events = await collect(session.executor().rollback(job, session.operator))
+                record = session.journal.job(job)
+            assert events[-1].status == "needs_attention" and record.status == JobStatus.NEEDS_ATTENTION
+            assert pair.dc1.address in record.error and "does not answer" in record.error
+            wait = [e.message for e in events if e.kind == "waiting"]
+            assert len(wait) == 1 and pair.dc1.address in wait[0] and "up to 2 s" in wait[0]
+            assert len(refusals()) == 1, caplog.text  # Samba's refusal came back from DC2, logged once
+            assert pair.dc2.address in refusals()[0] and "unknown attribute to change" in refusals()[0]
+            assert "asked" not in wait[0]  # refused: DC2 is not said to have been asked
+        assert await state_on(directory, pair.dc2, user) == before  # DC2 still has none of the job's writes
+
+        def back_and_replicated():
+            pair.dc1.restart()
+            pair.replicate(pair.dc1)  # pushed across although DC2's inbound replication is held
+
+        helper = None
+        async with session_on(long, tmp_path) as session:
+            events = []
+            async for event in session.executor().rollback(job, session.operator):
+                events.append(event)
+                if event.kind == "waiting":
+                    helper = threading.Thread(target=back_and_replicated)
+                    helper.start()
+            record = session.journal.job(job)
+        helper.join()
+        assert events[-1].status == "rolled_back", [(e.kind, e.message) for e in events]
+        assert record.dc["url"] == info.dc2.ldaps_url
+        assert len(refusals()) == 2  # the other directory asked DC2 once too
+        pair.release(pair.dc1)
+        assert await converged(pair, directory, user) == before
+    finally:
+        await short.close()
+        await long.close()
+        pair.dc1.restart()
+        await remove_user(directory, user)
+
+
 @pytest.mark.parametrize("index", [1, 2])
 async def test_a_write_in_flight_on_a_frozen_dc_is_unknown_and_undone_once_it_answers(pair, directory, pair_config_file, pair_password, tmp_path, index):
     """Issue §5: DC1 frozen (SIGSTOP) as step ``index`` (the move, a member add) is sent:
@@ -541,10 +613,10 @@ async def _holders_on(directory, dc, upn: str) -> list[str]:
     return sorted({c.dn for c in await on_dc(directory, dc, lambda d: d.conflicts(upn=upn))})
 
 
-async def _clean_up_row_8(pair, directory, second, upn: str | None, *users) -> None:
-    """Replication on again; every holder of ``upn`` and the test users removed."""
+async def _clean_up_row_8(pair, directory, second, upn: str | None, *users, held=None) -> None:
+    """Replication on again (of ``held``, DC1 by default); every holder of ``upn`` and the test users removed."""
     await second.close()
-    pair.release(pair.dc1)
+    pair.release(held or pair.dc1)
     pair.replicate()
     for dn in await _holders_on(directory, pair.dc1, upn) if upn else []:
         await on_dc(directory, pair.dc1, lambda d, dn=dn: d.delete(dn))
@@ -631,6 +703,50 @@ async def test_a_copy_racing_a_move_on_the_other_dc_reports_the_duplicates_on_bo
         assert {d.dc for d in both if d.kind == "upn"} == {info.dc1.ldaps_url, info.dc2.ldaps_url}
     finally:
         await _clean_up_row_8(pair, directory, second, upn, vera, template)
+
+
+async def test_a_bulk_copy_racing_a_copy_on_the_other_dc_reports_the_duplicates_per_row(pair, directory, pair_password, tmp_path):
+    """Issue item 7 for batches: a copy of the template as "Copy TesterN" through DC2
+    (DC2's writes held from DC1), and a bulk copy with a row making the same user through
+    DC1, which cannot see it: both done. Once DC2's copy reaches DC1, the check after the
+    batch finds the row's UPN, address, SIP URI and username twice on DC1 and the conflict
+    object replication made of the name: per row, and audited on the row's job."""
+    from core.batch import row_aftermaths
+    from core.bulk import BulkCopy
+    from core.copy import CopyRequest
+    from test_copy import copy_names, new_password
+
+    template = await make_user(directory)
+    first, last = copy_names()
+    password = new_password()
+    second = await connect(load(via_dc2(pair, tmp_path)), pair_password)
+    upn = None
+    try:
+        pair.replicate()
+        pair.hold(pair.dc2)
+        async with session_on(second, tmp_path / "second") as other:
+            copied = await other.copier().preflight(other.operator, CopyRequest(template.upn, first, last), password)
+            assert copied.ok, copied.problems
+            upn = copied.users[0].upn_after
+            assert (await collect(other.executor().run(copied, other.operator, secrets={"password": password})))[-1].status == "done"
+        async with session_on(directory, tmp_path / "first") as session:
+            bulk = BulkCopy(session.copier(), session.executor())
+            plan = await bulk.preflight(session.operator, [("row 1", CopyRequest(template.upn, first, last))], password=password)
+            assert plan.ok, [x.message for row in plan.rows for x in row.plan.problems]  # DC1 has not seen DC2's copy
+            assert plan.rows[0].plan.users[0].upn_after == upn
+            results: dict = {}
+            await collect(bulk.run(plan, session.operator, results=results, passwords={"row 1": password}))
+            assert results["row 1"].status == "done", results
+            pair.replicate(pair.dc2)  # DC2's copy reaches DC1 (DC1's inbound replication stays held)
+            after = await row_aftermaths(directory, session.journal, session.audit, session.operator, results)
+            found = after["row 1"].duplicates
+            on_dc1 = {d.kind for d in found if d.dc == pair.info().dc1.ldaps_url}
+            assert {"upn", "address", "sip", "sam", "name"} <= on_dc1, found
+            assert all(len(d.dns) == 2 for d in found if d.kind != "name")
+            audited = [r for r in session.audit.entries() if r.job == results["row 1"].job and r.result == "needs_attention"]
+            assert len(audited) == 1 and audited[0].detail.startswith("duplicates after replication: ") and upn in audited[0].detail
+    finally:
+        await _clean_up_row_8(pair, directory, second, upn, template, held=pair.dc2)
 
 
 # --------------------------------------------------------------------------- replication shown

@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 import uuid
 
-from core.directory.layout import replicated_version
+from core.directory.layout import dn_key, replicated_version
 from core.directory.ops import Entry
 from core.directory.replication import DomainController, parse_up_to_date_vector
 
@@ -123,3 +123,15 @@ def test_the_version_reads_the_manager_by_the_name_it_points_to():
         assert replicated_version(Entry(user.dn, {"cn": ["Ana"], "manager": other})) != replicated_version(user)
     assert replicated_version(Entry(user.dn, {"cn": ["Ana"], "manager": ["CN=Bo\\, Lee"]})) == replicated_version(user)
     assert replicated_version(Entry(user.dn, {"cn": ["Ana"], "manager": ["=,=\\"]})) != replicated_version(user)
+
+
+def test_the_version_reads_the_manager_by_its_guid_where_it_was_read():
+    """With the manager's objectGUID read: renamed (another name, the same GUID) is no
+    change of the user; another manager (another GUID, even under the same name) is."""
+    guid, other = "0f5c6a9e-1d2b-4c3d-8e9f-000000000001", "0f5c6a9e-1d2b-4c3d-8e9f-000000000002"
+    user = Entry("CN=Ana,OU=Users,OU=A,DC=x", {"cn": ["Ana"], "manager": ["CN=Bo Lee,OU=Users,OU=A,DC=x"]})
+    renamed = Entry(user.dn, {"cn": ["Ana"], "manager": ["CN=Bo Lee-Smith,OU=Users,OU=B,DC=x"]})
+    before = replicated_version(user, {dn_key("CN=Bo Lee,OU=Users,OU=A,DC=x"): guid})
+    assert replicated_version(renamed, {dn_key("cn=bo lee-smith,ou=users,ou=b,dc=x"): guid}) == before
+    assert replicated_version(user, {dn_key("CN=Bo Lee,OU=Users,OU=A,DC=x"): other}) != before
+    assert replicated_version(user) != before  # the GUID not read: by name, as before

@@ -9,6 +9,7 @@ Every directory or API string reaches the terminal through :func:`cell` /
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import zip_longest
 from typing import Awaitable, Callable, Iterable, Sequence
 
 from rich.cells import cell_len
@@ -18,11 +19,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Checkbox, DataTable, Input, Label, Static
+from textual.widgets.data_table import CellType, ColumnKey, DuplicateKey, Row, RowKey
 
 from core.password import PasswordPolicy
 from core.text import plain
@@ -161,6 +163,116 @@ class RowTable(DataTable):
             self.scroll_to(y=self.max_scroll_y, animate=False)
         elif self.row_count:
             self.move_cursor(row=self.row_count - 1)
+
+    def show_rows(self, rows: Sequence[tuple[str, Sequence[CellType]]], keep: str | None = None) -> None:
+        """Show ``rows`` — (key, cells), in order, one line each — by changing only what
+        differs from what the table holds: a cell that differs from the one at its place is
+        replaced and repainted alone, rows past the old end are added and those past the new
+        end removed; nothing is cleared, so a key that changes a few cells sends a few cells
+        to the terminal. The cursor goes to the row ``keep`` where it is shown, else to the
+        first row (where a freshly filled table has it: ``enter`` takes the top match)."""
+        columns = [column.key for column in self.ordered_columns]
+        before = [self._row_locations.get_key(index) for index in range(self.row_count)]
+        under_cursor = before[self.cursor_row] if 0 <= self.cursor_row < len(before) else None
+        data: dict[RowKey, dict[ColumnKey, CellType]] = {}
+        locations = type(self._row_locations)({})  # Textual's two-way index ↔ key map
+        for index, (key, cells) in enumerate(rows):
+            if len(cells) > len(columns):
+                raise ValueError("More values provided than there are columns.")
+            row_key = RowKey(key)
+            if row_key in data:
+                raise DuplicateKey(f"The row key {row_key!r} already exists.")
+            data[row_key] = dict(zip_longest(columns, cells))
+            locations[row_key] = index
+        dirty = self._changed_regions(before, list(data.values()), columns)
+        self._data.clear()
+        self._data.update(data)
+        self.rows.clear()
+        self.rows.update((key, Row(key, 1)) for key in data)
+        self._row_locations = locations
+        self._update_count += 1  # the caches of rendered rows, cells and lines are keyed on it
+        if any(column.auto_width for column in self.ordered_columns):
+            self._new_rows.update(data)  # Textual measures them on idle, then repaints every line
+            self._require_update_dimensions = True
+            self.check_idle()
+        elif len(data) != len(before):
+            self._set_height()
+        for region in dirty:
+            self._refresh_region(region)
+        target = locations.get(RowKey(keep)) if keep is not None else None
+        self.hover_coordinate = self.hover_coordinate  # clamped to the rows there are now
+        moved = self.cursor_coordinate
+        self.move_cursor(row=target or 0, animate=False)
+        if self.cursor_coordinate == moved and self.row_count and locations.get_key(self.cursor_row) != under_cursor:
+            self._highlight_cursor()  # another row under an unmoved cursor: say so, as a move would
+
+    def set_cell(self, row_key: RowKey | str, column_key: ColumnKey | str, value: CellType) -> None:
+        """Put ``value`` in one cell and repaint that cell alone (DataTable's ``update_cell``
+        repaints every line of the table)."""
+        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
+        column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        coordinate = self.get_cell_coordinate(row_key, column_key)  # raises if there is none
+        row = self._data[row_key]
+        if not _same_cell(row[column_key], value):
+            row[column_key] = value
+            self._update_count += 1
+            self.refresh_coordinate(coordinate)
+
+    _sized: tuple[Size, ...] | None = None  # what the scrollbar was last set for
+
+    def _size_updated(self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True) -> bool:
+        """Textual's ScrollView sets its scrollbar again — a repaint of the whole bar, ~700
+        bytes at 80×24 — on every layout of the screen (it compares its own virtual size with
+        the compositor's, which differ for a DataTable): here only when one of them changed."""
+        seen = (size, virtual_size, self.virtual_size, container_size)
+        if seen == self._sized:
+            return False
+        self._sized = seen
+        return super()._size_updated(size, virtual_size, container_size, layout)
+
+    def _set_height(self) -> None:
+        """The virtual size for the rows held, set without repainting the table (Textual's own
+        setter repaints every line): the layout that follows moves the scrollbar only."""
+        width = sum(column.get_render_width(self) for column in self.ordered_columns) + self._row_label_column_width
+        height = (self.header_height if self.show_header else 0) + self.row_count
+        self.set_reactive(DataTable.virtual_size, Size(width, height))
+        self._refresh_scrollbars()  # a scrollbar that comes or goes does so in this layout, not the next
+        self.refresh(repaint=False, layout=True)
+
+    def _changed_regions(self, before: list[RowKey], after: list[dict[ColumnKey, CellType]], columns: list[ColumnKey]) -> list[Region]:
+        """The regions (in the table's virtual space) of the cells of ``after`` that differ
+        from those at their place in the table, and of the lines gained or lost at the end;
+        only the lines in view (the rest is painted when scrolled to)."""
+        header = self.header_height if self.show_header else 0
+        top = int(self.scroll_y)  # the first row in view (under the header)
+        bottom = top + self.size.height  # past the last
+        edges = [self._row_label_column_width]
+        for column in self.ordered_columns:
+            edges.append(edges[-1] + column.get_render_width(self))
+        regions = []
+        for index in range(top, min(len(before), len(after), bottom)):
+            held = self._data[before[index]]
+            changed = [not _same_cell(held.get(key), after[index][key]) for key in columns]
+            start = None
+            for column, differs in enumerate([*changed, False]):
+                if differs and start is None:
+                    start = column
+                elif not differs and start is not None:  # one region per run of changed cells
+                    regions.append(Region(edges[start], header + index, edges[column] - edges[start], 1))
+                    start = None
+        low, high = sorted((len(before), len(after)))
+        low, high = max(low, top), min(high, bottom)
+        if high > low:
+            width = max(self.virtual_size.width, self.size.width, edges[-1])
+            regions.append(Region(0, header + low, width, high - low))
+        return regions
+
+
+def _same_cell(a: object, b: object) -> bool:
+    """Whether two cells look the same (a ``Text``'s ``==`` ignores its style)."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return (a.plain, a.style, a.spans, a.justify, a.overflow, a.no_wrap) == (b.plain, b.style, b.spans, b.justify, b.overflow, b.no_wrap)
+    return type(a) is type(b) and a == b
 
 
 class Tick(Checkbox):

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import Log, Static
 
 from core.bulk import RowEvent, RowResult
 from core.execute import CANCELLED, Event
@@ -76,10 +76,10 @@ class ProgressPane(Vertical):
         yield Log(id="progress-log", max_lines=500, auto_scroll=True)
 
     def on_mount(self) -> None:
-        self._fill(self.query_one("#progress-steps", DataTable))
+        self._fill(self.query_one("#progress-steps", RowTable))
         self._show_status()
 
-    def _fill(self, table: DataTable) -> None:
+    def _fill(self, table: RowTable) -> None:
         """The table's columns and its rows, all pending (Textual calls every class's
         ``on_mount``: a subclass changes this instead)."""
         width = max(20, self.app.size.width - 2 - 11 - 4 - 7)
@@ -113,7 +113,7 @@ class ProgressPane(Vertical):
     def apply(self, events: Sequence[tuple[float, Event]]) -> None:
         """Show a batch of the executor's events (each with the :attr:`clock` reading it
         came at): one repaint for all of them."""
-        table = self.query_one("#progress-steps", DataTable)
+        table = self.query_one("#progress-steps", RowTable)
         log = self.query_one("#progress-log", Log)
         lines: list[str] = []
         with self.app.batch_update():
@@ -122,7 +122,7 @@ class ProgressPane(Vertical):
                 state = _EVENT_STATE.get(event.kind)
                 if state is not None and event.index is not None and 0 <= event.index < len(self.states):
                     self.states[event.index] = state
-                    table.update_cell(str(event.index), "state", self._state_cell(state))
+                    table.set_cell(str(event.index), "state", self._state_cell(state))
                     if state in ("running", "failed", "undone"):
                         table.move_cursor(row=event.index, animate=False, scroll=True)
                 lines.extend(self._log_lines(event, at - (self.started or at)))
@@ -151,6 +151,8 @@ class ProgressPane(Vertical):
         message = plain(event.message)
         if event.kind == "job_started":
             return [f"{at}job {plain(event.job)} started: {message}"]
+        if event.kind == "waiting":
+            return [f"{at}{message}"]
         if event.kind == "step_started":
             return [f"{at}{step} running: {self._plain(event.index)}"]
         if event.kind == "step_done":
@@ -221,7 +223,7 @@ class BulkProgressPane(ProgressPane):
         self.becomes = [becomes for _, _, becomes in rows]
         self.row_of = {label: index for index, label in enumerate(self.labels)}
 
-    def _fill(self, table: DataTable) -> None:
+    def _fill(self, table: RowTable) -> None:
         for (key, label), width in zip((("state", "State"), ("who", "User"), ("now", "Progress")),
                                        column_widths(self.app.size.width, (13, None, None), (1, 1))):
             table.add_column(Text(label), width=width, key=key)
@@ -236,16 +238,16 @@ class BulkProgressPane(ProgressPane):
     def _becomes(self, index: int) -> Text:
         return Text.assemble(("→ ", "dim"), self.becomes[index], no_wrap=True, overflow="ellipsis")
 
-    def _set(self, table: DataTable, index: int, state: str | None, now: Text | str | None) -> None:
+    def _set(self, table: RowTable, index: int, state: str | None, now: Text | str | None) -> None:
         if state is not None and state != self.states[index]:
             self.states[index] = state
-            table.update_cell(str(index), "state", self._row_state(state))
+            table.set_cell(str(index), "state", self._row_state(state))
         if now is not None:
-            table.update_cell(str(index), "now", now if isinstance(now, Text) else Text(plain(now), no_wrap=True, overflow="ellipsis"))
+            table.set_cell(str(index), "now", now if isinstance(now, Text) else Text(plain(now), no_wrap=True, overflow="ellipsis"))
 
     def apply(self, events: Sequence[tuple[float, RowEvent]]) -> None:  # type: ignore[override]
         """Show a batch of the bulk job's row events: one repaint for all of them."""
-        table = self.query_one("#progress-steps", DataTable)
+        table = self.query_one("#progress-steps", RowTable)
         lines: list[str] = []
         with self.app.batch_update():
             for at, item in events:
@@ -257,7 +259,7 @@ class BulkProgressPane(ProgressPane):
                 self.query_one("#progress-log", Log).write_lines(lines)
             self._show_status()
 
-    def _row_event(self, table: DataTable, index: int, event: Event, elapsed: float) -> list[str]:
+    def _row_event(self, table: RowTable, index: int, event: Event, elapsed: float) -> list[str]:
         at, who = f"{elapsed:6.2f}s ", self.descriptions[index].plain
         step = f"step {event.index + 1}" if event.index is not None else ""
         message = plain(event.message)
@@ -278,7 +280,7 @@ class BulkProgressPane(ProgressPane):
             return [f"{at}{who}: {step} undone"]
         elif event.kind == "undo_failed":
             return [f"{at}{who}: {step} UNDO FAILED: {message}"]
-        elif event.kind == "replanned":
+        elif event.kind in ("replanned", "waiting"):
             return [f"{at}{who}: {message}"]
         elif event.kind == "job_finished":
             status = event.status if event.status in ROW_STATES else "failed"
@@ -290,7 +292,7 @@ class BulkProgressPane(ProgressPane):
         """Rows that ended without an event of their own (not started after a cancel, or
         refused when they came to run; ``earlier``: finished before this run, a resumed
         batch's) take their result."""
-        table = self.query_one("#progress-steps", DataTable)
+        table = self.query_one("#progress-steps", RowTable)
         lines = []
         for label, result in results.items():
             index = self.row_of.get(label)

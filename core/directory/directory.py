@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import dataclasses
 from dataclasses import dataclass
@@ -15,19 +16,23 @@ import ldap3
 from core.config import Config, DirectoryConfig
 from core.directory import ops, replication
 from core.directory.dialect import ActiveDirectory
-from core.escape import child_dn, filter_value, parent_dn, rdn, rdn_value
-from core.directory.layout import Layout, dn_key, is_below, same_dn
+from core.escape import child_dn, dn_key_or_none, filter_value, parent_dn, rdn, rdn_value
+from core.directory.layout import FOLLOWING_LINKS, Layout, dn_key, is_below, same_dn
 from core.directory.pinned import PinnedReads
 from core.directory.pool import ConnectionPool, ConnectionStatus
 from core.directory.replication import DomainController
 from core.directory.user_stream import Job, UserBatch, stream_users
-from core.errors import DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, UsageError
+from core.errors import (
+    AuthenticationFailed, CertificateError, DirectoryError, DirectoryUnavailable, NotFound, PasswordRefused, PermissionDenied, UsageError,
+)
 from core.model import Customer, Operator, Reseller, Rights, User
 from core.password import PasswordPolicy
 from core.text import plain
 
 GROUP_GLOBAL_SECURITY = "-2147483646"
 IN_CHAIN = "1.2.840.113556.1.4.1941"  # LDAP_MATCHING_RULE_IN_CHAIN
+
+log = logging.getLogger("tenantry.directory")
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class Directory:
         self._credentials = credentials
         self._pinning = asyncio.Lock()
         self.dc: DomainController | None = None  # on a pinned directory: its DC, as last read
+        self.refuses_replication: str | None = None  # on a pinned directory: why its DC does not take replication requests
         self.services = services  # an in-process service side (the demo's), else None
         self._server = server
         self.layout = Layout(config)
@@ -185,6 +191,27 @@ class Directory:
         """How far this DC has received each DC's writes to the domain (invocation id → USN);
         ``None`` when it cannot tell (see :func:`core.directory.replication.received`)."""
         return await self.pool.run(lambda c: replication.received(c, self.config.directory.base_dn))
+
+    async def ask_to_replicate(self, source: DomainController, dns: Iterable[str], guids: Iterable[str]) -> str | None:
+        """Ask this (pinned) DC to pull the objects at ``dns`` and of objectGUID ``guids``
+        from ``source`` now (:func:`core.directory.replication.ask_to_replicate`). ``None``
+        when it took the requests; else why not, in one sentence. A DC that refuses the
+        request itself (Samba answers unwillingToPerform; a bind without the
+        DS-Replication-Synchronize right, insufficientAccessRights) is not an error: it
+        is logged once, remembered, and not asked again by this directory."""
+        if self.refuses_replication is not None:
+            return self.refuses_replication
+        name = self.dc.name if self.dc else "the domain controller"
+        try:
+            asked = await self.pool.run(lambda c: replication.ask_to_replicate(c, source.service, list(dns), list(guids)))
+        except DirectoryUnavailable as error:
+            return str(error)
+        except (DirectoryError, PermissionDenied) as error:
+            said = getattr(error, "server_message", "") or str(error)
+            self.refuses_replication = f"{name} does not take requests to replicate ({plain(said).rstrip('.')})"
+            log.info("%s; Tenantry waits for replication instead.", self.refuses_replication)
+            return self.refuses_replication
+        return None if asked else f"{name} does not know {source.name}'s NTDS Settings object, or any object of the job"
 
     async def __aenter__(self) -> Directory:
         return self
@@ -383,7 +410,28 @@ class Directory:
         refusal = self.layout.not_a_customer_user(entries[0])
         if refusal:
             raise UsageError(refusal)
-        return self.layout.user_from(entries[0])
+        return self.layout.user_from(entries[0], await self._linked_guids(entries[0]))
+
+    async def _linked_guids(self, entry: ops.Entry) -> dict[tuple, str]:
+        """The objectGUID of each object ``entry``'s following links (``manager``) point
+        to, by DN key — one base read each — so a user's version sees its manager, not
+        the manager's name. A link whose object cannot be read is left out (read by name)."""
+        found: dict[tuple, str] = {}
+        for name in FOLLOWING_LINKS:
+            for dn in entry.get(name):
+                key = dn_key_or_none(dn)
+                if key is None:
+                    continue
+                try:
+                    target = await self.pool.run(lambda c, dn=dn: ops.read(c, dn, ["objectGUID"]))
+                except DirectoryUnavailable:
+                    raise
+                except DirectoryError:  # a value that is no DN the DC takes: read by name
+                    continue
+                guid = target.first("objectGUID") if target else None
+                if guid:
+                    found[key] = guid
+        return found
 
     async def _pages(
         self, base: str, search_filter: str, scope: str, attributes: list[str], page_size: int | None = None
@@ -506,22 +554,32 @@ class Directory:
     ) -> list[Conflict]:
         """Objects other than ``exclude_dn`` already holding any of these values: on this
         DC and, where ``directory.gc_urls`` names one, in the Global Catalog (the forest)."""
-        found: list[Conflict] = []
-        search_filter = _holders_filter(upn, addresses, sip, sam)
-        if search_filter:
-            entries = await self.pool.run(lambda c: ops.search(c, self.config.directory.base_dn, search_filter, "sub", HOLDER_ATTRIBUTES))
-            entries += await self._in_catalog(search_filter)
-            seen: set[tuple] = set()
-            for entry in entries:
-                if not same_dn(entry.dn, exclude_dn) and dn_key(entry.dn) not in seen:
-                    seen.add(dn_key(entry.dn))
-                    found.extend(_classify_conflict(entry, upn, addresses, sip, sam))
+        found = [c for c in await self.holders(unique_values(upn, addresses, sip, sam), catalog=True) if not same_dn(c.dn, exclude_dn)]
         if cn:
             name, parent = cn
             target = child_dn("CN", name, parent)
             entry = await self.pool.run(lambda c: ops.read(c, target, ["cn"]))
             if entry is not None and not same_dn(entry.dn, exclude_dn):
                 found.append(Conflict("cn", name, entry.dn))
+        return found
+
+    async def holders(self, wanted: Sequence[tuple[str, str]], *, catalog: bool = False) -> list[Conflict]:
+        """Every object holding one of ``wanted`` (``(kind, value)``, kinds as
+        :func:`unique_values` gives them), one :class:`Conflict` per object and value: on
+        this DC (and in the Global Catalog with ``catalog``), :data:`VALUES_PER_SEARCH`
+        values a search — a batch's values cost a search per that many, not one per row."""
+        found: list[Conflict] = []
+        for start in range(0, len(wanted), VALUES_PER_SEARCH):
+            chunk = wanted[start:start + VALUES_PER_SEARCH]
+            search_filter = _holders_filter(chunk)
+            entries = await self.pool.run(lambda c, f=search_filter: ops.search(c, self.config.directory.base_dn, f, "sub", HOLDER_ATTRIBUTES))
+            if catalog:
+                entries += await self._in_catalog(search_filter)
+            seen: set[tuple] = set()
+            for entry in entries:
+                if dn_key(entry.dn) not in seen:
+                    seen.add(dn_key(entry.dn))
+                    found.extend(_classify_conflict(entry, chunk))
         return found
 
     async def _in_catalog(self, search_filter: str) -> list[ops.Entry]:
@@ -542,17 +600,36 @@ class Directory:
                 f"No Global Catalog of directory.gc_urls answers ({str(error).rstrip('.')}), so the uniqueness of the "
                 "UPN, addresses, SIP URI and username across the forest cannot be checked; nothing was written."
             ) from None
+        except (AuthenticationFailed, CertificateError) as error:  # a bind refused (a Kerberos ticket not taken, say)
+            raise type(error)(
+                f"The Global Catalog of directory.gc_urls refused the bind ({str(error).rstrip('.')}), so the uniqueness of "
+                "the UPN, addresses, SIP URI and username across the forest cannot be checked; nothing was written."
+            ) from None
 
     async def name_conflicts(self, cn: str, parent: str) -> list[str]:
         """The DNs of the objects below ``parent`` that replication renamed after a name
         collision with ``cn`` (``CN=<cn>\\0ACNF:<objectGUID>``: two objects were given
         the same name on two DCs before either had replicated)."""
-        search_filter = f"(cn={filter_value(cn)}\\0aCNF:*)"
-        try:
-            entries = await self.pool.run(lambda c: ops.search(c, parent, search_filter, "one", ["cn"]))
-        except NotFound:
-            return []
-        return [e.dn for e in entries]
+        return (await self.renamed_below(parent, [cn])).get(cn, [])
+
+    async def renamed_below(self, parent: str, names: Sequence[str]) -> dict[str, list[str]]:
+        """:meth:`name_conflicts` of several names below one ``parent``: name → the DNs
+        of its conflict objects (names without any left out), :data:`VALUES_PER_SEARCH`
+        names a one-level search."""
+        found: dict[str, list[str]] = {}
+        by_fold = {name.casefold(): name for name in names}
+        folded = list(by_fold)
+        for start in range(0, len(folded), VALUES_PER_SEARCH):
+            clauses = "".join(f"(cn={filter_value(by_fold[n])}\\0aCNF:*)" for n in folded[start:start + VALUES_PER_SEARCH])
+            try:
+                entries = await self.pool.run(lambda c, f=f"(|{clauses})": ops.search(c, parent, f, "one", ["cn"]))
+            except NotFound:
+                return found
+            for entry in entries:
+                name = by_fold.get((entry.first("cn") or "").split("\nCNF:", 1)[0].casefold())
+                if name is not None:
+                    found.setdefault(name, []).append(entry.dn)
+        return found
 
     # -- writes ------------------------------------------------------------------
     async def add_user(self, dn: str, attributes: Mapping[str, Any]) -> None:
@@ -653,36 +730,41 @@ def _urls_reaching(host: str, urls: Sequence[str]) -> list[str]:
     return [url for url, name in hosts if known & addresses(name)][:1]
 
 
+VALUES_PER_SEARCH = 100  # unique values (or names) OR-ed into one search filter
 HOLDER_ATTRIBUTES = ["userPrincipalName", "proxyAddresses", "mail", "msRTCSIP-PrimaryUserAddress", "sAMAccountName"]
 
 
-def _holders_filter(upn: str | None, addresses: Sequence[str], sip: str | None, sam: str | None) -> str | None:
-    """The filter matching every object holding one of these values (``None``: no value)."""
-    clauses: list[str] = []
-    if upn:
-        clauses.append(f"(userPrincipalName={filter_value(upn)})")
-    for address in addresses:
-        value = filter_value(address)
-        clauses.append(f"(proxyAddresses=smtp:{value})(mail={value})")
-    if sip:
-        clauses.append(f"(msRTCSIP-PrimaryUserAddress={filter_value(sip)})")
-    if sam:
-        clauses.append(f"(sAMAccountName={filter_value(sam)})")
-    return f"(|{''.join(clauses)})" if clauses else None
+def unique_values(upn: str | None, addresses: Sequence[str] = (), sip: str | None = None, sam: str | None = None) -> list[tuple[str, str]]:
+    """The values that must be unique, as ``(kind, value)``: kinds "upn", "address",
+    "sip", "sam" (empty values left out)."""
+    wanted = [("upn", upn)] + [("address", a) for a in addresses] + [("sip", sip), ("sam", sam)]
+    return [(kind, value) for kind, value in wanted if value]
 
 
-def _classify_conflict(entry: ops.Entry, upn, addresses, sip, sam) -> list[Conflict]:
-    out: list[Conflict] = []
-    if upn and any(v.casefold() == upn.casefold() for v in entry.get("userPrincipalName")):
-        out.append(Conflict("upn", upn, entry.dn))
-    held = {v.split(":", 1)[1].casefold() for v in entry.get("proxyAddresses") if v.lower().startswith("smtp:")}
-    held |= {v.casefold() for v in entry.get("mail")}
-    out.extend(Conflict("address", a, entry.dn) for a in addresses if a.casefold() in held)
-    if sip and any(v.casefold() == sip.casefold() for v in entry.get("msRTCSIP-PrimaryUserAddress")):
-        out.append(Conflict("sip", sip, entry.dn))
-    if sam and any(v.casefold() == sam.casefold() for v in entry.get("sAMAccountName")):
-        out.append(Conflict("sam", sam, entry.dn))
-    return out
+# How each kind of unique value is searched for ({v}: the value, filter-escaped), and read back.
+HOLDER_CLAUSES = {
+    "upn": "(userPrincipalName={v})",
+    "address": "(proxyAddresses=smtp:{v})(mail={v})",
+    "sip": "(msRTCSIP-PrimaryUserAddress={v})",
+    "sam": "(sAMAccountName={v})",
+}
+
+
+def _holders_filter(wanted: Sequence[tuple[str, str]]) -> str | None:
+    """The filter matching every object holding one of ``wanted`` (``None``: no value)."""
+    clauses = "".join(HOLDER_CLAUSES[kind].format(v=filter_value(value)) for kind, value in wanted)
+    return f"(|{clauses})" if clauses else None
+
+
+def _classify_conflict(entry: ops.Entry, wanted: Sequence[tuple[str, str]]) -> list[Conflict]:
+    held = {
+        "upn": entry.get("userPrincipalName"),
+        "address": [v.split(":", 1)[1] for v in entry.get("proxyAddresses") if v.lower().startswith("smtp:")] + entry.get("mail"),
+        "sip": entry.get("msRTCSIP-PrimaryUserAddress"),
+        "sam": entry.get("sAMAccountName"),
+    }
+    folded = {kind: {v.casefold() for v in values} for kind, values in held.items()}
+    return [Conflict(kind, value, entry.dn) for kind, value in wanted if value.casefold() in folded[kind]]
 
 
 __all__ = ["Conflict", "Directory", "DirectoryError"]

@@ -7,7 +7,7 @@ import json
 import re
 import uuid
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from core.config import Config
 from core.escape import dn_key, dn_key_or_none, filter_value, parent_dn, rdn_value, same_dn, split_dn
@@ -22,8 +22,9 @@ UAC_DISABLED = 0x2
 # Kept by each DC for itself, never replicated: they differ between DCs for one object.
 PER_DC_ATTRIBUTES = frozenset({"usnchanged", "usncreated", "whenchanged", "dscorepropagationdata"})
 # Links to another object that the DC shows at that object's current DN: its move to
-# another OU (another row of the same bulk move, say) rewrites them without anyone
-# writing to this user, so the version sees only the name they point to.
+# another OU (another row of the same bulk move, say) or its rename rewrites them without
+# anyone writing to this user, so the version sees the object they point to — by its
+# objectGUID where it was read, else by the name they point to.
 FOLLOWING_LINKS = frozenset({"manager"})
 
 USER_LIST_ATTRIBUTES = [
@@ -282,7 +283,9 @@ class Layout:
         DNs (a third of the memory); a plan reads the user afresh."""
         return replace(self.user_from(entry), groups=(), attributes=())
 
-    def user_from(self, entry: Entry) -> User:
+    def user_from(self, entry: Entry, linked: Mapping[tuple, str] | None = None) -> User:
+        """The user ``entry`` holds; ``linked``: the objectGUIDs of the objects its
+        following links point to, by DN key (see :func:`replicated_version`)."""
         customer_dn = self.customer_of(entry.dn)
         groups = tuple(entry.get("memberOf"))
         services, plans, roles = self.classify_groups(customer_dn, groups) if customer_dn else ((), (), ())
@@ -307,17 +310,27 @@ class Layout:
             sip=sip,
             guid=entry.first("objectGUID"),
             usn_changed=entry.first("uSNChanged"),
-            version=replicated_version(entry),
+            version=replicated_version(entry, linked),
             attributes=tuple(sorted((name, tuple(values)) for name, values in entry.attributes.items())),
         )
 
 
-def replicated_version(entry: Entry) -> str:
+def replicated_version(entry: Entry, linked: Mapping[tuple, str] | None = None) -> str:
     """A digest of the entry's DN and replicated values: the same on every DC that holds
     the same state of the object, different as soon as one of the values read changes
-    (``uSNChanged`` is a per-DC counter and cannot say that across DCs)."""
+    (``uSNChanged`` is a per-DC counter and cannot say that across DCs). A following
+    link (``manager``) counts as the objectGUID ``linked`` gives for the DN it holds, so
+    the manager renamed or moved is no change and another manager is; without one, as
+    the name it points to."""
+    linked = linked or {}
+
+    def target(dn: str) -> str:
+        key = dn_key_or_none(dn)
+        guid = linked.get(key) if key is not None else None
+        return f"<GUID={guid}>" if guid else _linked_rdn(dn)
+
     values = sorted(
-        (name, sorted(_linked_rdn(v) for v in vals) if name in FOLLOWING_LINKS else sorted(vals))
+        (name, sorted(target(v) for v in vals) if name in FOLLOWING_LINKS else sorted(vals))
         for name, vals in entry.attributes.items() if name not in PER_DC_ATTRIBUTES
     )
     text = json.dumps([dn_key(entry.dn), values], ensure_ascii=False)
