@@ -213,8 +213,9 @@ def _report(session: Session, args: argparse.Namespace, batch_id: str, kind: str
         rows = []
         for label in labels:
             result = results.get(label) or RowResult(label, "", "refused")
+            notes = jobs[label].notes if label in jobs and result.status == "done" else ()
             rows.append({**result.to_json(), "problems": [x.to_json() for x in (problems or {}).get(label, ())],
-                         **({"password": shown[label]} if label in shown else {}),
+                         **({"password": shown[label]} if label in shown else {}), **({"notes": list(notes)} if notes else {}),
                          **(after[label].to_json() if label in after else {})})
         status = {0: "rolled_back" if rollback else "done", 4: "rolled_back"}.get(code, "needs_attention")
         row_plans = [(plans or {}).get(label) or journaled_plan(jobs[label]) for label in labels if label in jobs or label in (plans or {})]

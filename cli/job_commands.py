@@ -256,11 +256,10 @@ async def _replicated(session: Session, job: str | None, status: str) -> Afterma
 
 
 def _notes(session: Session, job: str | None, status: str) -> list[str]:
-    """What a done job's services left running, as its steps noted it (an Exchange move
-    request the Mailbox Replication Service finishes later)."""
+    """What a done job's services left running (:attr:`core.journal.JobRecord.notes`)."""
     if status != "done" or job is None:
         return []
-    return [str(s.result["note"]) for s in session.journal.job(job).steps if isinstance(s.result, dict) and s.result.get("note")]
+    return list(session.journal.job(job).notes)
 
 
 def _finish(args: argparse.Namespace, plan: Plan, job: str | None, status: str, after: Aftermath | None = None,

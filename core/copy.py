@@ -89,13 +89,17 @@ def _domain(address: str | None, customer: Customer) -> str | None:
     return domain if domain and customer.owns_domain(domain) else None
 
 
-def map_copy(config: Config, template: User, customer: Customer, request: CopyRequest, *, exchange: bool, ocs: bool) -> CopyMapping:
-    """The new user's names, UPN, email, SIP URI and username in ``customer``.
+def map_copy(config: Config, template: User, customer: Customer, request: CopyRequest, services: Iterable[str]) -> CopyMapping:
+    """The new user's names, UPN, email, SIP URI and username in ``customer``, with the
+    ``services`` (keys) it gets: an email with one of the mail adapters' (any Exchange), a
+    SIP URI with one of the SIP adapters' (any OCS/Lync).
 
     Domains: the template's UPN (email) domain when the customer owns it, else the
     customer's default domain. The username's ``{sam}`` is ``{f}{last}``, with the
     customer-code suffix the template's username carries (``.c0012``), if any.
     """
+    kinds = config.kinds(services)
+    exchange, ocs = bool(kinds & MAIL_ADAPTERS), bool(kinds & SIP_ADAPTERS)
     formats = config.mapping.formats_for(customer)
     first, last = request.first.strip(), request.last.strip()
     display_name = (request.display_name or f"{first} {last}").strip()
@@ -183,8 +187,7 @@ class CopyPlanner:
         problems: list[Problem] = [*copy_problems(operator, customer, readonly_mode=self.readonly), *problems_of(customer, self.config.tenants)]
         chosen = self._chosen_services(template, request, problems)
         plans = self._plans(template, customer, chosen, request, problems)
-        kinds = self.config.kinds(chosen)
-        mapping = map_copy(self.config, template, customer, request, exchange=bool(kinds & MAIL_ADAPTERS), ocs=bool(kinds & SIP_ADAPTERS))
+        mapping = map_copy(self.config, template, customer, request, chosen)
         problems += self._mapping_problems(customer, mapping)
         users_dn = self.layout.users_dn(customer.dn)
         new_dn = child_dn("CN", mapping.cn, users_dn) if mapping.cn and len(mapping.cn) <= CN_MAX else users_dn

@@ -189,6 +189,14 @@ class JobRecord:
         )
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """What a done job's services left running, as its steps noted it (an Exchange move
+        request the Mailbox Replication Service finishes later); nothing for any other job."""
+        if self.status != JobStatus.DONE:
+            return ()
+        return tuple(str(s.result["note"]) for s in self.steps if isinstance(s.result, dict) and s.result.get("note"))
+
+    @property
     def can_roll_back(self) -> bool:
         """Whether the executor can undo this job: it started (a planned job changed nothing
         and can only be resumed) and is not finished."""

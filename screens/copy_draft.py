@@ -66,10 +66,8 @@ class CopyDraft:
 
     # -- proposals from the customer's formats ---------------------------------------
     def proposal(self) -> CopyMapping:
-        kinds = self.session.config.kinds(self.services)
         request = CopyRequest(self.template.dn, self.first, self.last)
-        return map_copy(self.session.config, self.template, self.customer, request,
-                        exchange="exchange" in kinds, ocs="ocs" in kinds)
+        return map_copy(self.session.config, self.template, self.customer, request, self.services)
 
     def propose(self) -> None:
         """Refresh every field the admin has not typed from the customer's formats."""

@@ -1,6 +1,6 @@
 """The Exchange + Lync platform the cmdlet adapters are tested (and benchmarked) against:
-the loopback PSRP server (tests/psrp_server.py) with the Exchange and Lync sessions
-(tests/exchange_cmdlets.py, tests/lync_cmdlets.py) on a Samba DC, a Tenantry
+the loopback PSRP server (tests/psrp_server.py, on core/demo/powershell.py) with the
+Exchange and Lync sessions (core/demo/exchange.py, core/demo/lync.py) on a Samba DC, a Tenantry
 configuration using it, and users provisioned as the platform's own tools would."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from core.demo.exchange import ExchangeOrganization, ExchangeRunspace
+from core.demo.lync import LyncDeployment, LyncRunspace
 from core.services.powershell import Cmdlet, PowerShellEndpoint
 from directory_fixtures import write_dc_config
-from exchange_cmdlets import ExchangeOrganization, ExchangeRunspace
-from lync_cmdlets import LyncDeployment, LyncRunspace
 from move_fixtures import DESTINATION, SOURCE, make_user
 from psrp_server import PsrpServer
 from samba_dc import LOOPBACK, throwaway_password, write_certificates

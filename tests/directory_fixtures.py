@@ -65,9 +65,16 @@ async def dc_directory(dc_config_file, sp_password):
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def demo_directory():
-    from core.demo.directory import open_demo
+    """The demo directory with the directory-only Exchange and OCS adapters, as the DC's
+    test configuration has them, so that the same tests run on both (the demo's own
+    cmdlet adapters are tested in test_demo_powershell.py)."""
+    import dataclasses
 
-    directory = await open_demo()
+    from core.config import DEFAULT_SERVICES, ServiceConfig
+    from core.demo.directory import demo_config, open_demo
+
+    services = {key: ServiceConfig(service) for key, service in DEFAULT_SERVICES.items()}
+    directory = await open_demo(dataclasses.replace(demo_config(), services=services))
     yield directory
     await directory.close()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from core.demo.platform import provisioned
+from core.demo.services import is_demo
 from core.directory import Directory
 from core.directory import ops
 from core.escape import child_dn, rdn_value
@@ -56,11 +58,14 @@ async def make_user(directory: Directory, source_name: str = SOURCE, *, cn: str 
         legacy = f"/o=Example Hosting/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn=mover{n}"
         attributes.update({
             "mail": upn, "mailNickname": f"test.mover{n}", "legacyExchangeDN": legacy,
-            "proxyAddresses": [f"SMTP:{upn}", f"smtp:t.mover{n}@{source.domains[-1]}", "X500:/o=Old/cn=Recipients/cn=oldmover"],
+            "proxyAddresses": [f"SMTP:{upn}", f"smtp:t.mover{n}@{source.domains[-1]}", f"X500:/o=Old/cn=Recipients/cn=oldmover{n}"],
             "extensionAttribute1": source.code,
         })
     if "ocs" in services:
         attributes.update({"msRTCSIP-PrimaryUserAddress": f"sip:{upn}", "msRTCSIP-UserEnabled": "TRUE"})
+    if is_demo(directory):  # the demo's Exchange and Lync would have provisioned it (a mailbox, a Lync user)
+        stamped = provisioned(directory.config.directory.base_dn, source.code, attributes)
+        attributes = {k: list(v) if isinstance(v, tuple) else v for k, v in stamped.items()}
     await directory.add_user(dn, attributes)
     display = {k: directory.config.services[k].service.display_name for k in services}
     for key in services:

@@ -1,37 +1,12 @@
-"""A WS-Management / PowerShell Remoting (PSRP) server on loopback, for the tests.
+"""The PowerShell remoting server of :mod:`core.demo.powershell` behind a real HTTP(S)
+listener on loopback, for the tests: pypsrp connects to it over TCP (and TLS with a
+throwaway CA) as it connects to Exchange's ``/PowerShell`` virtual directory.
 
-The real client (pypsrp) talks to it exactly as it talks to Exchange's ``/PowerShell``
-virtual directory: HTTPS with Basic authentication — or, given a keytab, Negotiate /
-Kerberos as IIS and http.sys do it (a ``401`` offering ``Negotiate``, the client's GSS
-token in ``Authorization``, the acceptor's answer in ``WWW-Authenticate``, the connection
+Basic authentication on every request — or, given a keytab, Negotiate / Kerberos as IIS
+and http.sys do it (a ``401`` offering ``Negotiate``, the client's GSS token in
+``Authorization``, the acceptor's answer in ``WWW-Authenticate``, the connection
 authenticated from then on; the ticket is checked by the GSS-API acceptor against the
-keytab exported from the Samba DC) — a WS-Management *Create* of a shell
-whose resource URI names the session configuration
-(``http://schemas.microsoft.com/powershell/Microsoft.Exchange``) and carries the PSRP
-``SessionCapability`` + ``InitRunspacePool`` fragments, *Receive* of the pool's and each
-pipeline's output, *Command* (a ``CreatePipeline`` message), *Signal* (terminate /
-Ctrl+C) and *Delete*. The PSRP side of the conversation (fragments, messages, runspace
-pool and pipeline state machines, CLIXML) is psrpcore's ``ServerRunspacePool``; this
-module adds the WS-Management envelopes (MS-WSMV), which are small.
-
-Commands run in :class:`Runspace` subclasses (the Exchange and Lync cmdlets live in
-``tests/exchange_cmdlets.py``). Like Exchange's remote endpoint, a runspace is in
-*no-language* mode: a pipeline that carries script text (``AddScript``) is refused with
-PowerShell's own error, as is an unknown command or parameter.
-
-Faults are injectable per cmdlet (:meth:`PsrpServer.fail`):
-
-``error``
-    the cmdlet writes an error record (its message given) and changes nothing;
-``timeout``
-    the cmdlet never finishes: every *Receive* waits the request's OperationTimeout and
-    answers WS-Management's ``TimedOut`` fault, until the client stops the pipeline;
-``drop``
-    the cmdlet runs (its change is made) and the connection is then closed without an
-    answer, as when a load balancer or the network drops it.
-
-:attr:`PsrpServer.calls` logs every pipeline run: the command name, its parameters as
-received (values after CLIXML), and whether it carried script text.
+keytab exported from the Samba DC). ``drop`` faults close the socket without an answer.
 """
 
 from __future__ import annotations
@@ -40,129 +15,23 @@ import base64
 import socket
 import ssl
 import threading
-import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from psrpcore import ServerPipeline, ServerRunspacePool, StreamType
-from psrpcore._payload import PSRPPayload
-from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException, PSInvocationState
+from core.demo.powershell import CmdletError, PowerShellServer, Reply, Runspace
 
-NS = {
-    "s": "http://www.w3.org/2003/05/soap-envelope",
-    "wsa": "http://schemas.xmlsoap.org/ws/2004/08/addressing",
-    "wsman": "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd",
-    "wst": "http://schemas.xmlsoap.org/ws/2004/09/transfer",
-    "rsp": "http://schemas.microsoft.com/wbem/wsman/1/windows/shell",
-    "f": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
-    "pwsh": "http://schemas.microsoft.com/powershell",
-}
-SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
-COMMAND_DONE = f"{SHELL}/CommandState/Done"
-COMMAND_RUNNING = f"{SHELL}/CommandState/Running"
-SIGNAL_TERMINATE = f"{SHELL}/signal/terminate"
-SIGNAL_CTRL_C = "powershell/signal/crtl_c"  # sic: the code PowerShell and pypsrp use
-TIMED_OUT = 2150858793  # ERROR_WSMAN_OPERATION_TIMEDOUT
-RESOURCE_NOT_FOUND = 2150858752  # ERROR_WSMAN_RESOURCE_NOT_FOUND
-RECEIVE_WAIT_CAP = 5.0  # seconds a Receive waits at most, whatever the client asks
-
-for _prefix, _uri in NS.items():
-    ET.register_namespace(_prefix, _uri)
+__all__ = ["CmdletError", "PsrpServer", "Runspace"]
 
 
-class CmdletError(Exception):
-    """Raised by a cmdlet: becomes an error record (message, category, error id)."""
-
-    def __init__(self, message: str, category: ErrorCategory = ErrorCategory.InvalidOperation, error_id: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.category = category
-        self.error_id = error_id or category.name
-
-
-@dataclass(frozen=True)
-class Call:
-    command: str
-    parameters: dict[str, Any]
-    script: bool = False
-
-
-@dataclass
-class _Failure:
-    kind: str  # error | timeout | drop
-    message: str
-    times: int
-
-
-Cmdlet = Callable[[dict[str, Any]], list[Any]]
-
-
-class Runspace:
-    """The commands a session configuration offers: ``cmdlets`` maps each name to a
-    function of its named parameters (values as deserialized) returning its output."""
-
-    configuration = "Microsoft.PowerShell"
-
-    def cmdlets(self) -> dict[str, Cmdlet]:
-        return {}
-
-
-@dataclass
-class _Pipeline:
-    psrp: ServerPipeline
-    done: bool = False
-    hung: bool = False
-
-
-@dataclass
-class _Shell:
-    pool: ServerRunspacePool
-    resource_uri: str
-    lock: threading.Condition = field(default_factory=threading.Condition)
-    out: dict[uuid.UUID | None, bytearray] = field(default_factory=dict)
-    pipelines: dict[uuid.UUID, _Pipeline] = field(default_factory=dict)
-
-    def drain(self) -> None:
-        """Route what the pool has to send into per-target buffers (pool or pipeline)."""
-        while (payload := self.pool.data_to_send()) is not None:
-            self.out.setdefault(payload.pipeline_id, bytearray()).extend(payload.data)
-        self.lock.notify_all()
-
-    def feed(self, data: bytes, pipeline_id: uuid.UUID | None = None) -> list[Any]:
-        self.pool.receive_data(PSRPPayload(data, StreamType.default, pipeline_id))
-        events = []
-        while (event := self.pool.next_event()) is not None:
-            events.append(event)
-        return events
-
-
-class _Fault(Exception):
-    def __init__(self, code: int, subcode: str, reason: str, status: int = 500) -> None:
-        super().__init__(reason)
-        self.code, self.subcode, self.reason, self.status = code, subcode, reason, status
-
-
-class PsrpServer:
-    """The server: ``endpoints`` maps a URL path (``/PowerShell``) to its runspace."""
+class PsrpServer(PowerShellServer):
+    """:class:`PowerShellServer` listening on ``address`` (an ephemeral port)."""
 
     def __init__(self, endpoints: dict[str, Runspace], *, username: str = "", password: str = "",
                  certfile: str | None = None, keyfile: str | None = None, address: str = "127.0.0.1",
                  keytab: str | None = None) -> None:
-        self.endpoints = {path.lower(): runspace for path, runspace in endpoints.items()}
-        self.username, self.password = username, password
         self.keytab = keytab  # Negotiate/Kerberos with this service keytab (else Basic)
         self.principals: list[str] = []  # the Kerberos clients authenticated, one per connection
-        self.calls: list[Call] = []
-        self.requests = 0  # HTTP requests answered (the round trips)
-        self.authorizations: list[str] = []  # every Authorization header seen (credential hygiene tests)
-        self._failures: dict[str, _Failure] = {}
-        self._shells: dict[str, _Shell] = {}
-        self._lock = threading.Lock()
-        server = self
-        self.httpd = ThreadingHTTPServer((address, 0), _handler(server))
+        self.httpd = ThreadingHTTPServer((address, 0), _handler(self))
         self.httpd.daemon_threads = True
         if certfile:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -171,6 +40,7 @@ class PsrpServer:
         self.scheme = "https" if certfile else "http"
         self.address = address
         self.port = self.httpd.server_address[1]
+        super().__init__(endpoints, username=username, password=password, base_url=f"{self.scheme}://{address}:{self.port}")
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="psrp-server", daemon=True)
 
     def start(self) -> PsrpServer:
@@ -181,278 +51,8 @@ class PsrpServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    # -- test controls -------------------------------------------------------------------
-
-    def fail(self, command: str, kind: str = "error", message: str = "", times: int = 1) -> None:
-        """The next ``times`` runs of ``command`` fail the ``kind`` way (see the module doc)."""
-        if kind not in ("error", "timeout", "drop"):
-            raise ValueError(kind)
-        self._failures[command.lower()] = _Failure(kind, message or f"{command} failed (injected).", times)
-
-    def reset(self) -> None:
-        self.calls.clear()
-        self._failures.clear()
-        self.requests = 0
-        self.authorizations.clear()
-
-    def forget_shells(self) -> None:
-        """Drop every session, as a server does with idle ones (Exchange after 15 minutes)."""
-        self._shells.clear()
-
-    def open_shells(self) -> int:
-        return len(self._shells)
-
-    def _take_failure(self, command: str) -> _Failure | None:
-        failure = self._failures.get(command.lower())
-        if failure is None:
-            return None
-        failure.times -= 1
-        if failure.times <= 0:
-            del self._failures[command.lower()]
-        return failure
-
-    # -- WS-Management actions -------------------------------------------------------------
-
-    def handle(self, path: str, envelope: ET.Element) -> tuple[ET.Element | None, bool]:
-        """Answer one envelope: (response body, drop the connection instead)."""
-        header = envelope.find("s:Header", NS)
-        body = envelope.find("s:Body", NS)
-        action = _text(header, "wsa:Action")
-        resource_uri = _text(header, "wsman:ResourceURI")
-        runspace = self.endpoints.get(path.lower())
-        if runspace is None or resource_uri != f"http://schemas.microsoft.com/powershell/{runspace.configuration}":
-            raise _Fault(RESOURCE_NOT_FOUND, "w:DestinationUnreachable",
-                         f"The WS-Management service cannot process the request. The resource URI ({resource_uri}) "
-                         "was not found in the WS-Management catalog.")
-        timeout = _seconds(_text(header, "wsman:OperationTimeout"))
-        verb = action.rsplit("/", 1)[-1]
-        if verb == "Create":
-            return self._create(body, resource_uri), False
-        shell_id = ""
-        for selector in header.findall("wsman:SelectorSet/wsman:Selector", NS):
-            if selector.get("Name") == "ShellId":
-                shell_id = (selector.text or "").upper()
-        shell = self._shells.get(shell_id)
-        if shell is None:
-            raise _Fault(2150858843, "w:InvalidSelectors", "The request for the Windows Remote Shell with ShellId "
-                         f"{shell_id} failed because the shell was not found on the server.")
-        if verb == "Receive":
-            return self._receive(shell, body, timeout)
-        if verb == "Command":
-            return self._command(runspace, shell, body)
-        if verb == "Send":
-            return self._send(shell, body), False
-        if verb == "Signal":
-            return self._signal(shell, body), False
-        if verb == "Delete":
-            with shell.lock:
-                shell.pool.begin_close()
-                for pipe in list(shell.pipelines.values()):
-                    if pipe.psrp.state == PSInvocationState.Running:
-                        pipe.psrp.stop()
-                    pipe.psrp.close()
-                shell.pipelines.clear()
-                shell.pool.close()
-            self._shells.pop(shell_id, None)
-            return None, False
-        raise _Fault(2150858770, "w:ActionNotSupported", f"The action {action} is not supported by the service.")
-
-    def _create(self, body: ET.Element, resource_uri: str) -> ET.Element:
-        shell_xml = body.find("rsp:Shell", NS)
-        creation = shell_xml.find("pwsh:creationXml", NS) if shell_xml is not None else None
-        if creation is None or not creation.text:
-            raise _Fault(2150858882, "w:InvalidParameter", "The creationXml of the PowerShell shell is missing.")
-        shell_id = (shell_xml.get("ShellId") or str(uuid.uuid4())).upper()
-        shell = _Shell(ServerRunspacePool(), resource_uri)
-        with shell.lock:
-            shell.feed(base64.b64decode(creation.text))
-            shell.drain()
-        self._shells[shell_id] = shell
-        created = ET.Element(f"{{{NS['s']}}}Body")
-        resource = ET.SubElement(created, f"{{{NS['wst']}}}ResourceCreated")
-        ET.SubElement(resource, f"{{{NS['wsa']}}}Address").text = f"{self.scheme}://{self.address}:{self.port}/"
-        params = ET.SubElement(resource, f"{{{NS['wsa']}}}ReferenceParameters")
-        ET.SubElement(params, f"{{{NS['wsman']}}}ResourceURI").text = resource_uri
-        selectors = ET.SubElement(params, f"{{{NS['wsman']}}}SelectorSet")
-        ET.SubElement(selectors, f"{{{NS['wsman']}}}Selector", Name="ShellId").text = shell_id
-        out = ET.SubElement(created, f"{{{NS['rsp']}}}Shell")
-        ET.SubElement(out, f"{{{NS['rsp']}}}ShellId").text = shell_id
-        ET.SubElement(out, f"{{{NS['rsp']}}}ResourceUri").text = resource_uri
-        ET.SubElement(out, f"{{{NS['rsp']}}}Owner").text = self.username
-        ET.SubElement(out, f"{{{NS['rsp']}}}InputStreams").text = "stdin pr"
-        ET.SubElement(out, f"{{{NS['rsp']}}}OutputStreams").text = "stdout"
-        return created
-
-    def _command(self, runspace: Runspace, shell: _Shell, body: ET.Element) -> tuple[ET.Element, bool]:
-        line = body.find("rsp:CommandLine", NS)
-        command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
-        pipeline_id = uuid.UUID(command_id)
-        arguments = b"".join(base64.b64decode(a.text or "") for a in line.findall("rsp:Arguments", NS))
-        drop = False
-        with shell.lock:
-            pipe = _Pipeline(ServerPipeline(shell.pool, pipeline_id))
-            shell.pipelines[pipeline_id] = pipe
-            shell.feed(arguments, pipeline_id)
-            drop = self._run(runspace, pipe)
-            shell.drain()
-        answer = ET.Element(f"{{{NS['s']}}}Body")
-        response = ET.SubElement(answer, f"{{{NS['rsp']}}}CommandResponse")
-        ET.SubElement(response, f"{{{NS['rsp']}}}CommandId").text = command_id
-        return answer, drop
-
-    def _run(self, runspace: Runspace, pipe: _Pipeline) -> bool:
-        """Run the pipeline's command; True when the connection must drop afterwards."""
-        psrp = pipe.psrp
-        psrp.start()
-        commands = psrp.metadata.commands if psrp.metadata is not None else []
-        drop = False
-        try:
-            if len(commands) != 1:
-                raise CmdletError("The test server runs one command per pipeline.", ErrorCategory.NotImplemented)
-            command = commands[0]
-            if command.is_script:
-                self.calls.append(Call(str(command.command_text), {}, script=True))
-                raise CmdletError(
-                    "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode.",
-                    ErrorCategory.ParserError, "ScriptsNotAllowed")
-            name = str(command.command_text)
-            parameters: dict[str, Any] = {}
-            for pname, value in command.parameters:
-                if pname is None:
-                    raise CmdletError(f"A positional parameter cannot be found that accepts argument '{value}'.",
-                                      ErrorCategory.InvalidArgument, "PositionalParameterNotFound")
-                parameters[str(pname)] = value
-            self.calls.append(Call(name, dict(parameters)))
-            cmdlets = {k.lower(): v for k, v in runspace.cmdlets().items()}
-            cmdlet = cmdlets.get(name.lower())
-            if cmdlet is None:
-                raise CmdletError(
-                    f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or operable "
-                    "program. Check the spelling of the name, or if a path was included, verify that the path is "
-                    "correct and try again.", ErrorCategory.ObjectNotFound, "CommandNotFoundException")
-            failure = self._take_failure(name)
-            if failure is not None and failure.kind == "timeout":
-                pipe.hung = True
-                return False
-            if failure is not None and failure.kind == "error":
-                raise CmdletError(failure.message)
-            for value in cmdlet(parameters):
-                psrp.write_output(value)
-            drop = failure is not None and failure.kind == "drop"
-        except CmdletError as exc:
-            psrp.write_error(NETException(Message=exc.message),
-                             ErrorCategoryInfo(Category=exc.category, Reason=exc.error_id),
-                             fully_qualified_error_id=exc.error_id)
-        except Exception as exc:  # noqa: BLE001 - as PowerShell does, a cmdlet's exception is an error record
-            psrp.write_error(NETException(Message=f"{type(exc).__name__}: {exc}"),
-                             ErrorCategoryInfo(Category=ErrorCategory.NotSpecified, Reason=type(exc).__name__),
-                             fully_qualified_error_id=type(exc).__name__)
-        psrp.complete()
-        pipe.done = True
-        return drop
-
-    def _receive(self, shell: _Shell, body: ET.Element, timeout: float) -> tuple[ET.Element, bool]:
-        stream = body.find("rsp:Receive/rsp:DesiredStream", NS)
-        command_id = stream.get("CommandId") if stream is not None else None
-        target = uuid.UUID(command_id) if command_id else None
-        with shell.lock:
-            pipe = shell.pipelines.get(target) if target else None
-            if target is not None and pipe is None:
-                raise _Fault(2150858843, "w:InvalidSelectors", f"The command {command_id} was not found in the shell.")
-            if not shell.out.get(target):
-                shell.lock.wait_for(lambda: bool(shell.out.get(target)), timeout=min(timeout, RECEIVE_WAIT_CAP))
-            data = bytes(shell.out.pop(target, b""))
-            if not data:
-                raise _Fault(TIMED_OUT, "w:TimedOut", "The WS-Management service cannot complete the operation "
-                             "within the time specified in OperationTimeout.")
-            done = pipe is not None and pipe.done
-        answer = ET.Element(f"{{{NS['s']}}}Body")
-        response = ET.SubElement(answer, f"{{{NS['rsp']}}}ReceiveResponse")
-        attrs = {"Name": "stdout"} | ({"CommandId": command_id} if command_id else {})
-        ET.SubElement(response, f"{{{NS['rsp']}}}Stream", attrs).text = base64.b64encode(data).decode()
-        if command_id:
-            ET.SubElement(response, f"{{{NS['rsp']}}}CommandState", CommandId=command_id,
-                          State=COMMAND_DONE if done else COMMAND_RUNNING)
-        return answer, False
-
-    def _send(self, shell: _Shell, body: ET.Element) -> ET.Element:
-        stream = body.find("rsp:Send/rsp:Stream", NS)
-        command_id = stream.get("CommandId")
-        with shell.lock:
-            shell.feed(base64.b64decode(stream.text or ""), uuid.UUID(command_id) if command_id else None)
-            shell.drain()
-        answer = ET.Element(f"{{{NS['s']}}}Body")
-        ET.SubElement(answer, f"{{{NS['rsp']}}}SendResponse")
-        return answer
-
-    def _signal(self, shell: _Shell, body: ET.Element) -> ET.Element:
-        signal = body.find("rsp:Signal", NS)
-        code = _text(signal, "rsp:Code")
-        target = uuid.UUID(signal.get("CommandId"))
-        with shell.lock:
-            pipe = shell.pipelines.get(target)
-            if pipe is not None:
-                if code == SIGNAL_CTRL_C and pipe.psrp.state == PSInvocationState.Running:
-                    pipe.psrp.stop()  # a Stopped state message goes to the client
-                    pipe.done = True
-                elif code == SIGNAL_TERMINATE:
-                    if pipe.psrp.state == PSInvocationState.Running:
-                        pipe.psrp.stop()
-                    pipe.psrp.close()
-                    del shell.pipelines[target]
-                    shell.out.pop(target, None)
-            shell.drain()
-        answer = ET.Element(f"{{{NS['s']}}}Body")
-        ET.SubElement(answer, f"{{{NS['rsp']}}}SignalResponse")
-        return answer
-
-
-def _text(parent: ET.Element | None, path: str) -> str:
-    node = parent.find(path, NS) if parent is not None else None
-    return (node.text or "").strip() if node is not None else ""
-
-
-def _seconds(value: str) -> float:
-    """``PT20S`` / ``PT20.000S`` → 20.0 (what pypsrp and WinRM send)."""
-    if value.startswith("PT") and value.endswith("S"):
-        try:
-            return float(value[2:-1])
-        except ValueError:
-            pass
-    return 20.0
-
-
-def _envelope(action: str, relates_to: str, body: ET.Element | None) -> bytes:
-    envelope = ET.Element(f"{{{NS['s']}}}Envelope")
-    header = ET.SubElement(envelope, f"{{{NS['s']}}}Header")
-    ET.SubElement(header, f"{{{NS['wsa']}}}Action").text = action
-    ET.SubElement(header, f"{{{NS['wsa']}}}MessageID").text = f"uuid:{str(uuid.uuid4()).upper()}"
-    ET.SubElement(header, f"{{{NS['wsa']}}}To").text = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
-    ET.SubElement(header, f"{{{NS['wsa']}}}RelatesTo").text = relates_to
-    envelope.append(body if body is not None else ET.Element(f"{{{NS['s']}}}Body"))
-    return ET.tostring(envelope, encoding="utf-8")
-
-
-def _fault_body(fault: _Fault) -> ET.Element:
-    body = ET.Element(f"{{{NS['s']}}}Body")
-    node = ET.SubElement(body, f"{{{NS['s']}}}Fault")
-    code = ET.SubElement(node, f"{{{NS['s']}}}Code")
-    ET.SubElement(code, f"{{{NS['s']}}}Value").text = "s:Receiver"
-    ET.SubElement(ET.SubElement(code, f"{{{NS['s']}}}Subcode"), f"{{{NS['s']}}}Value").text = fault.subcode
-    ET.SubElement(ET.SubElement(node, f"{{{NS['s']}}}Reason"), f"{{{NS['s']}}}Text").text = fault.reason
-    detail = ET.SubElement(ET.SubElement(node, f"{{{NS['s']}}}Detail"), f"{{{NS['f']}}}WSManFault",
-                           Code=str(fault.code), Machine="tenantry-test")
-    ET.SubElement(detail, f"{{{NS['f']}}}Message").text = fault.reason
-    return body
-
-
-def _response_action(action: str) -> str:
-    return f"{action}Response"  # WS-Transfer and MS-WSMV alike
-
 
 def _handler(server: PsrpServer) -> type[BaseHTTPRequestHandler]:
-    expected = "Basic " + base64.b64encode(f"{server.username}:{server.password}".encode()).decode()
-
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         client: str | None = None  # the Kerberos principal this connection authenticated as
@@ -461,15 +61,15 @@ def _handler(server: PsrpServer) -> type[BaseHTTPRequestHandler]:
             """Basic on every request; Negotiate once per connection (answers the 401s itself)."""
             header = self.headers.get("Authorization") or ""
             if server.keytab is None:
-                if header == expected:
+                if server.authorized(header):
                     return True
-                self._reply(401, b"", {"WWW-Authenticate": 'Basic realm="WSMAN"'})
+                self._reply(Reply(401, headers={"WWW-Authenticate": 'Basic realm="WSMAN"'}))
                 return False
             if self.client is not None:
                 return True
             scheme, _, token = header.partition(" ")
             if scheme.lower() not in ("negotiate", "kerberos") or not token:
-                self._reply(401, b"", {"WWW-Authenticate": "Negotiate"})
+                self._reply(Reply(401, headers={"WWW-Authenticate": "Negotiate"}))
                 return False
             import gssapi  # the kerberos extra: only a Kerberos test needs it
 
@@ -479,10 +79,10 @@ def _handler(server: PsrpServer) -> type[BaseHTTPRequestHandler]:
                 answer = context.step(base64.b64decode(token))
             except (gssapi.exceptions.GSSError, ValueError):
                 self.close_connection = True
-                self._reply(401, b"", {"WWW-Authenticate": "Negotiate"})
+                self._reply(Reply(401, headers={"WWW-Authenticate": "Negotiate"}))
                 return False
             if not context.complete:
-                self._reply(401, b"", {"WWW-Authenticate": f"{scheme} " + base64.b64encode(answer or b"").decode()})
+                self._reply(Reply(401, headers={"WWW-Authenticate": f"{scheme} " + base64.b64encode(answer or b"").decode()}))
                 return False
             self.client = str(context.initiator_name)
             server.principals.append(self.client)
@@ -501,37 +101,27 @@ def _handler(server: PsrpServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             length = int(self.headers.get("Content-Length") or 0)
             payload = self.rfile.read(length)
-            server.requests += 1
-            server.authorizations.append(self.headers.get("Authorization") or "")
+            server.received(self.headers.get("Authorization") or "")
             if not self._authenticated():
                 return
-            if not (self.headers.get("Content-Type") or "").startswith("application/soap+xml"):
-                self._reply(415, b"")
-                return
-            envelope = ET.fromstring(payload)
-            action = _text(envelope.find("s:Header", NS), "wsa:Action")
-            message_id = _text(envelope.find("s:Header", NS), "wsa:MessageID")
-            try:
-                body, drop = server.handle(self.path.split("?", 1)[0], envelope)
-            except _Fault as fault:
-                self._reply(fault.status, _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", message_id,
-                                                    _fault_body(fault)))
-                return
-            if drop:
+            reply = server.answer(self.path, self.headers.get("Content-Type") or "", payload)
+            if reply.drop:
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return
-            mutual, self._mutual = getattr(self, "_mutual", None), None  # the acceptor's last token, once
-            self._reply(200, _envelope(_response_action(action), message_id, body),
-                        {"WWW-Authenticate": mutual} if mutual else None)
+            mutual = getattr(self, "_mutual", None) if reply.status == 200 else None
+            if mutual:  # the acceptor's last token, once
+                self._mutual = None
+                reply = Reply(reply.status, reply.body, {**reply.headers, "WWW-Authenticate": mutual})
+            self._reply(reply)
 
-        def _reply(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
+        def _reply(self, reply: Reply) -> None:
+            self.send_response(reply.status)
             self.send_header("Content-Type", "application/soap+xml;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
+            self.send_header("Content-Length", str(len(reply.body)))
+            for key, value in reply.headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(reply.body)
 
     return Handler

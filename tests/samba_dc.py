@@ -108,7 +108,7 @@ SCHEMA_ATTRIBUTES: tuple[dict[str, str], ...] = (
 # (openchange/openchange setup/AD/oc_provision_schema_attributes.ldif: cn, attributeID, syntax,
 # searchFlags), and for msRTCSIP- ones against Lync's schema documentation (the attribute
 # names and the classes that may contain them; it lists no attributeIDs).
-# What the Exchange and Lync cmdlets stamp on a user (tests/exchange_cmdlets.py, tests/lync_cmdlets.py). DN-valued ones
+# What the Exchange and Lync cmdlets stamp on a user (core/demo/exchange.py, core/demo/lync.py). DN-valued ones
 # point into the configuration partition. Exchange links homeMDB and the address book policy
 # link to back-links (homeMDBBL, msExchAddressBookPolicyBL); here they are plain DN values.
 DN_SYNTAX = {"attributeSyntax": "2.5.5.1", "oMSyntax": "127"}  # Samba fills in oMObjectClass

@@ -72,7 +72,7 @@ async def test_a_move_by_keys_on_the_dc(dc_directory):
         assert moved.email == f"test.mover{user.number}@{domain}" and moved.sip == f"sip:{moved.email}"
         assert [a for a in moved.proxy_addresses if a.startswith("SMTP:")] == [f"SMTP:{moved.email}"]
         assert not [a for a in moved.proxy_addresses if any(s in a.lower() for s in user.source.domains)]
-        assert "X500:/o=Old/cn=Recipients/cn=oldmover" in moved.proxy_addresses
+        assert f"X500:/o=Old/cn=Recipients/cn=oldmover{user.number}" in moved.proxy_addresses
         assert set(moved.services) == {"exchange", "ocs"} and {p.name for p in moved.plans} == {"Premium 50 GB"}
         assert set(moved.roles) == {"Customer Administrator", EXTRA_ROLE}
         assert moved.groups and all(dn_key(g)[-len(dn_key(destination.dn)):] == dn_key(destination.dn) for g in moved.groups)

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.widgets import Input, Static
 
 from core.demo.directory import open_demo
+from core.demo.services import demo_services
 from core.directory.layout import dn_key
 from core.errors import TenantryError
 from core.text import plain
@@ -26,6 +27,7 @@ from screens.user_detail import UserDetailScreen
 from screens.users import UsersScreen, UserTable
 from widgets.progress import ProgressPane
 from console_keys import SIZE, Keys, QuickApp, demo, open_user, problems, settle, shown, state  # noqa: F401
+from test_demo_powershell import check_provisioned, everything
 
 SOURCE, USER = "Fabrikam", "Ana Hall"  # exchange (Basic 2 GB) and OCS
 DESTINATION = "Woodgrove Bank"  # exchange (Basic 2 GB, Premium 50 GB) and OCS
@@ -154,6 +156,13 @@ async def test_a_move_by_keys_in_few_keystrokes(demo):
               f"({typed} of them the destination's name); {after} after the name")
         assert after < 15
 
+    # Hosted Exchange and OCS moved by their cmdlets, through pypsrp to the demo's PowerShell server
+    moved = await demo.user(user.sam)
+    check_provisioned(everything(demo, moved.dn), DESTINATION, moved.email, moved.sip)
+    server = demo_services(demo).powershell
+    assert [c.command for c in server.calls][-3:] == ["Set-Mailbox", "Set-CsUser", "Grant-CsConferencingPolicy"]
+    assert not any(c.script for c in server.calls)
+
     destination = await demo.customer(DESTINATION)
     moved = await demo.user(upn)
     assert dn_key(moved.dn)[1:] == dn_key(demo.layout.users_dn(destination.dn))
@@ -269,7 +278,11 @@ async def test_a_refused_move_shows_its_reasons_on_the_right_step(demo):
         await keys("enter")
         assert isinstance(app.screen, ReviewStep)
         assert any(s.target.startswith("CN=Hosted Exchange - Premium 50 GB,") for s in app.screen.plan.steps)
-        await keys("end")  # the memberships come last
+        await keys("end")  # the memberships come after the move, before the services' cmdlets
+        for _ in range(len(app.screen.plan.steps)):
+            if "Join Hosted Exchange - Premium 50 GB (Services) of Northwind" in shown(app):
+                break
+            await keys("pageup")
         assert "Join Hosted Exchange - Premium 50 GB (Services) of Northwind" in shown(app)
     assert (await demo.user(user.dn)).upn == user.upn  # nothing was written
 

@@ -162,7 +162,7 @@ async def test_demo_options_drop_credentials_and_keep_adapter_settings():
         **base.services, "blackberry": ServiceConfig(base.services["blackberry"].service, options),
     })
     config = dataclasses.replace(config, tenants=demo_tenants(seed, config))
-    services = DemoServices(config, seed)
+    services = DemoServices(config, seed, connect=lambda: None)  # no cmdlet runs here
     assert services.config(config).services["blackberry"].options == {"plan_groups": {"Standard": "BES Standard"}}
     # tenant ids as the tenant map gives them; plan groups named as plan_groups says
     assert "BES Standard" in services.uem("c0001").snapshot()["groups"]

@@ -1,7 +1,7 @@
 """Hosted Exchange and Lync moved and copied through their own cmdlets: the adapters
 (core/services/exchange.py, core/services/lync.py) → pypsrp → the loopback PSRP server
-(tests/psrp_server.py) running the Exchange and Lync cmdlets (tests/exchange_cmdlets.py,
-tests/lync_cmdlets.py) → the Samba DC, checked attribute by attribute as Exchange and
+(tests/psrp_server.py) running the Exchange and Lync cmdlets (core/demo/exchange.py,
+core/demo/lync.py) → the Samba DC, checked attribute by attribute as Exchange and
 Lync leave a user."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest_asyncio
 from core import plan as p
 from core.config import load
 from core.copy import CopyRequest
+from core.demo.platform import EAP_EXCLUDED, ENHANCED_PRESENCE
 from core.directory import connect
 from core.errors import TenantryError
 from core.move import MoveRequest
@@ -29,8 +30,6 @@ from core.session import Session
 from cmdlet_bed import (DESTINATION_GROUPING, LYNC_TENANTS, PASSWORD_ENV, POOLS, add_tenants, admin, mailbox_user,
                         start_platform, write_platform_config)
 from directory_fixtures import PASSWORD_ENV as DC_PASSWORD_ENV
-from exchange_cmdlets import EAP_EXCLUDED
-from lync_cmdlets import ENHANCED_PRESENCE
 from move_fixtures import DESTINATION, OTHER_RESELLER, SOURCE, make_user, remove_user, snapshot
 from test_copy import copy_names, new_password, no_trace, remove_copy
 
@@ -87,7 +86,7 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         (step,) = [s for s in plan.steps if s.service == "exchange"]
         guid = user_guid(before, plan)
         assert step.target == (f"Set-Mailbox -Identity '{guid}' -CustomAttribute1 '{destination.code}' "
-                               f"-EmailAddresses 'SMTP:{new_email}','X500:/o=Old/cn=Recipients/cn=oldmover','SIP:{new_email}' "
+                               f"-EmailAddresses 'SMTP:{new_email}','X500:/o=Old/cn=Recipients/cn=oldmover{user.number}','SIP:{new_email}' "
                                f"-EmailAddressPolicyEnabled:$false -AddressBookPolicy '{destination.code} Tenant ABP' "
                                f"-OfflineAddressBook '{destination.code} Tenant OAB'")
         assert [s.target for s in plan.steps if s.service == "ocs"] == [
@@ -106,7 +105,7 @@ async def test_a_move_re_homes_the_mailbox_through_the_cmdlets(session, exchange
         assert not any(c.script for c in server.calls)
         after = await d.values(change.dn_after, EXCHANGE_ATTRIBUTES)
         assert after["mail"] == [new_email]
-        assert folded(after["proxyAddresses"]) == folded([f"SMTP:{new_email}", "X500:/o=Old/cn=Recipients/cn=oldmover",
+        assert folded(after["proxyAddresses"]) == folded([f"SMTP:{new_email}", f"X500:/o=Old/cn=Recipients/cn=oldmover{user.number}",
                                                           f"SIP:{new_email}"])
         assert [a for a in after["proxyAddresses"] if a.startswith("SMTP:")] == [f"SMTP:{new_email}"]
         assert after["extensionAttribute1"] == [destination.code]
@@ -582,3 +581,24 @@ async def test_the_command_line_reports_a_pending_move_request_in_its_json(sessi
         org.mrs = "complete"
         org.moves.clear()
         await remove_user(d, user)
+
+
+async def test_a_bulk_move_reports_each_rows_pending_move_request_in_its_json(session, exchange, sp_password, tmp_path):
+    """Two users onto the DB02 plan in one bulk move: each row of --json carries the notes
+    of its own job, as a single move's --json does (a row without any has none)."""
+    d, org = session.directory, exchange.org
+    users = [await mailbox_user(session, exchange, exchange_plan="Basic 2 GB") for _ in range(2)]
+    org.mrs = "hold"
+    try:
+        done = await tenantry(exchange, sp_password, tmp_path, "move", *(u.upn for u in users), "--to", DESTINATION, "--yes", "--json")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["status"] == "done" and [r["status"] for r in result["rows"]] == ["done", "done"]
+        assert [r["notes"] for r in result["rows"]] == [["the move of the mailbox to DB02 is Queued: Exchange finishes it in the "
+                                                         "background (Get-MoveRequest shows its progress)"]] * 2
+        assert sorted(r["Status"] for r in org.moves.values()) == ["Queued", "Queued"]
+    finally:
+        org.mrs = "complete"
+        org.moves.clear()
+        for user in users:
+            await remove_user(d, user)

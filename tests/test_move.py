@@ -57,7 +57,7 @@ async def test_happy_path_moves_attributes_memberships_and_roles(session, mover)
     # addresses in the source's domains left; the old legacyExchangeDN stays as X500; one primary
     assert [a for a in moved.proxy_addresses if a.startswith("SMTP:")] == [f"SMTP:{moved.email}"]
     assert not [a for a in moved.proxy_addresses if any(s in a for s in mover.source.domains)]
-    assert "X500:/o=Old/cn=Recipients/cn=oldmover" in moved.proxy_addresses
+    assert f"X500:/o=Old/cn=Recipients/cn=oldmover{mover.number}" in moved.proxy_addresses
     assert any(a.startswith("X500:") and a.endswith(f"/cn=mover{mover.number}") for a in moved.proxy_addresses)
     assert moved.attribute("extensionAttribute1") == (destination.code,)
     assert moved.attribute("title") == ("Tester",)

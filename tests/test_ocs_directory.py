@@ -7,7 +7,7 @@ import ldap3
 import pytest
 
 from core.copy import CopyRequest
-from lync_cmdlets import LyncDeployment
+from core.demo.lync import LyncDeployment
 from move_fixtures import make_user, remove_user
 from test_copy import copy_names, new_password, remove_copy, run
 from test_move_services import session  # noqa: F401  (session: the fixture, adapter = "ocs")

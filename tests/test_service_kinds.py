@@ -44,9 +44,7 @@ def test_a_service_of_the_exchange_kind_under_another_key_gets_an_address_on_mov
     moved = map_user(config, user("mail", "voice"), DESTINATION, MoveRequest("ana.hall", "woodgrove.example"))
     assert moved.email and moved.email.endswith("@woodgrove.example")
     assert moved.sip and moved.sip.startswith("sip:") and moved.sip.endswith("@woodgrove.example")
-    kinds = config.kinds(["mail", "voice"])
-    copied = map_copy(config, user("mail", "voice"), DESTINATION, CopyRequest("ana.hall", "Zoe", "Quinn"),
-                      exchange="exchange" in kinds, ocs="ocs" in kinds)
+    copied = map_copy(config, user("mail", "voice"), DESTINATION, CopyRequest("ana.hall", "Zoe", "Quinn"), ["mail", "voice"])
     assert copied.email and copied.sip
 
 

@@ -27,8 +27,8 @@ operation from :class:`DemoController`, which behaves as AD (and Samba AD) do:
   group add, delete and move. Links must point at existing objects (32). The
   constructed ``tokenGroups`` (nested security groups' SIDs, base-scope reads only)
   is answered too, so the AD dialect's own ``nested_groups`` works on the demo.
-* operational attributes — every entry gets ``objectGUID`` (16 random bytes, AD's
-  little-endian layout), ``uSNCreated``/``uSNChanged`` (one server-wide counter,
+* operational attributes — every entry gets ``objectGUID`` (16 pseudo-random bytes, AD's
+  little-endian layout, the same in every demo for the objects made in the same order), ``uSNCreated``/``uSNChanged`` (one server-wide counter,
   ``uSNChanged`` raised on every write to the entry), ``whenCreated``/``whenChanged``,
   ``name``, ``distinguishedName``; users and groups an ``objectSid``.
 * one-level searches — mockBase's "direct child" test (``',' not in
@@ -61,6 +61,10 @@ the unpaged 1,000-entry limit (Samba returns everything), enabling an account wi
 a password (Samba allows it), a password holding the account name (Samba accepts it),
 adding a value that differs from a present one only in case (Samba accepts it).
 
+The Exchange organisation and the Lync topology (:mod:`core.demo.platform`) are loaded
+below ``CN=Configuration``, a naming context of its own as in AD: a search of the
+domain's subtree does not see it, a search based in it does.
+
 Still not AD: no ACLs (every bound operator may write), no tombstones, no ranged
 retrieval of large multi-valued attributes, no schema beyond the attributes above.
 """
@@ -72,6 +76,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import random
 import secrets
 import threading
 import time
@@ -112,6 +117,8 @@ RULE_BIT_OR = "1.2.840.113556.1.4.804"
 RULE_IN_CHAIN = "1.2.840.113556.1.4.1941"
 
 OP_ADD, OP_DELETE, OP_REPLACE, OP_INCREMENT = 0, 1, 2, 3  # ModifyRequest operations on the wire
+
+GUID_SEED = 2026  # the demo's objectGUIDs are drawn from it: a screen that shows one looks the same every run
 
 UAC_ACCOUNTDISABLE = 0x2
 UAC_PASSWD_NOTREQD = 0x20
@@ -485,6 +492,8 @@ class DemoController:
         self._domain_sid = tuple(secrets.randbits(32) for _ in range(3))
         self._next_rid = 1100
         self.root_key = ""
+        self.partitions: frozenset[str] = frozenset()  # keys of the naming contexts below the domain's (configuration)
+        self._guids = random.Random(GUID_SEED)  # the same objectGUIDs in every demo, in the order objects are made
 
     # -- lookup ------------------------------------------------------------------------
     def _name(self, dn: str) -> tuple[str, str]:
@@ -511,12 +520,15 @@ class DemoController:
     def _class_of(self, key: str) -> str | None:
         return _structural(self.dit[self._dns[key]].get("objectClass") or ())
 
-    def _subtree(self, key: str) -> list[str]:
+    def _subtree(self, key: str, within: bool = False) -> list[str]:
+        """``key`` and everything below it; ``within`` its naming context only, as a
+        search sees it (the domain's subtree does not hold the configuration partition)."""
         out, stack = [], [key]
         while stack:
             current = stack.pop()
             out.append(current)
-            stack.extend(reversed(list(self._children.get(current, ()))))
+            children = self._children.get(current, ())
+            stack.extend(reversed([k for k in children if not (within and k in self.partitions)]))
         return out
 
     def _index(self, canonical: str) -> None:
@@ -545,7 +557,7 @@ class DemoController:
         entry[attribute.lower()] = [value.encode()]  # cn / ou / dc follows the RDN
         entry["name"] = [value.encode()]
         entry["distinguishedName"] = [canonical.encode()]
-        entry["objectGUID"] = [uuid.uuid4().bytes_le]
+        entry["objectGUID"] = [uuid.UUID(int=self._guids.getrandbits(128), version=4).bytes_le]
         if structural in SAM_CLASSES:
             entry["objectSid"] = [_sid((21, *self._domain_sid, self._next_rid))]
             self._next_rid += 1
@@ -601,6 +613,8 @@ class DemoController:
             self._insert(base_dn, root, root=True)
             for dn, attributes in entries:
                 self._insert(dn, attributes)
+            configuration = f"cn=configuration,{self.root_key}"
+            self.partitions = frozenset({configuration} & self._dns.keys())
             for key, canonical in list(self._dns.items()):
                 entry = self.dit[canonical]
                 for forward in FORWARD_LINKS:
@@ -697,9 +711,9 @@ class DemoController:
         if scope == 0:
             candidates = [key]
         elif scope == 1:
-            candidates = list(self._children.get(key, ()))
+            candidates = [k for k in self._children.get(key, ()) if k not in self.partitions]
         else:
-            candidates = self._subtree(key)
+            candidates = self._subtree(key, within=True)
         return [k for k in candidates if test(self.dit[self._dns[k]])]
 
     def chain(self, attribute: str, dn: str) -> set[str]:
@@ -1319,11 +1333,23 @@ def demo_connection(server: ldap3.Server, user: str, password: str) -> ldap3.Con
 # -- the dialect -------------------------------------------------------------------------
 # -- opening the demo --------------------------------------------------------------------
 def demo_config() -> Config:
-    """The configuration the demo runs with: the seed's domain, default layout and services."""
+    """The configuration the demo runs with: the seed's domain, default layout and services,
+    Hosted Exchange and OCS on their cmdlet adapters (``exchange_powershell``,
+    ``lync_powershell``: :class:`core.demo.services.DemoServices` points them at the
+    demo's in-process PowerShell server), the tenants' pool and conferencing policy as
+    :mod:`core.demo.platform` provisions them."""
+    from core.demo.platform import CONFERENCING_POLICY, DEMO_POOL
+
+    cmdlets = {"exchange": ("exchange_powershell", {}),
+               "ocs": ("lync_powershell", {"registrar_pool": DEMO_POOL, "policies": {"ConferencingPolicy": CONFERENCING_POLICY}})}
+    services = {}
+    for key, service in DEFAULT_SERVICES.items():
+        adapter, options = cmdlets.get(key, (service.adapter, {}))
+        services[key] = ServiceConfig(dataclasses.replace(service, adapter=adapter), options)
     return Config(
         directory=DirectoryConfig(urls=(DEMO_URL,), base_dn=DEMO_BASE_DN, hosting_ou=DEMO_HOSTING_OU, bind_user=SP_ADMIN_UPN),
         layout=LayoutConfig(),
-        services={key: ServiceConfig(service) for key, service in DEFAULT_SERVICES.items()},
+        services=services,
     )
 
 
@@ -1360,7 +1386,11 @@ class DemoServer:
 
 
 def build_demo_server(seed: int = 2026) -> DemoServer:
-    """Load the seed into a fresh in-process server (blocking; about a tenth of a second)."""
+    """Load the seed, with the Exchange and Lync platform's objects and stamps
+    (:func:`core.demo.platform.platform_entries`), into a fresh in-process server
+    (blocking; about a tenth of a second)."""
+    from core.demo.platform import platform_entries
+
     data = _seed(seed)
     server = ldap3.Server("demo.example.net", use_ssl=True, get_info=ldap3.NONE)
     # use_ssl: nothing leaves the process, so the demo is as private as LDAPS and the AD
@@ -1368,7 +1398,7 @@ def build_demo_server(seed: int = 2026) -> DemoServer:
     server.dit = Attributes()
     controller = DemoController(server.dit)
     server.demo = controller
-    controller.load(data.base_dn, ((entry.dn, entry.attributes) for entry in data.entries))
+    controller.load(data.base_dn, platform_entries(data))
     passwords = {}
     for account in data.operators:
         passwords[account.name] = secrets.token_urlsafe(18) + "aA1!"
@@ -1398,10 +1428,17 @@ def _demo_directory(config: Config, demo: DemoServer, account: Any) -> Config:
 
 def demo_tenants(seed: Any, config: Config) -> TenantMap:
     """The seed's customers as an SP would map them (code, domains, a UEM tenant for
-    every blackberry-adapter service of ``config``)."""
+    every blackberry-adapter service of ``config``, the Lync hosting tenant id
+    :mod:`core.demo.platform` gives its users for every lync_powershell one)."""
+    from core.demo.platform import lync_tenant_id
+
     keys = tuple(key for key, entry in config.services.items() if entry.service.adapter == "blackberry")
+    lync = [key for key, entry in config.services.items() if entry.service.adapter == "lync_powershell"]
     adapters = {key: entry.service.adapter for key, entry in config.services.items()}
-    return parse_tenants(seed.tenants(keys), "the demo's tenant map", adapters)
+    tenants = seed.tenants(keys)
+    for table in tenants.values():
+        table.update({key: {"tenant_id": lync_tenant_id(table["code"])} for key in lync})
+    return parse_tenants(tenants, "the demo's tenant map", adapters)
 
 
 async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Directory:
@@ -1419,5 +1456,5 @@ async def open_demo(config: Config | None = None, *, seed: int = 2026) -> Direct
     await pool.start()
     from core.demo.services import DemoServices
 
-    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed),
+    return Directory(demo_cfg, pool, bound_as=account.upn, server=lambda: DEMO_URL, services=DemoServices(demo_cfg, demo.seed, demo.connect),
                      memory_instance=uuid.uuid4().hex)

@@ -24,6 +24,19 @@ The client options of those services (``url``, credentials, ``ca_file``, timeout
 are replaced: the URLs point at the in-process servers (``*.demo.invalid``, names that
 never resolve); the generic API needs no credentials.
 
+Hosted Exchange and Lync (the ``exchange_powershell`` and ``lync_powershell`` adapters
+of :func:`core.demo.directory.demo_config`) run their cmdlets through pypsrp, the real
+PowerShell remoting client, against :class:`core.demo.powershell.PowerShellServer` with
+the Exchange and Lync sessions (:mod:`core.demo.exchange`, :mod:`core.demo.lync`)
+executing them on the demo directory itself (an sp-admin connection to the same
+in-process server), whose organisation, pool and stamped users
+:mod:`core.demo.platform` loaded. pypsrp's requests are handed to the server by a
+requests transport adapter mounted on its session: nothing listens on a port, no
+certificate is made. Their endpoints are ``https://exchange.demo.invalid/PowerShell``
+and ``https://lync.demo.invalid/OcsPowershell``, Basic as ``tenantry`` with the demo's
+in-memory password. Nothing of it (psrpcore, pypsrp, requests, the server) is imported
+or started until the first cmdlet runs — a plan that involves Exchange or Lync.
+
 One backend per demo directory (``open_demo`` hands it to the Directory as
 ``services``), kept as long as the directory lives: every session opened on it sees
 the services in the state earlier moves left them in, as it sees the directory.
@@ -36,8 +49,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import secrets
+import threading
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from core.config import Config, ServiceConfig
 from core.escape import child_dn
@@ -58,6 +74,8 @@ __all__ = ["DEMO_SERVICES_URL", "DemoServices", "demo_adapters", "demo_services"
 DEMO_SERVICES_URL = "https://services.demo.invalid"  # never resolved: the transport answers
 DEMO_UEM_ADMIN = "tenantry"
 DEMO_UEM_PASSWORD_ENV = "TENANTRY_DEMO_UEM_PASSWORD"  # set only in the environ handed to the demo's adapters
+DEMO_POWERSHELL = {"exchange_powershell": "https://exchange.demo.invalid/PowerShell",
+                   "lync_powershell": "https://lync.demo.invalid/OcsPowershell"}  # never resolved: the transport answers
 
 # UEM profile field ← directory attribute (besides username and emailAddress).
 _PROFILE = (
@@ -79,9 +97,12 @@ _USERNAME_ATTRIBUTE = {"upn": "userPrincipalName", "sam": "sAMAccountName"}
 class DemoServices:
     """The in-process service backend of one demo directory, and adapters that use it."""
 
-    def __init__(self, config: Config, seed: Seed):
+    def __init__(self, config: Config, seed: Seed, connect: Callable[[], Any]):
         self._config, self._seed = config, seed
-        self._password = secrets.token_urlsafe(16)  # the demo UEMs' admin password, in memory only
+        self.connect = connect  # an operator's connection to the demo directory (the cmdlets' own)
+        self._powershell = None
+        self._powershell_lock = threading.Lock()
+        self._password = secrets.token_urlsafe(16)  # the demo UEMs' and PowerShell endpoints' admin password, in memory only
         self.uems: dict[str, Any] = {}  # URL → UemInstallation, one per customer tenant
         self._directory: dict[str, dict[str, Any]] = {}  # the company directory every demo UEM shares
 
@@ -99,6 +120,38 @@ class DemoServices:
         import httpx
 
         return httpx.MockTransport(self.answer)
+
+    @property
+    def powershell(self):
+        """The demo's PowerShell remoting server (:class:`core.demo.powershell.PowerShellServer`),
+        started on the first cmdlet (once, whichever endpoint's thread asks first)."""
+        with self._powershell_lock:
+            if self._powershell is None:
+                self._powershell = self._start_powershell()
+            return self._powershell
+
+    def _start_powershell(self):
+        """The server, the Exchange organisation and the Lync deployment
+        :mod:`core.demo.platform` loaded, each tenant's address book and policy served."""
+        from core.demo.exchange import ExchangeOrganization, ExchangeRunspace
+        from core.demo.lync import LyncDeployment, LyncRunspace
+        from core.demo.platform import CONFERENCING_POLICY, AddressBook, tenant_codes
+        from core.demo.powershell import PowerShellServer
+
+        conn = self.connect()
+        org = ExchangeOrganization(conn, self._seed.base_dn, server_name="demo.example.net")
+        codes = tenant_codes(self._seed)
+        for code in codes:
+            org.register(AddressBook.of(code))
+        lync = LyncDeployment(conn, self._seed.base_dn, server_name="demo.example.net", lock=org.lock,
+                              policies={"ConferencingPolicy": {CONFERENCING_POLICY.format(code=code) for code in codes}})
+        endpoints = {urlsplit(url).path: runspace for url, runspace in
+                     zip(DEMO_POWERSHELL.values(), (ExchangeRunspace(org), LyncRunspace(lync)))}
+        return PowerShellServer(endpoints, username=DEMO_UEM_ADMIN, password=self._password, base_url="https://exchange.demo.invalid")
+
+    @functools.cached_property
+    def powershell_transport(self) -> _PowerShellTransport:
+        return _PowerShellTransport(self)
 
     def uem(self, tenant_guid: str):
         """The demo UEM of the tenant ``tenant_guid`` (seeded on first use), else ``None``."""
@@ -134,10 +187,16 @@ class DemoServices:
         from core.services.http_client import CLIENT_OPTIONS
         from core.tenants import TenantMap
 
+        from core.services.powershell import ENDPOINT_OPTIONS
+
         services, uem_keys = {}, set()
         for key, entry in config.services.items():
             adapter = entry.service.adapter
-            if adapter in HTTP_ADAPTERS:
+            if adapter in DEMO_POWERSHELL:
+                options = {k: v for k, v in entry.options.items() if k not in ENDPOINT_OPTIONS - {"configuration_name"}}
+                options.update(url=DEMO_POWERSHELL[adapter], username=DEMO_UEM_ADMIN, password_env=DEMO_UEM_PASSWORD_ENV)
+                entry = ServiceConfig(entry.service, options)
+            elif adapter in HTTP_ADAPTERS:
                 options = {k: v for k, v in entry.options.items() if k not in CLIENT_OPTIONS}
                 if adapter == "http":
                     options["url"] = DEMO_SERVICES_URL + GENERIC_PREFIX
@@ -161,7 +220,7 @@ class DemoServices:
         (or to ``transport``, e.g. a test's wrapper around :attr:`transport`)."""
         return build_adapters(
             self.config(config), transport=self.transport if transport is None else transport,
-            environ={DEMO_UEM_PASSWORD_ENV: self._password},
+            environ={DEMO_UEM_PASSWORD_ENV: self._password}, powershell=self.powershell_transport,
         )
 
     # -- seeding -------------------------------------------------------------------------
@@ -229,6 +288,23 @@ class DemoServices:
             upn = user.first("userPrincipalName")
             if upn:
                 self.backend.seed_record(upn, customer=customer.code or customer.name, email=user.first("mail") or "")
+
+
+class _PowerShellTransport:
+    """A requests transport adapter (what requests' ``Session.mount`` takes: ``send`` and
+    ``close``) handing pypsrp's requests to the demo's PowerShell server, which it starts
+    on the first one (:attr:`DemoServices.powershell`)."""
+
+    def __init__(self, services: DemoServices) -> None:
+        self._services = services
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        from core.demo.powershell import InProcessAdapter
+
+        return InProcessAdapter(self._services.powershell).send(request, **kwargs)
+
+    def close(self) -> None:
+        pass
 
 
 # -- the demo directory's services ------------------------------------------------------

@@ -83,8 +83,9 @@ class ExchangePowerShellAdapter(CmdletAdapter):
     """Hosted Exchange on cmdlets (see the module docstring)."""
 
     def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
-                 endpoint: PowerShellEndpoint | None = None):
-        super().__init__(service, options, layout, tenants=tenants, environ=environ, endpoint=endpoint)
+                 endpoint: PowerShellEndpoint | None = None, transport: Any = None):
+        super().__init__(service, options, layout, tenants=tenants, environ=environ, endpoint=endpoint,
+                         transport=transport)
         where = f"services.{service.key}"
         for name in TENANT_OPTIONS - {"plan_databases"}:
             value = options.get(name, DEFAULTS.get(name))

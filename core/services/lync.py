@@ -58,9 +58,10 @@ class LyncPowerShellAdapter(CmdletAdapter):
     """Lync/Skype for Business on cmdlets (see the module docstring)."""
 
     def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
-                 endpoint: PowerShellEndpoint | None = None):
+                 endpoint: PowerShellEndpoint | None = None, transport: Any = None):
         options = {"configuration_name": LYNC_CONFIGURATION, **options}
-        super().__init__(service, options, layout, tenants=tenants, environ=environ, endpoint=endpoint)
+        super().__init__(service, options, layout, tenants=tenants, environ=environ, endpoint=endpoint,
+                         transport=transport)
         pool = options.get("registrar_pool")
         if pool is not None and (not isinstance(pool, str) or not pool.strip()):
             raise ConfigError(f"services.{service.key}.registrar_pool must be a pool's FQDN (a template over {{code}}).")

@@ -37,11 +37,18 @@ Options (``[services.<key>]`` for the adapters that use it):
 Every failure is one :class:`ServiceError` sentence naming the service and the cmdlet and
 carrying the cmdlet's own message (sanitised, cut short: it is untrusted text). Calls run
 in a worker thread (``asyncio.to_thread``), never on the event loop.
+
+pypsrp (and requests, spnego) are imported when the first cmdlet runs, not with this
+module: a session whose plans never reach Exchange or Lync does not pay for them (the
+console starts without them). ``transport``, if given, is a requests transport adapter
+mounted on pypsrp's session for both schemes: it carries the WS-Management requests
+instead of the network (the demo's in-process server).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import os
@@ -54,13 +61,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-import spnego.exceptions
-import urllib3
-from pypsrp.complex_objects import ComplexObject, GenericComplexObject, PSInvocationState
-from pypsrp.exceptions import AuthenticationError, WinRMError, WSManFaultError
-from pypsrp.powershell import PowerShell, RunspacePool
-from pypsrp.wsman import WSMan
 
 from core.errors import ConfigError, ServiceError
 from core.model import Customer
@@ -127,8 +127,10 @@ def _literal(value: Value) -> str:
 class PowerShellEndpoint:
     """One remote PowerShell endpoint of a service (see the module docstring)."""
 
-    def __init__(self, key: str, display_name: str, options: Mapping[str, Any], *, environ: Mapping[str, str] | None = None):
+    def __init__(self, key: str, display_name: str, options: Mapping[str, Any], *, environ: Mapping[str, str] | None = None,
+                 transport: Any = None):
         self.key = key
+        self._transport = transport
         self.name = display_name
         self._where = where = f"services.{key}"
         env = os.environ if environ is None else environ
@@ -210,6 +212,10 @@ class PowerShellEndpoint:
         await asyncio.to_thread(self._close)
 
     def _run(self, cmdlet: Cmdlet) -> list[dict[str, Any]]:
+        import requests
+        import spnego.exceptions
+        from pypsrp.exceptions import AuthenticationError, WinRMError, WSManFaultError
+
         with self._lock:
             try:
                 reused = self._pool is not None
@@ -262,7 +268,9 @@ class PowerShellEndpoint:
     def _open(self) -> Any:
         if self._pool is not None:
             return self._pool
-        wsman = _CountingWSMan(
+        from pypsrp.powershell import RunspacePool
+
+        wsman = _counting_wsman()(
             self,
             self._server,
             port=self._port,
@@ -285,6 +293,10 @@ class PowerShellEndpoint:
         return pool
 
     def _invoke(self, pool: Any, cmdlet: Cmdlet) -> list[dict[str, Any]]:
+        from pypsrp.complex_objects import PSInvocationState
+        from pypsrp.exceptions import WSManFaultError
+        from pypsrp.powershell import PowerShell
+
         shell = PowerShell(pool)
         shell.add_cmdlet(cmdlet.name)
         for name, value in cmdlet.parameters:
@@ -347,6 +359,9 @@ class PowerShellEndpoint:
 
 def _never_connected(error: BaseException) -> bool:
     """Whether a requests error happened while connecting (nothing reached the server)."""
+    import requests
+    import urllib3
+
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return True
     reason = getattr(error.args[0], "reason", None) if error.args else None
@@ -367,6 +382,8 @@ def _loopback(host: str) -> bool:
 def _plain_object(value: Any) -> Any:
     """A deserialized PowerShell object as plain Python: objects → dict of their properties
     (adapted, then extended), lists → lists, primitives as they are."""
+    from pypsrp.complex_objects import ComplexObject, GenericComplexObject
+
     if isinstance(value, GenericComplexObject):
         if value.property_sets:
             return [_plain_object(v) for v in value.property_sets]
@@ -398,10 +415,11 @@ class CmdletAdapter(ServiceAdapter):
     resume or a rollback needs; its target is the cmdlet as the review shows it."""
 
     def __init__(self, service, options, layout, *, tenants: TenantMap | None = None, environ=None,
-                 endpoint: PowerShellEndpoint | None = None):
+                 endpoint: PowerShellEndpoint | None = None, transport: Any = None):
         super().__init__(service, options, layout)
         self.tenants = tenants or TenantMap()
         self._environ = environ
+        self._transport = transport  # carries the endpoint's requests instead of the network (the demo)
         self._endpoint = endpoint
 
     def setting(self, name: str, customer: Customer, default: str | None = None) -> str | None:
@@ -425,7 +443,8 @@ class CmdletAdapter(ServiceAdapter):
         """Built on first use, so a configured but unused service needs no credentials."""
         if self._endpoint is None:
             options = {k: v for k, v in self.options.items() if k in ENDPOINT_OPTIONS}
-            self._endpoint = PowerShellEndpoint(self.key, self.service.display_name, options, environ=self._environ)
+            self._endpoint = PowerShellEndpoint(self.key, self.service.display_name, options, environ=self._environ,
+                                                transport=self._transport)
         return self._endpoint
 
     async def aclose(self) -> None:
@@ -519,13 +538,27 @@ class CmdletAdapter(ServiceAdapter):
             await self.endpoint.run(Cmdlet.from_json(data))
 
 
-class _CountingWSMan(WSMan):
-    """pypsrp's WSMan, counting the requests it sends (the round trips, for the bench)."""
+@functools.cache
+def _counting_wsman() -> type:
+    """pypsrp's WSMan, counting the requests it sends (the round trips, for the bench) and
+    sending them through the endpoint's ``transport`` when it has one (a class made on
+    first use: pypsrp is imported then)."""
+    from pypsrp.wsman import WSMan
 
-    def __init__(self, endpoint: PowerShellEndpoint, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._endpoint = endpoint
+    class CountingWSMan(WSMan):
+        def __init__(self, endpoint: PowerShellEndpoint, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._endpoint = endpoint
+            if endpoint._transport is not None:
+                # pypsrp's own session (headers, authentication, proxies off), the
+                # network replaced by the transport for both schemes
+                session = self.transport._build_session()
+                session.mount("https://", endpoint._transport)
+                session.mount("http://", endpoint._transport)
+                self.transport.session = session
 
-    def invoke(self, *args: Any, **kwargs: Any) -> Any:
-        self._endpoint.round_trips += 1
-        return super().invoke(*args, **kwargs)
+        def invoke(self, *args: Any, **kwargs: Any) -> Any:
+            self._endpoint.round_trips += 1
+            return super().invoke(*args, **kwargs)
+
+    return CountingWSMan

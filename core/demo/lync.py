@@ -1,7 +1,8 @@
-"""The Lync / Skype for Business cmdlets the Tenantry adapter uses, executed against the
-Samba test DC as Lync Server 2010 … Skype for Business Server 2015 does: a session
-(:class:`LyncRunspace`, configuration ``Microsoft.PowerShell``, the front end's
-``/OcsPowershell`` endpoint) for the loopback PSRP server.
+"""The Lync / Skype for Business cmdlets the Tenantry adapter uses, executed as Lync
+Server 2010 … Skype for Business Server 2015 does: a session (:class:`LyncRunspace`,
+configuration ``Microsoft.PowerShell``, the front end's ``/OcsPowershell`` endpoint) of
+the PowerShell remoting server (:mod:`core.demo.powershell`), against a directory over
+ldap3 (the Samba test DC in the tests, the in-memory demo directory for ``--demo``).
 
 Registrar pools live where Lync keeps its topology's services, in the configuration
 partition (``CN=<pool FQDN>,CN=Pools,CN=RTC Service,CN=Services,CN=Configuration,…``);
@@ -46,10 +47,10 @@ import ldap3
 from ldap3.utils.conv import escape_filter_chars
 from psrpcore.types import ErrorCategory, PSCustomObject
 
-from exchange_cmdlets import AdBackend, accept
-from psrp_server import CmdletError, Runspace
+from core.demo.exchange import AdBackend, accept
+from core.demo.platform import ENHANCED_PRESENCE, pool_dn, topology_containers
+from core.demo.powershell import CmdletError, Runspace
 
-ENHANCED_PRESENCE = "256"  # msRTCSIP-OptionFlags
 LYNC_ATTRIBUTES = ("cn", "userPrincipalName", "sAMAccountName", "msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled",
                    "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags", "msRTCSIP-UserPolicies")
 LYNC_WRITES = ("msRTCSIP-PrimaryUserAddress", "msRTCSIP-UserEnabled", "msRTCSIP-PrimaryHomeServer", "msRTCSIP-OptionFlags",
@@ -66,14 +67,11 @@ class LyncDeployment(AdBackend):
     policies: dict[str, set[str]] = field(default_factory=dict)
 
     def pool_dn(self, fqdn: str) -> str:
-        return f"CN={ldap3.utils.dn.escape_rdn(fqdn)},CN=Pools,CN=RTC Service,CN=Services,CN=Configuration,{self.base_dn}"
+        return pool_dn(self.base_dn, fqdn)
 
     def install(self, pools: tuple[str, ...]) -> None:
-        config = f"CN=Configuration,{self.base_dn}"
-        for dn in (f"CN=Services,{config}", f"CN=RTC Service,CN=Services,{config}", f"CN=Pools,CN=RTC Service,CN=Services,{config}"):
+        for dn in topology_containers(self.base_dn, pools):
             self.add_container(dn)
-        for pool in pools:
-            self.add_container(self.pool_dn(pool))
 
 
 class LyncRunspace(Runspace):

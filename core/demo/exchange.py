@@ -1,6 +1,7 @@
-"""The Exchange cmdlets the Tenantry adapter uses, executed against the Samba test DC as
-Exchange (2010 SP2 … 2019) executes them: a session (:class:`ExchangeRunspace`) for the
-loopback PSRP server (tests/psrp_server.py) that reads and writes the directory.
+"""The Exchange cmdlets the Tenantry adapter uses, executed as Exchange (2010 SP2 … 2019)
+executes them: a session (:class:`ExchangeRunspace`) of the PowerShell remoting server
+(:mod:`core.demo.powershell`) that reads and writes the directory over ldap3 — the Samba
+test DC in the tests, the in-memory demo directory for ``--demo``.
 
 The organisation (:class:`ExchangeOrganization`) lives where Exchange keeps it, in the
 configuration partition: ``CN=<org>,CN=Microsoft Exchange,CN=Services,CN=Configuration,…``
@@ -68,12 +69,10 @@ from ldap3.core.exceptions import (LDAPEntryAlreadyExistsResult, LDAPInvalidDnEr
 from ldap3.utils.conv import escape_filter_chars
 from psrpcore.types import ErrorCategory, PSCustomObject
 
-from psrp_server import CmdletError, Runspace
+from core.demo.platform import (ADMIN_GROUP, DATABASES, EAP_EXCLUDED, ORGANIZATION, USER_MAILBOX, AddressBook, address_book_dns,
+                                address_list_dns, exchange_dn, organization_containers, organization_dn)
+from core.demo.powershell import CmdletError, Runspace
 
-EAP_EXCLUDED = "{26491cfc-9e50-4857-861b-0cb8df22b5d7}"  # msExchPoliciesExcluded: the policy does not apply
-USER_MAILBOX = "1"  # msExchRecipientTypeDetails
-ORGANIZATION = "Example Hosting"
-ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
 MAILBOX_ATTRIBUTES = ("cn", "displayName", "mailNickname", "userPrincipalName", "sAMAccountName", "objectGUID", "mail",
                       "proxyAddresses", "legacyExchangeDN", "extensionAttribute1", "msExchPoliciesExcluded",
                       "msExchAddressBookPolicyLink", "msExchUseOAB", "showInAddressBook", "homeMDB", "msExchRecipientTypeDetails",
@@ -84,19 +83,6 @@ QUOTA_ATTRIBUTES = {"IssueWarningQuota": "mDBStorageQuota", "ProhibitSendQuota":
 MAX_QUOTA = 2199023254528  # bytes: the largest quota short of Unlimited
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)?\s*(?:\(([\d,]+) bytes\))?\s*$", re.IGNORECASE)
 UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
-
-
-@dataclass(frozen=True)
-class AddressBook:
-    """One tenant's address book: the ABP and the lists it groups (names), and the
-    ``CustomAttribute1`` value the tenant's lists select."""
-
-    policy: str
-    gal: str
-    oab: str
-    address_lists: tuple[str, ...]
-    room_list: str
-    custom_attribute1: str
 
 
 @dataclass
@@ -196,55 +182,41 @@ class ExchangeOrganization(AdBackend):
     """The organisation's configuration objects in the Samba DC (see the module doc)."""
 
     books: dict[str, AddressBook] = field(default_factory=dict)  # ABP name (lower) → book
-    lists: dict[str, str] = field(default_factory=dict)  # address list / GAL DN (lower) → CustomAttribute1 value
+    lists: dict[str, str] = field(default_factory=dict)  # address list / GAL DN → CustomAttribute1 value
     oabs: dict[str, str] = field(default_factory=dict)  # OAB name (lower) → DN
     moves: dict[str, dict[str, str]] = field(default_factory=dict)  # mailbox objectGUID → its move request
     mrs: str = "complete"  # the Mailbox Replication Service: "complete" a move at once, or "hold" it queued
 
     @property
     def org_dn(self) -> str:
-        return f"CN={ORGANIZATION},CN=Microsoft Exchange,CN=Services,CN=Configuration,{self.base_dn}"
+        return organization_dn(self.base_dn)
 
     def dn_of(self, kind: str, name: str) -> str:
-        where = {
-            "list": f"CN=All Address Lists,CN=Address Lists Container,{self.org_dn}",
-            "gal": f"CN=All Global Address Lists,CN=Address Lists Container,{self.org_dn}",
-            "oab": f"CN=Offline Address Lists,CN=Address Lists Container,{self.org_dn}",
-            "abp": f"CN=AddressBook Mailbox Policies,{self.org_dn}",
-            "database": f"CN=Databases,CN={ADMIN_GROUP},CN=Administrative Groups,{self.org_dn}",
-        }[kind]
-        return f"CN={ldap3.utils.dn.escape_rdn(name)},{where}"
+        return exchange_dn(self.base_dn, kind, name)
 
-    def install(self, databases: tuple[str, ...] = ("DB01", "DB02")) -> None:
+    def install(self, databases: tuple[str, ...] = DATABASES) -> None:
         """The organisation's containers and mailbox databases (idempotent)."""
-        config = f"CN=Configuration,{self.base_dn}"
-        chain = [f"CN=Services,{config}", f"CN=Microsoft Exchange,CN=Services,{config}", self.org_dn,
-                 f"CN=Address Lists Container,{self.org_dn}",
-                 f"CN=All Address Lists,CN=Address Lists Container,{self.org_dn}",
-                 f"CN=All Global Address Lists,CN=Address Lists Container,{self.org_dn}",
-                 f"CN=Offline Address Lists,CN=Address Lists Container,{self.org_dn}",
-                 f"CN=AddressBook Mailbox Policies,{self.org_dn}",
-                 f"CN=Administrative Groups,{self.org_dn}", f"CN={ADMIN_GROUP},CN=Administrative Groups,{self.org_dn}",
-                 f"CN=Databases,CN={ADMIN_GROUP},CN=Administrative Groups,{self.org_dn}"]
-        chain += [self.dn_of("database", name) for name in databases]
-        for dn in chain:
+        for dn in organization_containers(self.base_dn, databases):
             self.add_container(dn)
 
     def add_tenant(self, code: str, name: str | None = None) -> AddressBook:
         """A hosting tenant's address book, created the way hosting guides do: an address
         list, a room list, a GAL and an OAB filtered on CustomAttribute1, and an ABP, all
         named after ``name`` (default: the code)."""
-        name = name or code
-        book = AddressBook(f"{name} ABP", f"{name} GAL", f"{name} OAB", (f"{name} AL",), f"{name} Rooms", code)
-        for kind, list_name in (("list", book.address_lists[0]), ("list", book.room_list), ("gal", book.gal)):
-            dn = self.dn_of(kind, list_name)
+        book = AddressBook.of(code, name)
+        for dn in address_book_dns(self.base_dn, book):
             self.add_container(dn)
-            self.lists[dn.lower()] = code
-        self.add_container(self.dn_of("oab", book.oab))
-        self.oabs[book.oab.lower()] = self.dn_of("oab", book.oab)
-        self.add_container(self.dn_of("abp", book.policy))
-        self.books[book.policy.lower()] = book
+        self.register(book)
         return book
+
+    def register(self, book: AddressBook) -> None:
+        """Serve ``book``, whose objects are in the directory (the filters of its lists are
+        the server's to know: they are not attributes of the plain containers here)."""
+        for dn in address_list_dns(self.base_dn, book):
+            self.lists[dn] = book.custom_attribute1
+        self.oabs[book.oab.lower()] = self.dn_of("oab", book.oab)
+        self.books[book.policy.lower()] = book
+
 
 class ExchangeRunspace(Runspace):
     """The ``Microsoft.Exchange`` session configuration (see the module docstring)."""
@@ -286,7 +258,7 @@ class ExchangeRunspace(Runspace):
             Name=e.cn.value,
             DisplayName=e.displayName.value,
             Alias=e.mailNickname.value,
-            Guid=str(e.objectGUID.value).strip("{}"),
+            Guid=_guid(e),
             UserPrincipalName=e.userPrincipalName.value,
             PrimarySmtpAddress=primary,
             EmailAddresses=proxies,
@@ -327,7 +299,7 @@ class ExchangeRunspace(Runspace):
                               ErrorCategory.InvalidArgument, "ProxyAddressExists")
 
     def _address_lists(self, custom_attribute1: str | None) -> list[str]:
-        return sorted(dn for dn, value in self.org.lists.items() if custom_attribute1 and value == custom_attribute1)
+        return sorted((dn for dn, value in self.org.lists.items() if custom_attribute1 and value == custom_attribute1), key=str.lower)
 
     # -- cmdlets ----------------------------------------------------------------------------
 
@@ -363,7 +335,7 @@ class ExchangeRunspace(Runspace):
         proxies = [f"SMTP:{primary}"] + [("smtp:" + p[5:]) if p.startswith("SMTP:") else p for p in others]
         for address in proxies:
             self._in_use(address, user.entry_dn)
-        guid = str(user.objectGUID.value).strip("{}").replace("-", "")
+        guid = _guid(user).replace("-", "")
         changes: dict[str, list[Any]] = {
             "homeMDB": [database], "msExchRecipientTypeDetails": [USER_MAILBOX], "mailNickname": [alias],
             "mail": [primary], "proxyAddresses": proxies,
@@ -504,7 +476,10 @@ class ExchangeRunspace(Runspace):
 
 
 def _guid(entry: ldap3.Entry) -> str:
-    return str(entry.objectGUID.value).strip("{}").lower()
+    """The entry's objectGUID as text (ldap3 formats it with the server's schema; the
+    demo's directory has none and gives its 16 bytes, AD's little-endian layout)."""
+    value = entry.objectGUID.value
+    return str(uuid.UUID(bytes_le=value) if isinstance(value, bytes) else value).strip("{}").lower()
 
 
 def _kilobytes(name: str, value: Any) -> int | None:
