@@ -10,7 +10,7 @@ import pytest
 # =====================================================================================
 # BEGIN samba_dc block (owner: tests/samba_dc.py) ----------------------------------
 #
-# samba_dc     session-scoped: a real Samba AD DC on 127.0.0.1:389/636 (and its KDC on :88) loaded with
+# samba_dc     session-scoped: a real Samba AD DC (one per xdist worker: samba_dc.worker_address) on 389/636 and its KDC on :88, loaded with
 #              core.demo.seed.build_seed(); yields tests.samba_dc.DCInfo.
 # samba_admin  a bound Administrator connection (LDAPS, verified), closed afterwards.
 #
@@ -19,40 +19,29 @@ import pytest
 # The timings of provision/schema/seed/start appear in the terminal summary.
 # =====================================================================================
 
+from run_summary import add_summary_line, pytest_configure  # noqa: E402,F401
 from samba_dc import DCInfo, SambaDC, SambaDCError, throwaway_credentials  # noqa: E402
 
 from core.demo.seed import build_seed  # noqa: E402
 
 
-class _SambaDCSummary:
-    """A plugin registered by the fixture, so no module-level hook names are taken."""
-
-    def __init__(self, dc: SambaDC) -> None:
-        self.dc = dc
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        timings = self.dc.timings
-        if not timings:
-            return
-        parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
-        terminalreporter.write_sep("-", "samba_dc")
-        terminalreporter.write_line(
-            f"Samba AD DC ready in {sum(timings.values()):.1f}s ({parts}); "
-            f"{len(self.dc.seed.entries)} seed entries; {self.dc.targetdir}"
-        )
+def _dc_line(dc: SambaDC) -> str:
+    parts = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in dc.timings.items())
+    return (f"Samba AD DC ready in {sum(dc.timings.values()):.1f}s ({parts}); "
+            f"{len(dc.seed.entries)} seed entries; {dc.targetdir}")
 
 
 @pytest.fixture(scope="session")
 def samba_dc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DCInfo]:
     seed = build_seed()
     dc = SambaDC(tmp_path_factory.mktemp("samba-dc"), seed=seed, **throwaway_credentials(seed))
-    request.config.pluginmanager.register(_SambaDCSummary(dc), "tenantry-samba-dc-summary")
     try:
         info = dc.run()
     except SambaDCError as exc:
         error = str(exc)
     else:
         error = None
+        add_summary_line(request.config, "samba_dc", _dc_line(dc))
     if error is not None:
         dc.stop()
         pytest.fail(f"the Samba test DC did not start: {error}", pytrace=False)

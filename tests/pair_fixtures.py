@@ -9,34 +9,22 @@ import pytest
 
 from core.demo.seed import build_seed
 from directory_fixtures import write_dc_config
+from run_summary import add_summary_line
 from samba_dc import SambaDCError
 from samba_pair import SambaPair
-
-
-class _PairSummary:
-    def __init__(self, pair: SambaPair) -> None:
-        self.pair = pair
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        timings = self.pair.timings
-        if "total" not in timings:
-            return
-        terminalreporter.write_sep("-", "samba_pair")
-        terminalreporter.write_line(
-            f"Two replicating Samba AD DCs ready in {timings['total']:.1f}s "
-            f"(DC1 provisioned, seeded and started {timings['dc1']:.1f}s; DC2 joined, started and "
-            f"replicating {timings['dc2']:.1f}s); {self.pair.root}"
-        )
 
 
 @pytest.fixture(scope="session")
 def samba_pair(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaPair]:
     pair = SambaPair(tmp_path_factory.mktemp("samba-pair"), build_seed())
-    request.config.pluginmanager.register(_PairSummary(pair), "tenantry-samba-pair-summary")
     try:
         pair.run()
     except SambaDCError as exc:
         pytest.fail(f"the two test DCs did not start: {exc}", pytrace=False)
+    timings = pair.timings
+    add_summary_line(request.config, "samba_pair",
+                     f"Two replicating Samba AD DCs ready in {timings['total']:.1f}s (DC1 provisioned, seeded and started "
+                     f"{timings['dc1']:.1f}s; DC2 joined, started and replicating {timings['dc2']:.1f}s); {pair.root}")
     try:
         yield pair
     finally:

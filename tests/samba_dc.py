@@ -46,10 +46,23 @@ from core.demo.seed import SECOND_PLATFORM_OPERATORS, SECOND_PLATFORM_OU, Seed, 
 REALM = "EXAMPLE.NET"
 NETBIOS_DOMAIN = "EXAMPLE"
 HOST_NAME = "tenantrydc"
+
+
+def worker_address(base: str, worker: str | None) -> str:
+    """The address of a pytest-xdist worker's own DC: worker ``gwN`` adds N to the third
+    byte of ``base`` (127.0.0.1, 127.0.1.1, 127.0.2.1, …); outside xdist, ``base``."""
+    n = int(worker[2:]) if worker and worker.startswith("gw") and worker[2:].isdigit() else 0
+    a, b, c, d = base.split(".")
+    if int(c) + n > 255:
+        raise ValueError(f"no loopback address for test worker {worker} from {base}")
+    return f"{a}.{b}.{int(c) + n}.{d}"
+
+
 # The loopback address the session's DC listens on. Two test runs on one machine (a second
 # checkout, a suite run beside another under load) each give their own address, e.g.
 # TENANTRY_TEST_DC_ADDRESS=127.0.0.21; runs that share an address take turns (a lock).
-LOOPBACK = os.environ.get("TENANTRY_TEST_DC_ADDRESS", "127.0.0.1")
+# Each pytest-xdist worker of a run has a DC of its own (worker_address).
+LOOPBACK = worker_address(os.environ.get("TENANTRY_TEST_DC_ADDRESS", "127.0.0.1"), os.environ.get("PYTEST_XDIST_WORKER"))
 LOCK_WAIT = 900  # seconds to wait for another run's test DC to stop
 LDAP_PORT = 389
 LDAPS_PORT = 636
