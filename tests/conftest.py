@@ -12,6 +12,7 @@ import pytest
 #
 # samba_dc     session-scoped: a real Samba AD DC (one per xdist worker: samba_dc.worker_address) on 389/636 and its KDC on :88, loaded with
 #              core.demo.seed.build_seed(); yields tests.samba_dc.DCInfo.
+# samba_dc_server  the SambaDC behind it, to stop, freeze or restart it (tests/dc_outage.py).
 # samba_admin  a bound Administrator connection (LDAPS, verified), closed afterwards.
 #
 # Tests that use them carry @pytest.mark.dc. The DC is shared by the whole session:
@@ -32,11 +33,12 @@ def _dc_line(dc: SambaDC) -> str:
 
 
 @pytest.fixture(scope="session")
-def samba_dc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DCInfo]:
+def samba_dc_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaDC]:
+    """The session's DC itself, started (tests that stop, freeze or restart it)."""
     seed = build_seed()
     dc = SambaDC(tmp_path_factory.mktemp("samba-dc"), seed=seed, **throwaway_credentials(seed))
     try:
-        info = dc.run()
+        dc.run()
     except SambaDCError as exc:
         error = str(exc)
     else:
@@ -46,9 +48,14 @@ def samba_dc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         dc.stop()
         pytest.fail(f"the Samba test DC did not start: {error}", pytrace=False)
     try:
-        yield info
+        yield dc
     finally:
         dc.stop()
+
+
+@pytest.fixture(scope="session")
+def samba_dc(samba_dc_server: SambaDC) -> DCInfo:
+    return samba_dc_server.info()
 
 
 @pytest.fixture

@@ -43,9 +43,8 @@ class Outage:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def dc_outage(samba_dc, dc_directory, request):
-    dc = request.config.pluginmanager.get_plugin("tenantry-samba-dc-summary").dc  # the fixture's SambaDC
-    outage = Outage(dc)
+async def dc_outage(samba_dc_server, dc_directory):
+    outage = Outage(samba_dc_server)
     try:
         yield outage
     finally:

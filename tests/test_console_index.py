@@ -122,8 +122,8 @@ async def test_the_first_rows_come_from_the_snapshot_marked_with_their_age(demo,
 
 
 @pytest.mark.dc
-async def test_a_refresh_stuck_on_a_frozen_dc_never_holds_a_key(dc_directory, request):
-    dc = request.config.pluginmanager.get_plugin("tenantry-samba-dc-summary").dc
+async def test_a_refresh_stuck_on_a_frozen_dc_never_holds_a_key(dc_directory, samba_dc_server):
+    dc = samba_dc_server
     app = QuickApp(dc_directory, dc_directory.config)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

@@ -260,9 +260,8 @@ def patient_reader(directory):
 
 
 @contextlib.contextmanager
-def frozen(request):
+def frozen(dc):
     """The DC's samba process stopped (SIGSTOP): connections to it hang until it goes on."""
-    dc = request.config.pluginmanager.get_plugin("tenantry-samba-dc-summary").dc
     os.kill(dc.process.pid, signal.SIGSTOP)
     try:
         yield
@@ -279,9 +278,9 @@ async def started_reader() -> int:
     return child
 
 
-async def test_the_customer_reader_gets_the_password_over_a_pipe_only_and_killed_is_one_sentence(dc_directory, sp_password, request):
+async def test_the_customer_reader_gets_the_password_over_a_pipe_only_and_killed_is_one_sentence(dc_directory, sp_password, samba_dc_server):
     index = CustomerIndex()
-    with patient_reader(dc_directory), frozen(request):
+    with patient_reader(dc_directory), frozen(samba_dc_server):
         load = asyncio.create_task(index.load(dc_directory))
         child = await started_reader()  # stuck binding to the frozen DC: mid-read
         seen = (Path("/proc") / str(child) / "cmdline").read_bytes() + (Path("/proc") / str(child) / "environ").read_bytes()
