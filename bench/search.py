@@ -31,6 +31,8 @@ from core.directory.layout import USER_LIST_ATTRIBUTES, Layout
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 200  # rows the screens show; they ask for one more to know there are more
 SHIPPED = "shipped"
+LOADED_BUDGET = 50.0  # ms, p95 key → table once the screen's rows are loaded (PRODUCT §6)
+LOADING_BUDGET = 100.0  # ms, p95 key → table while a load or refresh runs
 
 
 def keys_for(words: list[str]) -> list[str]:
@@ -146,7 +148,7 @@ def measure(target: Target, *, repeat: int = 3, log=print) -> tuple[list[Result]
             "table_fill_p50_ms": median(fill), "table_fill_p95_ms": percentile(fill, 95),
             "bare_p50_ms": median(bare[screen]), "bare_p95_ms": bare95, "bare_searches": len(bare[screen]),
         }
-        results.append(Result(f"search.{screen}.p95", f"search {label}: p95 key → table (debounce off)", p95, "ms", ("<=", 100.0), detail))
+        results.append(Result(f"search.{screen}.p95", f"search {label}: p95 key → table (debounce off)", p95, "ms", ("<=", LOADED_BUDGET), detail))
         results.append(Result(f"search.{screen}.bare_p95", f"search {label}: p95 bare ldap3, same filter", bare95, "ms"))
         results.append(Result(f"search.{screen}.ratio", f"search {label}: p95 console / p95 bare ldap3", p95 / bare95, "×", ("<=", 2.0)))
         if screen == "customers":
@@ -157,7 +159,7 @@ def measure(target: Target, *, repeat: int = 3, log=print) -> tuple[list[Result]
         shipped_ms = [s["ms"] for s in shipped[screen]]
         results.append(Result(
             f"search.{screen}.p95_shipped", f"search {label}: p95 key → table (as shipped, {shipped['debounce'] * 1000:.0f} ms debounce)",
-            percentile(shipped_ms, 95), "ms", ("<=", 100.0), {"p50_ms": median(shipped_ms), "keystrokes": len(shipped_ms)},
+            percentile(shipped_ms, 95), "ms", ("<=", LOADED_BUDGET), {"p50_ms": median(shipped_ms), "keystrokes": len(shipped_ms)},
         ))
     for screen, label in (("customers", "customers screen"), ("users", f"users screen ({target.big_customer})")):
         samples = quick[f"{screen}_loading"]
@@ -171,7 +173,7 @@ def measure(target: Target, *, repeat: int = 3, log=print) -> tuple[list[Result]
                        "longest_batch_handled_ms": max((b.get("handled_ms", 0.0) for b in stalls["batches"]), default=0.0)}
         results.append(Result(
             f"search.{screen}.loading_p95", f"search {label}: p95 key → table while its index loads", percentile(ms, 95), "ms",
-            ("<=", 100.0), detail,
+            ("<=", LOADING_BUDGET), detail,
         ))
     refresh = quick["refresh"]
     results.append(Result("index.customers_load", "index: a full load of the customer index", quick["customer_load_s"] * 1000, "ms"))

@@ -240,7 +240,8 @@ async def main(job: dict) -> dict:
         await pilot.pause()
         stalls = Stalls(directory)
         again = app.open_customer(big)
-        await pilot.pause()
+        while not again.is_mounted or not again.rows:  # the first window on screen: keys then filter rows
+            await asyncio.sleep(0.005)                 # that arrived, while the rest stream in
         await pilot.press("slash")
         out["users_loading"] = await _type(pilot, again, "show_found", job["user_keys"], timer, lambda: again.index.loading, stalls.started)
         out["users_loading_stalls"] = stalls.stop()

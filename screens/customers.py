@@ -102,6 +102,7 @@ class CustomersScreen(SearchScreen):
         self.keeper = keeper  # the local customer index and what keeps it fresh
         self._stale = False  # the index changed while another screen was in front
         self._unwatch: list[Callable[[], None]] = []
+        self._domains_width: int | None = None  # set with the columns
 
     @property
     def customers(self) -> dict[str, Customer]:
@@ -119,6 +120,7 @@ class CustomersScreen(SearchScreen):
         table = self.query_one(CustomerTable)
         for (key, label, _), width in zip(COLUMNS, column_widths(self.app.size.width)):
             table.add_column(Text(label), width=width, key=key)
+        self._domains_width = table.columns["domains"].width  # the domains cell fits it
         self.query_one("#search", Input).cursor_blink = self.app.animation_level != "none"
         if self.keeper is not None:
             self._unwatch = [self.keeper.index.watch(self._index_changed), self.keeper.watch(self._show_count)]
@@ -157,7 +159,10 @@ class CustomersScreen(SearchScreen):
         return await directory.customers(search=text, limit=limit)
 
     def cells(self, customer: Customer) -> tuple[Text, ...]:
-        return customer_row(customer, self.query_one(CustomerTable).columns["domains"].width)
+        return customer_row(customer, self.cell_state(customer))
+
+    def cell_state(self, customer: Customer) -> int:
+        return self._domains_width
 
     # -- opening -----------------------------------------------------------------
     @on(DataTable.RowSelected, "#customers")

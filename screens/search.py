@@ -69,6 +69,7 @@ class SearchScreen(Screen[Any]):
         self._count_shown: tuple | None = None  # what the count shows (text, style, spans)
         self._pick_when_shown = False
         self._slow: SlowNotice | None = None  # the "searching…" of the server search last started
+        self._cells: dict[str, tuple[Any, object, tuple[Text, ...]]] = {}  # by DN, of the rows shown: row, state, cells
 
     # -- what a screen says ---------------------------------------------------------
     async def fetch(self, directory: Directory, text: str | None, limit: int) -> Sequence[Any]:
@@ -78,6 +79,11 @@ class SearchScreen(Screen[Any]):
     def cells(self, item: Any) -> tuple[Text, ...]:
         """The table cells of one row, each a sanitised ``Text``."""
         raise NotImplementedError
+
+    def cell_state(self, item: Any) -> object:
+        """What a row's cells depend on besides the row itself (a mark, a column's width):
+        the cells of a row shown again are built again only when it or this changed."""
+        return None
 
     def search_locally(self, text: str | None, limit: int) -> Found | None:
         """The rows matching ``text`` from a local index, or ``None`` to search the server."""
@@ -172,11 +178,21 @@ class SearchScreen(Screen[Any]):
             table = self.query_one(self.TABLE)  # else the same rows: send nothing to the terminal
             keep = self.cursor_key()
             self.rows = {x.dn: x for x in shown}
-            table.show_rows([(x.dn, self.cells(x)) for x in shown], keep)  # only the cells that differ
+            held, self._cells = self._cells, {}
+            table.show_rows([(x.dn, self._cells_of(x, held)) for x in shown], keep)  # only the cells that differ
         self._show_count()
         if self._pick_when_shown and text == self._requested:
             self._pick_when_shown = False
             self.picked(self.highlighted)
+
+    def _cells_of(self, item: Any, held: dict[str, tuple[Any, object, tuple[Text, ...]]]) -> tuple[Text, ...]:
+        """The cells of ``item``: those it had when shown last, if it is the same row in the
+        same state (a key that keeps most rows builds few cells), else built."""
+        state, kept = self.cell_state(item), held.get(item.dn)
+        if kept is None or kept[0] is not item or kept[1] != state:
+            kept = (item, state, self.cells(item))
+        self._cells[item.dn] = kept
+        return kept[2]
 
     def count_text(self) -> Text:
         count = len(self.rows)

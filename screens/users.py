@@ -226,6 +226,9 @@ class UsersScreen(SearchScreen):
     def cells(self, user: User) -> tuple[Text, ...]:
         return user_row(user, user.dn in self.marked)
 
+    def cell_state(self, user: User) -> object:
+        return user.dn in self.marked
+
     def count_text(self) -> Text:
         text = super().count_text()
         index = self.index
