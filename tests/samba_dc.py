@@ -49,13 +49,14 @@ HOST_NAME = "tenantrydc"
 
 
 def worker_address(base: str, worker: str | None) -> str:
-    """The address of a pytest-xdist worker's own DC: worker ``gwN`` adds N to the third
-    byte of ``base`` (127.0.0.1, 127.0.1.1, 127.0.2.1, …); outside xdist, ``base``."""
+    """The address of a pytest-xdist worker's own DC: worker ``gwN`` adds N to the second
+    byte of ``base`` (127.0.0.1, 127.1.0.1, 127.2.0.1, …; not the third: Debian names the
+    host 127.0.1.1); outside xdist, ``base``."""
     n = int(worker[2:]) if worker and worker.startswith("gw") and worker[2:].isdigit() else 0
     a, b, c, d = base.split(".")
-    if int(c) + n > 255:
+    if int(b) + n > 255:
         raise ValueError(f"no loopback address for test worker {worker} from {base}")
-    return f"{a}.{b}.{int(c) + n}.{d}"
+    return f"{a}.{int(b) + n}.{c}.{d}"
 
 
 # The loopback address the session's DC listens on. Two test runs on one machine (a second
