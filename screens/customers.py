@@ -159,9 +159,9 @@ class CustomersScreen(SearchScreen):
         return await directory.customers(search=text, limit=limit)
 
     def cells(self, customer: Customer) -> tuple[Text, ...]:
-        return customer_row(customer, self.cell_state(customer))
+        return customer_row(customer, self._domains_width)
 
-    def cell_state(self, customer: Customer) -> int:
+    def cell_state(self, customer: Customer) -> int | None:
         return self._domains_width
 
     # -- opening -----------------------------------------------------------------
